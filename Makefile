@@ -1,0 +1,86 @@
+# spdl - the structure-preserving network compiler.
+#   make demo     build spdlc and run the main job
+#   make check    run every test (unit, golden, end-to-end, sanitizers)
+# See README.md. Generated sources go to build/, never into the tree.
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+DESTDIR ?=
+B       := build
+
+WARN    := -Wall -Wextra -Werror
+CSTD    := -std=c11 -D_XOPEN_SOURCE=700 -D_DEFAULT_SOURCE
+OPT     ?= -O2 -g
+CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(EXTRA_CFLAGS)
+STDLIB_DIR := $(PREFIX)/share/spdl/stdlib
+
+COMPILER_SRC := arena diag ast parse source resolve tableau summary main
+COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
+                $(B)/compiler/prelude.o
+
+.PHONY: all deps demo check clean install fuzz bench check-unit check-golden check-asan check-design
+all: $(B)/spdlc
+
+SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+CRITERION_LIBS := -lcriterion -lm
+EXAMPLES := $(wildcard examples/*.spn) $(wildcard tests/design/*.spn) $(wildcard stdlib/*.spn)
+
+deps:
+	@tools/deps.sh $(DEPS_FOR)
+
+$(B)/compiler $(B)/runtime $(B)/tests:
+	@mkdir -p $@
+
+# Lemon: grouped target so -j runs it once; a conflict fails the build.
+$(B)/compiler/parser.c $(B)/compiler/parser.h &: compiler/parser.y | $(B)/compiler
+	@cp compiler/parser.y $(B)/compiler/parser.y
+	@cd $(B)/compiler && lemon -q -l -T/usr/share/lemon/lempar.c parser.y > lemon.log 2>&1; \
+	  st=$$?; cat lemon.log; if [ $$st -ne 0 ] || grep -q conflict lemon.log; then rm -f parser.c parser.h; exit 1; fi
+
+$(B)/compiler/lexer.c: compiler/lexer.re | $(B)/compiler
+	re2c -W -Werror --no-generation-date --no-version -i $< -o $@
+
+$(B)/compiler/prelude.c: stdlib/schemes.spn tools/embed.sh | $(B)/compiler
+	tools/embed.sh spdl_prelude $< > $@
+
+$(B)/compiler/%.o: $(B)/compiler/%.c $(B)/compiler/parser.h
+	$(CC) $(CFLAGS_ALL) -Icompiler -I$(B)/compiler -c $< -o $@
+
+$(B)/compiler/%.o: compiler/%.c $(wildcard compiler/*.h) $(B)/compiler/parser.h
+	$(CC) $(CFLAGS_ALL) -Icompiler -I$(B)/compiler -Iruntime -DSPDL_STDLIB_DIR='"$(STDLIB_DIR)"' -c $< -o $@
+
+$(B)/spdlc: $(COMPILER_OBJ)
+	$(CC) $(CFLAGS_ALL) $^ -o $@ -lm
+
+clean:
+	rm -rf $(B)
+
+# ---- tests ---------------------------------------------------------------------
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+FRONT_OBJ := $(filter-out $(B)/compiler/main.o,$(COMPILER_OBJ))
+
+$(B)/tests/unit: $(UNIT_SRC) $(FRONT_OBJ) | $(B)/tests
+	$(CC) $(CFLAGS_ALL) -Icompiler -I$(B)/compiler -Iruntime $(UNIT_SRC) $(FRONT_OBJ) -o $@ $(CRITERION_LIBS)
+
+check-unit: $(B)/tests/unit
+	cd tests && ../$(B)/tests/unit --jobs 2
+
+check-golden: $(B)/spdlc
+	tests/golden.sh $(B)/spdlc tests/golden
+
+check-design: $(B)/spdlc
+	@for f in $(EXAMPLES); do \
+	  case $$f in stdlib/*) continue;; esac; \
+	  $(B)/spdlc check $$f > /dev/null 2>$(B)/check.log || { cat $(B)/check.log; echo "FAIL: spdlc check $$f"; exit 1; }; \
+	done; echo "design: every example and DESIGN program checks"
+
+# The front end over the whole corpus under AddressSanitizer + UBSan.
+check-asan:
+	@$(MAKE) --no-print-directory B=$(B)/asan OPT="$(SAN)" $(B)/asan/spdlc >/dev/null
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 tests/golden.sh $(B)/asan/spdlc tests/golden
+	@for f in $(EXAMPLES); do \
+	  ASAN_OPTIONS=detect_leaks=1:exitcode=99 $(B)/asan/spdlc check $$f >/dev/null 2>$(B)/asan.log; \
+	  if [ $$? -eq 99 ] || grep -q Sanitizer $(B)/asan.log; then cat $(B)/asan.log; exit 1; fi; \
+	done; echo "asan: clean over golden tests and examples"
+
+check: deps all check-unit check-golden check-design check-asan

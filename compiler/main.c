@@ -1,0 +1,183 @@
+/* main.c - the spdlc driver: a flat list of phases.
+ *
+ *   load (read + lex + parse, imports)  ->  resolve (names, shapes)
+ *   -> lower (step program)  ->  check (guarantees)  ->  emit C  ->  build
+ *
+ * Each phase reports into one Diags; after each phase the driver prints what
+ * was found and stops on errors. Exit codes: 0 ok, 1 errors in the program
+ * (or a failed require), 2 usage. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ast.h"
+#include "diag.h"
+#include "lexer.h"
+#include "parse.h"
+#include "resolve.h"
+#include "source.h"
+#include "summary.h"
+
+#ifndef SPDL_VERSION
+#define SPDL_VERSION "0.1.0"
+#endif
+
+static const char usage[] =
+    "usage: spdlc COMMAND FILE.spn [options]\n"
+    "\n"
+    "commands:\n"
+    "  check FILE.spn [--json]            type-check, prove the `require`d guarantees,\n"
+    "                                     print the certificate (exit 1 if one fails)\n"
+    "  emit  FILE.spn -o DIR [--precision double|float] [--standalone]\n"
+    "                                     write DIR/M.h and DIR/M.c\n"
+    "  build FILE.spn -o EXE              emit, compile and link with libspdl\n"
+    "\n"
+    "options:\n"
+    "  -I DIR            search DIR for imports (before SPDL_PATH and the stdlib)\n"
+    "  --model NAME      pick a model when the file has several\n"
+    "  -d tokens|ast     dump a phase's result and stop\n"
+    "  --help, --version\n";
+
+typedef struct Options {
+    const char *cmd, *file, *out, *model, *dump;
+    bool json, standalone;
+    const char *precision;
+    SourceOpts src;
+} Options;
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "spdlc: error: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n(run 'spdlc --help' for usage)\n");
+    return 2;
+}
+
+static int parse_args(int argc, char **argv, Options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->precision = "double";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED_ARG() do { if (!next) return usage_error("option '%s' needs an argument", a); i++; } while (0)
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            exit(0);
+        } else if (!strcmp(a, "--version")) {
+            printf("spdlc %s\n", SPDL_VERSION);
+            exit(0);
+        } else if (!strcmp(a, "--json")) {
+            o->json = true;
+        } else if (!strcmp(a, "--standalone")) {
+            o->standalone = true;
+        } else if (!strcmp(a, "-o")) {
+            NEED_ARG();
+            o->out = next;
+        } else if (!strcmp(a, "--model")) {
+            NEED_ARG();
+            o->model = next;
+        } else if (!strcmp(a, "-d")) {
+            NEED_ARG();
+            o->dump = next;
+            if (strcmp(next, "tokens") && strcmp(next, "ast"))
+                return usage_error("-d takes tokens or ast, not '%s'", next);
+        } else if (!strcmp(a, "--precision")) {
+            NEED_ARG();
+            o->precision = next;
+            if (strcmp(next, "double") && strcmp(next, "float"))
+                return usage_error("--precision takes double or float, not '%s'", next);
+        } else if (!strncmp(a, "-I", 2)) {
+            const char *dir = a[2] ? a + 2 : next;
+            if (!a[2])
+                NEED_ARG();
+            if (o->src.ninclude == SOURCE_MAX_INCLUDE)
+                return usage_error("too many -I directories (the limit is %s)", "32");
+            o->src.include[o->src.ninclude++] = dir;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("unknown option '%s'", a);
+        } else if (!o->cmd && !o->dump) {
+            o->cmd = a;
+        } else if (!o->file) {
+            o->file = a;
+        } else {
+            return usage_error("unexpected argument '%s'", a);
+        }
+#undef NEED_ARG
+    }
+    if (o->dump && o->cmd && !o->file) { /* spdlc -d ast FILE */
+        o->file = o->cmd;
+        o->cmd = "check";
+    }
+    if (!o->cmd)
+        return usage_error("%s", "no command given");
+    if (strcmp(o->cmd, "check") && strcmp(o->cmd, "emit") && strcmp(o->cmd, "build"))
+        return usage_error("unknown command '%s' (the commands are check, emit and build)", o->cmd);
+    if (!o->file)
+        return usage_error("'%s' needs a .spn file", o->cmd);
+    if (strcmp(o->cmd, "check") && !o->out)
+        return usage_error("'%s' needs -o", o->cmd);
+    return 0;
+}
+
+static void dump_tokens(Diags *d, int file)
+{
+    Lexer lx;
+    lex_init(&lx, d, file);
+    Token t;
+    while (lex_next(&lx, &t)) {
+        printf("%d:%d %s", t.line, t.col, lex_kind_name(t.kind));
+        printf(" '%s'\n", span_text(d, t.span));
+    }
+}
+
+int main(int argc, char **argv)
+{
+    Options o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc)
+        return rc;
+    Arena arena;
+    arena_init(&arena);
+    Diags d;
+    diag_init(&d, &arena, stderr);
+    int status = 0;
+
+    if (o.dump && !strcmp(o.dump, "tokens")) {
+        int f = source_read(&d, o.file, NO_SPAN);
+        if (f >= 0)
+            dump_tokens(&d, f);
+        diag_flush(&d);
+        status = d.errors ? 1 : 0;
+        goto out;
+    }
+
+    Ast ast = {0};
+    int file = source_load(&arena, &d, o.file, &o.src, &ast);
+    diag_flush(&d);
+    if (file < 0 || d.errors) {
+        status = 1;
+        goto out;
+    }
+    if (o.dump && !strcmp(o.dump, "ast")) {
+        ast_dump(stdout, &ast);
+        goto out;
+    }
+
+    ResolveResult res = resolve(&arena, &d, &ast, file, o.model);
+    diag_flush(&d);
+    if (!res.model || d.errors) {
+        status = 1;
+        goto out;
+    }
+
+    summary_print(stdout, &arena, res.model, o.json);
+    if (o.json)
+        fputs(", \"guarantees\": {}}\n", stdout);
+    for (int i = 0; i < res.model->nreqs; i++)
+        diag_warning(&d, res.model->reqs[i].span, "guarantee '%s' is not checked yet", req_names[res.model->reqs[i].kind]);
+    diag_flush(&d);
+out:
+    arena_free(&arena);
+    return status;
+}

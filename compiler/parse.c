@@ -1,0 +1,87 @@
+/* parse.c - see parse.h. */
+#include "parse.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "parser.h"
+
+static bool is_open(int k) { return k == TK_LPAREN || k == TK_LBRACKET || k == TK_LBRACE; }
+static bool is_close(int k) { return k == TK_RPAREN || k == TK_RBRACKET || k == TK_RBRACE; }
+
+void parse_file(Arena *a, Diags *d, int file, Ast *ast)
+{
+    ParseState ps = {.arena = a, .d = d, .ast = ast, .file = file};
+    Lexer lx;
+    lex_init(&lx, d, file);
+    void *parser = spdl_lemonAlloc(malloc);
+    if (!parser) {
+        diag_error(d, NO_SPAN, "out of memory");
+        return;
+    }
+    Token t;
+    for (;;) {
+        int k = lex_next(&lx, &t);
+        if (diag_full(d))
+            break;
+        if (is_open(k)) {
+            if (ps.depth == PARSE_MAX_NESTING) {
+                Diag *g = diag_error(d, t.span, "brackets nested more than %d deep", PARSE_MAX_NESTING);
+                diag_note(d, g, NO_SPAN, "split the expression with `let`");
+                ps.stop = true;
+                break;
+            }
+            ps.open[ps.depth++] = t;
+        } else if (is_close(k) && ps.depth > 0) {
+            ps.depth--;
+        }
+        spdl_lemon(parser, k, t, &ps);
+        if (k == 0 || ps.stop)
+            break;
+        ps.prev = t;
+    }
+    spdl_lemonFree(parser, free);
+}
+
+static const char *describe(ParseState *ps, int kind, Token t)
+{
+    if (kind == TK_IDENT || kind == TK_NUMBER)
+        return arena_printf(ps->arena, "%s '%s'", lex_kind_name(kind), span_text(ps->d, t.span));
+    if (kind == TK_STRING || kind == TK_DERIV)
+        return arena_printf(ps->arena, "%s", span_text(ps->d, t.span));
+    if (kind >= TK_MODEL && spdl_lemonFallback(kind) == 0)
+        return arena_printf(ps->arena, "'%s'", lex_kind_name(kind));
+    if (spdl_lemonFallback(kind))
+        return arena_printf(ps->arena, "'%s'", lex_kind_name(kind));
+    return lex_kind_name(kind);
+}
+
+void parse_syntax_error(ParseState *ps, int kind, Token t)
+{
+    if (ps->stop)
+        return;
+    if (kind == 0) {
+        Diag *g = diag_error(ps->d, t.span, "unexpected end of input");
+        if (ps->depth > 0) {
+            Token o = ps->open[ps->depth - 1];
+            diag_note(ps->d, g, o.span, "to close this '%s'", span_text(ps->d, o.span));
+        } else if (ps->prev.kind && ps->prev.kind != TK_SEMI && ps->prev.kind != TK_RBRACE) {
+            diag_note(ps->d, g, NO_SPAN, "the last declaration needs a ';'");
+        }
+        return;
+    }
+    Diag *g = diag_error(ps->d, t.span, "unexpected %s", describe(ps, kind, t));
+    Token p = ps->prev;
+    if (p.kind && p.kind != TK_SEMI && p.kind != TK_LBRACE && p.kind != TK_RBRACE && t.line > p.line)
+        diag_note(ps->d, g, (Span){p.span.file, p.span.off + p.span.len, 0},
+                  "is a ';' missing at the end of this line?");
+    else if (kind == TK_DERIV)
+        diag_note(ps->d, g, NO_SPAN, "equations like 'dy/dt = ...' belong inside a flow block");
+}
+
+void parse_stack_overflow(ParseState *ps)
+{
+    Diag *g = diag_error(ps->d, ps->prev.span, "expression nested too deeply");
+    diag_note(ps->d, g, NO_SPAN, "split the expression with `let`");
+    ps->stop = true;
+}

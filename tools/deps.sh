@@ -1,0 +1,44 @@
+#!/bin/sh
+# deps.sh - make sure the Debian packages the build and the tests need are
+# present. Installs the missing ones with apt-get when run as root; otherwise
+# stops with one line naming them. Usage: tools/deps.sh [demo|check|bench]
+set -u
+what=${1:-check}
+
+missing=""
+need() { # need PACKAGE TEST...: PACKAGE is missing unless the test succeeds
+    pkg=$1; shift
+    if ! "$@" >/dev/null 2>&1; then missing="$missing $pkg"; fi
+}
+has_header() { printf '#include <%s>\n' "$1" | ${CC:-cc} -E -x c - >/dev/null 2>&1; }
+
+need re2c command -v re2c
+need lemon test -f /usr/share/lemon/lempar.c -a -x /usr/bin/lemon
+need zlib1g-dev has_header zlib.h
+need gnuplot-nox command -v gnuplot
+need python3 command -v python3
+if [ "$what" = check ]; then
+    need libcriterion-dev has_header criterion/criterion.h
+    need clang command -v clang
+fi
+if [ "$what" = bench ]; then
+    need libopenblas-dev has_header cblas.h
+    need python3-numpy /usr/bin/python3 -c 'import numpy'
+    need python3-torch /usr/bin/python3 -c 'import torch'
+fi
+
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+    echo "spdl: missing Debian packages:$missing (run: sudo apt-get install$missing)" >&2
+    exit 1
+fi
+echo "spdl: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+if ! apt-get install -y -qq $missing >/dev/null 2>&1; then
+    apt-get update -qq >/dev/null 2>&1
+    apt-get install -y -qq $missing >/dev/null || {
+        echo "spdl: apt-get could not install:$missing" >&2
+        exit 1
+    }
+fi
