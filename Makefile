@@ -43,7 +43,7 @@ $(B)/compiler/lexer.c: compiler/lexer.re | $(B)/compiler
 $(B)/compiler/prelude.c: stdlib/schemes.spn tools/embed.sh | $(B)/compiler
 	tools/embed.sh spdl_prelude $< > $@
 
-$(B)/compiler/%.o: $(B)/compiler/%.c $(B)/compiler/parser.h
+$(B)/compiler/%.o: $(B)/compiler/%.c $(B)/compiler/parser.h $(wildcard compiler/*.h)
 	$(CC) $(CFLAGS_ALL) -Icompiler -I$(B)/compiler -c $< -o $@
 
 $(B)/compiler/%.o: compiler/%.c $(wildcard compiler/*.h) $(B)/compiler/parser.h

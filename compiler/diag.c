@@ -106,7 +106,13 @@ void diag_note(Diags *d, Diag *parent, Span sp, const char *fmt, ...)
     parent->notes_tail = &n->next;
 }
 
-bool diag_full(const Diags *d) { return d->errors >= DIAG_MAX_ERRORS; }
+bool diag_full(Diags *d)
+{
+    if (d->errors < DIAG_MAX_ERRORS)
+        return false;
+    d->stopped = true;
+    return true;
+}
 
 void span_line_col(const Diags *d, Span sp, int *line, int *col)
 {
@@ -181,7 +187,8 @@ static void print_snippet(Diags *d, Span sp)
     fprintf(d->out, "%5d | %s", line, cut_left ? "..." : "");
     for (uint32_t i = ws; i < we; i++) {
         unsigned char c = (unsigned char)f->text[i];
-        fputc(c == '\0' || c == '\r' ? ' ' : c, d->out);
+        /* Control bytes (NUL, CR, ESC, ...) would garble or drive the terminal. */
+        fputc((c < 0x20 && c != '\t') || c == 0x7f ? ' ' : c, d->out);
     }
     fprintf(d->out, "%s\n      | %s", cut_right ? "..." : "", cut_left ? "   " : "");
     for (uint32_t i = ws; i < off; i++) {
@@ -233,11 +240,13 @@ void diag_flush(Diags *d)
             print_one(d, SEV_NOTE, own ? n->span : g->span, n->msg, own);
         }
     }
-    if (d->dropped) {
-        fprintf(d->out, "spdlc: note: %d more error%s not shown; stopped after %d\n",
-                d->dropped, d->dropped == 1 ? "" : "s", DIAG_MAX_ERRORS);
-        d->dropped = 0;
-    }
+    if (d->dropped)
+        fprintf(d->out, "spdlc: note: %d more error%s not shown%s\n", d->dropped, d->dropped == 1 ? "" : "s",
+                d->stopped ? "; checking stopped early" : "");
+    else if (d->stopped)
+        fprintf(d->out, "spdlc: note: checking stopped after %d errors\n", DIAG_MAX_ERRORS);
+    d->dropped = 0;
+    d->stopped = false;
     d->head = NULL;
     d->tail = &d->head;
     fflush(d->out);

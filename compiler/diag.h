@@ -52,6 +52,7 @@ typedef struct Diags {
     Diag *head, **tail;
     Diag *sink;        /* absorbs notes of diagnostics past the cap */
     int errors, warnings, dropped;
+    bool stopped;      /* a phase gave up early because of the cap */
     bool color;
     FILE *out;
 } Diags;
@@ -64,8 +65,9 @@ const SourceFile *diag_file(const Diags *d, int file);
 Diag *diag_error(Diags *d, Span sp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 Diag *diag_warning(Diags *d, Span sp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void  diag_note(Diags *d, Diag *parent, Span sp, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* True once DIAG_MAX_ERRORS errors were reported: phases should stop early. */
-bool  diag_full(const Diags *d);
+/* True once DIAG_MAX_ERRORS errors were reported: phases should stop early.
+ * A true answer is remembered, so the final note can say checking stopped. */
+bool  diag_full(Diags *d);
 /* Prints and forgets everything collected so far. */
 void  diag_flush(Diags *d);
 

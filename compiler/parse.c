@@ -21,9 +21,15 @@ void parse_file(Arena *a, Diags *d, int file, Ast *ast)
     }
     Token t;
     for (;;) {
+        int errs = d->errors;
+        /* Past the error cap the lexer and parser keep going (both are
+         * linear and drop what they report), so the final note can count
+         * every error that was not shown. */
         int k = lex_next(&lx, &t);
-        if (diag_full(d))
-            break;
+        /* A syntax error caused by a bad byte, string or comment the lexer
+         * already reported would only repeat it: stay quiet for this token
+         * and the next. */
+        ps.quiet = d->errors > errs ? 2 : ps.quiet > 0 ? ps.quiet - 1 : 0;
         if (is_open(k)) {
             if (ps.depth == PARSE_MAX_NESTING) {
                 Diag *g = diag_error(d, t.span, "brackets nested more than %d deep", PARSE_MAX_NESTING);
@@ -47,8 +53,10 @@ static const char *describe(ParseState *ps, int kind, Token t)
 {
     if (kind == TK_IDENT || kind == TK_NUMBER)
         return arena_printf(ps->arena, "%s '%s'", lex_kind_name(kind), span_text(ps->d, t.span));
-    if (kind == TK_STRING || kind == TK_DERIV)
+    if (kind == TK_STRING)
         return arena_printf(ps->arena, "%s", span_text(ps->d, t.span));
+    if (kind == TK_DERIV)
+        return arena_printf(ps->arena, "'%s'", span_text(ps->d, t.span));
     if (kind >= TK_MODEL && spdl_lemonFallback(kind) == 0)
         return arena_printf(ps->arena, "'%s'", lex_kind_name(kind));
     if (spdl_lemonFallback(kind))
@@ -58,7 +66,7 @@ static const char *describe(ParseState *ps, int kind, Token t)
 
 void parse_syntax_error(ParseState *ps, int kind, Token t)
 {
-    if (ps->stop)
+    if (ps->stop || ps->quiet)
         return;
     if (kind == 0) {
         Diag *g = diag_error(ps->d, t.span, "unexpected end of input");

@@ -16,6 +16,7 @@ typedef struct ParseState {
     Ast *ast;
     int file;
     bool stop;          /* unrecoverable: stack overflow or nesting limit */
+    int quiet;          /* tokens left whose syntax errors follow a lexical error */
     Token prev;         /* last token handed to the parser */
     Token open[PARSE_MAX_NESTING]; /* unclosed brackets, for "to close" notes */
     int depth;

@@ -518,6 +518,10 @@ static Param *kernel_arg(R *r, Expr *e, ParamKind kind, const char *fn)
     Sym *s = name_sym(r, e, "the kernel");
     if (!s)
         return NULL;
+    if (s->kind == S_PARAM && is_poison(s->type)) {
+        s->param->used = true; /* its declaration was reported already */
+        return NULL;
+    }
     if (s->kind != S_PARAM || s->param->kind != kind) {
         Diag *g = error(r, e->span, "%s needs a %s parameter, but '%s' is not one", fn,
                         kind == PK_LIFT ? "lift[G, cin -> cout, k]" : "gconv[G, cin -> cout, k]", s->name);
@@ -851,9 +855,9 @@ static Type call(R *r, Expr *e)
         Shape want = fn == FN_LIFT ? (Shape){3, {cin, x.shape.dim[1], x.shape.dim[2]}}
                                    : (Shape){4, {cin, g, x.shape.dim[2], x.shape.dim[3]}};
         if (!shape_eq(x.shape, want) || (fn == FN_LIFT ? x.shape.dim[1] != x.shape.dim[2] : x.shape.dim[2] != x.shape.dim[3])) {
-            Diag *dg = error(r, e->op_span, "%s with kernel '%s' needs %s, got %s", bi->name, k->name,
-                             fn == FN_LIFT ? arena_printf(r->a, "R[%d, n, n]", cin)
-                                           : arena_printf(r->a, "R[%d, %d, n, n]", cin, g),
+            Diag *dg = error(r, a1->span, "%s with kernel '%s' needs %s, got %s", bi->name, k->name,
+                             fn == FN_LIFT ? arena_printf(r->a, "R[%d,n,n]", cin)
+                                           : arena_printf(r->a, "R[%d,%d,n,n]", cin, g),
                              type_str(r->a, x));
             (void)dg;
             e->poison = true;
@@ -943,7 +947,13 @@ static Type call(R *r, Expr *e)
         int n;
         if (ta.shape.rank < 1)
             return fail(r, e, a0->span, "pad needs a tensor, got a scalar");
-        if (!const_int(r, a1, "the padded size", ta.shape.dim[0], MAX_TENSOR, &n)) {
+        if (!const_int(r, a1, "the padded size", 1, MAX_TENSOR, &n)) {
+            e->poison = true;
+            return e->type = poison_type();
+        }
+        if (n < ta.shape.dim[0]) {
+            Diag *g = error(r, a1->span, "pad to %d is smaller than its input %s", n, type_str(r->a, ta));
+            diag_note(r->d, g, NO_SPAN, "pad(x, n) appends zeros to reach size n; to keep fewer entries, slice: x[0:%d]", n);
             e->poison = true;
             return e->type = poison_type();
         }
@@ -1359,11 +1369,8 @@ static void block_decl(R *r, Decl *d)
     d->sem = b;
     const char *kw = b->kind == BLOCK_FLOW ? "flow" : "repeat";
     int n;
-    if (!const_int(r, d->layers, "the number of layers", 1, 1000000, &n)) {
-        Diag *g = diag_error(r->d, d->layers->span, "a %s needs a positive whole number of layers", kw);
-        (void)g;
+    if (!const_int(r, d->layers, "the number of layers", 1, 1000000, &n))
         return;
-    }
     b->layers = n;
     b->h = 1;
     if (b->kind == BLOCK_FLOW) {
@@ -1471,8 +1478,14 @@ static void block_decl(R *r, Decl *d)
             Sym *s = lookup(r->scope, it->name.s);
             Type t = rx(r, it->value);
             if (!s || s->kind != S_STATE) {
-                Diag *g = error(r, it->name.span, eq ? "'d%s/dt': '%s' is not a state" : "cannot assign to '%s': it is not a state",
-                                it->name.s, it->name.s);
+                Diag *g;
+                if (s)
+                    g = eq ? error(r, it->name.span, "'d%s/dt': '%s' is not a state", it->name.s, it->name.s)
+                           : error(r, it->name.span, "cannot assign to '%s': it is not a state", it->name.s);
+                else
+                    g = eq ? error(r, it->name.span, "'d%s/dt': there is no state '%s'", it->name.s, it->name.s)
+                           : error(r, it->name.span, "cannot assign to '%s': there is no state '%s'", it->name.s,
+                                   it->name.s);
                 if (s && s->kind == S_PARAM)
                     diag_note(r->d, g, s->span, "'%s' is a parameter: parameters are learned, not integrated", it->name.s);
                 else if (s)
@@ -1482,8 +1495,9 @@ static void block_decl(R *r, Decl *d)
                     for (int i = 0; i < r->m->nstates; i++)
                         consider(&sg, it->name.s, r->m->states[i]->name);
                     note_suggestion(r, g, sg);
+                    if (!sg.best)
+                        diag_note(r->d, g, NO_SPAN, "declare it with `state %s : R[n] = ...;`", it->name.s);
                 }
-                diag_note(r->d, g, NO_SPAN, "declare it with `state %s : R[n] = ...;`", it->name.s);
                 break;
             }
             if (s->order > r->order) {
@@ -1531,7 +1545,7 @@ static void block_decl(R *r, Decl *d)
     bool any = false;
     for (int i = 0; i < b->nitems; i++)
         any |= b->items[i]->kind != D_LET;
-    if (!any && !diag_full(r->d) && r->d->errors == 0) {
+    if (!any && r->d->errors == 0) {
         Diag *g = error(r, d->span, "this %s block changes no state", kw);
         diag_note(r->d, g, NO_SPAN, b->kind == BLOCK_FLOW ? "add an equation `dy/dt = ...;` for a state y"
                                                           : "add an assignment `v = ...;` to a state v");
@@ -1620,9 +1634,14 @@ static Model *resolve_model(R *r, Item *it)
     r->m = m;
     Scope ms = {.parent = &r->globals};
     r->scope = &ms;
-    int nd = 0;
-    for (Decl *d = it->decls.head; d; d = d->next)
+    int nd = 0, errs0 = r->d->errors;
+    bool has_input = false, has_output = false, has_loss = false;
+    for (Decl *d = it->decls.head; d; d = d->next) {
         nd++;
+        has_input |= d->kind == D_INPUT;
+        has_output |= d->kind == D_OUTPUT;
+        has_loss |= d->kind == D_LOSS;
+    }
     m->decls = ARENA_ARRAY(r->a, Decl *, nd ? nd : 1);
     /* First pass: every name the model declares, so that uses before the
      * declaration get their own message rather than "unknown name". */
@@ -1782,7 +1801,7 @@ static Model *resolve_model(R *r, Item *it)
                 error(r, d->value->span, "the output must be a tensor, not %s", type_str(r->a, t));
                 break;
             }
-            if (t.vary != VARY_SAMPLE) {
+            if (t.vary != VARY_SAMPLE && has_input) {
                 Diag *g = error(r, d->value->span, "the output does not depend on the input");
                 diag_note(r->d, g, NO_SPAN, "an output is computed from the input, states or other outputs");
                 break;
@@ -1810,7 +1829,7 @@ static Model *resolve_model(R *r, Item *it)
                 error(r, d->value->span, "the loss must be a scalar, not %s", type_str(r->a, t));
                 break;
             }
-            if (t.vary != VARY_SAMPLE) {
+            if (t.vary != VARY_SAMPLE && has_input) {
                 Diag *g = error(r, d->value->span, "the loss does not depend on the data");
                 diag_note(r->d, g, NO_SPAN, "add a data term such as cross_entropy(p, c)");
                 break;
@@ -1830,21 +1849,24 @@ static Model *resolve_model(R *r, Item *it)
             error(r, d->span, "internal: unexpected declaration");
         }
     }
-    if (r->d->errors == 0) {
-        if (!m->input) {
-            Diag *g = error(r, m->span, "model '%s' has no input", m->name);
-            diag_note(r->d, g, NO_SPAN, "declare one: `input x : R[n];`");
-        }
-        if (!m->output) {
-            Diag *g = error(r, m->span, "model '%s' has no output", m->name);
-            diag_note(r->d, g, NO_SPAN, "declare one: `output p = softmax(W * x);`");
-        }
-        if (!m->loss) {
-            Diag *g = error(r, m->span, "model '%s' has no loss", m->name);
-            diag_note(r->d, g, NO_SPAN, m->label ? "add `loss cross_entropy(p, c);`" : "add a `loss ...;` declaration");
-        }
+    /* Missing declarations are reported even after other errors; a
+     * declaration that is present but failed was reported already. */
+    if (!has_input) {
+        Diag *g = error(r, m->span, "model '%s' has no input", m->name);
+        diag_note(r->d, g, NO_SPAN, "declare one: `input x : R[n];`");
     }
-    for (int i = 0; i < m->nparams; i++) {
+    if (!has_output) {
+        Diag *g = error(r, m->span, "model '%s' has no output", m->name);
+        diag_note(r->d, g, NO_SPAN, "declare one: `output p = softmax(W * x);`");
+    }
+    if (!has_loss) {
+        Diag *g = error(r, m->span, "model '%s' has no loss", m->name);
+        diag_note(r->d, g, NO_SPAN, m->label ? "add `loss cross_entropy(p, c);`" : "add a `loss ...;` declaration");
+    }
+    /* After an error, uses inside the poisoned expression were never seen:
+     * "never used" would then be a false alarm. */
+    bool clean = r->d->errors == errs0;
+    for (int i = 0; i < m->nparams && clean; i++) {
         Param *p = m->params[i];
         if (!p->used)
             diag_warning(r->d, p->span, "parameter '%s' is never used", p->name);

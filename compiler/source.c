@@ -236,9 +236,16 @@ static void load_import(Loader *L, const Item *imp, const char *importer)
     }
     for (int i = 0; i < L->depth; i++) {
         if (strcmp(L->stack[i].real, rp) == 0) {
-            Diag *g = diag_error(L->d, imp->name.span, "import cycle: '%s' imports itself", p);
+            /* Name the whole loop: a.spn -> b.spn -> c.spn -> a.spn. */
+            const char *chain = diag_file(L->d, L->stack[i].file)->path;
+            for (int j = i + 1; j < L->depth; j++)
+                chain = arena_printf(L->a, "%s -> %s", chain, diag_file(L->d, L->stack[j].file)->path);
+            Diag *g = i == L->depth - 1
+                          ? diag_error(L->d, imp->name.span, "import cycle: '%s' imports itself", chain)
+                          : diag_error(L->d, imp->name.span, "import cycle: %s -> %s", chain,
+                                       diag_file(L->d, L->stack[i].file)->path);
             for (int j = L->depth - 1; j > i; j--)
-                diag_note(L->d, g, L->stack[j].at, "through this import");
+                diag_note(L->d, g, L->stack[j].at, "imported from here");
             diag_note(L->d, g, NO_SPAN, "remove one of the imports in the cycle");
             return;
         }

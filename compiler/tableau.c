@@ -24,7 +24,7 @@ const char *tableau_check(Scheme *s, char *detail, size_t n)
         for (int j = 0; j < st; j++)
             sum += s->a[i][j];
         if (!close_to(s->c[i], sum)) {
-            snprintf(detail, n, "c[%d] = %.17g but a[%d][0] + ... + a[%d][%d] = %.17g", i, s->c[i], i, i, st - 1, sum);
+            snprintf(detail, n, "c[%d] = %.15g but a[%d][0] + ... + a[%d][%d] = %.15g", i, s->c[i], i, i, st - 1, sum);
             return "c_i = sum_j a_ij";
         }
     }
@@ -54,7 +54,7 @@ const char *tableau_check(Scheme *s, char *detail, size_t n)
     static const double want[8] = {1, 1.0 / 2, 1.0 / 3, 1.0 / 6, 1.0 / 4, 1.0 / 8, 1.0 / 12, 1.0 / 24};
     static const int order_of[8] = {1, 2, 3, 3, 4, 4, 4, 4};
     if (!close_to(t[0], 1)) {
-        snprintf(detail, n, "b[0] + ... + b[%d] = %.17g; a consistent scheme needs 1", st - 1, t[0]);
+        snprintf(detail, n, "b[0] + ... + b[%d] = %.15g; a consistent scheme needs 1", st - 1, t[0]);
         return "order 1: sum_i b_i = 1";
     }
     s->order = 4;
