@@ -29,7 +29,17 @@ static Expr *new_expr(Arena *a, ExprKind k, Span sp)
     e->kind = k;
     e->span = sp;
     e->op_span = sp;
+    e->depth = 1;
     return e;
+}
+
+static int list_depth(ExprList l)
+{
+    int d = 0;
+    for (const Expr *x = l.head; x; x = x->next)
+        if (x->depth > d)
+            d = x->depth;
+    return d;
 }
 
 Expr *ast_num(Arena *a, Token t)
@@ -51,6 +61,7 @@ Expr *ast_unary(Arena *a, ExprKind k, Token op, Expr *x)
     Expr *e = new_expr(a, k, span_join(tok_span(op), x->span));
     e->op_span = tok_span(op);
     e->lhs = x;
+    e->depth = x->depth + 1;
     return e;
 }
 
@@ -60,6 +71,7 @@ Expr *ast_binary(Arena *a, ExprKind k, Expr *l, Token op, Expr *r)
     e->op_span = tok_span(op);
     e->lhs = l;
     e->rhs = r;
+    e->depth = (l->depth > r->depth ? l->depth : r->depth) + 1;
     return e;
 }
 
@@ -69,6 +81,7 @@ Expr *ast_postfix(Arena *a, ExprKind k, Expr *l, ExprList args, Token close)
     e->op_span = l->span;
     e->lhs = l;
     e->args = args;
+    e->depth = (l->depth > list_depth(args) ? l->depth : list_depth(args)) + 1;
     return e;
 }
 
@@ -76,6 +89,7 @@ Expr *ast_array(Arena *a, Token open, ExprList args, Token close)
 {
     Expr *e = new_expr(a, E_ARRAY, span_join(tok_span(open), tok_span(close)));
     e->args = args;
+    e->depth = list_depth(args) + 1;
     return e;
 }
 

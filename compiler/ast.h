@@ -85,6 +85,7 @@ struct Expr {
     Expr *lhs, *rhs;
     ExprList args;
     Expr *next;         /* in an ExprList */
+    int depth;          /* levels of the tree below and including this node */
     /* resolved */
     Type type;
     bool has_value;     /* constant folded: value in num */

@@ -87,6 +87,16 @@ void parse_syntax_error(ParseState *ps, int kind, Token t)
         diag_note(ps->d, g, NO_SPAN, "equations like 'dy/dt = ...' belong inside a flow block");
 }
 
+Expr *parse_expr(ParseState *ps, Expr *e)
+{
+    if (e->depth > PARSE_MAX_DEPTH && !ps->stop) {
+        Diag *g = diag_error(ps->d, e->op_span, "expression more than %d levels deep", PARSE_MAX_DEPTH);
+        diag_note(ps->d, g, NO_SPAN, "split it into parts with `let`");
+        ps->stop = true;
+    }
+    return e;
+}
+
 void parse_stack_overflow(ParseState *ps)
 {
     Diag *g = diag_error(ps->d, ps->prev.span, "expression nested too deeply");

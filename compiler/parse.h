@@ -8,7 +8,10 @@
 
 #include "ast.h"
 
-enum { PARSE_MAX_NESTING = 256 };
+/* Brackets open at once, and levels of one expression tree (a chain
+ * a + b + c + ... is as deep as it is long): every later phase walks trees
+ * recursively, so this bounds their stack use. */
+enum { PARSE_MAX_NESTING = 256, PARSE_MAX_DEPTH = 1000 };
 
 typedef struct ParseState {
     Arena *arena;
@@ -28,6 +31,8 @@ void parse_file(Arena *a, Diags *d, int file, Ast *ast);
 /* Called from the grammar. */
 void parse_syntax_error(ParseState *ps, int kind, Token t);
 void parse_stack_overflow(ParseState *ps);
+/* Returns e, or reports an expression deeper than PARSE_MAX_DEPTH and stops. */
+Expr *parse_expr(ParseState *ps, Expr *e);
 
 /* Lemon's entry points (generated in parser.c). */
 void *spdl_lemonAlloc(void *(*alloc)(size_t));

@@ -112,28 +112,28 @@ targs(T) ::= targs(A) COMMA expr(E) ARROW expr(F).        { T = ast_type_arg(ps-
 
 name(N) ::= IDENT(T).                                     { N = ast_name(ps->arena, ps->d, T); }
 
-expr(E) ::= expr(L) PLUS(O) expr(R).                      { E = ast_binary(ps->arena, E_ADD, L, O, R); }
-expr(E) ::= expr(L) MINUS(O) expr(R).                     { E = ast_binary(ps->arena, E_SUB, L, O, R); }
-expr(E) ::= expr(L) STAR(O) expr(R).                      { E = ast_binary(ps->arena, E_MUL, L, O, R); }
-expr(E) ::= expr(L) SLASH(O) expr(R).                     { E = ast_binary(ps->arena, E_DIV, L, O, R); }
-expr(E) ::= expr(L) CARET(O) expr(R).                     { E = ast_binary(ps->arena, E_POW, L, O, R); }
-expr(E) ::= MINUS(O) expr(X). [UMINUS]                    { E = ast_unary(ps->arena, E_NEG, O, X); }
+expr(E) ::= expr(L) PLUS(O) expr(R).                      { E = parse_expr(ps, ast_binary(ps->arena, E_ADD, L, O, R)); }
+expr(E) ::= expr(L) MINUS(O) expr(R).                     { E = parse_expr(ps, ast_binary(ps->arena, E_SUB, L, O, R)); }
+expr(E) ::= expr(L) STAR(O) expr(R).                      { E = parse_expr(ps, ast_binary(ps->arena, E_MUL, L, O, R)); }
+expr(E) ::= expr(L) SLASH(O) expr(R).                     { E = parse_expr(ps, ast_binary(ps->arena, E_DIV, L, O, R)); }
+expr(E) ::= expr(L) CARET(O) expr(R).                     { E = parse_expr(ps, ast_binary(ps->arena, E_POW, L, O, R)); }
+expr(E) ::= MINUS(O) expr(X). [UMINUS]                    { E = parse_expr(ps, ast_unary(ps->arena, E_NEG, O, X)); }
 expr(E) ::= postfix(P).                                   { E = P; }
 
 postfix(E) ::= primary(P).                                { E = P; }
-postfix(E) ::= postfix(L) TICK(O).                        { E = ast_unary(ps->arena, E_TRANSPOSE, O, L); }
-postfix(E) ::= postfix(L) LPAREN args(A) RPAREN(Z).       { E = ast_postfix(ps->arena, E_CALL, L, A, Z); }
-postfix(E) ::= postfix(L) LPAREN RPAREN(Z).               { E = ast_postfix(ps->arena, E_CALL, L, (ExprList){0}, Z); }
-postfix(E) ::= postfix(L) LBRACKET indices(A) RBRACKET(Z). { E = ast_postfix(ps->arena, E_INDEX, L, A, Z); }
+postfix(E) ::= postfix(L) TICK(O).                        { E = parse_expr(ps, ast_unary(ps->arena, E_TRANSPOSE, O, L)); }
+postfix(E) ::= postfix(L) LPAREN args(A) RPAREN(Z).       { E = parse_expr(ps, ast_postfix(ps->arena, E_CALL, L, A, Z)); }
+postfix(E) ::= postfix(L) LPAREN RPAREN(Z).               { E = parse_expr(ps, ast_postfix(ps->arena, E_CALL, L, (ExprList){0}, Z)); }
+postfix(E) ::= postfix(L) LBRACKET indices(A) RBRACKET(Z). { E = parse_expr(ps, ast_postfix(ps->arena, E_INDEX, L, A, Z)); }
 
 primary(E) ::= NUMBER(T).                                 { E = ast_num(ps->arena, T); }
 primary(E) ::= IDENT(T).                                  { E = ast_ident(ps->arena, ps->d, T); }
 primary(E) ::= LPAREN(A) expr(X) RPAREN(Z).               { E = ast_paren(X, A, Z); }
-primary(E) ::= LBRACKET(A) args(L) RBRACKET(Z).           { E = ast_array(ps->arena, A, L, Z); }
+primary(E) ::= LBRACKET(A) args(L) RBRACKET(Z).           { E = parse_expr(ps, ast_array(ps->arena, A, L, Z)); }
 
 args(L) ::= expr(E).                                      { L = ast_exprs_add((ExprList){0}, E); }
 args(L) ::= args(M) COMMA expr(E).                        { L = ast_exprs_add(M, E); }
 indices(L) ::= index(E).                                  { L = ast_exprs_add((ExprList){0}, E); }
 indices(L) ::= indices(M) COMMA index(E).                 { L = ast_exprs_add(M, E); }
 index(E) ::= expr(X).                                     { E = X; }
-index(E) ::= expr(L) COLON(O) expr(R).                    { E = ast_binary(ps->arena, E_RANGE, L, O, R); }
+index(E) ::= expr(L) COLON(O) expr(R).                    { E = parse_expr(ps, ast_binary(ps->arena, E_RANGE, L, O, R)); }

@@ -40,7 +40,9 @@ const BuiltinInfo builtin_info[FN_COUNT] = {
 
 static const char *const type_names[] = {"R", "class", "skew", "orth", "lu", "lift", "gconv"};
 
-enum { MAX_EXPANSION = 64, MAX_TENSOR = 100000000 };
+/* Def expansions nested at once, and the nodes one expression may grow to
+ * by expanding defs (u * u nested k times doubles k times). */
+enum { MAX_EXPANSION = 64, MAX_EXPANDED = 100000, MAX_TENSOR = 100000000 };
 
 /* ---- symbol tables: open addressing, so a 10,000-line model stays linear -- */
 
@@ -118,6 +120,9 @@ typedef struct R {
     Block *block;       /* the block being resolved, or NULL */
     bool in_loss, in_smooth;
     int nexp;           /* def expansions in progress */
+    int depth;          /* rx recursion: bounded, since defs deepen trees */
+    size_t expanded;    /* nodes made by def expansion in this expression */
+    bool too_deep;      /* RESOLVE_MAX_DEPTH was reported for this expression */
     struct { const char *name; Span at; } exp[MAX_EXPANSION];
 } R;
 
@@ -175,9 +180,20 @@ static Diag *error(R *r, Span sp, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    /* A def argument used twice in the body is resolved twice: report an
+     * error in it once. NULL is a valid parent for diag_note. */
+    for (const Diag *o = r->d->head; o; o = o->next)
+        if (o->sev == SEV_ERROR && o->span.file == sp.file && o->span.off == sp.off && o->span.len == sp.len &&
+            strcmp(o->msg, buf) == 0)
+            return NULL;
     Diag *g = diag_error(r->d, sp, "%s", buf);
-    for (int i = r->nexp - 1; i >= 0; i--)
+    for (int i = r->nexp - 1; i >= 0; i--) {
+        if (r->nexp - 1 - i == 4 && i > 0) { /* the innermost four are enough */
+            diag_note(r->d, g, r->exp[0].at, "and %d more enclosing expansions, the outermost here", i);
+            break;
+        }
         diag_note(r->d, g, r->exp[i].at, "in the expansion of '%s' here", r->exp[i].name);
+    }
     return g;
 }
 
@@ -614,10 +630,36 @@ static Type name_ref(R *r, Expr *e)
     return fail(r, e, e->span, "internal: unknown symbol kind");
 }
 
+static Type rx_node(R *r, Expr *e);
+
+/* The parser bounds every tree it builds (PARSE_MAX_DEPTH); expanding defs
+ * inside defs can stack those trees, so the recursion is bounded here too. */
+enum { RESOLVE_MAX_DEPTH = 1500 };
+
 static Type rx(R *r, Expr *e)
 {
     if (e->poison)
         return e->type = poison_type();
+    if (r->depth == 0) {
+        r->expanded = 0;
+        r->too_deep = false;
+    }
+    if (r->depth >= RESOLVE_MAX_DEPTH) {
+        if (r->too_deep) { /* reported once for this expression */
+            e->poison = true;
+            return e->type = poison_type();
+        }
+        r->too_deep = true;
+        return fail(r, e, e->span, "expression more than %d levels deep after expanding defs", RESOLVE_MAX_DEPTH);
+    }
+    r->depth++;
+    Type t = rx_node(r, e);
+    r->depth--;
+    return t;
+}
+
+static Type rx_node(R *r, Expr *e)
+{
     switch (e->kind) {
     case E_NUM:
         e->has_value = true;
@@ -707,19 +749,41 @@ static Type rx(R *r, Expr *e)
     return fail(r, e, e->span, "internal: unknown expression");
 }
 
+static int def_param(const Item *def, const Expr *e)
+{
+    if (def && e->kind == E_NAME)
+        for (int i = 0; i < def->nparams; i++)
+            if (strcmp(def->params[i].s, e->name.s) == 0)
+                return i;
+    return -1;
+}
+
+/* Nodes of e with def's parameters replaced by trees of argsize[i] nodes;
+ * saturates above cap. */
+static size_t tree_size(const Expr *e, const Item *def, const size_t *argsize, size_t cap)
+{
+    if (!e)
+        return 0;
+    int i = def_param(def, e);
+    if (i >= 0)
+        return argsize[i];
+    size_t n = 1 + tree_size(e->lhs, def, argsize, cap);
+    if (n <= cap)
+        n += tree_size(e->rhs, def, argsize, cap);
+    for (const Expr *x = e->args.head; x && n <= cap; x = x->next)
+        n += tree_size(x, def, argsize, cap);
+    return n > cap ? cap + 1 : n;
+}
+
+/* A deep copy of e with def's parameters replaced by deep copies of the
+ * arguments: an expansion is a tree, never a graph with shared nodes. */
 static Expr *clone_expr(Arena *a, const Expr *e, const Item *def, Expr **args)
 {
     if (!e)
         return NULL;
-    if (e->kind == E_NAME)
-        for (int i = 0; i < def->nparams; i++)
-            if (strcmp(def->params[i].s, e->name.s) == 0) {
-                Expr *c = ARENA_NEW(a, Expr);
-                *c = *args[i];
-                c->next = NULL;
-                c->poison = false;
-                return c;
-            }
+    int i = def_param(def, e);
+    if (i >= 0)
+        return clone_expr(a, args[i], NULL, NULL);
     Expr *c = ARENA_NEW(a, Expr);
     *c = *e;
     c->next = NULL;
@@ -741,17 +805,35 @@ static Type expand_def(R *r, Expr *e, Sym *s)
         e->poison = true;
         return e->type = poison_type();
     }
-    for (int i = 0; i < r->nexp; i++)
-        if (strcmp(r->exp[i].name, s->name) == 0 || r->nexp == MAX_EXPANSION - 1) {
-            Diag *g = error(r, e->span, "'%s' expands into itself", s->name);
-            diag_note(r->d, g, NO_SPAN, "a def is a macro: it cannot be recursive");
-            e->poison = true;
-            return e->type = poison_type();
-        }
+    if (s->bad) { /* recursive: reported at the def */
+        e->poison = true;
+        return e->type = poison_type();
+    }
+    if (r->nexp == MAX_EXPANSION) {
+        Diag *g = error(r, e->span, "defs expanded inside each other more than %d deep", MAX_EXPANSION);
+        diag_note(r->d, g, NO_SPAN, "name intermediate results with `let`");
+        e->poison = true;
+        return e->type = poison_type();
+    }
+    if (r->expanded > MAX_EXPANDED) { /* reported once for this expression */
+        e->poison = true;
+        return e->type = poison_type();
+    }
     Expr *args[16];
+    size_t argsize[16];
     int i = 0;
-    for (Expr *x = e->args.head; x; x = x->next)
-        args[i++] = x;
+    for (Expr *x = e->args.head; x; x = x->next, i++) {
+        args[i] = x;
+        argsize[i] = tree_size(x, NULL, NULL, MAX_EXPANDED);
+    }
+    r->expanded += tree_size(def->value, def, argsize, MAX_EXPANDED);
+    if (r->expanded > MAX_EXPANDED) {
+        Diag *g = error(r, e->span, "expanding '%s' here makes the expression larger than %d nodes", s->name,
+                        MAX_EXPANDED);
+        diag_note(r->d, g, NO_SPAN, "each use of a def parameter copies the argument; name it with `let` first");
+        e->poison = true;
+        return e->type = poison_type();
+    }
     Expr *body = clone_expr(r->a, def->value, def, args);
     r->exp[r->nexp].name = s->name;
     r->exp[r->nexp].at = e->span;
@@ -1964,6 +2046,60 @@ static void scheme_item(R *r, Item *it, Sym *s)
     s->scheme = sc;
 }
 
+/* ---- recursion among defs ------------------------------------------------------ */
+
+/* The calls by name in a def body (not of its own parameters). */
+static void def_calls(Arena *a, Expr *e, const Item *def, PtrVec *out)
+{
+    if (!e)
+        return;
+    if (e->kind == E_CALL && e->lhs->kind == E_NAME && def_param(def, e->lhs) < 0)
+        vec_push(a, out, e);
+    def_calls(a, e->lhs, def, out);
+    def_calls(a, e->rhs, def, out);
+    for (Expr *x = e->args.head; x; x = x->next)
+        def_calls(a, x, def, out);
+}
+
+/* A def is a macro: one that reaches itself through the calls in its body
+ * would never finish expanding. This is a property of the call graph, so it
+ * is checked once here (depth-first), not by watching expansions, where
+ * f(f(x)) is a legitimate nesting. stack[k] was reached by the call at[k]. */
+static void check_def(R *r, Sym *s, Sym **stack, Expr **at, int depth)
+{
+    s->visit = 1;
+    stack[depth] = s;
+    PtrVec calls = {0};
+    def_calls(r->a, s->item->value, s->item, &calls);
+    for (int i = 0; i < calls.len; i++) {
+        Expr *c = calls.items[i];
+        Sym *g = scope_get(&r->globals, c->lhs->name.s);
+        if (!g || g->kind != S_DEF || g->visit == 2)
+            continue;
+        if (g->visit == 1) {
+            int k = depth;
+            while (stack[k] != g)
+                k--;
+            Diag *dg = error(r, c->span, "'%s' expands into itself", g->name);
+            for (int j = k + 1; j <= depth; j++)
+                diag_note(r->d, dg, at[j]->span, "'%s' calls '%s' here", stack[j - 1]->name, stack[j]->name);
+            diag_note(r->d, dg, NO_SPAN, "a def is a macro: it cannot be recursive");
+            for (int j = k; j <= depth; j++)
+                stack[j]->bad = true;
+            continue;
+        }
+        if (depth + 1 == MAX_EXPANSION) {
+            Diag *dg = error(r, c->span, "defs call each other more than %d deep", MAX_EXPANSION);
+            diag_note(r->d, dg, NO_SPAN, "name intermediate results with `let`");
+            s->bad = true;
+            continue;
+        }
+        at[depth + 1] = c;
+        check_def(r, g, stack, at, depth + 1);
+    }
+    s->visit = 2;
+}
+
 ResolveResult resolve(Arena *a, Diags *d, Ast *ast, int main_file, const char *only)
 {
     R r = {.a = a, .d = d};
@@ -2015,6 +2151,13 @@ ResolveResult resolve(Arena *a, Diags *d, Ast *ast, int main_file, const char *o
                 }
             }
         }
+    }
+    Sym *stack[MAX_EXPANSION];
+    Expr *at[MAX_EXPANSION];
+    for (Item *it = ast->items; it; it = it->next) {
+        Sym *s = it->kind == I_DEF ? scope_get(&r.globals, it->name.s) : NULL;
+        if (s && s->item == it && s->visit == 0)
+            check_def(&r, s, stack, at, 0);
     }
     PtrVec models = {0};
     for (Item *it = ast->items; it; it = it->next)
