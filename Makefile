@@ -18,7 +18,7 @@ COMPILER_SRC := arena diag ast parse source resolve tableau summary main
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o
 
-.PHONY: all deps demo check clean install fuzz bench check-unit check-golden check-asan check-design
+.PHONY: all deps demo check clean install fuzz bench check-unit check-golden check-asan check-design check-badinput
 all: $(B)/spdlc
 
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -68,6 +68,11 @@ check-unit: $(B)/tests/unit
 check-golden: $(B)/spdlc
 	tests/golden.sh $(B)/spdlc tests/golden
 
+# Hostile inputs (empty, directory, unreadable, garbage, NUL, 1 MB lines, deep
+# nesting, 10,000 errors...), generated at test time into $(B)/badinput.
+check-badinput: $(B)/spdlc
+	tests/badinput.sh $(B)/spdlc $(B)/badinput
+
 check-design: $(B)/spdlc
 	@for f in $(EXAMPLES); do \
 	  case $$f in stdlib/*) continue;; esac; \
@@ -78,9 +83,10 @@ check-design: $(B)/spdlc
 check-asan:
 	@$(MAKE) --no-print-directory B=$(B)/asan OPT="$(SAN)" $(B)/asan/spdlc >/dev/null
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 tests/golden.sh $(B)/asan/spdlc tests/golden
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 tests/badinput.sh $(B)/asan/spdlc $(B)/asan/badinput
 	@for f in $(EXAMPLES); do \
 	  ASAN_OPTIONS=detect_leaks=1:exitcode=99 $(B)/asan/spdlc check $$f >/dev/null 2>$(B)/asan.log; \
 	  if [ $$? -eq 99 ] || grep -q Sanitizer $(B)/asan.log; then cat $(B)/asan.log; exit 1; fi; \
-	done; echo "asan: clean over golden tests and examples"
+	done; echo "asan: clean over golden tests, bad inputs and examples"
 
-check: deps all check-unit check-golden check-design check-asan
+check: deps all check-unit check-golden check-badinput check-design check-asan

@@ -160,6 +160,20 @@ static const char *sev_color[] = {"\033[1;31m", "\033[1;35m", "\033[1;36m"};
 
 enum { SNIPPET_WIDTH = 160 };
 
+/* Bytes in the UTF-8 character at p (1 for ASCII), or 0 if p starts no valid
+ * character before end. */
+static int utf8_char(const char *s, const char *end)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    int n = *p < 0x80 ? 1 : *p >= 0xC2 && *p < 0xE0 ? 2 : *p >= 0xE0 && *p < 0xF0 ? 3 : *p >= 0xF0 && *p <= 0xF4 ? 4 : 0;
+    if (n == 0 || (const char *)p + n > end)
+        return 0;
+    for (int i = 1; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    return n;
+}
+
 static void print_snippet(Diags *d, Span sp)
 {
     const SourceFile *f = diag_file(d, sp.file);
@@ -184,18 +198,24 @@ static void print_snippet(Diags *d, Span sp)
             cut_right = true;
         }
     }
+    /* One column per character: a valid UTF-8 sequence prints as itself, an
+     * invalid byte as '?', a control byte as ' ', so the caret lines up and
+     * garbage cannot drive the terminal. */
     fprintf(d->out, "%5d | %s", line, cut_left ? "..." : "");
-    for (uint32_t i = ws; i < we; i++) {
+    for (uint32_t i = ws; i < we;) {
         unsigned char c = (unsigned char)f->text[i];
-        /* Control bytes (NUL, CR, ESC, ...) would garble or drive the terminal. */
-        fputc((c < 0x20 && c != '\t') || c == 0x7f ? ' ' : c, d->out);
+        int n = utf8_char(f->text + i, f->text + we);
+        if (n > 1)
+            fwrite(f->text + i, 1, (size_t)n, d->out);
+        else
+            fputc(n == 0 ? '?' : (c < 0x20 && c != '\t') || c == 0x7f ? ' ' : c, d->out);
+        i += n ? (uint32_t)n : 1;
     }
     fprintf(d->out, "%s\n      | %s", cut_right ? "..." : "", cut_left ? "   " : "");
-    for (uint32_t i = ws; i < off; i++) {
-        unsigned char c = (unsigned char)f->text[i];
-        if ((c & 0xC0) == 0x80)
-            continue; /* UTF-8 continuation: the character took one column */
-        fputc(c == '\t' ? '\t' : ' ', d->out);
+    for (uint32_t i = ws; i < off;) {
+        int n = utf8_char(f->text + i, f->text + we);
+        fputc(f->text[i] == '\t' ? '\t' : ' ', d->out);
+        i += n ? (uint32_t)n : 1;
     }
     if (d->color)
         fputs("\033[1;32m", d->out);
@@ -203,9 +223,12 @@ static void print_snippet(Diags *d, Span sp)
     uint32_t end = off + (sp.len ? sp.len : 1);
     if (end > we)
         end = we;
-    for (uint32_t i = off + 1; i < end; i++)
-        if (((unsigned char)f->text[i] & 0xC0) != 0x80)
+    for (uint32_t i = off; i < end;) {
+        int n = utf8_char(f->text + i, f->text + end);
+        if (i > off)
             fputc('~', d->out);
+        i += n ? (uint32_t)n : 1;
+    }
     if (d->color)
         fputs("\033[0m", d->out);
     fputc('\n', d->out);
