@@ -59,7 +59,7 @@ clean:
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 FRONT_OBJ := $(filter-out $(B)/compiler/main.o,$(COMPILER_OBJ))
 
-$(B)/tests/unit: $(UNIT_SRC) $(FRONT_OBJ) | $(B)/tests
+$(B)/tests/unit: $(UNIT_SRC) $(wildcard tests/unit/*.h) $(FRONT_OBJ) | $(B)/tests
 	$(CC) $(CFLAGS_ALL) -Icompiler -I$(B)/compiler -Iruntime $(UNIT_SRC) $(FRONT_OBJ) -o $@ $(CRITERION_LIBS)
 
 check-unit: $(B)/tests/unit

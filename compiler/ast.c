@@ -459,7 +459,13 @@ static void dump_decls(FILE *out, const Decl *d, int indent)
             }
             break;
         case D_GROUP:
-            fprintf(out, " %s acts on %s", d->name.s, d->on.s);
+            fprintf(out, " %s", d->name.s);
+            if (d->value) {
+                fputc('(', out);
+                ast_dump_expr(out, d->value);
+                fputc(')', out);
+            }
+            fprintf(out, " acts on %s", d->on.s);
             break;
         default:
             if (d->name.s)

@@ -134,7 +134,12 @@ loop:
                              }
                              TOKEN(TK_NUMBER);
                          }
-        "d" id "/dt" / [^a-zA-Z0-9_] { TOKEN(TK_DERIV); }
+        "d" id "/dt"     { TOKEN(TK_DERIV); }
+        "d" id "/dt" [a-zA-Z0-9_]+ {
+                             /* dy/dtx is dy / dtx: keep the name before the '/' */
+                             lx->cur = memchr(lx->tok, '/', (size_t)(lx->cur - lx->tok));
+                             TOKEN(keyword_or_ident(lx->tok, (size_t)(lx->cur - lx->tok)));
+                         }
         id               { TOKEN(keyword_or_ident(lx->tok, (size_t)(lx->cur - lx->tok))); }
         ["] [^"\n\x00]* ["] { TOKEN(TK_STRING); }
         ["]              {

@@ -38,10 +38,27 @@ void parse_file(Arena *a, Diags *d, int file, Ast *ast)
                 break;
             }
             ps.open[ps.depth++] = t;
-        } else if (is_close(k) && ps.depth > 0) {
-            ps.depth--;
+        } else if (is_close(k)) {
+            /* Pop to the matching bracket: error recovery may have
+             * discarded the closers of brackets opened since. */
+            int open = k == TK_RPAREN ? TK_LPAREN : k == TK_RBRACKET ? TK_LBRACKET : TK_LBRACE;
+            int i = ps.depth - 1;
+            while (i >= 0 && ps.open[i].kind != open)
+                i--;
+            if (i >= 0)
+                ps.depth = i;
+        } else if (k == TK_SEMI) {
+            /* ';' only ends a statement inside braces: a '(' or '[' still
+             * open here was left behind by an error. */
+            while (ps.depth > 0 && ps.open[ps.depth - 1].kind != TK_LBRACE)
+                ps.depth--;
         }
         spdl_lemon(parser, k, t, &ps);
+        if (k == 0 && ps.failed && !ps.eof_reported) {
+            /* Lemon stays silent for three tokens after an error; an input
+             * that ends that soon is still unfinished: say so. */
+            parse_syntax_error(&ps, 0, t);
+        }
         if (k == 0 || ps.stop)
             break;
         ps.prev = t;
@@ -69,6 +86,7 @@ void parse_syntax_error(ParseState *ps, int kind, Token t)
     if (ps->stop || ps->quiet)
         return;
     if (kind == 0) {
+        ps->eof_reported = true;
         Diag *g = diag_error(ps->d, t.span, "unexpected end of input");
         if (ps->depth > 0) {
             Token o = ps->open[ps->depth - 1];

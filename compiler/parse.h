@@ -20,6 +20,8 @@ typedef struct ParseState {
     int file;
     bool stop;          /* unrecoverable: stack overflow or nesting limit */
     int quiet;          /* tokens left whose syntax errors follow a lexical error */
+    bool failed;        /* the input ended while recovering from an error */
+    bool eof_reported;  /* "unexpected end of input" was reported */
     Token prev;         /* last token handed to the parser */
     Token open[PARSE_MAX_NESTING]; /* unclosed brackets, for "to close" notes */
     int depth;

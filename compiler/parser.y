@@ -17,6 +17,7 @@
 %token_destructor { (void)ps; (void)$$; }
 %syntax_error { parse_syntax_error(ps, yymajor, TOKEN); }
 %stack_overflow { parse_stack_overflow(ps); }
+%parse_failure { ps->failed = true; }
 %stack_size 2000
 
 /* Keywords that read as names where a name is the only thing that fits. */

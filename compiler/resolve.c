@@ -402,7 +402,6 @@ static Type binary(R *r, Expr *e)
     switch (e->kind) {
     case E_ADD:
     case E_SUB: {
-        const char *verb = e->kind == E_ADD ? "add" : "subtract";
         if (L.identity && Rt.identity) {
             t = combine(L, Rt, sl);
             t.identity = true;
@@ -412,7 +411,9 @@ static Type binary(R *r, Expr *e)
         } else if (L.identity || Rt.identity) {
             Shape s = L.identity ? sr : sl;
             if (!is_square(s))
-                return fail(r, e, e->op_span, "cannot %s I and %s: I is square", verb, L.identity ? rs : ls);
+                return fail(r, e, e->op_span, e->kind == E_ADD ? "cannot add %s and %s: I is square"
+                                                               : "cannot subtract %s from %s: I is square",
+                            e->kind == E_ADD ? ls : rs, e->kind == E_ADD ? rs : ls);
             fix_identity(L.identity ? e->lhs : e->rhs, s.dim[0]);
             t = combine(L, Rt, s);
         } else if (shape_eq(sl, sr)) {
