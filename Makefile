@@ -14,9 +14,9 @@ OPT     ?= -O2 -g
 CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(EXTRA_CFLAGS)
 STDLIB_DIR := $(PREFIX)/share/spdl/stdlib
 
-COMPILER_SRC := arena diag ast parse source resolve tableau summary main
+COMPILER_SRC := arena diag ast parse source resolve tableau step summary emit_c main
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
-                $(B)/compiler/prelude.o
+                $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
 .PHONY: all deps demo check clean install fuzz bench check-unit check-golden check-asan check-design check-badinput
 all: $(B)/spdlc
@@ -42,6 +42,12 @@ $(B)/compiler/lexer.c: compiler/lexer.re | $(B)/compiler
 
 $(B)/compiler/prelude.c: stdlib/schemes.spn tools/embed.sh | $(B)/compiler
 	tools/embed.sh spdl_prelude $< > $@
+
+$(B)/compiler/kernels_text.c: runtime/spdl_kernels.h tools/embed.sh | $(B)/compiler
+	tools/embed.sh spdl_kernels $< > $@
+
+$(B)/compiler/header_text.c: runtime/spdl.h tools/embed.sh | $(B)/compiler
+	tools/embed.sh spdl_header $< > $@
 
 $(B)/compiler/%.o: $(B)/compiler/%.c $(B)/compiler/parser.h $(wildcard compiler/*.h)
 	$(CC) $(CFLAGS_ALL) -Icompiler -I$(B)/compiler -c $< -o $@
@@ -90,3 +96,25 @@ check-asan:
 	done; echo "asan: clean over golden tests, bad inputs and examples"
 
 check: deps all check-unit check-golden check-badinput check-design check-asan
+
+# ---- fuzzing --------------------------------------------------------------------
+# libFuzzer on the front end (lexer, parser, resolver, diagnostics) under ASan
+# and UBSan; seeds from the golden tests, the DESIGN programs, examples and
+# stdlib. The corpus grows in $(B)/fuzz/corpus (never committed); crashes go
+# to $(B)/fuzz/. See tests/fuzz/README.md for the recorded campaign.
+FUZZ_SECONDS ?= 600
+FUZZ_SAN   := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_UNITS := arena diag ast parse source resolve tableau summary lexer parser prelude
+FUZZ_OBJ   := $(FUZZ_UNITS:%=$(B)/fuzz/compiler/%.o)
+
+$(B)/fuzz/fuzz_front: tests/fuzz/fuzz_front.c $(wildcard compiler/*.c compiler/*.h) compiler/lexer.re compiler/parser.y stdlib/schemes.spn
+	@$(MAKE) --no-print-directory B=$(B)/fuzz CC=clang OPT="$(FUZZ_SAN)" $(FUZZ_OBJ) >/dev/null
+	clang $(CSTD) $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer -Icompiler -I$(B)/fuzz/compiler tests/fuzz/fuzz_front.c $(FUZZ_OBJ) -o $@ -lm
+
+fuzz: $(B)/fuzz/fuzz_front
+	@mkdir -p $(B)/fuzz/corpus $(B)/fuzz/seeds
+	@cp tests/golden/*.spn tests/golden/inc/*.spn tests/golden/inc/lib/*.spn tests/design/*.spn stdlib/*.spn \
+	    $(wildcard examples/*.spn) tests/fuzz/seeds/*.spn $(B)/fuzz/seeds/
+	$(B)/fuzz/fuzz_front $(B)/fuzz/corpus $(B)/fuzz/seeds -dict=tests/fuzz/spdl.dict \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+	    -artifact_prefix=$(B)/fuzz/ -print_final_stats=1

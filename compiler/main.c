@@ -16,11 +16,11 @@
 #include "parse.h"
 #include "resolve.h"
 #include "source.h"
+#include "step.h"
 #include "summary.h"
+#include "emit_c.h"
+#include "version.h"
 
-#ifndef SPDL_VERSION
-#define SPDL_VERSION "0.1.0"
-#endif
 
 static const char usage[] =
     "usage: spdlc COMMAND FILE.spn [options]\n"
@@ -35,12 +35,13 @@ static const char usage[] =
     "options:\n"
     "  -I DIR            search DIR for imports (before SPDL_PATH and the stdlib)\n"
     "  --model NAME      pick a model when the file has several\n"
-    "  -d tokens|ast     dump a phase's result and stop\n"
+    "  -d tokens|ast|step  dump a phase's result and stop\n"
+    "  --dump-ir         (emit) print the step program instead of writing C\n"
     "  --help, --version\n";
 
 typedef struct Options {
     const char *cmd, *file, *out, *model, *dump;
-    bool json, standalone;
+    bool json, standalone, dump_ir;
     const char *precision;
     SourceOpts src;
 } Options;
@@ -69,6 +70,8 @@ static int parse_args(int argc, char **argv, Options *o)
             exit(0);
         } else if (!strcmp(a, "--json")) {
             o->json = true;
+        } else if (!strcmp(a, "--dump-ir")) {
+            o->dump_ir = true;
         } else if (!strcmp(a, "--standalone")) {
             o->standalone = true;
         } else if (!strcmp(a, "-o")) {
@@ -80,8 +83,8 @@ static int parse_args(int argc, char **argv, Options *o)
         } else if (!strcmp(a, "-d")) {
             NEED_ARG();
             o->dump = next;
-            if (strcmp(next, "tokens") && strcmp(next, "ast"))
-                return usage_error("-d takes tokens or ast, not '%s'", next);
+            if (strcmp(next, "tokens") && strcmp(next, "ast") && strcmp(next, "step"))
+                return usage_error("-d takes tokens, ast or step, not '%s'", next);
         } else if (!strcmp(a, "--precision")) {
             NEED_ARG();
             o->precision = next;
@@ -105,17 +108,15 @@ static int parse_args(int argc, char **argv, Options *o)
         }
 #undef NEED_ARG
     }
-    if (o->dump && o->cmd && !o->file) { /* spdlc -d ast FILE */
-        o->file = o->cmd;
+    if (o->dump && !o->cmd) /* spdlc -d ast FILE */
         o->cmd = "check";
-    }
     if (!o->cmd)
         return usage_error("%s", "no command given");
     if (strcmp(o->cmd, "check") && strcmp(o->cmd, "emit") && strcmp(o->cmd, "build"))
         return usage_error("unknown command '%s' (the commands are check, emit and build)", o->cmd);
     if (!o->file)
         return usage_error("'%s' needs a .spn file", o->cmd);
-    if (strcmp(o->cmd, "check") && !o->out)
+    if (strcmp(o->cmd, "check") && !o->out && !o->dump_ir)
         return usage_error("'%s' needs -o", o->cmd);
     return 0;
 }
@@ -168,6 +169,25 @@ int main(int argc, char **argv)
     diag_flush(&d);
     if (!res.model || d.errors) {
         status = 1;
+        goto out;
+    }
+
+    StepProgram *prog = step_lower(&arena, &d, res.model);
+    diag_flush(&d);
+    if (prog && ((o.dump && !strcmp(o.dump, "step")) || o.dump_ir)) {
+        step_dump(stdout, &d, prog);
+        goto out;
+    }
+    if (!prog) {
+        status = 1;
+        goto out;
+    }
+    if (!strcmp(o.cmd, "emit")) {
+        const SourceFile *sf = diag_file(&d, file);
+        EmitOpts eo = {.dir = o.out, .fp32 = !strcmp(o.precision, "float"), .standalone = o.standalone,
+                       .source_path = sf->path, .source_hash = emit_hash(&arena, sf->text, sf->len)};
+        status = emit_c(&arena, &d, prog, &eo);
+        diag_flush(&d);
         goto out;
     }
 

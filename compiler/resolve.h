@@ -148,6 +148,7 @@ typedef struct Sym {
     const Scheme *scheme;
     bool prelude;
     bool used;
+    int low;                /* lowering's scratch: the value a let is bound to */
 } Sym;
 
 typedef struct Model {

@@ -1,0 +1,1852 @@
+/* emit_c.c - C emission (see emit_c.h).
+ *
+ * The work buffer the caller owns holds, in order: the parameters converted
+ * to `real`, the parameter code's values (per layer where they depend on k),
+ * their adjoints and the gradient (zeroed once per call), then one tile's
+ * sample data: input, labels, state buffers, model-level values, the layer
+ * values of each block and its tape of layer inputs, and the adjoints of the
+ * sample values. Every buffer has a compile-time offset, so generated loops
+ * index `w + constant` and the C compiler sees that they do not overlap. */
+#include "emit_c.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "summary.h"
+#include "version.h"
+
+extern const char spdl_kernels_text[];
+extern const unsigned spdl_kernels_len;
+extern const char spdl_header_text[];
+extern const unsigned spdl_header_len;
+
+enum { BT = 64 };
+#define NONE ((size_t)-1)
+
+typedef enum { H_GLOBAL, H_MODEL, H_LAYERP, H_LAYERS } Home;
+typedef enum { AC_TILE, AC_LANE, AC_VEC, AC_SCAL, AC_LIT } AccKind;
+typedef enum { V_LOSS, V_VJP } Variant;
+
+typedef struct E {
+    Arena *a;
+    Diags *d;
+    const StepProgram *p;
+    const Model *m;
+    const EmitOpts *o;
+    FILE *f;
+    const char *M;
+    size_t total;
+    size_t theta, gtheta, padj_begin, padj_end;
+    size_t x, gx, lab, scratch, madj_begin, madj_end;
+    size_t *fwd, *adj;
+    size_t *S, *gS, *gS2;     /* per state */
+    size_t *tape, *stride;    /* per segment */
+    size_t **varoff;          /* per segment, per block var: offset in a tape slot (rows) */
+    bool *touched, *active;
+    bool *gs_touched;         /* per state */
+    size_t *gslot;            /* per segment: a block's two adjoint slots */
+    int layer_seg;            /* the block whose layer function is being written, or -1 */
+    int indent;
+} E;
+
+static const Val *VAL(E *e, int id) { return e->p->vals[id]; }
+
+static Home home(const Val *v)
+{
+    if (v->seg < 0)
+        return H_GLOBAL;
+    if (v->vary != VARY_SAMPLE)
+        return H_LAYERP;
+    return v->layer ? H_LAYERS : H_MODEL;
+}
+
+static bool is_lit(const Val *v) { return v->op == OP_CONST && v->shape.rank == 0; }
+
+static void out(E *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out(E *e, const char *fmt, ...)
+{
+    fprintf(e->f, "%*s", e->indent * 4, "");
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(e->f, fmt, ap);
+    va_end(ap);
+    fputc('\n', e->f);
+}
+
+static void nl(E *e) { fputc('\n', e->f); }
+
+static const char *S_(E *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static const char *S_(E *e, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return arena_strdup(e->a, buf);
+}
+
+static const char *lit(E *e, double x)
+{
+    if (x == floor(x) && fabs(x) < 1e15)
+        return S_(e, "%.1f", x);
+    return S_(e, "%.17g", x);
+}
+
+/* ---- layout ----------------------------------------------------------------------- */
+
+static size_t alloc(E *e, size_t n)
+{
+    size_t off = e->total;
+    e->total += (n + 7) & ~(size_t)7; /* 64-byte aligned in double, 32 in float */
+    return off;
+}
+
+static int block_var(const Seg *s, int state)
+{
+    for (int k = 0; k < s->nvars; k++)
+        if (s->vars[k] == state)
+            return k;
+    return -1;
+}
+
+static int input_var(const Seg *s, int v)
+{
+    for (int k = 0; k < s->nvars; k++)
+        if (s->inputs[k] == v)
+            return k;
+    return -1;
+}
+
+static int final_var(const Seg *s, int v)
+{
+    for (int k = 0; k < s->nvars; k++)
+        if (s->finals[k] == v)
+            return k;
+    return -1;
+}
+
+static bool is_alias(E *e, const Val *v)
+{
+    if (is_lit(v) || v->op == OP_PARAM || v->op == OP_INPUT || v->op == OP_LABEL || v->op == OP_STORE)
+        return true;
+    if (home(v) == H_LAYERS) {
+        const Seg *s = &e->p->segs[v->seg];
+        return input_var(s, v->id) >= 0 || final_var(s, v->id) >= 0;
+    }
+    return false;
+}
+
+static void layout(E *e)
+{
+    const StepProgram *p = e->p;
+    const Model *m = e->m;
+    int nv = p->nvals;
+    e->fwd = ARENA_ARRAY(e->a, size_t, nv);
+    e->adj = ARENA_ARRAY(e->a, size_t, nv);
+    for (int i = 0; i < nv; i++)
+        e->fwd[i] = e->adj[i] = NONE;
+    e->theta = alloc(e, m->theta_size);
+    /* parameter code values */
+    for (int i = 0; i < p->ngcode; i++) {
+        const Val *v = VAL(e, p->gcode[i]);
+        if (!is_alias(e, v))
+            e->fwd[v->id] = alloc(e, v->size);
+    }
+    for (int s = 0; s < p->nsegs; s++)
+        for (int i = 0; i < p->segs[s].npcode; i++) {
+            const Val *v = VAL(e, p->segs[s].pcode[i]);
+            if (!is_alias(e, v))
+                e->fwd[v->id] = alloc(e, v->size * (size_t)p->segs[s].blk->layers);
+        }
+    /* their adjoints and the gradient: one region, zeroed once per call */
+    e->padj_begin = e->total;
+    e->gtheta = alloc(e, m->theta_size);
+    for (int i = 0; i < p->ngcode; i++) {
+        const Val *v = VAL(e, p->gcode[i]);
+        if (!is_alias(e, v) && v->vary != VARY_CONST)
+            e->adj[v->id] = alloc(e, v->size);
+    }
+    for (int s = 0; s < p->nsegs; s++)
+        for (int i = 0; i < p->segs[s].npcode; i++) {
+            const Val *v = VAL(e, p->segs[s].pcode[i]);
+            if (!is_alias(e, v))
+                e->adj[v->id] = alloc(e, v->size * (size_t)p->segs[s].blk->layers);
+        }
+    e->padj_end = e->total;
+    /* one tile */
+    e->x = alloc(e, m->nin * BT);
+    e->lab = alloc(e, (m->ntarget ? m->ntarget : 1) * BT);
+    e->S = ARENA_ARRAY(e->a, size_t, m->nstates + 1);
+    e->gS = ARENA_ARRAY(e->a, size_t, m->nstates + 1);
+    e->gS2 = ARENA_ARRAY(e->a, size_t, m->nstates + 1);
+    for (int i = 0; i < m->nstates; i++)
+        e->S[i] = alloc(e, m->states[i]->size * BT);
+    size_t maxrows = m->nin;
+    e->tape = ARENA_ARRAY(e->a, size_t, p->nsegs);
+    e->stride = ARENA_ARRAY(e->a, size_t, p->nsegs);
+    e->varoff = ARENA_ARRAY(e->a, size_t *, p->nsegs);
+    for (int s = 0; s < p->nsegs; s++) {
+        const Seg *sg = &p->segs[s];
+        for (int i = 0; i < sg->ncode; i++) {
+            const Val *v = VAL(e, sg->code[i]);
+            if (v->size > maxrows)
+                maxrows = v->size;
+            if (!is_alias(e, v))
+                e->fwd[v->id] = alloc(e, v->size * BT);
+        }
+        if (sg->kind != SEG_BLOCK)
+            continue;
+        e->varoff[s] = ARENA_ARRAY(e->a, size_t, sg->nvars);
+        size_t st = 0;
+        for (int k = 0; k < sg->nvars; k++) {
+            e->varoff[s][k] = st;
+            st += m->states[sg->vars[k]]->size;
+        }
+        e->stride[s] = st;
+        e->tape[s] = alloc(e, st * BT * ((size_t)sg->blk->layers + 1));
+    }
+    e->scratch = alloc(e, maxrows * BT);
+    /* sample adjoints: the model-level ones are zeroed per tile */
+    e->madj_begin = e->total;
+    e->gx = alloc(e, m->nin * BT);
+    for (int i = 0; i < m->nstates; i++) {
+        e->gS[i] = alloc(e, m->states[i]->size * BT);
+        e->gS2[i] = alloc(e, m->states[i]->size * BT);
+    }
+    for (int s = 0; s < p->nsegs; s++) {
+        const Seg *sg = &p->segs[s];
+        if (sg->kind != SEG_CODE)
+            continue;
+        for (int i = 0; i < sg->ncode; i++) {
+            const Val *v = VAL(e, sg->code[i]);
+            if (!is_alias(e, v))
+                e->adj[v->id] = alloc(e, v->size * BT);
+        }
+    }
+    e->madj_end = e->total;
+    for (int s = 0; s < p->nsegs; s++) {
+        const Seg *sg = &p->segs[s];
+        if (sg->kind != SEG_BLOCK)
+            continue;
+        for (int i = 0; i < sg->ncode; i++) {
+            const Val *v = VAL(e, sg->code[i]);
+            if (!is_alias(e, v))
+                e->adj[v->id] = alloc(e, v->size * BT);
+        }
+    }
+}
+
+/* ---- buffers as C expressions ----------------------------------------------------- */
+
+static const Param *param_of(E *e, const Val *v) { return e->m->params[v->index]; }
+
+/* The forward buffer of v in the current context (k is the layer index). */
+static const char *F(E *e, int id)
+{
+    const Val *v = VAL(e, id);
+    if (is_lit(v))
+        return lit(e, v->num);
+    switch (home(v)) {
+    case H_GLOBAL:
+        if (v->op == OP_PARAM)
+            return S_(e, "(w + %zu)", e->theta + param_of(e, v)->offset);
+        return S_(e, "(w + %zu)", e->fwd[id]);
+    case H_LAYERP:
+        if (v->op == OP_PARAM)
+            return S_(e, "(w + %zu + k * %zu)", e->theta + param_of(e, v)->offset, param_of(e, v)->nstore);
+        return S_(e, "(w + %zu + k * %zu)", e->fwd[id], v->size);
+    case H_MODEL:
+        if (v->op == OP_INPUT)
+            return S_(e, "(w + %zu)", e->x);
+        if (v->op == OP_LABEL)
+            return S_(e, "(w + %zu)", e->lab);
+        return S_(e, "(w + %zu)", e->fwd[id]);
+    case H_LAYERS: {
+        const Seg *s = &e->p->segs[v->seg];
+        int k = input_var(s, id);
+        if (k >= 0)
+            return S_(e, "(tin + %zu)", e->varoff[v->seg][k] * BT);
+        k = final_var(s, id);
+        if (k >= 0)
+            return S_(e, "(tout + %zu)", e->varoff[v->seg][k] * BT);
+        return S_(e, "(w + %zu)", e->fwd[id]);
+    }
+    }
+    return "?";
+}
+
+/* The adjoint buffer of v. */
+static const char *G(E *e, int id)
+{
+    const Val *v = VAL(e, id);
+    switch (home(v)) {
+    case H_GLOBAL:
+        if (v->op == OP_PARAM)
+            return S_(e, "(w + %zu)", e->gtheta + param_of(e, v)->offset);
+        return S_(e, "(w + %zu)", e->adj[id]);
+    case H_LAYERP:
+        if (v->op == OP_PARAM)
+            return S_(e, "(w + %zu + k * %zu)", e->gtheta + param_of(e, v)->offset, param_of(e, v)->nstore);
+        return S_(e, "(w + %zu + k * %zu)", e->adj[id], v->size);
+    case H_MODEL:
+        if (v->op == OP_INPUT)
+            return S_(e, "(w + %zu)", e->gx);
+        return S_(e, "(w + %zu)", e->adj[id]);
+    case H_LAYERS: {
+        const Seg *s = &e->p->segs[v->seg];
+        int k = input_var(s, id);
+        if (k >= 0)
+            return S_(e, "(gin + %zu)", e->varoff[v->seg][k] * BT);
+        k = final_var(s, id);
+        if (k >= 0)
+            return S_(e, "(gout + %zu)", e->varoff[v->seg][k] * BT);
+        return S_(e, "(w + %zu)", e->adj[id]);
+    }
+    }
+    return "?";
+}
+
+/* ---- adjoint bookkeeping ------------------------------------------------------------ */
+
+/* Whether a contribution to o's adjoint may assign (=) instead of add:
+ * only layer values, the first time the reverse sweep reaches them. */
+static bool first(E *e, int o)
+{
+    const Val *v = VAL(e, o);
+    bool was = e->touched[o];
+    e->touched[o] = true;
+    if (home(v) != H_LAYERS)
+        return false;
+    const Seg *s = &e->p->segs[v->seg];
+    if (final_var(s, o) >= 0)
+        return false;
+    return !was;
+}
+
+static bool wants_adj(E *e, int o) { return o >= 0 && e->active[o]; }
+
+/* For contributions that cover only part of o or reduce into it: zero o
+ * first when this is the first contribution, then always add. */
+static void partial(E *e, int o, size_t rows)
+{
+    if (first(e, o))
+        out(e, "memset(%s, 0, sizeof(real) * %zu);", G(e, o), rows);
+}
+
+static size_t rows_of(const Val *v) { return v->size ? v->size : 1; }
+
+static size_t lanes_of(const Val *v) { return v->vary == VARY_SAMPLE ? BT : 1; }
+
+/* ---- comments ------------------------------------------------------------------------ */
+
+static void comment(E *e, const Val *v, const char *what)
+{
+    int line, col;
+    span_line_col(e->d, v->span, &line, &col);
+    const char *t = span_text(e->d, v->span);
+    char buf[80];
+    size_t n = 0;
+    for (const char *c = t; *c && n < sizeof buf - 4; c++) {
+        char ch = *c == '\n' || *c == '\t' || *c == '\r' ? ' ' : *c;
+        if (ch == ' ' && n && buf[n - 1] == ' ')
+            continue;
+        if (ch == '/' && n && buf[n - 1] == '*')
+            buf[n++] = ' ';
+        if ((unsigned char)ch < 0x20 || (unsigned char)ch >= 0x7f)
+            ch = '?';
+        buf[n++] = ch;
+    }
+    if (*t && strlen(t) > n)
+        buf[n++] = '.', buf[n++] = '.';
+    buf[n] = '\0';
+    if (line)
+        out(e, "/* line %d: %s%s%s */", line, what, n ? ": " : "", buf);
+    else
+        out(e, "/* %s */", what);
+}
+
+/* ---- elementwise operations ------------------------------------------------------------- */
+
+typedef struct Acc {
+    AccKind kind;
+    const char *name;   /* the restrict pointer declared for it, or the literal */
+    size_t inner;       /* channel broadcast: result rows per operand row (1: none) */
+} Acc;
+
+/* Declares a restrict pointer `name` to operand o (forward buffer, or the
+ * adjoint when adjoint is set) and says how it is indexed in a loop over
+ * the result res. */
+static Acc operand(E *e, int o, const Val *res, const char *name, bool adjoint, bool writable)
+{
+    const Val *v = VAL(e, o);
+    Acc a = {AC_LIT, NULL, 1};
+    if (is_lit(v) && !adjoint) {
+        a.name = S_(e, "(real)%s", lit(e, v->num));
+        return a;
+    }
+    out(e, "%sreal *restrict %s = %s;", writable ? "" : "const ", name, adjoint ? G(e, o) : F(e, o));
+    a.name = name;
+    bool sample = v->vary == VARY_SAMPLE;
+    if (v->shape.rank == 0)
+        a.kind = sample ? AC_LANE : AC_SCAL;
+    else {
+        a.kind = sample ? AC_TILE : AC_VEC;
+        if (v->size != res->size && v->size)
+            a.inner = res->size / v->size;
+    }
+    return a;
+}
+
+static const char *at(E *e, Acc a)
+{
+    switch (a.kind) {
+    case AC_LIT: return a.name;
+    case AC_LANE: return S_(e, "%s[l]", a.name);
+    case AC_SCAL: return S_(e, "%s[0]", a.name);
+    case AC_TILE:
+        return a.inner > 1 ? S_(e, "%s[(i / %zu) * SPDL_BT + l]", a.name, a.inner) : S_(e, "%s[i * SPDL_BT + l]", a.name);
+    case AC_VEC:
+        return a.inner > 1 ? S_(e, "%s[i / %zu]", a.name, a.inner) : S_(e, "%s[i]", a.name);
+    }
+    return "?";
+}
+
+static void loop_open(E *e, const Val *res)
+{
+    out(e, "for (size_t i = 0; i < %zu; i++)", rows_of(res));
+    if (res->vary == VARY_SAMPLE) {
+        e->indent++;
+        out(e, "for (int l = 0; l < SPDL_BT; l++) {");
+    } else {
+        out(e, "{");
+    }
+    e->indent++;
+}
+
+static void loop_close(E *e, const Val *res)
+{
+    e->indent--;
+    out(e, "}");
+    if (res->vary == VARY_SAMPLE)
+        e->indent--;
+}
+
+static const char *act_expr(E *e, const Val *v, const char *a)
+{
+    switch ((Builtin)v->fn) {
+    case FN_TANH: return S_(e, "(real)spdl_tanh(%s)", a);
+    case FN_RELU: return S_(e, "(real)spdl_select(%s > 0, %s, 0.0)", a, a);
+    case FN_SIGMOID: return S_(e, "(real)spdl_sigmoid(%s)", a);
+    case FN_SOFTPLUS: return S_(e, "(real)spdl_softplus(%s)", a);
+    case FN_EXP: return S_(e, "(real)spdl_exp(%s)", a);
+    case FN_LEAKY_RELU: return S_(e, "(real)spdl_select(%s > 0, %s, %s * %s)", a, a, lit(e, v->num), a);
+    default: return a;
+    }
+}
+
+/* d act / d a, times g; y is the forward result. */
+static const char *act_adj(E *e, const Val *v, const char *g, const char *a, const char *y)
+{
+    switch ((Builtin)v->fn) {
+    case FN_TANH: return S_(e, "%s * (1 - %s * %s)", g, y, y);
+    case FN_RELU: return S_(e, "(real)spdl_select(%s > 0, %s, 0.0)", a, g);
+    case FN_SIGMOID: return S_(e, "%s * %s * (1 - %s)", g, y, y);
+    case FN_SOFTPLUS: return S_(e, "%s * (real)spdl_sigmoid(%s)", g, a);
+    case FN_EXP: return S_(e, "%s * %s", g, y);
+    case FN_LEAKY_RELU: return S_(e, "%s * (real)spdl_select(%s > 0, 1.0, %s)", g, a, lit(e, v->num));
+    default: return g;
+    }
+}
+
+static bool is_elementwise(Op op)
+{
+    return op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_DIV || op == OP_NEG || op == OP_POW ||
+           op == OP_ACT || op == OP_COPY || op == OP_FILL;
+}
+
+static const char *pow_expr(E *e, const char *a, double c)
+{
+    if (c == 2)
+        return S_(e, "%s * %s", a, a);
+    if (c == 1)
+        return a;
+    if (c == 0.5)
+        return S_(e, "(real)sqrt(%s)", a);
+    if (c == 3)
+        return S_(e, "%s * %s * %s", a, a, a);
+    return S_(e, "(real)pow(%s, %s)", a, lit(e, c));
+}
+
+static void ew_forward(E *e, const Val *v)
+{
+    out(e, "real *restrict Y = %s;", F(e, v->id));
+    Acc A = operand(e, v->a, v, "A", false, false);
+    Acc B = v->b >= 0 ? operand(e, v->b, v, "B", false, false) : (Acc){AC_LIT, "0", 1};
+    loop_open(e, v);
+    const char *a = at(e, A), *b = at(e, B), *r = NULL;
+    switch (v->op) {
+    case OP_ADD: r = S_(e, "%s + %s", a, b); break;
+    case OP_SUB: r = S_(e, "%s - %s", a, b); break;
+    case OP_MUL: r = S_(e, "%s * %s", a, b); break;
+    case OP_DIV: r = S_(e, "%s / %s", a, b); break;
+    case OP_NEG: r = S_(e, "-%s", a); break;
+    case OP_POW: r = pow_expr(e, a, v->num); break;
+    case OP_ACT: r = act_expr(e, v, a); break;
+    case OP_COPY: case OP_FILL: r = a; break;
+    default: r = "0"; break;
+    }
+    out(e, "%s = %s;", v->vary == VARY_SAMPLE ? "Y[i * SPDL_BT + l]" : "Y[i]", r);
+    loop_close(e, v);
+}
+
+/* Adds contrib (an expression in A_, B_, Y_, G_) into the adjoint of
+ * operand o, reducing over lanes, rows or channels as o's shape needs. */
+static void ew_contrib(E *e, const Val *v, int o, const char *contrib)
+{
+    if (!wants_adj(e, o))
+        return;
+    const Val *ov = VAL(e, o);
+    bool full = ov->vary == v->vary && ov->size == v->size;
+    bool assign = full && first(e, o);
+    if (!full)
+        partial(e, o, rows_of(ov) * lanes_of(ov));
+    out(e, "{");
+    e->indent++;
+    Acc GO = operand(e, o, v, "GO", true, true);
+    Acc GY = operand(e, v->id, v, "GY", true, false);
+    bool need_a = strstr(contrib, "A_") != NULL, need_b = strstr(contrib, "B_") != NULL,
+         need_y = strstr(contrib, "Y_") != NULL;
+    Acc A = need_a ? operand(e, v->a, v, "A", false, false) : (Acc){0};
+    Acc B = need_b ? operand(e, v->b, v, "B", false, false) : (Acc){0};
+    Acc Yv = need_y ? operand(e, v->id, v, "Yf", false, false) : (Acc){0};
+    bool lane_reduce = v->vary == VARY_SAMPLE && ov->vary != VARY_SAMPLE;
+    bool scalar_target = ov->shape.rank == 0 && v->shape.rank != 0;
+    if (lane_reduce)
+        out(e, "real t_[SPDL_BT], s_ = 0;");
+    else if (scalar_target && v->vary != VARY_SAMPLE)
+        out(e, "real s_ = 0;");
+    out(e, "for (size_t i = 0; i < %zu; i++) {", rows_of(v));
+    e->indent++;
+    if (v->vary == VARY_SAMPLE) {
+        out(e, "for (int l = 0; l < SPDL_BT; l++) {");
+        e->indent++;
+    }
+    out(e, "const real G_ = %s;", at(e, GY));
+    if (need_a)
+        out(e, "const real A_ = %s;", at(e, A));
+    if (need_b)
+        out(e, "const real B_ = %s;", at(e, B));
+    if (need_y)
+        out(e, "const real Y_ = %s;", at(e, Yv));
+    if (lane_reduce)
+        out(e, "t_[l] = %s;", contrib);
+    else if (scalar_target && v->vary != VARY_SAMPLE)
+        out(e, "s_ += %s;", contrib);
+    else
+        out(e, "%s %s %s;", at(e, GO), assign ? "=" : "+=", contrib);
+    if (v->vary == VARY_SAMPLE) {
+        e->indent--;
+        out(e, "}");
+    }
+    if (lane_reduce)
+        out(e, "s_ += spdl_lane_sum(t_);");
+    if (lane_reduce && !scalar_target) {
+        out(e, "%s += s_;", at(e, (Acc){AC_VEC, GO.name, GO.inner}));
+        out(e, "s_ = 0;");
+    }
+    e->indent--;
+    out(e, "}");
+    if (scalar_target && (lane_reduce || v->vary != VARY_SAMPLE))
+        out(e, "%s[0] += s_;", GO.name);
+    e->indent--;
+    out(e, "}");
+}
+
+static void ew_adjoint(E *e, const Val *v)
+{
+    switch (v->op) {
+    case OP_ADD:
+        ew_contrib(e, v, v->a, "G_");
+        ew_contrib(e, v, v->b, "G_");
+        break;
+    case OP_SUB:
+        ew_contrib(e, v, v->a, "G_");
+        ew_contrib(e, v, v->b, "-G_");
+        break;
+    case OP_MUL:
+        ew_contrib(e, v, v->a, is_lit(VAL(e, v->b)) ? S_(e, "G_ * (real)%s", lit(e, VAL(e, v->b)->num)) : "G_ * B_");
+        ew_contrib(e, v, v->b, is_lit(VAL(e, v->a)) ? S_(e, "G_ * (real)%s", lit(e, VAL(e, v->a)->num)) : "G_ * A_");
+        break;
+    case OP_DIV:
+        ew_contrib(e, v, v->a, is_lit(VAL(e, v->b)) ? S_(e, "G_ / (real)%s", lit(e, VAL(e, v->b)->num)) : "G_ / B_");
+        ew_contrib(e, v, v->b, "-G_ * Y_ / B_");
+        break;
+    case OP_NEG:
+        ew_contrib(e, v, v->a, "-G_");
+        break;
+    case OP_POW:
+        ew_contrib(e, v, v->a, S_(e, "G_ * (real)%s * %s", lit(e, v->num), pow_expr(e, "A_", v->num - 1)));
+        break;
+    case OP_ACT:
+        ew_contrib(e, v, v->a, act_adj(e, v, "G_", "A_", "Y_"));
+        break;
+    case OP_COPY:
+    case OP_FILL:
+        ew_contrib(e, v, v->a, "G_");
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- the other operations ---------------------------------------------------------- */
+
+static void copy_rows(E *e, const char *dst, const char *src, size_t rows, bool sample, bool add)
+{
+    if (!add) {
+        out(e, "memcpy(%s, %s, sizeof(real) * %zu);", dst, src, rows * (sample ? BT : 1));
+        return;
+    }
+    out(e, "for (size_t j = 0; j < %zu; j++)", rows * (sample ? BT : 1));
+    out(e, "    %s[j] += %s[j];", dst, src);
+}
+
+/* The input row each output row of a slice reads, for the forward and
+ * the adjoint: loops over the kept ranges of every axis but the last, which
+ * is contiguous. */
+static void slice_rows(E *e, const Val *v, const char *Y, const char *A, bool adjoint, bool assign)
+{
+    const Val *in = VAL(e, v->a);
+    int r = v->fn;
+    size_t lanes = lanes_of(v);
+    size_t stride[MAX_RANK];
+    size_t s = 1;
+    for (int i = r - 1; i >= 0; i--) {
+        stride[i] = s;
+        s *= (size_t)in->shape.dim[i];
+    }
+    out(e, "{");
+    e->indent++;
+    out(e, "size_t o = 0;");
+    for (int i = 0; i < r - 1; i++) {
+        out(e, "for (size_t i%d = %d; i%d < %d; i%d++)", i, v->lo[i], i, v->hi[i], i);
+        e->indent++;
+    }
+    out(e, "{");
+    e->indent++;
+    char idx[256] = "0";
+    int n = 0;
+    for (int i = 0; i < r - 1; i++)
+        n += snprintf(idx + n, sizeof idx - (size_t)n, "%s i%d * %zu", i ? " +" : "", i, stride[i]);
+    size_t run = (size_t)(v->hi[r - 1] - v->lo[r - 1]);
+    out(e, "const size_t src = (%s + %d) * %zu;", r > 1 ? idx : "0", v->lo[r - 1], lanes);
+    if (!adjoint)
+        out(e, "memcpy(%s + o, %s + src, sizeof(real) * %zu);", Y, A, run * lanes);
+    else {
+        out(e, "for (size_t j = 0; j < %zu; j++)", run * lanes);
+        out(e, "    %s[src + j] %s %s[o + j];", A, assign ? "=" : "+=", Y);
+    }
+    out(e, "o += %zu;", run * lanes);
+    e->indent--;
+    out(e, "}");
+    for (int i = 0; i < r - 1; i++)
+        e->indent--;
+    e->indent--;
+    out(e, "}");
+}
+
+static void matmul_forward(E *e, const Val *v)
+{
+    const Val *A = VAL(e, v->a), *B = VAL(e, v->b);
+    int m = A->shape.dim[0], n = A->shape.dim[1];
+    int p = B->shape.rank == 2 ? B->shape.dim[1] : 1;
+    if (v->vary == VARY_SAMPLE) {
+        out(e, "const real *restrict A = %s;", F(e, v->a));
+        out(e, "const real *restrict B = %s;", F(e, v->b));
+        out(e, "real *restrict Y = %s;", F(e, v->id));
+        for (int c = 0; c < p; c++)
+            out(e, "spdl_gemm(%d, SPDL_BT, %d, A, %d, 1, B + %d, %d, Y + %d, %d, 0);", m, n, n, c * BT, p * BT, c * BT,
+                p * BT);
+        return;
+    }
+    out(e, "const real *restrict A = %s;", F(e, v->a));
+    out(e, "const real *restrict B = %s;", F(e, v->b));
+    out(e, "real *restrict Y = %s;", F(e, v->id));
+    out(e, "for (size_t i = 0; i < %d; i++)", m);
+    out(e, "    for (size_t c = 0; c < %d; c++) {", p);
+    out(e, "        real s = 0;");
+    out(e, "        for (size_t j = 0; j < %d; j++)", n);
+    out(e, "            s += A[i * %d + j] * B[j * %d + c];", n, p);
+    out(e, "        Y[i * %d + c] = s;", p);
+    out(e, "    }");
+}
+
+static void matmul_adjoint(E *e, const Val *v)
+{
+    const Val *A = VAL(e, v->a), *B = VAL(e, v->b);
+    int m = A->shape.dim[0], n = A->shape.dim[1];
+    int p = B->shape.rank == 2 ? B->shape.dim[1] : 1;
+    if (v->vary == VARY_SAMPLE) {
+        out(e, "const real *restrict A = %s;", F(e, v->a));
+        out(e, "const real *restrict B = %s;", F(e, v->b));
+        out(e, "const real *restrict GY = %s;", G(e, v->id));
+        if (wants_adj(e, v->b)) { /* dB (+)= A' dY */
+            bool assign = first(e, v->b);
+            out(e, "real *restrict GB = %s;", G(e, v->b));
+            for (int c = 0; c < p; c++)
+                out(e, "spdl_gemm(%d, SPDL_BT, %d, A, 1, %d, GY + %d, %d, GB + %d, %d, %d);", n, m, n, c * BT, p * BT,
+                    c * BT, p * BT, assign ? 0 : 1);
+        }
+        if (wants_adj(e, v->a)) { /* dA += dY B' (summed over lanes and columns) */
+            first(e, v->a);
+            out(e, "real *restrict T = w + %zu;", e->scratch);
+            out(e, "real *restrict GA = %s;", G(e, v->a));
+            for (int c = 0; c < p; c++) {
+                out(e, "spdl_transpose_tile(%d, B + %d, %d, T);", n, c * BT, p * BT);
+                out(e, "spdl_gemm(%d, %d, SPDL_BT, GY + %d, %d, 1, T, %d, GA, %d, 1);", m, n, c * BT, p * BT, n, n);
+            }
+        }
+        return;
+    }
+    out(e, "const real *restrict A = %s;", F(e, v->a));
+    out(e, "const real *restrict B = %s;", F(e, v->b));
+    out(e, "const real *restrict GY = %s;", G(e, v->id));
+    if (wants_adj(e, v->a)) {
+        first(e, v->a);
+        out(e, "real *restrict GA = %s;", G(e, v->a));
+        out(e, "for (size_t i = 0; i < %d; i++)", m);
+        out(e, "    for (size_t j = 0; j < %d; j++)", n);
+        out(e, "        for (size_t c = 0; c < %d; c++)", p);
+        out(e, "            GA[i * %d + j] += GY[i * %d + c] * B[j * %d + c];", n, p, p);
+    }
+    if (wants_adj(e, v->b)) {
+        first(e, v->b);
+        out(e, "real *restrict GB = %s;", G(e, v->b));
+        out(e, "for (size_t i = 0; i < %d; i++)", m);
+        out(e, "    for (size_t j = 0; j < %d; j++)", n);
+        out(e, "        for (size_t c = 0; c < %d; c++)", p);
+        out(e, "            GB[j * %d + c] += A[i * %d + j] * GY[i * %d + c];", p, n, p);
+    }
+}
+
+/* The smooth regulariser's h: the nominal step of the block using P. */
+static double smooth_h(E *e, const Val *pv)
+{
+    const Param *pm = param_of(e, pv);
+    return pm->block ? pm->block->h : 1;
+}
+
+static void op_forward(E *e, const Val *v)
+{
+    const StepProgram *p = e->p;
+    if (is_alias(e, v) && v->op != OP_STORE) {
+        const Seg *s = home(v) == H_LAYERS ? &p->segs[v->seg] : NULL;
+        if (!s || final_var(s, v->id) < 0)
+            return;
+    }
+    if (v->op == OP_STATE && home(v) == H_LAYERS)
+        return;
+    out(e, "{");
+    e->indent++;
+    comment(e, v, op_names[v->op]);
+    if (is_elementwise(v->op)) {
+        ew_forward(e, v);
+    } else {
+        switch (v->op) {
+        case OP_MATMUL:
+            matmul_forward(e, v);
+            break;
+        case OP_STORE: {
+            const Val *a = VAL(e, v->a);
+            const char *dst = S_(e, "(w + %zu)", e->S[v->index]);
+            if (a->vary == VARY_SAMPLE)
+                copy_rows(e, dst, F(e, v->a), a->size, true, false);
+            else {
+                out(e, "real *restrict Y = %s;", dst);
+                out(e, "const real *restrict A = %s;", F(e, v->a));
+                out(e, "for (size_t i = 0; i < %zu; i++)", v->size);
+                out(e, "    for (int l = 0; l < SPDL_BT; l++)");
+                out(e, "        Y[i * SPDL_BT + l] = A[%s];", a->shape.rank ? "i" : "0");
+            }
+            break;
+        }
+        case OP_STATE:
+            copy_rows(e, F(e, v->id), S_(e, "(w + %zu)", e->S[v->index]), v->size, true, false);
+            break;
+        case OP_SKEW: {
+            int n = v->shape.dim[0];
+            out(e, "const real *restrict A = %s;", F(e, v->a));
+            out(e, "real *restrict Y = %s;", F(e, v->id));
+            out(e, "size_t q = 0;");
+            out(e, "for (size_t i = 0; i < %d; i++) {", n);
+            out(e, "    Y[i * %d + i] = 0;", n);
+            out(e, "    for (size_t j = i + 1; j < %d; j++, q++) {", n);
+            out(e, "        Y[i * %d + j] = A[q];", n);
+            out(e, "        Y[j * %d + i] = -A[q];", n);
+            out(e, "    }");
+            out(e, "}");
+            break;
+        }
+        case OP_IDENTITY: {
+            int n = v->shape.dim[0];
+            out(e, "real *restrict Y = %s;", F(e, v->id));
+            out(e, "for (size_t i = 0; i < %d; i++)", n * n);
+            out(e, "    Y[i] = (i %% %d == i / %d) ? 1 : 0;", n, n);
+            break;
+        }
+        case OP_TRANSPOSE: {
+            int m = VAL(e, v->a)->shape.dim[0], n = VAL(e, v->a)->shape.dim[1];
+            out(e, "const real *restrict A = %s;", F(e, v->a));
+            out(e, "real *restrict Y = %s;", F(e, v->id));
+            out(e, "for (size_t i = 0; i < %d; i++)", m);
+            out(e, "    for (size_t j = 0; j < %d; j++)", n);
+            out(e, "        Y[j * %d + i] = A[i * %d + j];", m, n);
+            break;
+        }
+        case OP_SLICE:
+            slice_rows(e, v, F(e, v->id), F(e, v->a), false, false);
+            break;
+        case OP_PAD: {
+            const Val *a = VAL(e, v->a);
+            size_t lanes = lanes_of(v);
+            copy_rows(e, F(e, v->id), F(e, v->a), a->size, v->vary == VARY_SAMPLE, false);
+            out(e, "memset(%s + %zu, 0, sizeof(real) * %zu);", F(e, v->id), a->size * lanes, (v->size - a->size) * lanes);
+            break;
+        }
+        case OP_JOIN: {
+            size_t off = 0;
+            for (int i = 0; i < v->nargs; i++) {
+                const Val *a = VAL(e, v->args[i]);
+                copy_rows(e, S_(e, "%s + %zu", F(e, v->id), off * lanes_of(v)), F(e, v->args[i]), a->size,
+                          v->vary == VARY_SAMPLE, false);
+                off += a->size;
+            }
+            break;
+        }
+        case OP_SUM:
+        case OP_MEAN: {
+            const Val *a = VAL(e, v->a);
+            out(e, "const real *restrict A = %s;", F(e, v->a));
+            out(e, "real *restrict Y = %s;", F(e, v->id));
+            const char *scale = v->op == OP_MEAN ? S_(e, " / (real)%zu", a->size) : "";
+            if (v->vary == VARY_SAMPLE) {
+                out(e, "for (int l = 0; l < SPDL_BT; l++)");
+                out(e, "    Y[l] = 0;");
+                out(e, "for (size_t i = 0; i < %zu; i++)", a->size);
+                out(e, "    for (int l = 0; l < SPDL_BT; l++)");
+                out(e, "        Y[l] += A[i * SPDL_BT + l];");
+                if (*scale) {
+                    out(e, "for (int l = 0; l < SPDL_BT; l++)");
+                    out(e, "    Y[l] = Y[l]%s;", scale);
+                }
+            } else {
+                out(e, "real s = 0;");
+                out(e, "for (size_t i = 0; i < %zu; i++)", a->size);
+                out(e, "    s += A[i];");
+                out(e, "Y[0] = s%s;", scale);
+            }
+            break;
+        }
+        case OP_SOFTMAX:
+            out(e, "spdl_softmax(%zu, %s, %s);", v->size, F(e, v->a), F(e, v->id));
+            break;
+        case OP_CE: {
+            const Val *a = VAL(e, v->a);
+            if (v->logits)
+                out(e, "spdl_ce_logits(%zu, %s, %s, %s);", a->size, F(e, v->a), F(e, v->b), F(e, v->id));
+            else {
+                out(e, "const real *restrict P = %s;", F(e, v->a));
+                out(e, "const real *restrict C = %s;", F(e, v->b));
+                out(e, "real *restrict Y = %s;", F(e, v->id));
+                out(e, "for (int l = 0; l < SPDL_BT; l++)");
+                out(e, "    Y[l] = -(real)log(P[(size_t)C[l] * SPDL_BT + l]);");
+            }
+            break;
+        }
+        case OP_MSE: {
+            const Val *a = VAL(e, v->a);
+            out(e, "const real *restrict P = %s;", F(e, v->a));
+            out(e, "const real *restrict T = %s;", F(e, v->b));
+            out(e, "real *restrict Y = %s;", F(e, v->id));
+            out(e, "for (int l = 0; l < SPDL_BT; l++)");
+            out(e, "    Y[l] = 0;");
+            out(e, "for (size_t i = 0; i < %zu; i++)", a->size);
+            out(e, "    for (int l = 0; l < SPDL_BT; l++) {");
+            if (v->is_class)
+                out(e, "        const real d = P[i * SPDL_BT + l] - (real)(T[l] == (real)i);");
+            else
+                out(e, "        const real d = P[i * SPDL_BT + l] - T[i * SPDL_BT + l];");
+            out(e, "        Y[l] += d * d;");
+            out(e, "    }");
+            break;
+        }
+        case OP_SMOOTH: {
+            out(e, "real s = 0;");
+            for (int i = 0; i < v->nargs; i++) {
+                const Val *pv = VAL(e, v->args[i]);
+                const Param *pm = param_of(e, pv);
+                out(e, "{");
+                out(e, "    const real *restrict P = %s;", F(e, v->args[i]));
+                out(e, "    real t = 0;");
+                out(e, "    for (size_t j = %zu; j < %zu; j++)", pm->nstore, pm->size);
+                out(e, "        t += (P[j] - P[j - %zu]) * (P[j] - P[j - %zu]);", pm->nstore, pm->nstore);
+                out(e, "    s += t / (real)%s;", lit(e, smooth_h(e, pv)));
+                out(e, "}");
+            }
+            out(e, "%s[0] = s;", F(e, v->id));
+            break;
+        }
+        default:
+            out(e, "#error \"spdlc: no code for %s\"", op_names[v->op]);
+        }
+    }
+    e->indent--;
+    out(e, "}");
+}
+
+static void op_adjoint(E *e, const Val *v)
+{
+    if (v->op == OP_STATE && home(v) == H_LAYERS)
+        return;
+    bool any = false;
+    if (v->op == OP_STORE || v->op == OP_STATE)
+        any = true;
+    else {
+        any = wants_adj(e, v->a) || wants_adj(e, v->b);
+        for (int i = 0; i < v->nargs; i++)
+            any |= wants_adj(e, v->args[i]);
+    }
+    if (!any)
+        return;
+    out(e, "{");
+    e->indent++;
+    comment(e, v, S_(e, "adjoint of %s", op_names[v->op]));
+    if (is_elementwise(v->op)) {
+        ew_adjoint(e, v);
+    } else {
+        switch (v->op) {
+        case OP_MATMUL:
+            matmul_adjoint(e, v);
+            break;
+        case OP_STORE: {
+            const char *gs = S_(e, "(w + %zu)", e->gS[v->index]);
+            const Val *a = VAL(e, v->a);
+            if (wants_adj(e, v->a)) {
+                if (a->vary == VARY_SAMPLE) {
+                    bool assign = first(e, v->a);
+                    out(e, "real *restrict GA = %s;", G(e, v->a));
+                    out(e, "const real *restrict GS = %s;", gs);
+                    out(e, "for (size_t j = 0; j < %zu; j++)", v->size * BT);
+                    out(e, "    GA[j] %s GS[j];", assign ? "=" : "+=");
+                } else {
+                    out(e, "real *restrict GA = %s;", G(e, v->a));
+                    out(e, "const real *restrict GS = %s;", gs);
+                    out(e, "for (size_t i = 0; i < %zu; i++)", v->size);
+                    out(e, "    GA[%s] += spdl_lane_sum(GS + i * SPDL_BT);", a->shape.rank ? "i" : "0");
+                }
+            }
+            out(e, "memset(%s, 0, sizeof(real) * %zu);", gs, v->size * BT);
+            e->gs_touched[v->index] = false;
+            break;
+        }
+        case OP_STATE:
+            copy_rows(e, S_(e, "(w + %zu)", e->gS[v->index]), G(e, v->id), v->size, true, true);
+            e->gs_touched[v->index] = true;
+            break;
+        case OP_SKEW: {
+            int n = v->shape.dim[0];
+            out(e, "real *restrict GA = %s;", G(e, v->a));
+            out(e, "const real *restrict GY = %s;", G(e, v->id));
+            out(e, "size_t q = 0;");
+            out(e, "for (size_t i = 0; i < %d; i++)", n);
+            out(e, "    for (size_t j = i + 1; j < %d; j++, q++)", n);
+            out(e, "        GA[q] += GY[i * %d + j] - GY[j * %d + i];", n, n);
+            break;
+        }
+        case OP_TRANSPOSE: {
+            int m = VAL(e, v->a)->shape.dim[0], n = VAL(e, v->a)->shape.dim[1];
+            out(e, "real *restrict GA = %s;", G(e, v->a));
+            out(e, "const real *restrict GY = %s;", G(e, v->id));
+            out(e, "for (size_t i = 0; i < %d; i++)", m);
+            out(e, "    for (size_t j = 0; j < %d; j++)", n);
+            out(e, "        GA[i * %d + j] += GY[j * %d + i];", n, m);
+            break;
+        }
+        case OP_SLICE: {
+            const Val *a = VAL(e, v->a);
+            bool whole = a->size == v->size;
+            bool assign = whole && first(e, v->a);
+            if (!whole)
+                partial(e, v->a, a->size * lanes_of(a));
+            slice_rows(e, v, G(e, v->id), G(e, v->a), true, assign);
+            break;
+        }
+        case OP_PAD: {
+            const Val *a = VAL(e, v->a);
+            bool assign = first(e, v->a);
+            out(e, "real *restrict GA = %s;", G(e, v->a));
+            out(e, "const real *restrict GY = %s;", G(e, v->id));
+            out(e, "for (size_t j = 0; j < %zu; j++)", a->size * lanes_of(v));
+            out(e, "    GA[j] %s GY[j];", assign ? "=" : "+=");
+            break;
+        }
+        case OP_JOIN: {
+            size_t off = 0;
+            for (int i = 0; i < v->nargs; i++) {
+                const Val *a = VAL(e, v->args[i]);
+                if (wants_adj(e, v->args[i])) {
+                    bool assign = first(e, v->args[i]);
+                    out(e, "for (size_t j = 0; j < %zu; j++)", a->size * lanes_of(v));
+                    out(e, "    %s[j] %s %s[%zu + j];", G(e, v->args[i]), assign ? "=" : "+=", G(e, v->id),
+                        off * lanes_of(v));
+                }
+                off += a->size;
+            }
+            break;
+        }
+        case OP_SUM:
+        case OP_MEAN: {
+            const Val *a = VAL(e, v->a);
+            bool assign = first(e, v->a);
+            const char *scale = v->op == OP_MEAN ? S_(e, " / (real)%zu", a->size) : "";
+            out(e, "real *restrict GA = %s;", G(e, v->a));
+            out(e, "const real *restrict GY = %s;", G(e, v->id));
+            if (v->vary == VARY_SAMPLE) {
+                out(e, "for (size_t i = 0; i < %zu; i++)", a->size);
+                out(e, "    for (int l = 0; l < SPDL_BT; l++)");
+                out(e, "        GA[i * SPDL_BT + l] %s GY[l]%s;", assign ? "=" : "+=", scale);
+            } else {
+                out(e, "for (size_t i = 0; i < %zu; i++)", a->size);
+                out(e, "    GA[i] += GY[0]%s;", scale);
+            }
+            break;
+        }
+        case OP_SOFTMAX: {
+            bool assign = first(e, v->a);
+            out(e, "spdl_softmax_adj(%zu, %s, %s, %s, %d);", v->size, F(e, v->id), G(e, v->id), G(e, v->a), assign ? 0 : 1);
+            break;
+        }
+        case OP_CE: {
+            const Val *a = VAL(e, v->a);
+            if (v->logits) {
+                bool assign = first(e, v->a);
+                out(e, "spdl_ce_logits_adj(%zu, %s, %s, %s, %s, %d);", a->size, F(e, v->a), F(e, v->b), G(e, v->id),
+                    G(e, v->a), assign ? 0 : 1);
+            } else {
+                partial(e, v->a, a->size * BT);
+                out(e, "const real *restrict P = %s;", F(e, v->a));
+                out(e, "const real *restrict C = %s;", F(e, v->b));
+                out(e, "const real *restrict GY = %s;", G(e, v->id));
+                out(e, "real *restrict GP = %s;", G(e, v->a));
+                out(e, "for (int l = 0; l < SPDL_BT; l++) {");
+                out(e, "    const size_t j = (size_t)C[l] * SPDL_BT + l;");
+                out(e, "    GP[j] -= GY[l] / P[j];");
+                out(e, "}");
+            }
+            break;
+        }
+        case OP_MSE: {
+            const Val *a = VAL(e, v->a);
+            for (int side = 0; side < 2; side++) {
+                int o = side ? v->b : v->a;
+                if (!wants_adj(e, o) || (side && v->is_class))
+                    continue;
+                bool assign = first(e, o);
+                out(e, "{");
+                out(e, "    const real *restrict P = %s;", F(e, v->a));
+                out(e, "    const real *restrict T = %s;", F(e, v->b));
+                out(e, "    const real *restrict GY = %s;", G(e, v->id));
+                out(e, "    real *restrict GO = %s;", G(e, o));
+                out(e, "    for (size_t i = 0; i < %zu; i++)", a->size);
+                out(e, "        for (int l = 0; l < SPDL_BT; l++) {");
+                if (v->is_class)
+                    out(e, "            const real d = P[i * SPDL_BT + l] - (real)(T[l] == (real)i);");
+                else
+                    out(e, "            const real d = P[i * SPDL_BT + l] - T[i * SPDL_BT + l];");
+                out(e, "            GO[i * SPDL_BT + l] %s %s2 * GY[l] * d;", assign ? "=" : "+=", side ? "-" : "");
+                out(e, "        }");
+                out(e, "}");
+            }
+            break;
+        }
+        case OP_SMOOTH:
+            for (int i = 0; i < v->nargs; i++) {
+                const Val *pv = VAL(e, v->args[i]);
+                const Param *pm = param_of(e, pv);
+                if (!wants_adj(e, v->args[i]))
+                    continue;
+                out(e, "{");
+                out(e, "    const real *restrict P = %s;", F(e, v->args[i]));
+                out(e, "    real *restrict GP = %s;", G(e, v->args[i]));
+                out(e, "    const real g = 2 * %s[0] / (real)%s;", G(e, v->id), lit(e, smooth_h(e, pv)));
+                out(e, "    for (size_t j = %zu; j < %zu; j++) {", pm->nstore, pm->size);
+                out(e, "        const real d = g * (P[j] - P[j - %zu]);", pm->nstore);
+                out(e, "        GP[j] += d;");
+                out(e, "        GP[j - %zu] -= d;", pm->nstore);
+                out(e, "    }");
+                out(e, "}");
+            }
+            break;
+        default:
+            out(e, "#error \"spdlc: no adjoint for %s\"", op_names[v->op]);
+        }
+    }
+    e->indent--;
+    out(e, "}");
+}
+
+/* ---- functions ------------------------------------------------------------------------- */
+
+static void compute_active(E *e, Variant var)
+{
+    const StepProgram *p = e->p;
+    for (int i = 0; i < p->nvals; i++) {
+        const Val *v = p->vals[i];
+        bool act;
+        switch (v->op) {
+        case OP_CONST: case OP_LABEL: case OP_IDENTITY: act = false; break;
+        case OP_PARAM: case OP_STATE: act = true; break;
+        case OP_INPUT: act = var == V_VJP; break;
+        default:
+            act = (v->a >= 0 && e->active[v->a]) || (v->b >= 0 && e->active[v->b]);
+            for (int j = 0; j < v->nargs; j++)
+                act |= e->active[v->args[j]];
+        }
+        e->active[i] = act && !v->dead;
+    }
+}
+
+static const char *fn(E *e, const char *suffix) { return S_(e, "%s_%s", e->M, suffix); }
+
+static void emit_prepare(E *e)
+{
+    const StepProgram *p = e->p;
+    out(e, "/* Parameters into the work buffer, then the parameter code: once per call. */");
+    out(e, "static void %s(const double *theta, real *w)", fn(e, "prepare"));
+    out(e, "{");
+    e->indent++;
+    out(e, "for (size_t i = 0; i < %zu; i++)", e->m->theta_size);
+    out(e, "    w[%zu + i] = (real)theta[i];", e->theta);
+    for (int i = 0; i < p->ngcode; i++)
+        op_forward(e, VAL(e, p->gcode[i]));
+    for (int s = 0; s < p->nsegs; s++) {
+        const Seg *sg = &p->segs[s];
+        if (sg->kind != SEG_BLOCK || !sg->npcode)
+            continue;
+        out(e, "for (size_t k = 0; k < %d; k++) {", sg->blk->layers);
+        e->indent++;
+        for (int i = 0; i < sg->npcode; i++)
+            op_forward(e, VAL(e, sg->pcode[i]));
+        e->indent--;
+        out(e, "}");
+    }
+    e->indent--;
+    out(e, "}");
+    nl(e);
+}
+
+static void emit_prepare_adj(E *e)
+{
+    const StepProgram *p = e->p;
+    out(e, "/* The parameter code in reverse: parameter-value adjoints into the gradient. */");
+    out(e, "static void %s(real *w)", fn(e, "prepare_adj"));
+    out(e, "{");
+    e->indent++;
+    out(e, "(void)w;");
+    for (int s = p->nsegs - 1; s >= 0; s--) {
+        const Seg *sg = &p->segs[s];
+        if (sg->kind != SEG_BLOCK || !sg->npcode)
+            continue;
+        bool any = false;
+        for (int i = 0; i < sg->npcode; i++)
+            any |= VAL(e, sg->pcode[i])->op != OP_PARAM;
+        if (!any)
+            continue;
+        out(e, "for (size_t k = %d; k-- > 0;) {", sg->blk->layers);
+        e->indent++;
+        for (int i = sg->npcode - 1; i >= 0; i--)
+            op_adjoint(e, VAL(e, sg->pcode[i]));
+        e->indent--;
+        out(e, "}");
+    }
+    for (int i = p->ngcode - 1; i >= 0; i--)
+        op_adjoint(e, VAL(e, p->gcode[i]));
+    e->indent--;
+    out(e, "}");
+    nl(e);
+}
+
+static void emit_layer(E *e, int s)
+{
+    const Seg *sg = &e->p->segs[s];
+    int line, col;
+    span_line_col(e->d, sg->span, &line, &col);
+    out(e, "/* line %d: one layer of the %s block; reads tin, writes tout */", line,
+        sg->blk->kind == BLOCK_FLOW ? "flow" : "repeat");
+    out(e, "static void %s(real *w, size_t k, const real *restrict tin, real *restrict tout)", fn(e, S_(e, "layer%d", s)));
+    out(e, "{");
+    e->indent++;
+    out(e, "(void)k;");
+    for (int i = 0; i < sg->ncode; i++)
+        op_forward(e, VAL(e, sg->code[i]));
+    e->indent--;
+    out(e, "}");
+    nl(e);
+    /* the adjoint: recompute the layer from its stored input, then reverse */
+    out(e, "/* the adjoint of layer k: gout holds d loss / d tout, gin receives d loss / d tin */");
+    out(e, "static void %s(real *w, size_t k, const real *restrict tin, real *restrict tout, real *restrict gin, real *restrict gout)",
+        fn(e, S_(e, "layer%d_adj", s)));
+    out(e, "{");
+    e->indent++;
+    out(e, "%s(w, k, tin, tout);", fn(e, S_(e, "layer%d", s)));
+    for (int i = 0; i < sg->ncode; i++)
+        e->touched[sg->code[i]] = final_var(sg, sg->code[i]) >= 0;
+    for (int i = sg->ncode - 1; i >= 0; i--) {
+        int v = sg->code[i];
+        if (e->touched[v])
+            op_adjoint(e, VAL(e, v));
+    }
+    for (int k = 0; k < sg->nvars; k++)
+        if (!e->touched[sg->inputs[k]])
+            out(e, "memset(gin + %zu, 0, sizeof(real) * %zu);", e->varoff[s][k] * BT,
+                e->m->states[sg->vars[k]]->size * BT);
+    out(e, "(void)gin;");
+    out(e, "(void)gout;");
+    e->indent--;
+    out(e, "}");
+    nl(e);
+}
+
+static void emit_load(E *e)
+{
+    const Model *m = e->m;
+    out(e, "/* One tile of samples into feature-major order; lanes past nb are zero. */");
+    out(e, "static int %s(real *w, const double *x, const double *target, size_t t0, size_t nb)", fn(e, "load"));
+    out(e, "{");
+    e->indent++;
+    out(e, "real *restrict X = w + %zu;", e->x);
+    out(e, "for (size_t l = 0; l < SPDL_BT; l++)");
+    out(e, "    for (size_t i = 0; i < %zu; i++) {", m->nin);
+    out(e, "        const double v = l < nb ? x[(t0 + l) * %zu + i] : 0.0;", m->nin);
+    out(e, "        if (!isfinite(v))");
+    out(e, "            return SPDL_ENONFINITE;");
+    out(e, "        X[i * SPDL_BT + l] = (real)v;");
+    out(e, "    }");
+    if (m->ntarget) {
+        out(e, "real *restrict C = w + %zu;", e->lab);
+        out(e, "if (!target) {");
+        out(e, "    memset(C, 0, sizeof(real) * %zu);", m->ntarget * BT);
+        out(e, "    return SPDL_OK;");
+        out(e, "}");
+        if (m->label) {
+            out(e, "for (size_t l = 0; l < SPDL_BT; l++) {");
+            out(e, "    const double c = l < nb ? target[t0 + l] : 0.0;");
+            out(e, "    if (!(c >= 0 && c < %d && c == floor(c)))", m->nclass);
+            out(e, "        return SPDL_ELABEL;");
+            out(e, "    C[l] = (real)c;");
+            out(e, "}");
+        } else {
+            out(e, "for (size_t l = 0; l < SPDL_BT; l++)");
+            out(e, "    for (size_t i = 0; i < %zu; i++) {", m->ntarget);
+            out(e, "        const double t = l < nb ? target[(t0 + l) * %zu + i] : 0.0;", m->ntarget);
+            out(e, "        if (!isfinite(t))");
+            out(e, "            return SPDL_ENONFINITE;");
+            out(e, "        C[i * SPDL_BT + l] = (real)t;");
+            out(e, "    }");
+        }
+    } else {
+        out(e, "(void)target;");
+    }
+    out(e, "return SPDL_OK;");
+    e->indent--;
+    out(e, "}");
+    nl(e);
+}
+
+static void emit_tile_forward(E *e)
+{
+    const StepProgram *p = e->p;
+    const Model *m = e->m;
+    out(e, "/* The forward pass of one tile; keep: store every layer's input for the adjoint. */");
+    out(e, "static void %s(real *w, int keep)", fn(e, "tile_forward"));
+    out(e, "{");
+    e->indent++;
+    out(e, "(void)keep;");
+    for (int s = 0; s < p->nsegs; s++) {
+        const Seg *sg = &p->segs[s];
+        if (sg->kind == SEG_CODE) {
+            for (int i = 0; i < sg->ncode; i++)
+                op_forward(e, VAL(e, sg->code[i]));
+            continue;
+        }
+        size_t st = e->stride[s] * BT;
+        int N = sg->blk->layers;
+        out(e, "{");
+        e->indent++;
+        int line, col;
+        span_line_col(e->d, sg->span, &line, &col);
+        out(e, "/* line %d: %d layers */", line, N);
+        out(e, "real *tape = w + %zu;", e->tape[s]);
+        for (int k = 0; k < sg->nvars; k++)
+            out(e, "memcpy(tape + %zu, w + %zu, sizeof(real) * %zu);", e->varoff[s][k] * BT, e->S[sg->vars[k]],
+                m->states[sg->vars[k]]->size * BT);
+        out(e, "for (size_t k = 0; k < %d; k++) {", N);
+        out(e, "    const size_t a = keep ? k : (k & 1), b = keep ? k + 1 : ((k + 1) & 1);");
+        out(e, "    %s(w, k, tape + a * %zu, tape + b * %zu);", fn(e, S_(e, "layer%d", s)), st, st);
+        out(e, "}");
+        out(e, "const size_t f = keep ? %d : %d;", N, N & 1);
+        for (int k = 0; k < sg->nvars; k++)
+            out(e, "memcpy(w + %zu, tape + f * %zu + %zu, sizeof(real) * %zu);", e->S[sg->vars[k]], st,
+                e->varoff[s][k] * BT, m->states[sg->vars[k]]->size * BT);
+        e->indent--;
+        out(e, "}");
+    }
+    e->indent--;
+    out(e, "}");
+    nl(e);
+}
+
+static void emit_tile_backward(E *e, Variant var)
+{
+    const StepProgram *p = e->p;
+    const Model *m = e->m;
+    compute_active(e, var);
+    for (int i = 0; i < p->nvals; i++)
+        e->touched[i] = false;
+    for (int i = 0; i < m->nstates; i++)
+        e->gs_touched[i] = false;
+    if (var == V_LOSS) {
+        out(e, "/* The adjoint of one tile, seeded with d loss / d (per-sample loss) = scale. */");
+        out(e, "static void %s(real *w, size_t nb, real scale)", fn(e, "tile_backward_loss"));
+    } else {
+        out(e, "/* The adjoint of one tile, seeded with dy for the output. */");
+        out(e, "static void %s(real *w, const double *dy, size_t t0, size_t nb)", fn(e, "tile_backward_out"));
+    }
+    out(e, "{");
+    e->indent++;
+    out(e, "memset(w + %zu, 0, sizeof(real) * %zu);", e->madj_begin, e->madj_end - e->madj_begin);
+    if (var == V_LOSS) {
+        if (p->loss_sample >= 0) {
+            out(e, "for (size_t l = 0; l < SPDL_BT; l++)");
+            out(e, "    %s[l] = l < nb ? scale : 0;", G(e, p->loss_sample));
+            e->touched[p->loss_sample] = true;
+        } else {
+            out(e, "(void)nb;");
+            out(e, "(void)scale;");
+        }
+    } else {
+        out(e, "real *restrict GY = %s;", G(e, p->out));
+        out(e, "for (size_t l = 0; l < nb; l++)");
+        out(e, "    for (size_t i = 0; i < %zu; i++)", m->nout);
+        out(e, "        GY[i * SPDL_BT + l] = (real)dy[(t0 + l) * %zu + i];", m->nout);
+        e->touched[p->out] = true;
+    }
+    for (int s = p->nsegs - 1; s >= 0; s--) {
+        const Seg *sg = &p->segs[s];
+        if (sg->kind == SEG_CODE) {
+            for (int i = sg->ncode - 1; i >= 0; i--) {
+                const Val *v = VAL(e, sg->code[i]);
+                if (v->op == OP_STORE ? e->gs_touched[v->index] : e->touched[v->id])
+                    op_adjoint(e, v);
+            }
+            continue;
+        }
+        bool any = false;
+        for (int k = 0; k < sg->nvars; k++)
+            any |= e->gs_touched[sg->vars[k]];
+        if (!any)
+            continue;
+        size_t st = e->stride[s] * BT;
+        int N = sg->blk->layers;
+        out(e, "{");
+        e->indent++;
+        out(e, "real *tape = w + %zu;", e->tape[s]);
+        out(e, "real *ga = w + %zu, *gb = w + %zu, *gt;", e->gslot[2 * s], e->gslot[2 * s + 1]);
+        for (int k = 0; k < sg->nvars; k++)
+            out(e, "memcpy(ga + %zu, w + %zu, sizeof(real) * %zu);", e->varoff[s][k] * BT, e->gS[sg->vars[k]],
+                m->states[sg->vars[k]]->size * BT);
+        out(e, "for (size_t k = %d; k-- > 0;) {", N);
+        out(e, "    %s(w, k, tape + k * %zu, tape + (k + 1) * %zu, gb, ga);", fn(e, S_(e, "layer%d_adj", s)), st, st);
+        out(e, "    gt = ga;");
+        out(e, "    ga = gb;");
+        out(e, "    gb = gt;");
+        out(e, "}");
+        out(e, "(void)gb;");
+        for (int k = 0; k < sg->nvars; k++) {
+            out(e, "memcpy(w + %zu, ga + %zu, sizeof(real) * %zu);", e->gS[sg->vars[k]], e->varoff[s][k] * BT,
+                m->states[sg->vars[k]]->size * BT);
+            e->gs_touched[sg->vars[k]] = true;
+        }
+        e->indent--;
+        out(e, "}");
+        /* values the layer reads from outside it now have contributions */
+        for (int i = 0; i < sg->ncode; i++) {
+            const Val *v = VAL(e, sg->code[i]);
+            int ops[2] = {v->a, v->b};
+            for (int j = 0; j < 2; j++)
+                if (ops[j] >= 0 && home(VAL(e, ops[j])) == H_MODEL)
+                    e->touched[ops[j]] = true;
+            for (int j = 0; j < v->nargs; j++)
+                if (home(VAL(e, v->args[j])) == H_MODEL)
+                    e->touched[v->args[j]] = true;
+        }
+    }
+    e->indent--;
+    out(e, "}");
+    nl(e);
+}
+
+static const char *align_work(E *e)
+{
+    (void)e;
+    return "real *w = (real *)(((uintptr_t)work + 63) & ~(uintptr_t)63);";
+}
+
+static void emit_public(E *e)
+{
+    const StepProgram *p = e->p;
+    const Model *m = e->m;
+    const char *M = e->M;
+    /* parameter table */
+    out(e, "static const spdl_param %s_param_table[] = {", M);
+    for (int i = 0; i < m->nparams; i++) {
+        const Param *pm = m->params[i];
+        char shape[128] = "";
+        int n = 0;
+        for (int d = 0; d < 4; d++)
+            n += snprintf(shape + n, sizeof shape - (size_t)n, "%s%d", d ? ", " : "", d < pm->store.rank ? pm->store.dim[d] : 0);
+        out(e, "    {\"%s\", %zu, %zu, %d, %d, {%s}},", pm->name, pm->offset, pm->size, pm->layers, pm->store.rank, shape);
+    }
+    if (!m->nparams)
+        out(e, "    {\"\", 0, 0, 0, 0, {0, 0, 0, 0}},");
+    out(e, "};");
+    nl(e);
+    out(e, "const spdl_param *%s_params(size_t *count)", M);
+    out(e, "{");
+    out(e, "    if (count)");
+    out(e, "        *count = %d;", m->nparams);
+    out(e, "    return %s_param_table;", M);
+    out(e, "}");
+    nl(e);
+    out(e, "size_t %s_work_size(size_t batch)", M);
+    out(e, "{");
+    out(e, "    (void)batch; /* tiles of SPDL_BT samples: the size does not depend on the batch */");
+    out(e, "    return sizeof(real) * %zu + 64;", e->total);
+    out(e, "}");
+    nl(e);
+    /* forward */
+    out(e, "int %s_forward(const double *theta, size_t batch, const double *x, double *y, void *work)", M);
+    out(e, "{");
+    e->indent++;
+    out(e, "if (!theta || !x || !y || !work || batch == 0)");
+    out(e, "    return SPDL_EINVAL;");
+    out(e, "%s", align_work(e));
+    out(e, "%s(theta, w);", fn(e, "prepare"));
+    out(e, "for (size_t t0 = 0; t0 < batch; t0 += SPDL_BT) {");
+    e->indent++;
+    out(e, "const size_t nb = batch - t0 < SPDL_BT ? batch - t0 : SPDL_BT;");
+    out(e, "const int rc = %s(w, x, NULL, t0, nb);", fn(e, "load"));
+    out(e, "if (rc)");
+    out(e, "    return rc;");
+    out(e, "%s(w, 0);", fn(e, "tile_forward"));
+    out(e, "const real *restrict Y = %s;", F(e, p->out));
+    out(e, "for (size_t l = 0; l < nb; l++)");
+    out(e, "    for (size_t i = 0; i < %zu; i++)", m->nout);
+    out(e, "        y[(t0 + l) * %zu + i] = (double)Y[i * SPDL_BT + l];", m->nout);
+    e->indent--;
+    out(e, "}");
+    out(e, "return SPDL_OK;");
+    e->indent--;
+    out(e, "}");
+    nl(e);
+    /* loss and gradient */
+    out(e, "double %s_loss_grad(const double *theta, size_t batch, const double *x, const double *target, double *grad, void *work)", M);
+    out(e, "{");
+    e->indent++;
+    out(e, "if (!theta || !x || !work || batch == 0%s)", m->ntarget ? " || !target" : "");
+    out(e, "    return NAN;");
+    out(e, "%s", align_work(e));
+    out(e, "memset(w + %zu, 0, sizeof(real) * %zu);", e->padj_begin, e->padj_end - e->padj_begin);
+    out(e, "%s(theta, w);", fn(e, "prepare"));
+    out(e, "double total = 0;");
+    out(e, "for (size_t t0 = 0; t0 < batch; t0 += SPDL_BT) {");
+    e->indent++;
+    out(e, "const size_t nb = batch - t0 < SPDL_BT ? batch - t0 : SPDL_BT;");
+    out(e, "if (%s(w, x, target, t0, nb))", fn(e, "load"));
+    out(e, "    return NAN;");
+    out(e, "%s(w, grad != NULL);", fn(e, "tile_forward"));
+    if (p->loss_sample >= 0) {
+        out(e, "const real *restrict L = %s;", F(e, p->loss_sample));
+        out(e, "for (size_t l = 0; l < nb; l++)");
+        out(e, "    total += (double)L[l];");
+    }
+    out(e, "if (grad)");
+    out(e, "    %s(w, nb, (real)(1.0 / (double)batch));", fn(e, "tile_backward_loss"));
+    e->indent--;
+    out(e, "}");
+    out(e, "double loss = total / (double)batch;");
+    if (p->loss_param >= 0) {
+        out(e, "loss += (double)%s[0];", F(e, p->loss_param));
+        out(e, "if (grad)");
+        out(e, "    %s[0] += 1;", G(e, p->loss_param));
+    }
+    out(e, "if (grad) {");
+    out(e, "    %s(w);", fn(e, "prepare_adj"));
+    out(e, "    for (size_t i = 0; i < %zu; i++)", m->theta_size);
+    out(e, "        grad[i] = (double)w[%zu + i];", e->gtheta);
+    out(e, "}");
+    out(e, "return loss;");
+    e->indent--;
+    out(e, "}");
+    nl(e);
+    /* vjp */
+    out(e, "int %s_vjp(const double *theta, size_t batch, const double *x, const double *dy, double *dx, double *dtheta, void *work)", M);
+    out(e, "{");
+    e->indent++;
+    out(e, "if (!theta || !x || !dy || !work || batch == 0 || (!dx && !dtheta))");
+    out(e, "    return SPDL_EINVAL;");
+    out(e, "%s", align_work(e));
+    out(e, "memset(w + %zu, 0, sizeof(real) * %zu);", e->padj_begin, e->padj_end - e->padj_begin);
+    out(e, "%s(theta, w);", fn(e, "prepare"));
+    out(e, "for (size_t t0 = 0; t0 < batch; t0 += SPDL_BT) {");
+    e->indent++;
+    out(e, "const size_t nb = batch - t0 < SPDL_BT ? batch - t0 : SPDL_BT;");
+    out(e, "const int rc = %s(w, x, NULL, t0, nb);", fn(e, "load"));
+    out(e, "if (rc)");
+    out(e, "    return rc;");
+    out(e, "%s(w, 1);", fn(e, "tile_forward"));
+    out(e, "%s(w, dy, t0, nb);", fn(e, "tile_backward_out"));
+    out(e, "if (dx) {");
+    out(e, "    const real *restrict GX = w + %zu;", e->gx);
+    out(e, "    for (size_t l = 0; l < nb; l++)");
+    out(e, "        for (size_t i = 0; i < %zu; i++)", m->nin);
+    out(e, "            dx[(t0 + l) * %zu + i] = (double)GX[i * SPDL_BT + l];", m->nin);
+    out(e, "}");
+    e->indent--;
+    out(e, "}");
+    out(e, "if (dtheta) {");
+    out(e, "    %s(w);", fn(e, "prepare_adj"));
+    out(e, "    for (size_t i = 0; i < %zu; i++)", m->theta_size);
+    out(e, "        dtheta[i] = (double)w[%zu + i];", e->gtheta);
+    out(e, "}");
+    out(e, "return SPDL_OK;");
+    e->indent--;
+    out(e, "}");
+    nl(e);
+    /* trajectory */
+    size_t rows = 0;
+    for (int s = 0; s < p->nsegs; s++)
+        if (p->segs[s].kind == SEG_BLOCK)
+            rows += (size_t)p->segs[s].blk->layers + 1;
+    out(e, "/* Every state at the start and after each layer of every block (for plots). */");
+    out(e, "int %s_trajectory(const double *theta, size_t batch, const double *x, double *traj, void *work)", M);
+    out(e, "{");
+    e->indent++;
+    out(e, "if (!theta || !x || !traj || !work || batch == 0)");
+    out(e, "    return SPDL_EINVAL;");
+    out(e, "%s", align_work(e));
+    out(e, "%s(theta, w);", fn(e, "prepare"));
+    out(e, "for (size_t t0 = 0; t0 < batch; t0 += SPDL_BT) {");
+    e->indent++;
+    out(e, "const size_t nb = batch - t0 < SPDL_BT ? batch - t0 : SPDL_BT;");
+    out(e, "const int rc = %s(w, x, NULL, t0, nb);", fn(e, "load"));
+    out(e, "if (rc)");
+    out(e, "    return rc;");
+    out(e, "%s(w, 1);", fn(e, "tile_forward"));
+    size_t row = 0;
+    for (int s = 0; s < p->nsegs; s++) {
+        const Seg *sg = &p->segs[s];
+        if (sg->kind != SEG_BLOCK)
+            continue;
+        for (int st = 0; st < m->nstates; st++) {
+            int k = block_var(sg, st);
+            const State *S = m->states[st];
+            /* block vars from the tape; other states as the block saw them */
+            out(e, "for (size_t r = 0; r <= %d; r++)", sg->blk->layers);
+            out(e, "    for (size_t l = 0; l < nb; l++)");
+            out(e, "        for (size_t i = 0; i < %zu; i++)", S->size);
+            if (k >= 0)
+                out(e, "            traj[((t0 + l) * %zu + %zu + r) * %zu + %zu + i] = (double)w[%zu + r * %zu + (%zu + i) * SPDL_BT + l];",
+                    rows, row, m->state_size, S->offset, e->tape[s], e->stride[s] * BT, e->varoff[s][k]);
+            else
+                out(e, "            traj[((t0 + l) * %zu + %zu + r) * %zu + %zu + i] = (double)w[%zu + i * SPDL_BT + l];",
+                    rows, row, m->state_size, S->offset, e->S[st]);
+        }
+        row += (size_t)sg->blk->layers + 1;
+    }
+    e->indent--;
+    out(e, "}");
+    out(e, "return SPDL_OK;");
+    e->indent--;
+    out(e, "}");
+    nl(e);
+}
+
+static void emit_init_project(E *e)
+{
+    const Model *m = e->m;
+    const char *M = e->M;
+    out(e, "/* Norm bounds (rigorous upper bounds, rescaling when exceeded) and the step simplex. */");
+    out(e, "void %s_project(double *theta)", M);
+    out(e, "{");
+    e->indent++;
+    out(e, "if (!theta)");
+    out(e, "    return;");
+    for (int i = 0; i < m->nparams; i++) {
+        const Param *pm = m->params[i];
+        if (pm->kind == PK_STEPS) {
+            const Block *b = pm->block;
+            double T = b->t1 - b->t0;
+            out(e, "/* %s: 0 <= dt_k <= %g, sum dt_k = %g */", pm->name, b->has_hmax ? b->hmax : T, T);
+            out(e, "spdl_project_capped_simplex(%d, theta + %zu, %s, %s);", pm->layers, pm->offset,
+                lit(e, b->has_hmax ? b->hmax : T), lit(e, T));
+            continue;
+        }
+        if (!pm->has_norm || pm->kind == PK_ORTH)
+            continue;
+        int r = pm->shape.dim[0], c = pm->shape.dim[1];
+        out(e, "/* %s: norm <= %g */", pm->name, pm->norm_bound);
+        out(e, "for (size_t k = 0; k < %d; k++) {", pm->layers);
+        e->indent++;
+        out(e, "double *P = theta + %zu + k * %zu;", pm->offset, pm->nstore);
+        if (pm->kind == PK_SKEW) {
+            out(e, "double A[%d * %d];", r, r);
+            out(e, "size_t q = 0;");
+            out(e, "for (size_t i = 0; i < %d; i++) {", r);
+            out(e, "    A[i * %d + i] = 0;", r);
+            out(e, "    for (size_t j = i + 1; j < %d; j++, q++) {", r);
+            out(e, "        A[i * %d + j] = P[q];", r);
+            out(e, "        A[j * %d + i] = -P[q];", r);
+            out(e, "    }");
+            out(e, "}");
+            out(e, "const double bound = spdl_norm2_upper(%d, %d, A);", r, r);
+        } else {
+            out(e, "const double bound = spdl_norm2_upper(%d, %d, P);", r, c);
+        }
+        out(e, "if (bound > %s) {", lit(e, pm->norm_bound));
+        out(e, "    const double scale = %s / bound * (1 - 0x1p-50);", lit(e, pm->norm_bound));
+        out(e, "    for (size_t i = 0; i < %zu; i++)", pm->nstore);
+        out(e, "        P[i] *= scale;");
+        out(e, "}");
+        e->indent--;
+        out(e, "}");
+    }
+    e->indent--;
+    out(e, "}");
+    nl(e);
+    out(e, "/* Deterministic initialisation: N(0, 1/fan_in) for matrices, zero biases, dt = T/N. */");
+    out(e, "void %s_init(double *theta, uint64_t seed)", M);
+    out(e, "{");
+    e->indent++;
+    out(e, "if (!theta)");
+    out(e, "    return;");
+    out(e, "uint64_t s = seed * 0x9e3779b97f4a7c15ull + 0x5350444cull;");
+    out(e, "(void)s;");
+    for (int i = 0; i < m->nparams; i++) {
+        const Param *pm = m->params[i];
+        if (pm->kind == PK_STEPS) {
+            out(e, "for (size_t i = 0; i < %zu; i++) /* %s */", pm->size, pm->name);
+            out(e, "    theta[%zu + i] = %s;", pm->offset, lit(e, pm->block->h));
+            continue;
+        }
+        double fan = 0;
+        if (pm->kind == PK_SKEW)
+            fan = pm->shape.dim[0];
+        else if (pm->kind == PK_FREE && pm->shape.rank >= 2)
+            fan = (double)shape_size(pm->shape) / pm->shape.dim[0];
+        if (fan == 0) {
+            out(e, "memset(theta + %zu, 0, sizeof(double) * %zu); /* %s */", pm->offset, pm->size, pm->name);
+            continue;
+        }
+        out(e, "for (size_t i = 0; i < %zu; i++) /* %s */", pm->size, pm->name);
+        out(e, "    theta[%zu + i] = spdl_rng_normal(&s) * %s;", pm->offset, lit(e, 1 / sqrt(fan)));
+    }
+    out(e, "%s_project(theta);", M);
+    e->indent--;
+    out(e, "}");
+    nl(e);
+}
+
+static void emit_descriptor(E *e)
+{
+    const Model *m = e->m;
+    const StepProgram *p = e->p;
+    const char *M = e->M;
+    size_t rows = 0;
+    int nblocks = 0;
+    for (int s = 0; s < p->nsegs; s++)
+        if (p->segs[s].kind == SEG_BLOCK) {
+            rows += (size_t)p->segs[s].blk->layers + 1;
+            nblocks++;
+        }
+    out(e, "const spdl_model *%s_model(void)", M);
+    out(e, "{");
+    e->indent++;
+    out(e, "static const spdl_model model = {");
+    out(e, "    \"%s\", \"%s\", %zu, %zu, %zu, %zu, %zu, %d, %d, {%d, %d, %d, %d}, %d, %zu,", M, e->o->source_hash, m->nin,
+        m->nout, m->state_size, m->theta_size, m->ntarget, m->nclass, m->in_shape.rank, m->in_shape.dim[0],
+        m->in_shape.rank > 1 ? m->in_shape.dim[1] : 0, m->in_shape.rank > 2 ? m->in_shape.dim[2] : 0,
+        m->in_shape.rank > 3 ? m->in_shape.dim[3] : 0, nblocks, rows);
+    out(e, "    %s_params, %s_work_size, %s_init, %s_project, %s_forward, %s_loss_grad, %s_vjp, %s_trajectory,", M, M, M,
+        M, M, M, M, M);
+    out(e, "    NULL, NULL, NULL,");
+    out(e, "};");
+    out(e, "return &model;");
+    e->indent--;
+    out(e, "}");
+}
+
+static void emit_header(E *e)
+{
+    const Model *m = e->m;
+    const char *M = e->M;
+    out(e, "/* %s.h - generated by spdlc %s from %s (source hash %s). Do not edit. */", M, SPDL_VERSION,
+        e->o->source_path, e->o->source_hash);
+    out(e, "#ifndef SPDL_MODEL_%s_H", M);
+    out(e, "#define SPDL_MODEL_%s_H", M);
+    nl(e);
+    out(e, "#include <stddef.h>");
+    out(e, "#include <stdint.h>");
+    nl(e);
+    out(e, "#include \"spdl.h\"");
+    nl(e);
+    out(e, "#ifdef __cplusplus");
+    out(e, "extern \"C\" {");
+    out(e, "#endif");
+    nl(e);
+    out(e, "enum { %s_NIN = %zu, %s_NOUT = %zu, %s_NSTATE = %zu, %s_NPARAM = %zu, %s_NTARGET = %zu };", M, m->nin, M,
+        m->nout, M, m->state_size, M, m->theta_size, M, m->ntarget);
+    nl(e);
+    out(e, "const spdl_param *%s_params(size_t *count);", M);
+    out(e, "size_t %s_work_size(size_t batch);", M);
+    out(e, "void   %s_init(double *theta, uint64_t seed);", M);
+    out(e, "void   %s_project(double *theta);", M);
+    out(e, "int    %s_forward(const double *theta, size_t batch, const double *x, double *y, void *work);", M);
+    out(e, "double %s_loss_grad(const double *theta, size_t batch, const double *x,", M);
+    out(e, "                     const double *target, double *grad, void *work);");
+    out(e, "int    %s_vjp(const double *theta, size_t batch, const double *x, const double *dy,", M);
+    out(e, "              double *dx, double *dtheta, void *work);");
+    out(e, "int    %s_trajectory(const double *theta, size_t batch, const double *x, double *traj, void *work);", M);
+    out(e, "const spdl_model *%s_model(void);", M);
+    nl(e);
+    out(e, "#ifdef __cplusplus");
+    out(e, "}");
+    out(e, "#endif");
+    nl(e);
+    out(e, "#endif");
+}
+
+const char *emit_hash(Arena *a, const char *text, size_t len)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)text[i]) * 1099511628211ull;
+    return arena_printf(a, "%016llx", (unsigned long long)h);
+}
+
+static FILE *open_out(E *e, const char *name)
+{
+    const char *path = S_(e, "%s/%s", e->o->dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        diag_error(e->d, NO_SPAN, "cannot write '%s': %s", path, strerror(errno));
+    return f;
+}
+
+static int close_out(E *e, FILE *f, const char *name)
+{
+    if (fclose(f) != 0) {
+        diag_error(e->d, NO_SPAN, "cannot write '%s/%s': %s", e->o->dir, name, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+int emit_c(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o)
+{
+    const Model *m = p->m;
+    E e = {.a = a, .d = d, .p = p, .m = m, .o = o, .M = m->name, .layer_seg = -1};
+    for (int i = 0; i < m->nparams; i++) {
+        const Param *pm = m->params[i];
+        if (pm->kind == PK_SKEW && pm->has_norm && pm->shape.dim[0] > 128) {
+            diag_error(d, pm->norm_span, "norm bounds on skew[n] with n > 128 are not supported yet");
+            return 1;
+        }
+    }
+    for (int i = 0; i < p->nvals; i++)
+        if (!p->vals[i]->dead && p->vals[i]->op == OP_NLL) {
+            Diag *g = diag_error(d, p->vals[i]->span, "code generation for nll_gaussian is not implemented yet");
+            diag_note(d, g, NO_SPAN, "it needs the log-determinant of the flow");
+            return 1;
+        }
+    layout(&e);
+    e.gslot = ARENA_ARRAY(a, size_t, 2 * p->nsegs);
+    for (int s = 0; s < p->nsegs; s++)
+        if (p->segs[s].kind == SEG_BLOCK) {
+            e.gslot[2 * s] = alloc(&e, e.stride[s] * BT);
+            e.gslot[2 * s + 1] = alloc(&e, e.stride[s] * BT);
+        }
+    e.touched = ARENA_ARRAY(a, bool, p->nvals);
+    e.active = ARENA_ARRAY(a, bool, p->nvals);
+    e.gs_touched = ARENA_ARRAY(a, bool, m->nstates + 1);
+    mkdir(o->dir, 0777); /* an existing directory is fine; fopen reports the rest */
+
+    FILE *h = open_out(&e, S_(&e, "%s.h", m->name));
+    if (!h)
+        return 1;
+    e.f = h;
+    emit_header(&e);
+    if (close_out(&e, h, S_(&e, "%s.h", m->name)))
+        return 1;
+
+    FILE *c = open_out(&e, S_(&e, "%s.c", m->name));
+    if (!c)
+        return 1;
+    e.f = c;
+    out(&e, "/* %s.c - generated by spdlc %s from %s (source hash %s). Do not edit.", m->name, SPDL_VERSION,
+        o->source_path, o->source_hash);
+    out(&e, " * Samples are processed in tiles of SPDL_BT lanes, feature-major within a tile;");
+    out(&e, " * comments name the .spn line each block comes from. */");
+    out(&e, "#include \"%s.h\"", m->name);
+    nl(&e);
+    out(&e, "#include <math.h>");
+    out(&e, "#include <stdint.h>");
+    out(&e, "#include <string.h>");
+    nl(&e);
+    out(&e, "typedef %s real;", o->fp32 ? "float" : "double");
+    out(&e, "#define SPDL_BT %d", BT);
+    nl(&e);
+    fwrite(spdl_kernels_text, 1, spdl_kernels_len, c);
+    nl(&e);
+    compute_active(&e, V_VJP);
+    emit_prepare(&e);
+    emit_prepare_adj(&e);
+    for (int s = 0; s < p->nsegs; s++)
+        if (p->segs[s].kind == SEG_BLOCK) {
+            compute_active(&e, V_VJP);
+            emit_layer(&e, s);
+        }
+    emit_load(&e);
+    emit_tile_forward(&e);
+    emit_tile_backward(&e, V_LOSS);
+    emit_tile_backward(&e, V_VJP);
+    emit_public(&e);
+    emit_init_project(&e);
+    emit_descriptor(&e);
+    if (close_out(&e, c, S_(&e, "%s.c", m->name)))
+        return 1;
+    if (o->standalone) {
+        FILE *sh = open_out(&e, "spdl.h");
+        if (!sh)
+            return 1;
+        fwrite(spdl_header_text, 1, spdl_header_len, sh);
+        if (close_out(&e, sh, "spdl.h"))
+            return 1;
+    }
+    return 0;
+}

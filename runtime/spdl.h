@@ -1,0 +1,74 @@
+/* spdl.h - shared by every generated model and by libspdl.
+ *
+ * The generated C for a model M (M.h, M.c) needs only this header. The
+ * parameter table and the error codes are the contract of DESIGN §6;
+ * spdl_model bundles a model's entry points so libspdl's driver can train,
+ * evaluate, certify and invert any model through one interface. */
+#ifndef SPDL_H
+#define SPDL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    const char *name;    /* as declared in the .spn file                      */
+    size_t offset;       /* first element in theta                            */
+    size_t size;         /* elements in all, over every layer                 */
+    size_t layers;       /* 1 for a shared parameter, N for `per layer`       */
+    int    rank;         /* rank of one layer's copy                          */
+    size_t shape[4];     /* shape of one layer's copy, row-major              */
+} spdl_param;
+
+/* Return codes: 0 is success; every failure is negative. */
+enum {
+    SPDL_OK = 0,
+    SPDL_EINVAL = -1,     /* a NULL pointer, batch 0, or a bad argument        */
+    SPDL_ELABEL = -2,     /* a class label that is not an integer in range     */
+    SPDL_ENOCONV = -3,    /* a fixed-point inverse did not reach its tolerance */
+    SPDL_ENONFINITE = -4, /* a NaN or infinity appeared                        */
+    SPDL_EIO = -5,        /* a file could not be read or written               */
+    SPDL_ENOMEM = -6,     /* out of memory                                     */
+    SPDL_EFORMAT = -7,    /* malformed data or weights file                    */
+    SPDL_EMODEL = -8,     /* weights or data made for another model            */
+    SPDL_ENOTSUP = -9,    /* the model does not provide this function          */
+};
+
+const char *spdl_strerror(int code);
+
+/* A model's entry points (all generated in M.c; NULL where not provided). */
+typedef struct spdl_model {
+    const char *name;
+    const char *source_hash;     /* FNV-1a of the .spn text, hex              */
+    size_t nin, nout, nstate, nparam, ntarget;
+    int nclass;                  /* class labels: their count; else 0         */
+    int in_rank;
+    size_t in_shape[4];
+    int nblocks;
+    size_t traj_rows;            /* states per sample in a trajectory:
+                                    sum over blocks of (layers + 1)           */
+    const spdl_param *(*params)(size_t *count);
+    size_t (*work_size)(size_t batch);
+    void (*init)(double *theta, uint64_t seed);
+    void (*project)(double *theta);
+    int (*forward)(const double *theta, size_t batch, const double *x, double *y, void *work);
+    double (*loss_grad)(const double *theta, size_t batch, const double *x, const double *target,
+                        double *grad, void *work);
+    int (*vjp)(const double *theta, size_t batch, const double *x, const double *dy, double *dx,
+               double *dtheta, void *work);
+    /* the state vector at the start and after every layer of every block:
+       batch x traj_rows x nstate */
+    int (*trajectory)(const double *theta, size_t batch, const double *x, double *traj, void *work);
+    int (*flow)(const double *theta, size_t batch, const double *x, double *s, void *work);
+    int (*flow_inverse)(const double *theta, size_t batch, const double *s, double *s0, void *work);
+    int (*logdet)(const double *theta, size_t batch, const double *x, double *ld, void *work);
+} spdl_model;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
