@@ -18,8 +18,8 @@ COMPILER_SRC := arena diag ast parse source resolve tableau step summary emit_c 
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
-.PHONY: all deps demo check clean install fuzz bench check-unit check-golden check-asan check-design check-badinput
-all: $(B)/spdlc
+.PHONY: all deps demo check clean install fuzz bench check-unit check-golden check-asan check-design check-badinput check-runtime
+all: $(B)/spdlc $(B)/libspdl.a
 
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 CRITERION_LIBS := -lcriterion -lm
@@ -58,6 +58,18 @@ $(B)/compiler/%.o: compiler/%.c $(wildcard compiler/*.h) $(B)/compiler/parser.h
 $(B)/spdlc: $(COMPILER_OBJ)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ -lm
 
+# ---- libspdl: the runtime (kernels, optimisers, data, safetensors, driver) ----
+RUNTIME_SRC := $(wildcard runtime/*.c)
+RUNTIME_OBJ := $(RUNTIME_SRC:runtime/%.c=$(B)/runtime/%.o)
+RUNTIME_LIBS := -lz -lm
+
+$(B)/runtime/%.o: runtime/%.c $(wildcard runtime/*.h) | $(B)/runtime
+	$(CC) $(CFLAGS_ALL) -Iruntime -c $< -o $@
+
+$(B)/libspdl.a: $(RUNTIME_OBJ) | $(B)/runtime
+	rm -f $@
+	ar rcs $@ $(RUNTIME_OBJ)
+
 clean:
 	rm -rf $(B)
 
@@ -67,6 +79,13 @@ FRONT_OBJ := $(filter-out $(B)/compiler/main.o,$(COMPILER_OBJ))
 
 $(B)/tests/unit: $(UNIT_SRC) $(wildcard tests/unit/*.h) $(FRONT_OBJ) | $(B)/tests
 	$(CC) $(CFLAGS_ALL) -Icompiler -I$(B)/compiler -Iruntime $(UNIT_SRC) $(FRONT_OBJ) -o $@ $(CRITERION_LIBS)
+
+RUNTIME_TEST_SRC := $(wildcard tests/runtime/test_*.c)
+$(B)/tests/runtime: $(RUNTIME_TEST_SRC) $(B)/libspdl.a | $(B)/tests
+	$(CC) $(CFLAGS_ALL) -Iruntime $(RUNTIME_TEST_SRC) $(B)/libspdl.a -o $@ $(CRITERION_LIBS) $(RUNTIME_LIBS)
+
+check-runtime: $(B)/tests/runtime
+	cd tests/runtime && ../../$(B)/tests/runtime --jobs 2
 
 check-unit: $(B)/tests/unit
 	cd tests && ../$(B)/tests/unit --jobs 2
@@ -95,7 +114,7 @@ check-asan:
 	  if [ $$? -eq 99 ] || grep -q Sanitizer $(B)/asan.log; then cat $(B)/asan.log; exit 1; fi; \
 	done; echo "asan: clean over golden tests, bad inputs and examples"
 
-check: deps all check-unit check-golden check-badinput check-design check-asan
+check: deps all check-unit check-runtime check-golden check-badinput check-design check-asan
 
 # ---- fuzzing --------------------------------------------------------------------
 # libFuzzer on the front end (lexer, parser, resolver, diagnostics) under ASan
