@@ -280,6 +280,13 @@ Require *ast_req(Arena *a, Name name, Expr *bound, Name *arg, Span end)
     return r;
 }
 
+Require *ast_req_sized(Require *r, Expr *size, Token close)
+{
+    r->arg_size = size;
+    r->arg.span = span_join(r->arg.span, tok_span(close));
+    return r;
+}
+
 ReqList ast_reqs_add(ReqList l, Require *r)
 {
     if (l.tail)
@@ -445,8 +452,15 @@ static void dump_decls(FILE *out, const Decl *d, int indent)
                     fputs(" <= ", out);
                     ast_dump_expr(out, r->bound);
                 }
-                if (r->arg.s)
-                    fprintf(out, "(%s)", r->arg.s);
+                if (r->arg.s) {
+                    fprintf(out, "(%s", r->arg.s);
+                    if (r->arg_size) {
+                        fputc('(', out);
+                        ast_dump_expr(out, r->arg_size);
+                        fputc(')', out);
+                    }
+                    fputc(')', out);
+                }
                 if (r->next)
                     fputc(',', out);
             }

@@ -120,6 +120,7 @@ typedef struct Require {
     Name name;          /* stable, lipschitz, nonexpansive, invertible, equivariant, invariant */
     Expr *bound;        /* lipschitz <= bound */
     Name arg;           /* equivariant(G) */
+    Expr *arg_size;     /* equivariant(Z(n)): n; NULL for C4, D4 */
     Span span;
     struct Require *next;
 } Require;
@@ -211,6 +212,7 @@ Decl *ast_assign(Arena *a, Name target, Expr *e, Token end);
 Decl *ast_steps(Arena *a, Token start, Expr *hmax, Token end);
 Decl *ast_require(Arena *a, Token start, ReqList reqs, Token end);
 Require *ast_req(Arena *a, Name name, Expr *bound, Name *arg, Span end);
+Require *ast_req_sized(Require *r, Expr *size, Token close);
 ReqList  ast_reqs_add(ReqList l, Require *r);
 DeclList ast_decls_add(DeclList l, Decl *d);
 

@@ -30,22 +30,24 @@ static Span here(const Lexer *lx)
     return (Span){lx->file, (uint32_t)(lx->tok - lx->src), (uint32_t)(lx->cur - lx->tok)};
 }
 
-static const struct { const char *word; int kind; } keywords[] = {
-    {"model", TK_MODEL},     {"input", TK_INPUT},     {"label", TK_LABEL},
-    {"target", TK_TARGET},   {"state", TK_STATE},     {"param", TK_PARAM},
-    {"per", TK_PER},         {"layer", TK_LAYER},     {"layers", TK_LAYERS},
-    {"where", TK_WHERE},     {"flow", TK_FLOW},       {"over", TK_OVER},
-    {"in", TK_IN},           {"by", TK_BY},           {"repeat", TK_REPEAT},
-    {"output", TK_OUTPUT},   {"loss", TK_LOSS},       {"require", TK_REQUIRE},
-    {"import", TK_IMPORT},   {"scheme", TK_SCHEME},   {"group", TK_GROUP},
-    {"acts", TK_ACTS},       {"on", TK_ON},           {"let", TK_LET},
-    {"def", TK_DEF},         {"steps", TK_STEPS},     {"learned", TK_LEARNED},
+#define KW(w, k) {w, sizeof w - 1, k}
+static const struct { const char *word; size_t len; int kind; } keywords[] = {
+    KW("model", TK_MODEL),     KW("input", TK_INPUT),     KW("label", TK_LABEL),
+    KW("target", TK_TARGET),   KW("state", TK_STATE),     KW("param", TK_PARAM),
+    KW("per", TK_PER),         KW("layer", TK_LAYER),     KW("layers", TK_LAYERS),
+    KW("where", TK_WHERE),     KW("flow", TK_FLOW),       KW("over", TK_OVER),
+    KW("in", TK_IN),           KW("by", TK_BY),           KW("repeat", TK_REPEAT),
+    KW("output", TK_OUTPUT),   KW("loss", TK_LOSS),       KW("require", TK_REQUIRE),
+    KW("import", TK_IMPORT),   KW("scheme", TK_SCHEME),   KW("group", TK_GROUP),
+    KW("acts", TK_ACTS),       KW("on", TK_ON),           KW("let", TK_LET),
+    KW("def", TK_DEF),         KW("steps", TK_STEPS),     KW("learned", TK_LEARNED),
 };
+#undef KW
 
 static int keyword_or_ident(const unsigned char *s, size_t n)
 {
     for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
-        if (strlen(keywords[i].word) == n && memcmp(keywords[i].word, s, n) == 0)
+        if (keywords[i].len == n && keywords[i].word[0] == s[0] && memcmp(keywords[i].word, s, n) == 0)
             return keywords[i].kind;
     return TK_IDENT;
 }

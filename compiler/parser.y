@@ -104,6 +104,7 @@ reqs(L) ::= reqs(M) COMMA req(R).                         { L = ast_reqs_add(M, 
 req(R) ::= name(N).                                       { R = ast_req(ps->arena, N, NULL, NULL, N.span); }
 req(R) ::= name(N) LE expr(E).                            { R = ast_req(ps->arena, N, E, NULL, E->span); }
 req(R) ::= name(N) LPAREN name(G) RPAREN(Z).              { R = ast_req(ps->arena, N, NULL, &G, Z.span); }
+req(R) ::= name(N) LPAREN name(G) LPAREN expr(E) RPAREN(Y) RPAREN(Z). { R = ast_req_sized(ast_req(ps->arena, N, NULL, &G, Z.span), E, Y); }
 
 type(T) ::= targs(A) RBRACKET(Z).                         { T = ast_type_end(A, Z); }
 targs(T) ::= name(N) LBRACKET expr(E).                    { T = ast_type_arg(ps->arena, ast_type(ps->arena, N), E, NULL); }

@@ -168,6 +168,21 @@ const char *type_str(Arena *a, Type t)
     return shape_str(a, t.shape);
 }
 
+/* Makes room for one more element in an arena array of n elements. The
+ * capacity is implicit: 8, then the next power of two, so appending n
+ * elements copies O(n), not O(n^2), and the arrays keep their plain
+ * pointer-and-count form for the phases that read them. */
+static void *grow(Arena *a, void *items, int n, size_t elem)
+{
+    if (n > 0 && (n < 8 || (n & (n - 1)) != 0))
+        return items;
+    size_t cap = n < 8 ? 8 : 2 * (size_t)n;
+    void *p = arena_alloc(a, elem * cap);
+    if (n)
+        memcpy(p, items, elem * (size_t)n);
+    return p;
+}
+
 static Shape shape1(int n) { return (Shape){1, {n}}; }
 static Shape shape2(int m, int n) { return (Shape){2, {m, n}}; }
 
@@ -372,7 +387,10 @@ static Type binary(R *r, Expr *e)
         e->poison = true;
         return e->type = poison_type();
     }
-    const char *ls = type_str(r->a, L), *rs = type_str(r->a, Rt);
+    /* the operand types as text, only for messages (formatting them for
+     * every operator cost a tenth of the resolver's time) */
+#define ls type_str(r->a, L)
+#define rs type_str(r->a, Rt)
     Shape sl = L.shape, sr = Rt.shape;
     bool lsc = sl.rank == 0 && !L.identity, rsc = sr.rank == 0 && !Rt.identity;
     Type t;
@@ -512,6 +530,8 @@ static Type binary(R *r, Expr *e)
     default:
         return fail(r, e, e->op_span, "internal: bad binary operator");
     }
+#undef ls
+#undef rs
 }
 
 static Sym *name_sym(R *r, Expr *e, const char *what)
@@ -577,6 +597,12 @@ static Type name_ref(R *r, Expr *e)
     }
     e->sym = s;
     s->used = true;
+    if (s->visit == 1 && s->kind != S_DEF) {
+        Diag *g = error(r, e->span, "'%s' is used in its own declaration", s->name);
+        diag_note(r->d, g, s->span, "'%s' is declared here", s->name);
+        e->poison = true;
+        return e->type = poison_type();
+    }
     /* Declarations of the model are visible from their position on. */
     if (s->order > r->order && r->m) {
         Diag *g = error(r, e->span, "'%s' is used before its declaration", s->name);
@@ -1371,11 +1397,8 @@ static void group_decl(R *r, Decl *d, Sym *s)
     }
     g->acts_on = on;
     on->type.field = g->kind == GROUP_C4 || g->kind == GROUP_D4 ? FIELD_SPATIAL : FIELD_REGULAR_VEC;
-    Group **gs = ARENA_ARRAY(r->a, Group *, r->m->ngroups + 1);
-    if (r->m->ngroups)
-        memcpy(gs, r->m->groups, sizeof *gs * (size_t)r->m->ngroups);
-    gs[r->m->ngroups++] = g;
-    r->m->groups = gs;
+    r->m->groups = grow(r->a, r->m->groups, r->m->ngroups, sizeof *r->m->groups);
+    r->m->groups[r->m->ngroups++] = g;
     if (r->m->ngroups > 1)
         error(r, d->span, "only one group per model is supported");
 }
@@ -1412,21 +1435,15 @@ static Param *steps_param(R *r, Block *b, Span at)
 
 static void add_param(R *r, Param *p)
 {
-    Param **ps = ARENA_ARRAY(r->a, Param *, r->m->nparams + 1);
-    if (r->m->nparams)
-        memcpy(ps, r->m->params, sizeof *ps * (size_t)r->m->nparams);
+    r->m->params = grow(r->a, r->m->params, r->m->nparams, sizeof *r->m->params);
     p->index = r->m->nparams;
-    ps[r->m->nparams++] = p;
-    r->m->params = ps;
+    r->m->params[r->m->nparams++] = p;
 }
 
 static void push_item(R *r, Block *b, Decl *d)
 {
-    Decl **items = ARENA_ARRAY(r->a, Decl *, b->nitems + 1);
-    if (b->nitems)
-        memcpy(items, b->items, sizeof *items * (size_t)b->nitems);
-    items[b->nitems++] = d;
-    b->items = items;
+    b->items = grow(r->a, b->items, b->nitems, sizeof *b->items);
+    b->items[b->nitems++] = d;
 }
 
 static void let_decl(R *r, Decl *d, Sym *s)
@@ -1489,11 +1506,8 @@ static void block_decl(R *r, Decl *d)
         }
     }
     /* add the block now so that steps_param names count it */
-    Block **bs = ARENA_ARRAY(r->a, Block *, r->m->nblocks + 1);
-    if (r->m->nblocks)
-        memcpy(bs, r->m->blocks, sizeof *bs * (size_t)r->m->nblocks);
-    bs[r->m->nblocks++] = b;
-    r->m->blocks = bs;
+    r->m->blocks = grow(r->a, r->m->blocks, r->m->nblocks, sizeof *r->m->blocks);
+    r->m->blocks[r->m->nblocks++] = b;
 
     Scope bscope = {.parent = r->scope};
     r->scope = &bscope;
@@ -1606,11 +1620,8 @@ static void block_decl(R *r, Decl *d)
             if (!same_shape_or_error(r, it->value->span, what, s->state->shape, t))
                 break;
             if (eq) {
-                State **vs = ARENA_ARRAY(r->a, State *, b->nvars + 1);
-                if (b->nvars)
-                    memcpy(vs, b->vars, sizeof *vs * (size_t)b->nvars);
-                vs[b->nvars++] = s->state;
-                b->vars = vs;
+                b->vars = grow(r->a, b->vars, b->nvars, sizeof *b->vars);
+                b->vars[b->nvars++] = s->state;
             }
             if (t.field != s->state->field && s->state->field != FIELD_NONE && t.field != FIELD_NONE &&
                 s->state->field != FIELD_BROKEN) {
@@ -1679,12 +1690,19 @@ static void require_decl(R *r, Decl *d)
                 diag_note(r->d, g, NO_SPAN, "write `require %s(C4);`", q->name.s);
                 continue;
             }
+            const char *gname = q->arg.s;
+            if (q->arg_size) { /* Z(n), S(n): the name the group declaration made */
+                int n;
+                if (!const_int(r, q->arg_size, "the group size", 1, 4096, &n))
+                    continue;
+                gname = arena_printf(r->a, "%s(%d)", q->arg.s, n);
+            }
             for (int i = 0; i < r->m->ngroups; i++)
-                if (strcmp(r->m->groups[i]->name, q->arg.s) == 0)
+                if (strcmp(r->m->groups[i]->name, gname) == 0)
                     req.group = r->m->groups[i];
             if (!req.group) {
-                Diag *g = error(r, q->arg.span, "unknown group '%s'", q->arg.s);
-                diag_note(r->d, g, NO_SPAN, "declare it with `group %s acts on x;`", q->arg.s);
+                Diag *g = error(r, q->arg.span, "unknown group '%s'", gname);
+                diag_note(r->d, g, NO_SPAN, "declare it with `group %s acts on x;`", gname);
                 continue;
             }
         } else if (q->arg.s) {
@@ -1755,6 +1773,8 @@ static Model *resolve_model(R *r, Item *it)
     for (Decl *d = it->decls.head; d && !diag_full(r->d); d = d->next, order++) {
         r->order = order;
         Sym *s = d->sem;
+        if (s)
+            s->visit = 1; /* a use inside its own declaration is an error */
         switch (d->kind) {
         case D_INPUT:
             if (!s)
@@ -1840,11 +1860,8 @@ static Model *resolve_model(R *r, Item *it)
             st->field = t.field;
             st->index = m->nstates;
             st->size = shape_size(st->shape);
-            State **ss = ARENA_ARRAY(r->a, State *, m->nstates + 1);
-            if (m->nstates)
-                memcpy(ss, m->states, sizeof *ss * (size_t)m->nstates);
-            ss[m->nstates++] = st;
-            m->states = ss;
+            m->states = grow(r->a, m->states, m->nstates, sizeof *m->states);
+            m->states[m->nstates++] = st;
             s->type = scalar_type(VARY_SAMPLE);
             s->type.shape = st->shape;
             s->type.field = st->field;
@@ -1931,7 +1948,13 @@ static Model *resolve_model(R *r, Item *it)
         default:
             error(r, d->span, "internal: unexpected declaration");
         }
+        if (s)
+            s->visit = 2;
     }
+    /* A declaration that failed without a message would let an incomplete
+     * model through to the later phases: never accept one silently. */
+    if (r->d->errors == 0 && (!m->input || !m->output || !m->loss) && has_input && has_output && has_loss)
+        error(r, m->span, "internal: model '%s' was not fully resolved, but no error was reported", m->name);
     /* Missing declarations are reported even after other errors; a
      * declaration that is present but failed was reported already. */
     if (!has_input) {
@@ -2142,7 +2165,9 @@ ResolveResult resolve(Arena *a, Diags *d, Ast *ast, int main_file, const char *o
         if (it->kind == I_SCHEME)
             scheme_item(&r, it, s);
         else if (it->kind == I_LET) {
+            s->visit = 1;
             Type t = rx(&r, it->value);
+            s->visit = 2;
             if (!is_poison(t)) {
                 if (!it->value->has_value)
                     error(&r, it->value->span, "a top-level let must be a number known at compile time");

@@ -135,7 +135,8 @@ typedef struct Sym {
     const char *name;
     Span span;
     int order;              /* position among the model's declarations */
-    int visit;              /* S_DEF: recursion check (0 new, 1 open, 2 done) */
+    int visit;              /* 1 while its declaration is resolved (S_DEF: the
+                               recursion check; 2 when done) */
     bool bad;               /* S_DEF: recursive, reported: calls are poisoned */
     Type type;
     double value;           /* S_CONST */

@@ -379,3 +379,9 @@ Test(parser, recovery_forgets_brackets_it_skipped)
     cr_assert(strstr(out, "t.spn:1:9: note: to close this '{'\n"), "%s", out);
     unit_free(&u);
 }
+
+Test(parser, require_with_a_sized_group)
+{
+    expect_ast("model m { require equivariant(Z(8)), invariant(S(2 * n)); }",
+               "model m\n  require equivariant(Z(8)), invariant(S((2 * n)))\n");
+}
