@@ -682,6 +682,14 @@ static Type rx(R *r, Expr *e)
     r->depth++;
     Type t = rx_node(r, e);
     r->depth--;
+    /* Declared tensors are bounded; products and joins of them must be too. */
+    if (!is_poison(t) && !t.identity) {
+        double n = 1;
+        for (int i = 0; i < t.shape.rank; i++)
+            n *= t.shape.dim[i];
+        if (n > MAX_TENSOR)
+            return fail(r, e, e->op_span, "this value would have %.0f elements; the limit is %d", n, MAX_TENSOR);
+    }
     return t;
 }
 
@@ -1072,7 +1080,7 @@ static Type call(R *r, Expr *e)
     }
     case FN_JOIN: {
         Type out = ta;
-        int total = ta.shape.rank ? ta.shape.dim[0] : 0;
+        long long total = ta.shape.rank ? ta.shape.dim[0] : 0;
         if (ta.shape.rank < 1)
             return fail(r, e, a0->span, "join needs tensors, got a scalar");
         for (Expr *x = a1; x; x = x->next) {
@@ -1089,11 +1097,13 @@ static Type call(R *r, Expr *e)
                 return fail(r, e, x->span, "cannot join %s and %s: all but the first axis must agree",
                             type_str(r->a, ta), type_str(r->a, tx));
             total += b.dim[0];
+            if (total > MAX_TENSOR)
+                return fail(r, e, e->span, "join makes an axis of %lld entries; the limit is %d", total, MAX_TENSOR);
             out.vary = vmax(out.vary, tx.vary);
             out.per_layer |= tx.per_layer;
             out.field = field_join(r, &out, out, tx, x->span);
         }
-        out.shape.dim[0] = total;
+        out.shape.dim[0] = (int)total;
         return e->type = out;
     }
     case FN_SUM:
@@ -1305,6 +1315,10 @@ static void param_decl(R *r, Decl *d, Sym *s)
             p->store = (Shape){4, {p->cout, p->cin, p->group->order, k2}};
         }
         p->nstore = shape_size(p->shape);
+        if (p->nstore > MAX_TENSOR) {
+            error(r, te->span, "kernel too large: %zu numbers, more than %d", p->nstore, MAX_TENSOR);
+            return;
+        }
     } else {
         Diag *g = error(r, te->name.span, "a parameter cannot have type '%s'", tn);
         diag_note(r->d, g, NO_SPAN, "class[n] is the type of a `label`");
