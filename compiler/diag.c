@@ -32,6 +32,17 @@ int diag_add_file(Diags *d, const char *path, const char *text, uint32_t len, co
     f->text = arena_strndup(d->arena, text, len);
     f->len = len;
     f->real = real ? arena_strdup(d->arena, real) : f->path;
+    /* Line starts, so that printing many diagnostics for a large file does
+     * not rescan it from the top each time. */
+    uint32_t n = 1;
+    for (const char *p = f->text, *end = f->text + len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+        n++;
+    f->line_start = ARENA_ARRAY(d->arena, uint32_t, n);
+    f->nlines = n;
+    n = 1;
+    for (uint32_t i = 0; i < len; i++)
+        if (f->text[i] == '\n')
+            f->line_start[n++] = i + 1;
     return d->nfiles++;
 }
 
@@ -121,15 +132,17 @@ void span_line_col(const Diags *d, Span sp, int *line, int *col)
     if (!f)
         return;
     uint32_t off = sp.off <= f->len ? sp.off : f->len;
-    int ln = 1;
-    uint32_t start = 0;
-    for (uint32_t i = 0; i < off; i++)
-        if (f->text[i] == '\n') {
-            ln++;
-            start = i + 1;
-        }
-    *line = ln;
-    *col = (int)(off - start) + 1;
+    /* the last line that starts at or before off */
+    uint32_t lo = 0, hi = f->nlines - 1;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo + 1) / 2;
+        if (f->line_start[mid] <= off)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    *line = (int)lo + 1;
+    *col = (int)(off - f->line_start[lo]) + 1;
 }
 
 Span span_join(Span a, Span b)

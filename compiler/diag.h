@@ -25,6 +25,8 @@ typedef struct SourceFile {
     const char *text;  /* NUL-terminated copy; len excludes the NUL */
     uint32_t len;
     const char *real;  /* canonical path, for import-once */
+    uint32_t *line_start; /* offset of each line, for line:col in O(log n) */
+    uint32_t nlines;
 } SourceFile;
 
 typedef enum { SEV_ERROR, SEV_WARNING, SEV_NOTE } Severity;

@@ -180,6 +180,12 @@ expect errors_10000_resolver 1 3 "$out/errors_resolve.spn" "errors_resolve.spn:4
     "spdlc: note: checking stopped after 20 errors"
 at_most errors_10000_resolver 4000
 
+# 20,000 warnings are not capped, so printing each must not rescan the file
+# (it once took 40 s: line and column were counted from the top every time).
+$PY -c "
+print('model m {\n    input x : R[4];\n    label c : class[4];\n' + ''.join('    param unused%d : R[4];\n' % i for i in range(20000)) + '    output p = softmax(x);\n    loss cross_entropy(p, c);\n}')" >"$out/warnings.spn"
+expect warnings_20000 0 5 "$out/warnings.spn" "warnings.spn:20003:11: warning: parameter 'unused19999' is never used"
+
 # --- imports -----------------------------------------------------------------------
 printf 'import "self.spn";\nmodel m {\n    input x : R[4];\n    label c : class[4];\n    output p = softmax(x);\n    loss cross_entropy(p, c);\n}\n' >"$out/self.spn"
 expect import_itself 1 5 "$out/self.spn" "self.spn:1:8: error: import cycle: '$out/self.spn' imports itself"
