@@ -18,7 +18,7 @@ COMPILER_SRC := arena diag ast parse source resolve tableau step summary emit_c 
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
-.PHONY: all deps demo check clean install fuzz bench check-unit check-golden check-asan check-design check-badinput check-runtime
+.PHONY: all deps demo check clean install fuzz bench check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit
 all: $(B)/spdlc $(B)/libspdl.a
 
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -114,7 +114,16 @@ check-asan:
 	  if [ $$? -eq 99 ] || grep -q Sanitizer $(B)/asan.log; then cat $(B)/asan.log; exit 1; fi; \
 	done; echo "asan: clean over golden tests, bad inputs and examples"
 
-check: deps all check-unit check-runtime check-golden check-badinput check-design check-asan
+# Generated code: gradients against finite differences, gcc and clang
+# -pedantic, sanitizers, the API contract, float builds; golden emitted C.
+GEN_MODELS := $(wildcard tests/gen/*.spn) tests/design/spirals.spn tests/design/robust.spn tests/design/antisym.spn
+check-gen: $(B)/spdlc
+	tests/gen.sh $(B)/spdlc $(GEN_MODELS)
+
+check-emit: $(B)/spdlc
+	tests/emit.sh $(B)/spdlc
+
+check: deps all check-unit check-runtime check-golden check-badinput check-design check-asan check-emit check-gen
 
 # ---- fuzzing --------------------------------------------------------------------
 # libFuzzer on the front end (lexer, parser, resolver, diagnostics) under ASan

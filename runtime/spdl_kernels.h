@@ -16,9 +16,16 @@
  * Requires: SPDL_BT (lanes per tile) and the type `real` defined before
  * inclusion, <stdint.h>, <string.h>, <math.h>. */
 
+/* A model uses some kernels only; the others must not warn. */
+#if defined(__GNUC__) || defined(__clang__)
+#define SPDL_KERNEL static inline __attribute__((unused))
+#else
+#define SPDL_KERNEL static inline
+#endif
+
 /* a if c else b, as bit operations: a select the compilers keep branch-free
  * even when an arm holds a constant they could fold into a branch. */
-static inline double spdl_select(int c, double a, double b)
+SPDL_KERNEL double spdl_select(int c, double a, double b)
 {
     uint64_t ua, ub, m = (uint64_t)0 - (uint64_t)(c != 0);
     memcpy(&ua, &a, sizeof ua);
@@ -28,7 +35,7 @@ static inline double spdl_select(int c, double a, double b)
     return a;
 }
 
-static inline double spdl_clamp(double x, double lo, double hi)
+SPDL_KERNEL double spdl_clamp(double x, double lo, double hi)
 {
     x = spdl_select(x < lo, lo, x);
     return spdl_select(x > hi, hi, x);
@@ -40,7 +47,7 @@ static inline double spdl_clamp(double x, double lo, double hi)
 #define SPDL_SHIFTER 0x1.8p52
 
 /* expm1 on |r| <= ln2/2: Taylor series to r^14 (truncation < 5e-18). */
-static inline double spdl_expm1_reduced(double r)
+SPDL_KERNEL double spdl_expm1_reduced(double r)
 {
     double p = 1.0 / 87178291200.0;
     p = p * r + 1.0 / 6227020800.0;
@@ -59,7 +66,7 @@ static inline double spdl_expm1_reduced(double r)
 }
 
 /* exp(x) - 1 = 2^n expm1(r) + (2^n - 1), x = n ln2 + r; x clamped to [-708, 709]. */
-static inline double spdl_expm1(double x)
+SPDL_KERNEL double spdl_expm1(double x)
 {
     x = spdl_clamp(x, -708.0, 709.0);
     double k = x * SPDL_LOG2E + SPDL_SHIFTER;
@@ -73,7 +80,7 @@ static inline double spdl_expm1(double x)
     return s * spdl_expm1_reduced(r) + (s - 1.0);
 }
 
-static inline double spdl_exp(double x)
+SPDL_KERNEL double spdl_exp(double x)
 {
     x = spdl_clamp(x, -708.0, 709.0);
     double k = x * SPDL_LOG2E + SPDL_SHIFTER;
@@ -88,7 +95,7 @@ static inline double spdl_exp(double x)
 }
 
 /* tanh(x) = -expm1(-2|x|) / (2 + expm1(-2|x|)), with the sign of x. */
-static inline double spdl_tanh(double x)
+SPDL_KERNEL double spdl_tanh(double x)
 {
     double a = fabs(x);
     a = spdl_select(a > 20.0, 20.0, a);
@@ -96,10 +103,10 @@ static inline double spdl_tanh(double x)
     return copysign(-em / (2.0 + em), x);
 }
 
-static inline double spdl_sigmoid(double x) { return 1.0 / (1.0 + spdl_exp(-x)); }
+SPDL_KERNEL double spdl_sigmoid(double x) { return 1.0 / (1.0 + spdl_exp(-x)); }
 
 /* log1p(y) for y in [0, 1]: 2 atanh(s), s = y / (2 + y) in [0, 1/3]. */
-static inline double spdl_log1p01(double y)
+SPDL_KERNEL double spdl_log1p01(double y)
 {
     double s = y / (2.0 + y), s2 = s * s;
     double p = 1.0 / 37;
@@ -124,7 +131,7 @@ static inline double spdl_log1p01(double y)
 }
 
 /* softplus(x) = max(x, 0) + log1p(exp(-|x|)) */
-static inline double spdl_softplus(double x)
+SPDL_KERNEL double spdl_softplus(double x)
 {
     double pos = spdl_select(x > 0, x, 0.0);
     return pos + spdl_log1p01(spdl_exp(-fabs(x)));
@@ -138,7 +145,7 @@ static inline double spdl_softplus(double x)
  * registers, which array accumulators would not. One kernel serves the three
  * products of training: Y = A X (ars = K), X' = A' G (ars = 1, aks = M) and
  * dA += G X^T (with X^T transposed into scratch first). */
-static inline void spdl_gemm(int M, int N, int K, const real *restrict A, size_t ars, size_t aks,
+SPDL_KERNEL void spdl_gemm(int M, int N, int K, const real *restrict A, size_t ars, size_t aks,
                              const real *restrict B, size_t ldb, real *restrict C, size_t ldc, int acc)
 {
     int i = 0;
@@ -229,7 +236,7 @@ static inline void spdl_gemm(int M, int N, int K, const real *restrict A, size_t
 }
 
 /* T[l][i] = X[i*rs + l]: a tile turned sample-major, for dA += G X^T. */
-static inline void spdl_transpose_tile(int n, const real *restrict X, size_t rs, real *restrict T)
+SPDL_KERNEL void spdl_transpose_tile(int n, const real *restrict X, size_t rs, real *restrict T)
 {
     for (int i = 0; i < n; i++)
         for (int l = 0; l < SPDL_BT; l++)
@@ -237,7 +244,7 @@ static inline void spdl_transpose_tile(int n, const real *restrict X, size_t rs,
 }
 
 /* sum over the lanes of a tile row, in 8 independent partial sums */
-static inline real spdl_lane_sum(const real *restrict x)
+SPDL_KERNEL real spdl_lane_sum(const real *restrict x)
 {
     real s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
     for (int l = 0; l < SPDL_BT; l += 8) {
@@ -247,7 +254,7 @@ static inline real spdl_lane_sum(const real *restrict x)
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
 }
 
-static inline real spdl_lane_dot(const real *restrict x, const real *restrict y)
+SPDL_KERNEL real spdl_lane_dot(const real *restrict x, const real *restrict y)
 {
     real s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
     for (int l = 0; l < SPDL_BT; l += 8) {
@@ -258,7 +265,7 @@ static inline real spdl_lane_dot(const real *restrict x, const real *restrict y)
 }
 
 /* Y = softmax(X) over the n rows, per lane; the stable form (max subtracted). */
-static inline void spdl_softmax(int n, const real *restrict X, real *restrict Y)
+SPDL_KERNEL void spdl_softmax(int n, const real *restrict X, real *restrict Y)
 {
     real mx[SPDL_BT], sum[SPDL_BT];
     for (int l = 0; l < SPDL_BT; l++)
@@ -280,7 +287,7 @@ static inline void spdl_softmax(int n, const real *restrict X, real *restrict Y)
 }
 
 /* GX (+)= Y * (G - sum_i G_i Y_i): the adjoint of softmax. */
-static inline void spdl_softmax_adj(int n, const real *restrict Y, const real *restrict G, real *restrict GX, int acc)
+SPDL_KERNEL void spdl_softmax_adj(int n, const real *restrict Y, const real *restrict G, real *restrict GX, int acc)
 {
     real dot[SPDL_BT];
     for (int l = 0; l < SPDL_BT; l++)
@@ -297,7 +304,7 @@ static inline void spdl_softmax_adj(int n, const real *restrict Y, const real *r
 }
 
 /* L[l] = logsumexp(Z[:, l]) - Z[c_l][l] = -log softmax(Z)[c]: cross-entropy from logits. */
-static inline void spdl_ce_logits(int n, const real *restrict Z, const real *restrict C, real *restrict L)
+SPDL_KERNEL void spdl_ce_logits(int n, const real *restrict Z, const real *restrict C, real *restrict L)
 {
     real p[SPDL_BT * 2];
     real *mx = p, *sum = p + SPDL_BT;
@@ -318,7 +325,7 @@ static inline void spdl_ce_logits(int n, const real *restrict Z, const real *res
 }
 
 /* GZ (+)= G * (softmax(Z) - onehot(c)) */
-static inline void spdl_ce_logits_adj(int n, const real *restrict Z, const real *restrict C, const real *restrict G,
+SPDL_KERNEL void spdl_ce_logits_adj(int n, const real *restrict Z, const real *restrict C, const real *restrict G,
                                       real *restrict GZ, int acc)
 {
     real mx[SPDL_BT], sum[SPDL_BT];
@@ -343,7 +350,7 @@ static inline void spdl_ce_logits_adj(int n, const real *restrict Z, const real 
 /* ---- parameters ------------------------------------------------------------------- */
 
 /* A deterministic generator (splitmix64): the same seed gives the same bits. */
-static inline uint64_t spdl_rng_next(uint64_t *s)
+SPDL_KERNEL uint64_t spdl_rng_next(uint64_t *s)
 {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -352,9 +359,9 @@ static inline uint64_t spdl_rng_next(uint64_t *s)
 }
 
 /* uniform in (0, 1) */
-static inline double spdl_rng_uniform(uint64_t *s) { return ((double)(spdl_rng_next(s) >> 11) + 0.5) * 0x1.0p-53; }
+SPDL_KERNEL double spdl_rng_uniform(uint64_t *s) { return ((double)(spdl_rng_next(s) >> 11) + 0.5) * 0x1.0p-53; }
 
-static inline double spdl_rng_normal(uint64_t *s)
+SPDL_KERNEL double spdl_rng_normal(uint64_t *s)
 {
     double u = spdl_rng_uniform(s), v = spdl_rng_uniform(s);
     return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
@@ -363,7 +370,7 @@ static inline double spdl_rng_normal(uint64_t *s)
 enum { SPDL_GRAM_MAX = 128 };
 
 /* ||G||_F of a k x k matrix */
-static inline double spdl_frobenius(int k, const double *G)
+SPDL_KERNEL double spdl_frobenius(int k, const double *G)
 {
     double s = 0;
     for (int i = 0; i < k * k; i++)
@@ -383,7 +390,7 @@ static inline double spdl_frobenius(int k, const double *G)
  * Matrices whose smaller side exceeds SPDL_GRAM_MAX rows are bounded by
  * blocks of rows: ||A||^2 <= sum_i ||R_i||^2 (sound, at most sqrt(blocks)
  * looser). Scratch: 2 k^2 doubles on the stack. */
-static inline double spdl_norm2_block(int m, int n, const double *A, size_t lda, size_t cs)
+SPDL_KERNEL double spdl_norm2_block(int m, int n, const double *A, size_t lda, size_t cs)
 {
     /* rows of A are A + i*lda, columns step cs; here m <= SPDL_GRAM_MAX */
     double G[SPDL_GRAM_MAX * SPDL_GRAM_MAX], H[SPDL_GRAM_MAX * SPDL_GRAM_MAX];
@@ -430,7 +437,7 @@ static inline double spdl_norm2_block(int m, int n, const double *A, size_t lda,
     return best * (1 + 1e-10);
 }
 
-static inline double spdl_norm2_upper(int m, int n, const double *A)
+SPDL_KERNEL double spdl_norm2_upper(int m, int n, const double *A)
 {
     /* work on the side with fewer rows: G = A A' (m x m) or A' A (n x n) */
     size_t lda = (size_t)n, cs = 1;
@@ -455,7 +462,7 @@ static inline double spdl_norm2_upper(int m, int n, const double *A)
 /* Projects y (n numbers) onto {0 <= x_i <= hi, sum x_i = total} in the
  * Euclidean norm: x_i = clamp(y_i - tau, 0, hi) with tau found by bisection
  * (the sum is monotone in tau). Requires n * hi >= total. */
-static inline void spdl_project_capped_simplex(size_t n, double *y, double hi, double total)
+SPDL_KERNEL void spdl_project_capped_simplex(size_t n, double *y, double hi, double total)
 {
     /* at tau = max y every x_i is 0; at tau = min y - hi every x_i is hi */
     double lo_t = y[0] - hi, hi_t = y[0];
