@@ -5,7 +5,8 @@
 # two (batch 70: a partial tile), and run the check again under
 # AddressSanitizer + UndefinedBehaviorSanitizer; check the API contract
 # (tests/gen/apitest.c: bad arguments, threads, alignment). A model may set its own
-# tolerances in a `// gradcheck: GRAD DOT` comment or a NAME.gradcheck file.
+# tolerances (and batch sizes) in a `// gradcheck: GRAD DOT [BATCH...]`
+# comment or a NAME.gradcheck file.
 set -u
 spdlc=$1
 shift
@@ -21,6 +22,9 @@ for spn in "$@"; do
     tol=$(sed -n 's|^// gradcheck: ||p' "$spn")
     [ -f "${spn%.spn}.gradcheck" ] && tol=$(cat "${spn%.spn}.gradcheck")
     [ -n "$tol" ] || tol="1e-6 1e-10"
+    set -- $tol
+    tol="$1 $2"; shift 2
+    batches=${*:-5 70}
     dir=$out/$name
     rm -rf "$dir"; mkdir -p "$dir"
     ok=1
@@ -32,7 +36,10 @@ for spn in "$@"; do
     done
     if [ $ok = 1 ]; then
         gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/gradcheck.c "$dir/$model.gcc.o" \
-            -o "$dir/gradcheck" -lm && "$dir/gradcheck" 5 $tol && "$dir/gradcheck" 70 $tol || ok=0
+            -o "$dir/gradcheck" -lm || ok=0
+        for b in $batches; do
+            [ $ok = 1 ] && { "$dir/gradcheck" $b $tol || ok=0; }
+        done
     fi
     if [ $ok = 1 ]; then
         gcc -std=c11 -O2 -pthread -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/apitest.c "$dir/$model.gcc.o" \
@@ -41,7 +48,7 @@ for spn in "$@"; do
     if [ $ok = 1 ]; then
         gcc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -I"$root/runtime" \
             -DMODEL_FN=${model}_model tests/gen/gradcheck.c "$dir/$model.c" -o "$dir/gradcheck_asan" -lm &&
-            "$dir/gradcheck_asan" 70 $tol >"$dir/asan.log" 2>&1 &&
+            "$dir/gradcheck_asan" 5 $tol >"$dir/asan.log" 2>&1 &&
             gcc -std=c11 -O1 -g -pthread -fsanitize=address,undefined -fno-sanitize-recover=all -I"$root/runtime" \
                 -DMODEL_FN=${model}_model tests/gen/apitest.c "$dir/$model.c" -o "$dir/apitest_asan" -lm &&
             "$dir/apitest_asan" >>"$dir/asan.log" 2>&1 || { echo "sanitizers on $spn:"; tail -20 "$dir/asan.log"; ok=0; }
