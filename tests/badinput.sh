@@ -186,6 +186,13 @@ $PY -c "
 print('model m {\n    input x : R[4];\n    label c : class[4];\n' + ''.join('    param unused%d : R[4];\n' % i for i in range(20000)) + '    output p = softmax(x);\n    loss cross_entropy(p, c);\n}')" >"$out/warnings.spn"
 expect warnings_20000 0 5 "$out/warnings.spn" "warnings.spn:20003:11: warning: parameter 'unused19999' is never used"
 
+# 990 unknown names among 20,000 declarations: only the 20 shown errors look
+# for a did-you-mean (each look is a scan of every name; this took 49 s).
+$PY -c "
+print('model m {\n    input x : R[4];\n    label c : class[4];\n' + ''.join('    let value_number_%d = x;\n' % i for i in range(20000)) + '    let t = ' + ' + '.join('valeu_nubmer_%d' % i for i in range(990)) + ';\n    output p = softmax(x);\n    loss cross_entropy(p, c);\n}')" >"$out/unknown_names.spn"
+expect unknown_names_20000_symbols 1 5 "$out/unknown_names.spn" "unknown_names.spn:20004:13: error: unknown name 'valeu_nubmer_0'" \
+    "spdlc: note: 970 more errors not shown"
+
 # --- imports -----------------------------------------------------------------------
 printf 'import "self.spn";\nmodel m {\n    input x : R[4];\n    label c : class[4];\n    output p = softmax(x);\n    loss cross_entropy(p, c);\n}\n' >"$out/self.spn"
 expect import_itself 1 5 "$out/self.spn" "self.spn:1:8: error: import cycle: '$out/self.spn' imports itself"
