@@ -13,8 +13,9 @@ CSTD    := -std=c11 -D_XOPEN_SOURCE=700 -D_DEFAULT_SOURCE
 OPT     ?= -O2 -g
 CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(EXTRA_CFLAGS)
 STDLIB_DIR := $(PREFIX)/share/spdl/stdlib
+LIB_DIR    := $(PREFIX)/lib
 
-COMPILER_SRC := arena diag ast parse source resolve tableau step summary emit_c main
+COMPILER_SRC := arena diag ast parse source resolve tableau step summary emit_c build main
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
@@ -53,7 +54,7 @@ $(B)/compiler/%.o: $(B)/compiler/%.c $(B)/compiler/parser.h $(wildcard compiler/
 	$(CC) $(CFLAGS_ALL) -Icompiler -I$(B)/compiler -c $< -o $@
 
 $(B)/compiler/%.o: compiler/%.c $(wildcard compiler/*.h) $(B)/compiler/parser.h
-	$(CC) $(CFLAGS_ALL) -Icompiler -I$(B)/compiler -Iruntime -DSPDL_STDLIB_DIR='"$(STDLIB_DIR)"' -c $< -o $@
+	$(CC) $(CFLAGS_ALL) -Icompiler -I$(B)/compiler -Iruntime -DSPDL_STDLIB_DIR='"$(STDLIB_DIR)"' -DSPDL_LIB_DIR='"$(LIB_DIR)"' -c $< -o $@
 
 $(B)/spdlc: $(COMPILER_OBJ)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ -lm

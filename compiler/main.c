@@ -18,6 +18,7 @@
 #include "source.h"
 #include "step.h"
 #include "summary.h"
+#include "build.h"
 #include "emit_c.h"
 #include "version.h"
 
@@ -182,11 +183,11 @@ int main(int argc, char **argv)
         status = 1;
         goto out;
     }
-    if (!strcmp(o.cmd, "emit")) {
+    if (!strcmp(o.cmd, "emit") || !strcmp(o.cmd, "build")) {
         const SourceFile *sf = diag_file(&d, file);
         EmitOpts eo = {.dir = o.out, .fp32 = !strcmp(o.precision, "float"), .standalone = o.standalone,
                        .source_path = sf->path, .source_hash = emit_hash(&arena, sf->text, sf->len)};
-        status = emit_c(&arena, &d, prog, &eo);
+        status = !strcmp(o.cmd, "emit") ? emit_c(&arena, &d, prog, &eo) : build_exe(&arena, &d, prog, &eo, o.out);
         diag_flush(&d);
         goto out;
     }

@@ -67,6 +67,10 @@ typedef struct spdl_model {
     int (*logdet)(const double *theta, size_t batch, const double *x, double *ld, void *work);
 } spdl_model;
 
+/* libspdl's command-line driver (train, eval, predict, plot, ...): the main
+ * of every program `spdlc build` makes. */
+int spdl_main(const spdl_model *m, int argc, char **argv);
+
 #ifdef __cplusplus
 }
 #endif
