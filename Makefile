@@ -14,6 +14,7 @@ OPT     ?= -O2 -g
 CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(EXTRA_CFLAGS)
 STDLIB_DIR := $(PREFIX)/share/spdl/stdlib
 LIB_DIR    := $(PREFIX)/lib
+DATA_DIR   := $(PREFIX)/share/spdl/data
 
 COMPILER_SRC := arena diag ast parse source resolve tableau step summary emit_c build main
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
@@ -28,6 +29,10 @@ EXAMPLES := $(wildcard examples/*.spn) $(wildcard tests/design/*.spn) $(wildcard
 
 deps:
 	@tools/deps.sh $(DEPS_FOR)
+
+demo: DEPS_FOR = demo
+demo: deps all
+	@B=$(B) tools/demo.sh
 
 $(B)/compiler $(B)/runtime $(B)/tests:
 	@mkdir -p $@
@@ -54,7 +59,7 @@ $(B)/compiler/%.o: $(B)/compiler/%.c $(B)/compiler/parser.h $(wildcard compiler/
 	$(CC) $(CFLAGS_ALL) -Icompiler -I$(B)/compiler -c $< -o $@
 
 $(B)/compiler/%.o: compiler/%.c $(wildcard compiler/*.h) $(B)/compiler/parser.h
-	$(CC) $(CFLAGS_ALL) -Icompiler -I$(B)/compiler -Iruntime -DSPDL_STDLIB_DIR='"$(STDLIB_DIR)"' -DSPDL_LIB_DIR='"$(LIB_DIR)"' -c $< -o $@
+	$(CC) $(CFLAGS_ALL) -Icompiler -I$(B)/compiler -Iruntime -DSPDL_STDLIB_DIR='"$(STDLIB_DIR)"' -DSPDL_LIB_DIR='"$(LIB_DIR)"' -DSPDL_DATA_DIR='"$(DATA_DIR)"' -c $< -o $@
 
 $(B)/spdlc: $(COMPILER_OBJ)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ -lm

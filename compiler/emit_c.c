@@ -1624,9 +1624,9 @@ static void emit_init_project(E *e)
             out(e, "        A[j * %d + i] = -P[q];", r);
             out(e, "    }");
             out(e, "}");
-            out(e, "const double bound = spdl_norm2_upper(%d, %d, A);", r, r);
+            out(e, "const double bound = spdl_norm2_upper(%d, %d, A, %s, 1e-3);", r, r, lit(e, pm->norm_bound));
         } else {
-            out(e, "const double bound = spdl_norm2_upper(%d, %d, P);", r, c);
+            out(e, "const double bound = spdl_norm2_upper(%d, %d, P, %s, 1e-3);", r, c, lit(e, pm->norm_bound));
         }
         out(e, "if (bound > %s) {", lit(e, pm->norm_bound));
         out(e, "    const double scale = %s / bound * (1 - 0x1p-50);", lit(e, pm->norm_bound));

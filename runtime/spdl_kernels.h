@@ -386,20 +386,41 @@ SPDL_KERNEL double spdl_frobenius(int k, const double *G)
  * bound decreases to sigma_max as t grows. Rescaling by the Frobenius norm
  * each step keeps the entries in range. Rounding in the products is covered
  * by a relative margin of 1e-10 (the products' error is below
- * 16 k t 2^-53 ~ 1e-12 for k <= 128, t <= 16, shrunk by the root).
+ * 16 k t 2^-53 ~ 1e-12 for k <= 128, t <= 16, shrunk by the root); a bound
+ * at any t is sound, so the iteration may stop early.
  * Matrices whose smaller side exceeds SPDL_GRAM_MAX rows are bounded by
  * blocks of rows: ||A||^2 <= sum_i ||R_i||^2 (sound, at most sqrt(blocks)
  * looser). Scratch: 2 k^2 doubles on the stack. */
-SPDL_KERNEL double spdl_norm2_block(int m, int n, const double *A, size_t lda, size_t cs)
+SPDL_KERNEL double spdl_dot(int n, const double *restrict x, const double *restrict y)
 {
-    /* rows of A are A + i*lda, columns step cs; here m <= SPDL_GRAM_MAX */
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += x[i] * y[i];
+        s1 += x[i + 1] * y[i + 1];
+        s2 += x[i + 2] * y[i + 2];
+        s3 += x[i + 3] * y[i + 3];
+    }
+    for (; i < n; i++)
+        s0 += x[i] * y[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* One row block (m <= SPDL_GRAM_MAX rows of A, row stride lda, column stride
+ * cs). Stops as soon as the bound is at most stop_below (the caller only
+ * needs to know it is), or when an iteration improves it by less than rtol. */
+SPDL_KERNEL double spdl_norm2_block(int m, int n, const double *A, size_t lda, size_t cs, double stop_below, double rtol)
+{
     double G[SPDL_GRAM_MAX * SPDL_GRAM_MAX], H[SPDL_GRAM_MAX * SPDL_GRAM_MAX];
     int k = m;
     for (int i = 0; i < k; i++)
         for (int j = 0; j <= i; j++) {
             double s = 0;
-            for (int c = 0; c < n; c++)
-                s += A[(size_t)i * lda + (size_t)c * cs] * A[(size_t)j * lda + (size_t)c * cs];
+            if (cs == 1)
+                s = spdl_dot(n, A + (size_t)i * lda, A + (size_t)j * lda);
+            else
+                for (int c = 0; c < n; c++)
+                    s += A[(size_t)i * lda + (size_t)c * cs] * A[(size_t)j * lda + (size_t)c * cs];
             G[i * k + j] = G[j * k + i] = s;
         }
     double f = spdl_frobenius(k, G);
@@ -409,16 +430,13 @@ SPDL_KERNEL double spdl_norm2_block(int m, int n, const double *A, size_t lda, s
     double logscale = log(f);
     for (int i = 0; i < k * k; i++)
         G[i] /= f;
-    double best = exp(0.5 * logscale);  /* bound at t = 0 (||Gt||_F = 1) */
-    double pw = 0.5;                     /* 1 / 2^(t+1) */
-    for (int t = 1; t <= 16; t++) {
+    double best = exp(0.5 * logscale) * (1 + 1e-10); /* the bound at t = 0 */
+    double pw = 0.5;                                  /* 1 / 2^(t+1) */
+    for (int t = 1; t <= 16 && best > stop_below; t++) {
+        /* G symmetric: (G G)_ij is the dot product of rows i and j */
         for (int i = 0; i < k; i++)
-            for (int j = 0; j <= i; j++) {
-                double s = 0;
-                for (int c = 0; c < k; c++)
-                    s += G[i * k + c] * G[c * k + j];
-                H[i * k + j] = H[j * k + i] = s;
-            }
+            for (int j = 0; j <= i; j++)
+                H[i * k + j] = H[j * k + i] = spdl_dot(k, G + i * k, G + j * k);
         double h = spdl_frobenius(k, H);
         if (h == 0)
             break;
@@ -426,18 +444,20 @@ SPDL_KERNEL double spdl_norm2_block(int m, int n, const double *A, size_t lda, s
         for (int i = 0; i < k * k; i++)
             G[i] = H[i] / h;
         pw *= 0.5;
-        double bound = exp(pw * logscale);
+        double bound = exp(pw * logscale) * (1 + 1e-10);
         if (bound < best) {
             double prev = best;
             best = bound;
-            if (prev / bound < 1 + 1e-4)
+            if (prev / bound < 1 + rtol)
                 break;
         }
     }
-    return best * (1 + 1e-10);
+    return best;
 }
 
-SPDL_KERNEL double spdl_norm2_upper(int m, int n, const double *A)
+/* The upper bound for the whole matrix; see spdl_norm2_block for the
+ * early stops (pass stop_below = 0 and a small rtol for the tightest). */
+SPDL_KERNEL double spdl_norm2_upper(int m, int n, const double *A, double stop_below, double rtol)
 {
     /* work on the side with fewer rows: G = A A' (m x m) or A' A (n x n) */
     size_t lda = (size_t)n, cs = 1;
@@ -449,11 +469,11 @@ SPDL_KERNEL double spdl_norm2_upper(int m, int n, const double *A)
         cols = m;
     }
     if (rows <= SPDL_GRAM_MAX)
-        return spdl_norm2_block(rows, cols, A, lda, cs);
+        return spdl_norm2_block(rows, cols, A, lda, cs, stop_below, rtol);
     double s = 0;
     for (int r = 0; r < rows; r += SPDL_GRAM_MAX) {
         int b = rows - r < SPDL_GRAM_MAX ? rows - r : SPDL_GRAM_MAX;
-        double nb = spdl_norm2_block(b, cols, A + (size_t)r * lda, lda, cs);
+        double nb = spdl_norm2_block(b, cols, A + (size_t)r * lda, lda, cs, 0, rtol);
         s += nb * nb;
     }
     return sqrt(s) * (1 + 1e-10);
