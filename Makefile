@@ -137,6 +137,7 @@ check: deps all check-unit check-runtime check-golden check-badinput check-desig
 # stdlib. The corpus grows in $(B)/fuzz/corpus (never committed); crashes go
 # to $(B)/fuzz/. See tests/fuzz/README.md for the recorded campaign.
 FUZZ_SECONDS ?= 600
+FUZZ_FLAGS   ?=
 FUZZ_SAN   := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 FUZZ_UNITS := arena diag ast parse source resolve tableau summary lexer parser prelude
 FUZZ_OBJ   := $(FUZZ_UNITS:%=$(B)/fuzz/compiler/%.o)
@@ -147,8 +148,9 @@ $(B)/fuzz/fuzz_front: tests/fuzz/fuzz_front.c $(wildcard compiler/*.c compiler/*
 
 fuzz: $(B)/fuzz/fuzz_front
 	@mkdir -p $(B)/fuzz/corpus $(B)/fuzz/seeds
-	@cp tests/golden/*.spn tests/golden/inc/*.spn tests/golden/inc/lib/*.spn tests/design/*.spn stdlib/*.spn \
-	    $(wildcard examples/*.spn) tests/fuzz/seeds/*.spn $(B)/fuzz/seeds/
+	@for f in tests/golden/*.spn tests/golden/inc/*.spn tests/golden/inc/lib/*.spn tests/design/*.spn \
+	    stdlib/*.spn $(wildcard examples/*.spn) tests/fuzz/seeds/*.spn; do \
+	  cp "$$f" "$(B)/fuzz/seeds/$$(echo "$$f" | tr / _)"; done
 	$(B)/fuzz/fuzz_front $(B)/fuzz/corpus $(B)/fuzz/seeds -dict=tests/fuzz/spdl.dict \
 	    -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
-	    -artifact_prefix=$(B)/fuzz/ -print_final_stats=1
+	    -artifact_prefix=$(B)/fuzz/ -print_final_stats=1 $(FUZZ_FLAGS)

@@ -197,7 +197,7 @@ static Diag *error(R *r, Span sp, const char *fmt, ...)
     va_end(ap);
     /* A def argument used twice in the body is resolved twice: report an
      * error in it once. NULL is a valid parent for diag_note. */
-    for (const Diag *o = r->d->head; o; o = o->next)
+    for (const Diag *o = r->d->errors < DIAG_MAX_ERRORS ? r->d->head : NULL; o; o = o->next)
         if (o->sev == SEV_ERROR && o->span.file == sp.file && o->span.off == sp.off && o->span.len == sp.len &&
             strcmp(o->msg, buf) == 0)
             return NULL;
