@@ -1778,12 +1778,24 @@ int emit_c(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o)
             return 1;
         }
     }
-    for (int i = 0; i < p->nvals; i++)
-        if (!p->vals[i]->dead && p->vals[i]->op == OP_NLL) {
-            Diag *g = diag_error(d, p->vals[i]->span, "code generation for nll_gaussian is not implemented yet");
-            diag_note(d, g, NO_SPAN, "it needs the log-determinant of the flow");
+    for (int i = 0; i < p->nvals; i++) {
+        const Val *v = p->vals[i];
+        const char *what = NULL;
+        switch (v->op) {
+        case OP_NLL: what = "nll_gaussian (it needs the log-determinant of the flow)"; break;
+        case OP_CAYLEY: what = "orth parameters"; break;
+        case OP_LU: what = "lu parameters"; break;
+        case OP_LIFT: case OP_GCONV: case OP_GCONV_T: case OP_GPOOL: case OP_MEAN_SPACE:
+            what = "group convolutions";
+            break;
+        default: break;
+        }
+        if (what && !v->dead) {
+            Diag *g = diag_error(d, v->span, "code generation for %s is not implemented yet", what);
+            diag_note(d, g, NO_SPAN, "`spdlc check` accepts this model; `emit` and `build` do not yet");
             return 1;
         }
+    }
     layout(&e);
     e.gslot = ARENA_ARRAY(a, size_t, 2 * p->nsegs);
     for (int s = 0; s < p->nsegs; s++)

@@ -12,7 +12,7 @@
 
 const char *const op_names[OP_COUNT] = {
     [OP_CONST] = "const", [OP_INPUT] = "input", [OP_LABEL] = "label", [OP_PARAM] = "param",
-    [OP_STATE] = "state", [OP_STORE] = "store", [OP_COPY] = "copy", [OP_FILL] = "fill", [OP_SKEW] = "skew",
+    [OP_STATE] = "state", [OP_STORE] = "store", [OP_COPY] = "copy", [OP_FILL] = "fill", [OP_SKEW] = "skew", [OP_CAYLEY] = "cayley", [OP_LU] = "lu",
     [OP_IDENTITY] = "identity", [OP_TRANSPOSE] = "transpose", [OP_ADD] = "add", [OP_SUB] = "sub",
     [OP_MUL] = "mul", [OP_DIV] = "div", [OP_NEG] = "neg", [OP_POW] = "pow", [OP_ACT] = "act",
     [OP_MATMUL] = "matmul", [OP_SLICE] = "slice", [OP_PAD] = "pad", [OP_JOIN] = "join",
@@ -283,16 +283,15 @@ static int param_value(L *l, const Param *pm, Span sp)
         return raw;
     case PK_SKEW:
         return unary(l, OP_SKEW, pm->span, raw, pm->shape);
-    default: {
-        if (!l->failed) {
-            Diag *g = diag_error(l->d, sp, "code generation for %s parameters is not implemented yet",
-                                 pm->kind == PK_ORTH ? "orth" : pm->kind == PK_LU ? "lu" : "group-convolution");
-            diag_note(l->d, g, pm->span, "'%s' is declared here", pm->name);
-        }
-        l->failed = true;
-        return raw;
+    case PK_ORTH:
+        return unary(l, OP_CAYLEY, pm->span, raw, pm->shape);
+    case PK_LU:
+        return unary(l, OP_LU, pm->span, raw, pm->shape);
+    case PK_LIFT:
+    case PK_GCONV:
+        return raw; /* the kernel: lift and gconv read it */
     }
-    }
+    return raw;
 }
 
 static int lower(L *l, Expr *e);
@@ -365,13 +364,16 @@ static int lower_call(L *l, Expr *e)
         return unary(l, OP_SUM, e->span, lower(l, a0), sh);
     case FN_MEAN:
         return unary(l, OP_MEAN, e->span, lower(l, a0), sh);
-    case FN_LIFT: case FN_GCONV: case FN_GCONV_T: case FN_GPOOL: case FN_MEAN_SPACE:
-        if (!l->failed) {
-            Diag *g = diag_error(l->d, e->span, "code generation for group convolutions is not implemented yet");
-            diag_note(l->d, g, NO_SPAN, "`spdlc check` accepts this model; `emit` and `build` do not yet");
-        }
-        l->failed = true;
-        return mk_const(l, 0, e->span);
+    case FN_LIFT: case FN_GCONV: case FN_GCONV_T: {
+        Val v = V(e->fn == FN_LIFT ? OP_LIFT : e->fn == FN_GCONV ? OP_GCONV : OP_GCONV_T, e->span, sh);
+        v.a = lower(l, a0);
+        v.b = lower(l, a1);
+        return emit(l, v);
+    }
+    case FN_GPOOL:
+        return unary(l, OP_GPOOL, e->span, lower(l, a0), sh);
+    case FN_MEAN_SPACE:
+        return unary(l, OP_MEAN_SPACE, e->span, lower(l, a0), sh);
     default:
         break;
     }

@@ -27,6 +27,8 @@ typedef enum {
     OP_COPY,       /* a                                                   */
     OP_FILL,       /* the scalar a in every entry of shape                */
     OP_SKEW,       /* n x n skew matrix from its n(n-1)/2 numbers a       */
+    OP_CAYLEY,     /* orth[n]: (I - S)^{-1} (I + S), S = skew(a)          */
+    OP_LU,         /* lu[n]: L U from the n x n numbers a                 */
     OP_IDENTITY,   /* n x n identity                                      */
     OP_TRANSPOSE,  /* a'                                                  */
     OP_ADD, OP_SUB, OP_MUL, OP_DIV, /* elementwise; scalar and channel broadcast */
