@@ -69,7 +69,11 @@ static uint64_t val_hash(const Val *v)
     for (int i = 0; i < v->nargs; i++)
         MIX(v->args[i]);
 #undef MIX
-    return h;
+    /* FNV's multiply only carries low bits upward; the table indexes with
+     * the low bits, so fold the high ones down (splitmix64's finaliser). */
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
 }
 
 static bool val_same(const Val *x, const Val *y)
