@@ -1684,6 +1684,14 @@ static void emit_descriptor(E *e)
             rows += (size_t)p->segs[s].blk->layers + 1;
             nblocks++;
         }
+    out(e, "static const double %s_norm_bounds[] = {", M);
+    for (int i = 0; i < m->nparams; i++)
+        out(e, "    %s, /* %s */", m->params[i]->has_norm ? lit(e, m->params[i]->norm_bound) : "NAN", m->params[i]->name);
+    if (!m->nparams)
+        out(e, "    NAN,");
+    out(e, "};");
+    nl(e);
+    const Val *ov = VAL(e, p->out);
     out(e, "const spdl_model *%s_model(void)", M);
     out(e, "{");
     e->indent++;
@@ -1695,6 +1703,8 @@ static void emit_descriptor(E *e)
     out(e, "    %s_params, %s_work_size, %s_init, %s_project, %s_forward, %s_loss_grad, %s_vjp, %s_trajectory,", M, M, M,
         M, M, M, M, M);
     out(e, "    NULL, NULL, NULL,");
+    out(e, "    %s, %d, %s_norm_bounds,", isinf(e->o->lipschitz) || isnan(e->o->lipschitz) ? "INFINITY" : S_(e, "%.17g", e->o->lipschitz),
+        ov->op == OP_SOFTMAX, M);
     out(e, "};");
     out(e, "return &model;");
     e->indent--;

@@ -22,6 +22,7 @@ typedef struct EmitOpts {
     MemoryMode memory;
     const char *source_path;    /* as given on the command line, for comments */
     const char *source_hash;    /* FNV-1a of the source text */
+    double lipschitz;           /* the certificate's bound on x -> logits, INFINITY if none */
 } EmitOpts;
 
 /* Returns 0, or 1 after reporting an error (I/O, unsupported construct). */

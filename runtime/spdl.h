@@ -65,6 +65,10 @@ typedef struct spdl_model {
     int (*flow)(const double *theta, size_t batch, const double *x, double *s, void *work);
     int (*flow_inverse)(const double *theta, size_t batch, const double *s, double *s0, void *work);
     int (*logdet)(const double *theta, size_t batch, const double *x, double *ld, void *work);
+    /* from spdlc's certificate */
+    double lipschitz;            /* bound on x -> logits for every admitted theta (INFINITY if none) */
+    int output_softmax;          /* the output is softmax(logits) */
+    const double *norm_bound;    /* per parameter: its declared spectral norm bound, or NAN */
 } spdl_model;
 
 /* libspdl's command-line driver (train, eval, predict, plot, ...): the main
