@@ -41,6 +41,13 @@ typedef struct Verdict {
     int fixed_point_iters;
 } Verdict;
 
+/* How one update is inverted (check_invertible.c, read by the emitter). */
+typedef struct UpdInverse {
+    UpdInfo info;
+    int iters;          /* UPD_RESIDUAL: fixed-point iterations */
+    double q;           /* UPD_RESIDUAL: the contraction factor bound */
+} UpdInverse;
+
 typedef struct Certificate {
     const StepProgram *p;
     Verdict v[REQ_COUNT];
@@ -48,6 +55,9 @@ typedef struct Certificate {
     double lipschitz;           /* the network's Lipschitz bound (x -> logits), or INFINITY */
     double *block_step_lip;     /* per segment: Lipschitz bound of one layer, or INFINITY */
     bool *block_nonexpansive;   /* per segment */
+    UpdInverse **inverse;       /* per segment, per update (when invertible holds) */
+    bool has_inverse;           /* every block inverts: M_flow_inverse and --memory=invert */
+    bool has_logdet;            /* exact log-determinant (no residual steps) */
 } Certificate;
 
 /* Runs every checker that applies to the model. */

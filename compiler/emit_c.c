@@ -42,6 +42,9 @@ typedef struct E {
     size_t total;
     size_t theta, gtheta, padj_begin, padj_end;
     size_t x, gx, lab, scratch, madj_begin, madj_end;
+    size_t pscratch;          /* 2 n^2 for lu / orth kernels */
+    size_t **minv;            /* per segment, per update: N copies of M^{-1} (linear updates) */
+    size_t ld;                /* per-lane log-determinant accumulator */
     size_t *fwd, *adj;
     size_t *S, *gS, *gS2;     /* per state */
     size_t *tape, *stride;    /* per segment */
@@ -151,6 +154,11 @@ static void layout(E *e)
     for (int i = 0; i < nv; i++)
         e->fwd[i] = e->adj[i] = NONE;
     e->theta = alloc(e, m->theta_size);
+    size_t nmax = 1;
+    for (int i = 0; i < nv; i++)
+        if (p->vals[i]->op == OP_CAYLEY || p->vals[i]->op == OP_LU)
+            nmax = nmax > (size_t)p->vals[i]->shape.dim[0] ? nmax : (size_t)p->vals[i]->shape.dim[0];
+    e->pscratch = alloc(e, 2 * nmax * nmax);
     /* parameter code values */
     for (int i = 0; i < p->ngcode; i++) {
         const Val *v = VAL(e, p->gcode[i]);
@@ -211,6 +219,20 @@ static void layout(E *e)
         e->tape[s] = alloc(e, st * BT * ((size_t)sg->blk->layers + 1));
     }
     e->scratch = alloc(e, maxrows * BT);
+    e->ld = alloc(e, BT);
+    const Certificate *c = e->o->cert;
+    e->minv = ARENA_ARRAY(e->a, size_t *, p->nsegs + 1);
+    for (int s = 0; c && c->has_inverse && s < p->nsegs; s++) {
+        const Seg *sg = &p->segs[s];
+        if (sg->kind != SEG_BLOCK)
+            continue;
+        e->minv[s] = ARENA_ARRAY(e->a, size_t, sg->nupd + 1);
+        for (int k = 0; k < sg->nupd; k++)
+            if (c->inverse[s][k].info.kind == UPD_LINEAR) {
+                int n = VAL(e, c->inverse[s][k].info.mat)->shape.dim[0];
+                e->minv[s][k] = alloc(e, (size_t)n * n * (size_t)sg->blk->layers);
+            }
+    }
     /* sample adjoints: the model-level ones are zeroed per tile */
     e->madj_begin = e->total;
     e->gx = alloc(e, m->nin * BT);
@@ -792,6 +814,12 @@ static void op_forward(E *e, const Val *v)
             out(e, "}");
             break;
         }
+        case OP_LU:
+            out(e, "spdl_lu_compose(%d, %s, %s);", v->shape.dim[0], F(e, v->a), F(e, v->id));
+            break;
+        case OP_CAYLEY:
+            out(e, "spdl_cayley(%d, %s, %s, w + %zu);", v->shape.dim[0], F(e, v->a), F(e, v->id), e->pscratch);
+            break;
         case OP_IDENTITY: {
             int n = v->shape.dim[0];
             out(e, "real *restrict Y = %s;", F(e, v->id));
@@ -885,6 +913,23 @@ static void op_forward(E *e, const Val *v)
             out(e, "    }");
             break;
         }
+        case OP_NLL: {
+            /* 0.5 |z|^2 + d/2 log(2 pi) - log|det dz/dx| */
+            const Val *a = VAL(e, v->a);
+            out(e, "const real *restrict Z = %s;", F(e, v->a));
+            out(e, "real *restrict Y = %s;", F(e, v->id));
+            out(e, "for (int l = 0; l < SPDL_BT; l++)");
+            out(e, "    Y[l] = (real)%s;", lit(e, 0.5 * (double)a->size * log(2 * 3.14159265358979323846)));
+            out(e, "for (size_t i = 0; i < %zu; i++)", a->size);
+            out(e, "    for (int l = 0; l < SPDL_BT; l++)");
+            out(e, "        Y[l] += (real)0.5 * Z[i * SPDL_BT + l] * Z[i * SPDL_BT + l];");
+            if (v->b >= 0) {
+                out(e, "const real *restrict LD = %s;", F(e, v->b));
+                out(e, "for (int l = 0; l < SPDL_BT; l++)");
+                out(e, "    Y[l] -= LD[l];");
+            }
+            break;
+        }
         case OP_SMOOTH: {
             out(e, "real s = 0;");
             for (int i = 0; i < v->nargs; i++) {
@@ -966,6 +1011,17 @@ static void op_adjoint(E *e, const Val *v)
             out(e, "for (size_t i = 0; i < %d; i++)", n);
             out(e, "    for (size_t j = i + 1; j < %d; j++, q++)", n);
             out(e, "        GA[q] += GY[i * %d + j] - GY[j * %d + i];", n, n);
+            break;
+        }
+        case OP_LU:
+            first(e, v->a);
+            out(e, "spdl_lu_compose_adj(%d, %s, %s, %s);", v->shape.dim[0], F(e, v->a), G(e, v->id), G(e, v->a));
+            break;
+        case OP_CAYLEY: {
+            int n = v->shape.dim[0];
+            first(e, v->a);
+            out(e, "spdl_cayley_adj(%d, %s, %s, %s, %s, w + %zu, w + %zu);", n, F(e, v->a), F(e, v->id), G(e, v->id),
+                G(e, v->a), e->pscratch, e->pscratch + (size_t)n * n);
             break;
         }
         case OP_TRANSPOSE: {
@@ -1074,6 +1130,26 @@ static void op_adjoint(E *e, const Val *v)
             }
             break;
         }
+        case OP_NLL: {
+            const Val *a = VAL(e, v->a);
+            if (wants_adj(e, v->a)) {
+                bool assign = first(e, v->a);
+                out(e, "{");
+                out(e, "    const real *restrict Z = %s;", F(e, v->a));
+                out(e, "    const real *restrict GY = %s;", G(e, v->id));
+                out(e, "    real *restrict GZ = %s;", G(e, v->a));
+                out(e, "    for (size_t i = 0; i < %zu; i++)", a->size);
+                out(e, "        for (int l = 0; l < SPDL_BT; l++)");
+                out(e, "            GZ[i * SPDL_BT + l] %s GY[l] * Z[i * SPDL_BT + l];", assign ? "=" : "+=");
+                out(e, "}");
+            }
+            if (v->b >= 0 && wants_adj(e, v->b)) {
+                bool assign = first(e, v->b);
+                out(e, "for (int l = 0; l < SPDL_BT; l++)");
+                out(e, "    %s[l] %s -%s[l];", G(e, v->b), assign ? "=" : "+=", G(e, v->id));
+            }
+            break;
+        }
         case OP_SMOOTH:
             for (int i = 0; i < v->nargs; i++) {
                 const Val *pv = VAL(e, v->args[i]);
@@ -1101,6 +1177,9 @@ static void op_adjoint(E *e, const Val *v)
 }
 
 /* ---- functions ------------------------------------------------------------------------- */
+
+static void emit_layer_logdet(E *e, int s);
+static const char *align_work(E *e);
 
 static void compute_active(E *e, Variant var)
 {
@@ -1272,11 +1351,14 @@ static void emit_tile_forward(E *e)
 {
     const StepProgram *p = e->p;
     const Model *m = e->m;
-    out(e, "/* The forward pass of one tile; keep: store every layer's input for the adjoint. */");
-    out(e, "static void %s(real *w, int keep)", fn(e, "tile_forward"));
+    bool ld = e->o->cert && e->o->cert->has_inverse && e->o->cert->has_logdet;
+    out(e, "/* The forward pass of one tile; keep: store every layer's input for the adjoint;");
+    out(e, " * ld: if not NULL, add each layer's log-determinant to it (per lane). */");
+    out(e, "static void %s(real *w, int keep, real *ld)", fn(e, "tile_forward"));
     out(e, "{");
     e->indent++;
     out(e, "(void)keep;");
+    out(e, "(void)ld;");
     for (int s = 0; s < p->nsegs; s++) {
         const Seg *sg = &p->segs[s];
         if (sg->kind == SEG_CODE) {
@@ -1298,6 +1380,11 @@ static void emit_tile_forward(E *e)
         out(e, "for (size_t k = 0; k < %d; k++) {", N);
         out(e, "    const size_t a = keep ? k : (k & 1), b = keep ? k + 1 : ((k + 1) & 1);");
         out(e, "    %s(w, k, tape + a * %zu, tape + b * %zu);", fn(e, S_(e, "layer%d", s)), st, st);
+        if (ld) {
+            out(e, "    if (ld) {");
+            emit_layer_logdet(e, s);
+            out(e, "    }");
+        }
         out(e, "}");
         out(e, "const size_t f = keep ? %d : %d;", N, N & 1);
         for (int k = 0; k < sg->nvars; k++)
@@ -1401,6 +1488,318 @@ static void emit_tile_backward(E *e, Variant var)
     nl(e);
 }
 
+/* ---- the inverse (models proved invertible) ------------------------------------------ */
+
+/* Emits the forward code of the values root needs that are not known yet:
+ * sample values of this layer, skipping the states (known) and what is done. */
+static void emit_needed(E *e, int root, const bool *known, bool *done)
+{
+    if (root < 0 || known[root] || done[root])
+        return;
+    const Val *v = VAL(e, root);
+    if (home(v) != H_LAYERS)
+        return; /* parameter code (prepared) */
+    done[root] = true;
+    emit_needed(e, v->a, known, done);
+    emit_needed(e, v->b, known, done);
+    for (int i = 0; i < v->nargs; i++)
+        emit_needed(e, v->args[i], known, done);
+    op_forward(e, v);
+}
+
+static const char *tol_lit(E *e) { return e->o->fp32 ? "1e-4" : "1e-10"; }
+
+static void emit_layer_inverse(E *e, int s)
+{
+    const StepProgram *p = e->p;
+    const Seg *sg = &p->segs[s];
+    const UpdInverse *inv = e->o->cert->inverse[s];
+    int line, col;
+    span_line_col(e->d, sg->span, &line, &col);
+    out(e, "/* line %d: the inverse of one layer: reads tout, writes tin (the updates undone in reverse) */", line);
+    out(e, "static int %s(real *w, size_t k, real *restrict tin, const real *restrict tout)", fn(e, S_(e, "layer%d_inv", s)));
+    out(e, "{");
+    e->indent++;
+    out(e, "(void)k;");
+    bool *known = ARENA_ARRAY(e->a, bool, p->nvals);
+    bool *done = ARENA_ARRAY(e->a, bool, p->nvals);
+    for (int i = 0; i < sg->nvars; i++)
+        known[sg->inputs[i]] = true;
+    for (int j = 0; j < sg->nupd; j++)
+        known[sg->upd[j].value] = true;
+    for (int j = sg->nupd - 1; j >= 0; j--) {
+        const Update *u = &sg->upd[j];
+        const UpdInfo *ui = &inv[j].info;
+        const Val *nv = VAL(e, u->value);
+        size_t n = nv->size * BT;
+        out(e, "{");
+        e->indent++;
+        comment(e, nv, S_(e, "undo %s", u->what));
+        const char *oldp = F(e, u->old), *newp = F(e, u->value);
+        switch (ui->kind) {
+        case UPD_SHEAR:
+            emit_needed(e, ui->x, known, done);
+            out(e, "const real *restrict X = %s;", F(e, ui->x));
+            out(e, "real *restrict O = %s;", oldp);
+            out(e, "const real *restrict N = %s;", newp);
+            out(e, "for (size_t j = 0; j < %zu; j++)", n);
+            out(e, "    O[j] = N[j] %s X[j];", ui->sign > 0 ? "-" : "+");
+            break;
+        case UPD_AFFINE:
+            emit_needed(e, ui->e, known, done);
+            if (ui->t >= 0)
+                emit_needed(e, ui->t, known, done);
+            out(e, "const real *restrict E = %s;", F(e, ui->e));
+            out(e, "real *restrict O = %s;", oldp);
+            out(e, "const real *restrict N = %s;", newp);
+            if (ui->t >= 0) {
+                out(e, "const real *restrict T = %s;", F(e, ui->t));
+                out(e, "for (size_t j = 0; j < %zu; j++)", n);
+                out(e, "    O[j] = (N[j] - T[j]) / E[j];");
+            } else {
+                out(e, "for (size_t j = 0; j < %zu; j++)", n);
+                out(e, "    O[j] = N[j] / E[j];");
+            }
+            break;
+        case UPD_LINEAR: {
+            int dim = VAL(e, ui->mat)->shape.dim[0];
+            if (ui->t >= 0)
+                emit_needed(e, ui->t, known, done);
+            out(e, "real *restrict D = w + %zu;", e->scratch);
+            out(e, "const real *restrict N = %s;", newp);
+            if (ui->t >= 0) {
+                out(e, "const real *restrict T = %s;", F(e, ui->t));
+                out(e, "for (size_t j = 0; j < %zu; j++)", n);
+                out(e, "    D[j] = N[j] - T[j];");
+            } else {
+                out(e, "memcpy(D, N, sizeof(real) * %zu);", n);
+            }
+            out(e, "spdl_gemm(%d, SPDL_BT, %d, w + %zu + k * %zu, %d, 1, D, SPDL_BT, %s, SPDL_BT, 0);", dim, dim,
+                e->minv[s][j], (size_t)dim * dim, dim, oldp);
+            break;
+        }
+        case UPD_RESIDUAL: {
+            /* u = new - x(u), from u = new; the last pass checks the residual */
+            out(e, "real *restrict O = %s;", oldp);
+            out(e, "const real *restrict N = %s;", newp);
+            out(e, "memcpy(O, N, sizeof(real) * %zu);", n);
+            out(e, "for (int it = 0; it <= %d; it++) {", inv[j].iters);
+            e->indent++;
+            bool *done2 = ARENA_ARRAY(e->a, bool, p->nvals);
+            memcpy(done2, done, sizeof(bool) * (size_t)p->nvals);
+            emit_needed(e, ui->x, known, done2);
+            out(e, "const real *restrict X = %s;", F(e, ui->x));
+            out(e, "if (it == %d) { /* |u + x(u) - new| <= tol (1 + |new|) or no convergence */", inv[j].iters);
+            out(e, "    for (size_t j = 0; j < %zu; j++)", n);
+            out(e, "        if (!(fabs((double)(O[j] + X[j] - N[j])) <= %s * (1 + fabs((double)N[j]))))", tol_lit(e));
+            out(e, "            return SPDL_ENOCONV;");
+            out(e, "    break;");
+            out(e, "}");
+            out(e, "for (size_t j = 0; j < %zu; j++)", n);
+            out(e, "    O[j] = N[j] - X[j];");
+            e->indent--;
+            out(e, "}");
+            break;
+        }
+        case UPD_OTHER:
+            out(e, "#error \"spdlc: an update without an inverse\"");
+            break;
+        }
+        e->indent--;
+        out(e, "}");
+    }
+    out(e, "return SPDL_OK;");
+    e->indent--;
+    out(e, "}");
+    nl(e);
+}
+
+static void emit_prepare_inverse(E *e)
+{
+    const StepProgram *p = e->p;
+    out(e, "/* The inverses of the orth and lu maps, per layer. */");
+    out(e, "static void %s(real *w)", fn(e, "prepare_inverse"));
+    out(e, "{");
+    e->indent++;
+    out(e, "(void)w;");
+    for (int s = 0; s < p->nsegs; s++) {
+        const Seg *sg = &p->segs[s];
+        if (sg->kind != SEG_BLOCK)
+            continue;
+        for (int j = 0; j < sg->nupd; j++) {
+            const UpdInfo *ui = &e->o->cert->inverse[s][j].info;
+            if (ui->kind != UPD_LINEAR)
+                continue;
+            const Val *mv = VAL(e, ui->mat);
+            int n = mv->shape.dim[0];
+            out(e, "for (size_t k = 0; k < %d; k++) {", sg->blk->layers);
+            e->indent++;
+            if (mv->op == OP_LU) {
+                out(e, "spdl_lu_inverse(%d, %s, w + %zu + k * %zu);", n, F(e, mv->a), e->minv[s][j], (size_t)n * n);
+            } else { /* orth: Q^{-1} = Q' */
+                out(e, "const real *restrict Q = %s;", F(e, mv->id));
+                out(e, "real *restrict X = w + %zu + k * %zu;", e->minv[s][j], (size_t)n * n);
+                out(e, "for (size_t i = 0; i < %d; i++)", n);
+                out(e, "    for (size_t c = 0; c < %d; c++)", n);
+                out(e, "        X[c * %d + i] = Q[i * %d + c];", n, n);
+            }
+            e->indent--;
+            out(e, "}");
+        }
+    }
+    e->indent--;
+    out(e, "}");
+    nl(e);
+}
+
+/* Copies the declared states between a tile's S buffers and sample-major s. */
+static void emit_states_io(E *e, bool to_tile, const char *arr)
+{
+    const Model *m = e->m;
+    for (int st = 0; st < m->nstates; st++) {
+        const State *S = m->states[st];
+        if (S->hidden) {
+            if (to_tile)
+                out(e, "memset(w + %zu, 0, sizeof(real) * %zu);", e->S[st], S->size * BT);
+            continue;
+        }
+        out(e, "for (size_t l = 0; l < SPDL_BT; l++)");
+        out(e, "    for (size_t i = 0; i < %zu; i++)", S->size);
+        if (to_tile)
+            out(e, "        w[%zu + i * SPDL_BT + l] = l < nb ? (real)%s[(t0 + l) * %zu + %zu + i] : 0;", e->S[st], arr,
+                m->state_size, S->offset);
+        else
+            out(e, "        if (l < nb) %s[(t0 + l) * %zu + %zu + i] = (double)w[%zu + i * SPDL_BT + l];", arr, m->state_size,
+                S->offset, e->S[st]);
+    }
+}
+
+static void emit_inverse_public(E *e)
+{
+    const StepProgram *p = e->p;
+    const Model *m = e->m;
+    const char *M = e->M;
+    out(e, "int %s_flow(const double *theta, size_t batch, const double *x, double *s, void *work)", M);
+    out(e, "{");
+    e->indent++;
+    out(e, "if (!theta || !x || !s || !work || batch == 0)");
+    out(e, "    return SPDL_EINVAL;");
+    out(e, "%s", align_work(e));
+    out(e, "%s(theta, w);", fn(e, "prepare"));
+    out(e, "for (size_t t0 = 0; t0 < batch; t0 += SPDL_BT) {");
+    e->indent++;
+    out(e, "const size_t nb = batch - t0 < SPDL_BT ? batch - t0 : SPDL_BT;");
+    out(e, "const int rc = %s(w, x, NULL, t0, nb);", fn(e, "load"));
+    out(e, "if (rc)");
+    out(e, "    return rc;");
+    out(e, "%s(w, 0, NULL);", fn(e, "tile_forward"));
+    emit_states_io(e, false, "s");
+    e->indent--;
+    out(e, "}");
+    out(e, "return SPDL_OK;");
+    e->indent--;
+    out(e, "}");
+    nl(e);
+    out(e, "int %s_flow_inverse(const double *theta, size_t batch, const double *s, double *s0, void *work)", M);
+    out(e, "{");
+    e->indent++;
+    out(e, "if (!theta || !s || !s0 || !work || batch == 0)");
+    out(e, "    return SPDL_EINVAL;");
+    out(e, "for (size_t i = 0; i < batch * %zu; i++)", m->state_size);
+    out(e, "    if (!isfinite(s[i]))");
+    out(e, "        return SPDL_ENONFINITE;");
+    out(e, "%s", align_work(e));
+    out(e, "%s(theta, w);", fn(e, "prepare"));
+    out(e, "%s(w);", fn(e, "prepare_inverse"));
+    out(e, "for (size_t t0 = 0; t0 < batch; t0 += SPDL_BT) {");
+    e->indent++;
+    out(e, "const size_t nb = batch - t0 < SPDL_BT ? batch - t0 : SPDL_BT;");
+    emit_states_io(e, true, "s");
+    for (int s = p->nsegs - 1; s >= 0; s--) {
+        const Seg *sg = &p->segs[s];
+        if (sg->kind != SEG_BLOCK)
+            continue;
+        size_t st = e->stride[s] * BT;
+        out(e, "{");
+        e->indent++;
+        out(e, "real *a = w + %zu, *b = a + %zu, *t;", e->tape[s], st);
+        for (int k = 0; k < sg->nvars; k++)
+            out(e, "memcpy(a + %zu, w + %zu, sizeof(real) * %zu);", e->varoff[s][k] * BT, e->S[sg->vars[k]],
+                m->states[sg->vars[k]]->size * BT);
+        out(e, "for (size_t k = %d; k-- > 0;) {", sg->blk->layers);
+        out(e, "    const int rc = %s(w, k, b, a);", fn(e, S_(e, "layer%d_inv", s)));
+        out(e, "    if (rc)");
+        out(e, "        return rc;");
+        out(e, "    t = a;");
+        out(e, "    a = b;");
+        out(e, "    b = t;");
+        out(e, "}");
+        out(e, "(void)b;");
+        for (int k = 0; k < sg->nvars; k++)
+            out(e, "memcpy(w + %zu, a + %zu, sizeof(real) * %zu);", e->S[sg->vars[k]], e->varoff[s][k] * BT,
+                m->states[sg->vars[k]]->size * BT);
+        e->indent--;
+        out(e, "}");
+    }
+    emit_states_io(e, false, "s0");
+    e->indent--;
+    out(e, "}");
+    out(e, "return SPDL_OK;");
+    e->indent--;
+    out(e, "}");
+    nl(e);
+    if (!e->o->cert->has_logdet)
+        return;
+    out(e, "int %s_logdet(const double *theta, size_t batch, const double *x, double *ld, void *work)", M);
+    out(e, "{");
+    e->indent++;
+    out(e, "if (!theta || !x || !ld || !work || batch == 0)");
+    out(e, "    return SPDL_EINVAL;");
+    out(e, "%s", align_work(e));
+    out(e, "%s(theta, w);", fn(e, "prepare"));
+    out(e, "for (size_t t0 = 0; t0 < batch; t0 += SPDL_BT) {");
+    e->indent++;
+    out(e, "const size_t nb = batch - t0 < SPDL_BT ? batch - t0 : SPDL_BT;");
+    out(e, "const int rc = %s(w, x, NULL, t0, nb);", fn(e, "load"));
+    out(e, "if (rc)");
+    out(e, "    return rc;");
+    out(e, "real *restrict LD = w + %zu;", e->ld);
+    out(e, "memset(LD, 0, sizeof(real) * SPDL_BT);");
+    out(e, "%s(w, 0, LD);", fn(e, "tile_forward"));
+    out(e, "for (size_t l = 0; l < nb; l++)");
+    out(e, "    ld[t0 + l] = (double)LD[l];");
+    e->indent--;
+    out(e, "}");
+    out(e, "return SPDL_OK;");
+    e->indent--;
+    out(e, "}");
+    nl(e);
+}
+
+/* After layer k of segment s: add its log-determinant to LD (per lane). */
+static void emit_layer_logdet(E *e, int s)
+{
+    const StepProgram *p = e->p;
+    const Seg *sg = &p->segs[s];
+    const UpdInverse *inv = e->o->cert->inverse[s];
+    for (int j = 0; j < sg->nupd; j++) {
+        const UpdInfo *ui = &inv[j].info;
+        if (ui->kind == UPD_AFFINE) {
+            const Val *sv = VAL(e, ui->s);
+            out(e, "    for (size_t i = 0; i < %zu; i++) /* sum(s) of the coupling */", sv->size);
+            out(e, "        for (int l = 0; l < SPDL_BT; l++)");
+            out(e, "            ld[l] += %s[i * SPDL_BT + l];", F(e, ui->s));
+        } else if (ui->kind == UPD_LINEAR && VAL(e, ui->mat)->op == OP_LU) {
+            const Val *mv = VAL(e, ui->mat);
+            out(e, "    { /* log|det| of lu: sum of the diagonal's logs */");
+            out(e, "        const real d = spdl_lu_logdet(%d, %s);", mv->shape.dim[0], F(e, mv->a));
+            out(e, "        for (int l = 0; l < SPDL_BT; l++)");
+            out(e, "            ld[l] += d;");
+            out(e, "    }");
+        }
+    }
+}
+
 static const char *align_work(E *e)
 {
     (void)e;
@@ -1453,7 +1852,7 @@ static void emit_public(E *e)
     out(e, "const int rc = %s(w, x, NULL, t0, nb);", fn(e, "load"));
     out(e, "if (rc)");
     out(e, "    return rc;");
-    out(e, "%s(w, 0);", fn(e, "tile_forward"));
+    out(e, "%s(w, 0, NULL);", fn(e, "tile_forward"));
     out(e, "const real *restrict Y = %s;", F(e, p->out));
     out(e, "for (size_t l = 0; l < nb; l++)");
     out(e, "    for (size_t i = 0; i < %zu; i++)", m->nout);
@@ -1479,7 +1878,7 @@ static void emit_public(E *e)
     out(e, "const size_t nb = batch - t0 < SPDL_BT ? batch - t0 : SPDL_BT;");
     out(e, "if (%s(w, x, target, t0, nb))", fn(e, "load"));
     out(e, "    return NAN;");
-    out(e, "%s(w, grad != NULL);", fn(e, "tile_forward"));
+    out(e, "%s(w, grad != NULL, NULL);", fn(e, "tile_forward"));
     if (p->loss_sample >= 0) {
         out(e, "const real *restrict L = %s;", F(e, p->loss_sample));
         out(e, "for (size_t l = 0; l < nb; l++)");
@@ -1519,7 +1918,7 @@ static void emit_public(E *e)
     out(e, "const int rc = %s(w, x, NULL, t0, nb);", fn(e, "load"));
     out(e, "if (rc)");
     out(e, "    return rc;");
-    out(e, "%s(w, 1);", fn(e, "tile_forward"));
+    out(e, "%s(w, 1, NULL);", fn(e, "tile_forward"));
     out(e, "%s(w, dy, t0, nb);", fn(e, "tile_backward_out"));
     out(e, "if (dx) {");
     out(e, "    const real *restrict GX = w + %zu;", e->gx);
@@ -1557,7 +1956,7 @@ static void emit_public(E *e)
     out(e, "const int rc = %s(w, x, NULL, t0, nb);", fn(e, "load"));
     out(e, "if (rc)");
     out(e, "    return rc;");
-    out(e, "%s(w, 1);", fn(e, "tile_forward"));
+    out(e, "%s(w, 1, NULL);", fn(e, "tile_forward"));
     size_t row = 0;
     for (int s = 0; s < p->nsegs; s++) {
         const Seg *sg = &p->segs[s];
@@ -1566,6 +1965,8 @@ static void emit_public(E *e)
         for (int st = 0; st < m->nstates; st++) {
             int k = block_var(sg, st);
             const State *S = m->states[st];
+            if (S->hidden)
+                continue;
             /* block vars from the tape; other states as the block saw them */
             out(e, "for (size_t r = 0; r <= %d; r++)", sg->blk->layers);
             out(e, "    for (size_t l = 0; l < nb; l++)");
@@ -1702,7 +2103,9 @@ static void emit_descriptor(E *e)
         m->in_shape.rank > 3 ? m->in_shape.dim[3] : 0, nblocks, rows);
     out(e, "    %s_params, %s_work_size, %s_init, %s_project, %s_forward, %s_loss_grad, %s_vjp, %s_trajectory,", M, M, M,
         M, M, M, M, M);
-    out(e, "    NULL, NULL, NULL,");
+    bool inv = e->o->cert && e->o->cert->has_inverse, ldt = inv && e->o->cert->has_logdet;
+    out(e, "    %s, %s, %s,", inv ? S_(e, "%s_flow", M) : "NULL", inv ? S_(e, "%s_flow_inverse", M) : "NULL",
+        ldt ? S_(e, "%s_logdet", M) : "NULL");
     out(e, "    %s, %d, %s_norm_bounds,", isinf(e->o->lipschitz) || isnan(e->o->lipschitz) ? "INFINITY" : S_(e, "%.17g", e->o->lipschitz),
         ov->op == OP_SOFTMAX, M);
     out(e, "};");
@@ -1742,6 +2145,13 @@ static void emit_header(E *e)
     out(e, "int    %s_vjp(const double *theta, size_t batch, const double *x, const double *dy,", M);
     out(e, "              double *dx, double *dtheta, void *work);");
     out(e, "int    %s_trajectory(const double *theta, size_t batch, const double *x, double *traj, void *work);", M);
+    if (e->o->cert && e->o->cert->has_inverse) {
+        out(e, "/* the model is proved invertible (see spdlc check): */");
+        out(e, "int    %s_flow(const double *theta, size_t batch, const double *x, double *s, void *work);", M);
+        out(e, "int    %s_flow_inverse(const double *theta, size_t batch, const double *s, double *s0, void *work);", M);
+        if (e->o->cert->has_logdet)
+            out(e, "int    %s_logdet(const double *theta, size_t batch, const double *x, double *ld, void *work);", M);
+    }
     out(e, "const spdl_model *%s_model(void);", M);
     nl(e);
     out(e, "#ifdef __cplusplus");
@@ -1792,9 +2202,6 @@ int emit_c(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o)
         const Val *v = p->vals[i];
         const char *what = NULL;
         switch (v->op) {
-        case OP_NLL: what = "nll_gaussian (it needs the log-determinant of the flow)"; break;
-        case OP_CAYLEY: what = "orth parameters"; break;
-        case OP_LU: what = "lu parameters"; break;
         case OP_LIFT: case OP_GCONV: case OP_GCONV_T: case OP_GPOOL: case OP_MEAN_SPACE:
             what = "group convolutions";
             break;
@@ -1853,11 +2260,19 @@ int emit_c(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o)
             compute_active(&e, V_VJP);
             emit_layer(&e, s);
         }
+    if (o->cert && o->cert->has_inverse) {
+        for (int s = 0; s < p->nsegs; s++)
+            if (p->segs[s].kind == SEG_BLOCK)
+                emit_layer_inverse(&e, s);
+        emit_prepare_inverse(&e);
+    }
     emit_load(&e);
     emit_tile_forward(&e);
     emit_tile_backward(&e, V_LOSS);
     emit_tile_backward(&e, V_VJP);
     emit_public(&e);
+    if (o->cert && o->cert->has_inverse)
+        emit_inverse_public(&e);
     emit_init_project(&e);
     emit_descriptor(&e);
     if (close_out(&e, c, S_(&e, "%s.c", m->name)))

@@ -11,7 +11,7 @@
 #ifndef SPDL_EMIT_C_H
 #define SPDL_EMIT_C_H
 
-#include "step.h"
+#include "check.h"
 
 typedef enum { MEMORY_STORE, MEMORY_INVERT, MEMORY_CHECKPOINT } MemoryMode;
 
@@ -23,6 +23,7 @@ typedef struct EmitOpts {
     const char *source_path;    /* as given on the command line, for comments */
     const char *source_hash;    /* FNV-1a of the source text */
     double lipschitz;           /* the certificate's bound on x -> logits, INFINITY if none */
+    const Certificate *cert;    /* the inverse of each update, when the model inverts */
 } EmitOpts;
 
 /* Returns 0, or 1 after reporting an error (I/O, unsupported construct). */

@@ -199,7 +199,7 @@ int main(int argc, char **argv)
         const SourceFile *sf = diag_file(&d, file);
         EmitOpts eo = {.dir = o.out, .fp32 = !strcmp(o.precision, "float"), .standalone = o.standalone,
                        .source_path = sf->path, .source_hash = emit_hash(&arena, sf->text, sf->len),
-                       .lipschitz = cert->lipschitz};
+                       .lipschitz = cert->lipschitz, .cert = cert};
         status = !strcmp(o.cmd, "emit") ? emit_c(&arena, &d, prog, &eo) : build_exe(&arena, &d, prog, &eo, o.out);
         diag_flush(&d);
     }

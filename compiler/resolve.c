@@ -119,6 +119,7 @@ typedef struct R {
     int order;          /* position of the model declaration being resolved */
     Block *block;       /* the block being resolved, or NULL */
     bool in_loss, in_smooth;
+    bool uses_nll;      /* the model's loss calls nll_gaussian */
     int nexp;           /* def expansions in progress */
     int depth;          /* rx recursion: bounded, since defs deepen trees */
     size_t expanded;    /* nodes made by def expansion in this expression */
@@ -558,20 +559,22 @@ static Sym *name_sym(R *r, Expr *e, const char *what)
 
 static Param *kernel_arg(R *r, Expr *e, ParamKind kind, const char *fn)
 {
-    Sym *s = name_sym(r, e, "the kernel");
-    if (!s)
-        return NULL;
-    if (s->kind == S_PARAM && is_poison(s->type)) {
-        s->param->used = true; /* its declaration was reported already */
+    if (e->kind != E_NAME) {
+        error(r, e->span, "the kernel must be a name");
         return NULL;
     }
-    if (s->kind != S_PARAM || s->param->kind != kind) {
+    /* Resolving the name reports an unknown name, a use before the
+     * declaration (the Param does not exist yet then) or inside it; a
+     * poisoned result was reported, here or at a failed declaration. */
+    if (is_poison(rx(r, e)))
+        return NULL;
+    Sym *s = e->sym;
+    if (s->kind != S_PARAM || !s->param || s->param->kind != kind) {
         Diag *g = error(r, e->span, "%s needs a %s parameter, but '%s' is not one", fn,
                         kind == PK_LIFT ? "lift[G, cin -> cout, k]" : "gconv[G, cin -> cout, k]", s->name);
         diag_note(r->d, g, s->span, "'%s' is declared here", s->name);
         return NULL;
     }
-    rx(r, e);
     return s->param;
 }
 
@@ -1062,6 +1065,7 @@ static Type call(R *r, Expr *e)
     case FN_NLL_GAUSSIAN:
         if (!r->in_loss)
             return fail(r, e, callee->span, "nll_gaussian(...) is a loss: it belongs in the loss");
+        r->uses_nll = true;
         if (ta.shape.rank != 1)
             return fail(r, e, a0->span, "nll_gaussian needs a vector, got %s", type_str(r->a, ta));
         t = scalar_type(ta.vary);
@@ -2015,6 +2019,24 @@ static Model *resolve_model(R *r, Item *it)
         off += m->states[i]->size;
     }
     m->state_size = off;
+    if (r->uses_nll && r->d->errors == 0) {
+        /* log|det| of the flow, threaded through the layers as a state */
+        State *ld = ARENA_NEW(r->a, State);
+        ld->name = "logdet";
+        ld->span = m->loss_span;
+        ld->shape = (Shape){1, {1}};
+        ld->size = 1;
+        ld->offset = off;
+        ld->hidden = true;
+        ld->index = m->nstates;
+        State **ss = ARENA_ARRAY(r->a, State *, m->nstates + 1);
+        if (m->nstates)
+            memcpy(ss, m->states, sizeof *ss * (size_t)m->nstates);
+        ss[m->nstates++] = ld;
+        m->states = ss;
+        m->logdet = ld;
+    }
+    r->uses_nll = false;
     r->m = NULL;
     r->scope = &r->globals;
     return m;

@@ -86,6 +86,7 @@ typedef struct State {
     size_t size, offset;    /* in the state vector s */
     Expr *init;
     FieldKind field;
+    bool hidden;            /* the log-determinant nll_gaussian needs: not in s */
 } State;
 
 typedef enum { BLOCK_FLOW, BLOCK_REPEAT } BlockKind;
@@ -163,9 +164,10 @@ typedef struct Model {
     Sym *target;            /* target t : R[m] */
     int nclass;
     size_t ntarget;         /* doubles per sample in `target` (DESIGN §6) */
-    State **states;
+    State **states;         /* declared states, then (last) the hidden logdet */
     int nstates;
-    size_t state_size;
+    size_t state_size;      /* of the declared states: the state vector s */
+    State *logdet;          /* log|det ds/ds0| accumulated through the layers, if nll_gaussian is used */
     Param **params;
     int nparams;
     size_t theta_size;

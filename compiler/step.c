@@ -287,8 +287,8 @@ static int param_value(L *l, const Param *pm, Span sp)
         return raw;
     case PK_SKEW:
         return unary(l, OP_SKEW, pm->span, raw, pm->shape);
-    case PK_ORTH:
-        return unary(l, OP_CAYLEY, pm->span, raw, pm->shape);
+    case PK_ORTH: /* the Cayley transform of the skew matrix */
+        return unary(l, OP_CAYLEY, pm->span, unary(l, OP_SKEW, pm->span, raw, pm->shape), pm->shape);
     case PK_LU:
         return unary(l, OP_LU, pm->span, raw, pm->shape);
     case PK_LIFT:
@@ -337,8 +337,12 @@ static int lower_call(L *l, Expr *e)
         v.is_class = a1->type.is_class;
         return emit(l, v);
     }
-    case FN_NLL_GAUSSIAN:
-        return unary(l, OP_NLL, e->span, lower(l, a0), (Shape){0});
+    case FN_NLL_GAUSSIAN: {
+        Val v = V(OP_NLL, e->span, (Shape){0});
+        v.a = lower(l, a0);
+        v.b = l->m->logdet ? l->cur[l->m->logdet->index] : -1;
+        return emit(l, v);
+    }
     case FN_SMOOTH: {
         Val v = V(OP_SMOOTH, e->span, (Shape){0});
         v.args = ARENA_ARRAY(l->a, int, e->args.len);
@@ -505,17 +509,22 @@ static void store_state(L *l, const State *st, int value, Span sp)
     l->cur[st->index] = value;
 }
 
-static void add_update(L *l, Seg *s, const State *st, int value, int group, Span sp, const char *what)
+static void push_update(L *l, Seg *s, Update u)
 {
     if (s->nupd == s->capupd) {
         int cap = s->capupd ? s->capupd * 2 : 8;
-        Update *u = ARENA_ARRAY(l->a, Update, cap);
+        Update *nu = ARENA_ARRAY(l->a, Update, cap);
         if (s->nupd)
-            memcpy(u, s->upd, sizeof *u * (size_t)s->nupd);
-        s->upd = u;
+            memcpy(nu, s->upd, sizeof *nu * (size_t)s->nupd);
+        s->upd = nu;
         s->capupd = cap;
     }
-    s->upd[s->nupd++] = (Update){st->index, value, l->cur[st->index], group, sp, what};
+    s->upd[s->nupd++] = u;
+}
+
+static void add_update(L *l, Seg *s, const State *st, int value, int group, Span sp, const char *what)
+{
+    push_update(l, s, (Update){st->index, value, l->cur[st->index], group, sp, what});
     l->cur[st->index] = value;
 }
 
@@ -568,7 +577,7 @@ static void lower_block(L *l, const Block *b)
     s->blk = b;
     s->span = b->span;
     /* The block's variables: flow states with equations, repeat targets. */
-    int *vars = ARENA_ARRAY(l->a, int, m->nstates);
+    int *vars = ARENA_ARRAY(l->a, int, m->nstates + 1);
     int nvars = 0;
     for (int i = 0; i < b->nitems; i++) {
         Decl *it = b->items[i];
@@ -584,6 +593,8 @@ static void lower_block(L *l, const Block *b)
         if (!seen && si >= 0)
             vars[nvars++] = si;
     }
+    if (m->logdet)
+        vars[nvars++] = m->logdet->index;
     s->vars = vars;
     s->nvars = nvars;
     s->inputs = ARENA_ARRAY(l->a, int, nvars);
@@ -691,6 +702,30 @@ static void lower_block(L *l, const Block *b)
             }
         }
     }
+    /* nll_gaussian: log|det| grows by sum(s) right after each affine
+     * coupling v = v * exp(s) + t (shears add nothing), so every update stays
+     * a map of the current state */
+    if (m->logdet) {
+        int nupd = s->nupd;
+        Update *orig = ARENA_ARRAY(l->a, Update, nupd + 1);
+        memcpy(orig, s->upd, sizeof *orig * (size_t)nupd);
+        s->nupd = 0;
+        for (int i = 0; i < nupd; i++) {
+            push_update(l, s, orig[i]);
+            UpdInfo ui;
+            Seg probe = *s;
+            probe.upd = orig;
+            probe.nupd = nupd;
+            step_classify(p, &probe, i, &ui);
+            if (ui.kind != UPD_AFFINE)
+                continue;
+            int term = unary(l, OP_SUM, orig[i].span, ui.s, (Shape){0});
+            int ld = l->cur[m->logdet->index];
+            int inc = unary(l, OP_FILL, orig[i].span, term, m->logdet->shape);
+            add_update(l, s, m->logdet, elementwise(l, OP_ADD, orig[i].span, ld, inc, m->logdet->shape), s->nupd,
+                       orig[i].span, "logdet += sum(s) of this affine coupling");
+        }
+    }
     /* Each block var ends the layer in a value of its own, so backends can
      * alias the value's adjoint with the state's. */
     for (int k = 0; k < nvars; k++) {
@@ -729,6 +764,199 @@ static void loss_terms(L *l, Expr *e, double sign, int *sample, int *param)
         v = unary(l, OP_NEG, e->span, v, (Shape){0});
     int *acc = e->type.vary == VARY_SAMPLE ? sample : param;
     *acc = *acc < 0 ? v : elementwise(l, OP_ADD, e->span, *acc, v, (Shape){0});
+}
+
+/* ---- update classes ------------------------------------------------------------- */
+
+static bool depends(const StepProgram *p, int v, int target, unsigned char *seen)
+{
+    if (v < 0)
+        return false;
+    if (v == target)
+        return true;
+    const Val *x = p->vals[v];
+    if (x->vary != VARY_SAMPLE || seen[v])
+        return false; /* seen: visited, or another variable's current value (a stop) */
+    seen[v] = 1;
+    if (depends(p, x->a, target, seen) || depends(p, x->b, target, seen))
+        return true;
+    for (int i = 0; i < x->nargs; i++)
+        if (depends(p, x->args[i], target, seen))
+            return true;
+    return false;
+}
+
+/* stops: values the search must not look through (the other variables'
+ * current values at an update), or NULL */
+static bool depends_stop(const StepProgram *p, int v, int target, const int *stops, int nstops)
+{
+    unsigned char small[1024];
+    unsigned char *seen = p->nvals <= (int)sizeof small ? small : calloc((size_t)p->nvals, 1);
+    if (!seen)
+        return true; /* out of memory: assume the worst */
+    memset(seen, 0, (size_t)(p->nvals <= (int)sizeof small ? p->nvals : 0));
+    for (int i = 0; i < nstops; i++)
+        if (stops[i] >= 0 && stops[i] != target)
+            seen[stops[i]] = 1;
+    bool d = depends(p, v, target, seen);
+    if (seen != small)
+        free(seen);
+    return d;
+}
+
+bool step_depends(const StepProgram *p, int v, int target) { return depends_stop(p, v, target, NULL, 0); }
+
+/* The current values of the block's variables just before update k. */
+typedef struct Cur {
+    int v[64];
+    int n;
+} Cur;
+
+static Cur current_before(const Seg *s, int k)
+{
+    Cur c = {{0}, s->nvars < 64 ? s->nvars : 64};
+    for (int i = 0; i < c.n; i++)
+        c.v[i] = s->inputs[i];
+    for (int j = 0; j < k; j++)
+        for (int i = 0; i < c.n; i++)
+            if (s->vars[i] == s->upd[j].state)
+                c.v[i] = s->upd[j].value;
+    return c;
+}
+
+
+static bool is_exp(const StepProgram *p, int v) { return v >= 0 && p->vals[v]->op == OP_ACT && p->vals[v]->fn == FN_EXP; }
+
+/* Whether v depends on old other than through the other variables'
+ * current values (which an update map takes as given). */
+static bool reads_old(const StepProgram *p, const Cur *c, int v, int old)
+{
+    return depends_stop(p, v, old, c->v, c->n);
+}
+
+/* new = old * exp(s) (either order) */
+static bool scaled_old(const StepProgram *p, const Cur *c, int v, int old, UpdInfo *out)
+{
+    const Val *x = p->vals[v];
+    if (x->op != OP_MUL || x->bcast != BCAST_NONE)
+        return false;
+    int e = x->a == old ? x->b : x->b == old ? x->a : -1;
+    if (e < 0 || !is_exp(p, e) || reads_old(p, c, e, old))
+        return false;
+    out->e = e;
+    out->s = p->vals[e]->a;
+    return true;
+}
+
+static bool linear_old(const StepProgram *p, int v, int old, UpdInfo *out)
+{
+    const Val *x = p->vals[v];
+    if (x->op != OP_MATMUL || x->b != old)
+        return false;
+    Op mop = p->vals[x->a]->op;
+    if (mop != OP_LU && mop != OP_CAYLEY)
+        return false;
+    out->mat = x->a;
+    return true;
+}
+
+/* Whether v reads a value of the block's state that is not current at
+ * update k (an earlier value of another variable): the update is then not a
+ * map of the current state and cannot be undone from it. */
+static bool reads_earlier(const StepProgram *p, const Seg *s, const Cur *c, int old, int v, unsigned char *seen)
+{
+    if (v < 0 || v == old)
+        return false;
+    for (int i = 0; i < c->n; i++)
+        if (c->v[i] == v)
+            return false;
+    const Val *x = p->vals[v];
+    if (x->vary != VARY_SAMPLE || seen[v])
+        return false;
+    seen[v] = 1;
+    for (int i = 0; i < s->nvars; i++)
+        if (s->inputs[i] == v)
+            return true;
+    for (int j = 0; j < s->nupd; j++)
+        if (s->upd[j].value == v)
+            return true;
+    if (reads_earlier(p, s, c, old, x->a, seen) || reads_earlier(p, s, c, old, x->b, seen))
+        return true;
+    for (int i = 0; i < x->nargs; i++)
+        if (reads_earlier(p, s, c, old, x->args[i], seen))
+            return true;
+    return false;
+}
+
+static bool any_earlier(const StepProgram *p, const Seg *s, const Cur *c, int old, const UpdInfo *u)
+{
+    unsigned char *seen = calloc((size_t)p->nvals + 1, 1);
+    if (!seen)
+        return true;
+    int roots[3] = {u->x, u->e, u->t};
+    bool r = false;
+    for (int i = 0; i < 3 && !r; i++)
+        r = reads_earlier(p, s, c, old, roots[i], seen);
+    free(seen);
+    return r;
+}
+
+static void classify(const StepProgram *p, const Seg *s, int k, UpdInfo *out);
+
+void step_classify(const StepProgram *p, const Seg *s, int k, UpdInfo *out)
+{
+    classify(p, s, k, out);
+    Cur c = current_before(s, k);
+    if (out->kind != UPD_OTHER && any_earlier(p, s, &c, s->upd[k].old, out))
+        out->kind = UPD_OTHER;
+}
+
+static void classify(const StepProgram *p, const Seg *s, int k, UpdInfo *out)
+{
+    memset(out, 0, sizeof *out);
+    out->x = out->e = out->s = out->t = out->mat = -1;
+    out->sign = 1;
+    out->kind = UPD_OTHER;
+    const Update *u = &s->upd[k];
+    Cur c = current_before(s, k);
+    int old = u->old, nw = u->value;
+    const Val *n = p->vals[nw];
+    if (n->op == OP_COPY && n->a >= 0)
+        n = p->vals[n->a];
+    if (n->bcast == BCAST_NONE && (n->op == OP_ADD || n->op == OP_SUB)) {
+        int other = n->a == old ? n->b : (n->op == OP_ADD && n->b == old) ? n->a : -1;
+        if (other >= 0) {
+            out->x = other;
+            out->sign = n->op == OP_SUB ? -1 : 1;
+            out->kind = reads_old(p, &c, other, old) ? (out->sign > 0 ? UPD_RESIDUAL : UPD_OTHER) : UPD_SHEAR;
+            return;
+        }
+        /* (old * exp(s) or M old) + t */
+        if (n->op == OP_ADD)
+            for (int side = 0; side < 2; side++) {
+                int prod = side ? n->b : n->a, t = side ? n->a : n->b;
+                if (reads_old(p, &c, t, old))
+                    continue;
+                if (scaled_old(p, &c, prod, old, out)) {
+                    out->kind = UPD_AFFINE;
+                    out->t = t;
+                    return;
+                }
+                if (linear_old(p, prod, old, out)) {
+                    out->kind = UPD_LINEAR;
+                    out->t = t;
+                    return;
+                }
+            }
+    }
+    if (scaled_old(p, &c, n->id, old, out)) {
+        out->kind = UPD_AFFINE;
+        return;
+    }
+    if (linear_old(p, n->id, old, out)) {
+        out->kind = UPD_LINEAR;
+        return;
+    }
 }
 
 /* ---- dead code ----------------------------------------------------------------- */
@@ -786,6 +1014,45 @@ static void eliminate_dead(L *l)
     }
 }
 
+/* The states are slices x[a:b] covering the input in declaration order, and
+ * the output joins them in the same order (or is the one state): then x is
+ * the initial state and the output the final one. */
+static bool density_layout(const Model *m)
+{
+    int nvis = 0, next = 0;
+    for (int i = 0; i < m->nstates; i++) {
+        const State *st = m->states[i];
+        if (st->hidden)
+            continue;
+        nvis++;
+        const Expr *e = st->init;
+        if (m->in_shape.rank != 1 || st->shape.rank != 1)
+            return false;
+        if (e->kind == E_NAME && e->sym && e->sym->kind == S_INPUT) {
+            if (next != 0 || st->shape.dim[0] != m->in_shape.dim[0])
+                return false;
+            next = st->shape.dim[0];
+            continue;
+        }
+        if (e->kind != E_INDEX || e->lhs->kind != E_NAME || !e->lhs->sym || e->lhs->sym->kind != S_INPUT ||
+            e->args.len != 1 || e->args.head->kind != E_RANGE || (int)e->args.head->lhs->num != next)
+            return false;
+        next = (int)e->args.head->rhs->num;
+    }
+    if (nvis == 0 || next != m->in_shape.dim[0])
+        return false;
+    const Expr *o = m->output->expr;
+    if (o->kind == E_NAME && o->sym && o->sym->kind == S_STATE)
+        return nvis == 1;
+    if (o->kind != E_CALL || o->fn != FN_JOIN || o->args.len != nvis)
+        return false;
+    int k = 0;
+    for (const Expr *x = o->args.head; x; x = x->next, k++)
+        if (x->kind != E_NAME || !x->sym || x->sym->kind != S_STATE || x->sym->state != m->states[k])
+            return false;
+    return true;
+}
+
 /* Recursion depth is bounded by the parser's nesting limit; the value count
  * by the source size. */
 StepProgram *step_lower(Arena *a, Diags *d, const Model *m)
@@ -802,6 +1069,9 @@ StepProgram *step_lower(Arena *a, Diags *d, const Model *m)
         v.is_class = m->label != NULL;
         p->label = emit(&l, v);
     }
+    if (m->logdet)
+        store_state(&l, m->logdet, unary(&l, OP_FILL, m->logdet->span, mk_const(&l, 0, m->logdet->span), m->logdet->shape),
+                    m->logdet->span);
     for (int i = 0; i < m->ndecls && !l.failed; i++) {
         Decl *dc = m->decls[i];
         Sym *s = dc->sem;
@@ -840,6 +1110,13 @@ StepProgram *step_lower(Arena *a, Diags *d, const Model *m)
     if (l.failed)
         return NULL;
     eliminate_dead(&l);
+    p->density = density_layout(m);
+    if (m->logdet && !p->density) {
+        Diag *g = diag_error(d, m->loss_span, "nll_gaussian needs the output to be the flow's final state");
+        diag_note(d, g, NO_SPAN, "initialise the states with slices x[a:b] that cover the input in order, and "
+                                 "output their join in the same order, so the maps in and out of the flow preserve volume");
+        return NULL;
+    }
     return p;
 }
 

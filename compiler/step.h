@@ -27,7 +27,7 @@ typedef enum {
     OP_COPY,       /* a                                                   */
     OP_FILL,       /* the scalar a in every entry of shape                */
     OP_SKEW,       /* n x n skew matrix from its n(n-1)/2 numbers a       */
-    OP_CAYLEY,     /* orth[n]: (I - S)^{-1} (I + S), S = skew(a)          */
+    OP_CAYLEY,     /* orth[n]: (I - a)^{-1} (I + a), a skew               */
     OP_LU,         /* lu[n]: L U from the n x n numbers a                 */
     OP_IDENTITY,   /* n x n identity                                      */
     OP_TRANSPOSE,  /* a'                                                  */
@@ -119,7 +119,37 @@ typedef struct StepProgram {
     int loss_sample;    /* per-sample loss (scalar), or -1 */
     int loss_param;     /* parameter-only loss terms, or -1 */
     int input, label;   /* the OP_INPUT / OP_LABEL values, or -1 */
+    /* the model is a density whose input is its initial state and whose
+     * output is its final state (both in declaration order): sampling and
+     * nll_gaussian need exactly that (volume-preserving ends) */
+    bool density;
 } StepProgram;
+
+/* How an update's new value depends on the value it replaces (DESIGN §4
+ * invertibility; the log-determinant of nll_gaussian). */
+struct Seg;
+
+typedef enum {
+    UPD_SHEAR,      /* new = old + sign x, x independent of old           */
+    UPD_AFFINE,     /* new = old * e + t, e = exp(s); s, t independent     */
+    UPD_LINEAR,     /* new = M old + t, M an orth or lu parameter          */
+    UPD_RESIDUAL,   /* new = old + x(old): invertible if x is contractive  */
+    UPD_OTHER,      /* anything else                                       */
+} UpdKind;
+
+typedef struct UpdInfo {
+    UpdKind kind;
+    int x, sign;    /* SHEAR, RESIDUAL */
+    int e, s;       /* AFFINE */
+    int t;          /* AFFINE, LINEAR: the added term, or -1 */
+    int mat;        /* LINEAR */
+} UpdInfo;
+
+/* Whether value v depends on value target (through sample operands). */
+bool step_depends(const struct StepProgram *p, int v, int target);
+/* Classifies update k of block segment s; the other variables' current
+ * values are given (an update is a map of the current state). */
+void step_classify(const struct StepProgram *p, const struct Seg *s, int k, UpdInfo *out);
 
 /* Lowers a checked model. Reports (rare) unsupported constructs in d. */
 StepProgram *step_lower(Arena *a, Diags *d, const Model *m);

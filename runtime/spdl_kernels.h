@@ -519,3 +519,137 @@ SPDL_KERNEL void spdl_project_capped_simplex(size_t n, double *y, double hi, dou
             if (y[i] > 0 && y[i] < hi)
                 y[i] += err / (double)nfree;
 }
+
+/* ---- structured matrices: lu[n] and orth[n] ------------------------------------ */
+
+/* lu[n]: R holds L strictly below the diagonal (unit diagonal), U above it,
+ * and s on it with U_ii = exp(s_i); M = L U (the permutation P is I), so
+ * det M = exp(sum s_i) and M is invertible for every R. */
+SPDL_KERNEL real spdl_lu_l(const real *R, int n, int i, int k) { return k < i ? R[i * n + k] : k == i ? 1 : 0; }
+SPDL_KERNEL real spdl_lu_u(const real *R, int n, int k, int j)
+{
+    return k < j ? R[k * n + j] : k == j ? (real)spdl_exp(R[k * n + k]) : 0;
+}
+
+SPDL_KERNEL void spdl_lu_compose(int n, const real *restrict R, real *restrict M)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            int kmax = i < j ? i : j;
+            real s = 0;
+            for (int k = 0; k <= kmax; k++)
+                s += spdl_lu_l(R, n, i, k) * spdl_lu_u(R, n, k, j);
+            M[i * n + j] = s;
+        }
+}
+
+/* GR += d/dR of <G, L U> */
+SPDL_KERNEL void spdl_lu_compose_adj(int n, const real *restrict R, const real *restrict G, real *restrict GR)
+{
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < i; k++) { /* L_ik: sum_j G_ij U_kj */
+            real s = 0;
+            for (int j = k; j < n; j++)
+                s += G[i * n + j] * spdl_lu_u(R, n, k, j);
+            GR[i * n + k] += s;
+        }
+    for (int k = 0; k < n; k++)
+        for (int j = k; j < n; j++) { /* U_kj: sum_i L_ik G_ij */
+            real s = 0;
+            for (int i = k; i < n; i++)
+                s += spdl_lu_l(R, n, i, k) * G[i * n + j];
+            GR[k * n + j] += j == k ? s * (real)spdl_exp(R[k * n + k]) : s;
+        }
+}
+
+/* X = (L U)^{-1} = U^{-1} L^{-1}, column by column. */
+SPDL_KERNEL void spdl_lu_inverse(int n, const real *restrict R, real *restrict X)
+{
+    for (int c = 0; c < n; c++) {
+        for (int i = 0; i < n; i++) { /* L y = e_c */
+            real s = i == c ? 1 : 0;
+            for (int k = 0; k < i; k++)
+                s -= R[i * n + k] * X[k * n + c];
+            X[i * n + c] = s;
+        }
+        for (int i = n - 1; i >= 0; i--) { /* U x = y */
+            real s = X[i * n + c];
+            for (int k = i + 1; k < n; k++)
+                s -= R[i * n + k] * X[k * n + c];
+            X[i * n + c] = s / (real)spdl_exp(R[i * n + i]);
+        }
+    }
+}
+
+/* The log-determinant of lu[n]: sum s_i. */
+SPDL_KERNEL real spdl_lu_logdet(int n, const real *restrict R)
+{
+    real s = 0;
+    for (int i = 0; i < n; i++)
+        s += R[i * n + i];
+    return s;
+}
+
+/* In-place Doolittle factorisation A = L U without pivoting. It exists and
+ * is stable for A = I - S with S skew: every leading block has symmetric
+ * part I, so no pivot vanishes (each pivot has real part >= 1). */
+SPDL_KERNEL void spdl_lu_factor(int n, real *restrict A)
+{
+    for (int k = 0; k < n; k++)
+        for (int i = k + 1; i < n; i++) {
+            real f = A[i * n + k] / A[k * n + k];
+            A[i * n + k] = f;
+            for (int j = k + 1; j < n; j++)
+                A[i * n + j] -= f * A[k * n + j];
+        }
+}
+
+/* orth[n]: Q = (I - S)^{-1} (I + S), the Cayley transform of the skew S;
+ * Q is orthogonal with det Q = 1. F (n x n scratch) receives the LU of I - S. */
+SPDL_KERNEL void spdl_cayley(int n, const real *restrict S, real *restrict Q, real *restrict F)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            F[i * n + j] = (i == j) - S[i * n + j];
+            Q[i * n + j] = (i == j) + S[i * n + j];
+        }
+    spdl_lu_factor(n, F);
+    for (int c = 0; c < n; c++) {
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < i; k++)
+                Q[i * n + c] -= F[i * n + k] * Q[k * n + c];
+        for (int i = n - 1; i >= 0; i--) {
+            for (int k = i + 1; k < n; k++)
+                Q[i * n + c] -= F[i * n + k] * Q[k * n + c];
+            Q[i * n + c] /= F[i * n + i];
+        }
+    }
+}
+
+/* GS += (I - S)^{-T} G (I + Q)^T, the adjoint of the Cayley transform:
+ * dQ = (I - S)^{-1} dS (I + Q). F and H are n x n scratch. */
+SPDL_KERNEL void spdl_cayley_adj(int n, const real *restrict S, const real *restrict Q, const real *restrict G,
+                                 real *restrict GS, real *restrict F, real *restrict H)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            F[i * n + j] = (i == j) - S[i * n + j];
+            real s = G[i * n + j]; /* (G (I + Q)^T)_ij = G_ij + sum_k G_ik Q_jk */
+            for (int k = 0; k < n; k++)
+                s += G[i * n + k] * Q[j * n + k];
+            H[i * n + j] = s;
+        }
+    spdl_lu_factor(n, F); /* I - S = L U, so (I - S)^T = U^T L^T */
+    for (int c = 0; c < n; c++) {
+        for (int i = 0; i < n; i++) { /* U^T y = h */
+            for (int k = 0; k < i; k++)
+                H[i * n + c] -= F[k * n + i] * H[k * n + c];
+            H[i * n + c] /= F[i * n + i];
+        }
+        for (int i = n - 1; i >= 0; i--) /* L^T x = y */
+            for (int k = i + 1; k < n; k++)
+                H[i * n + c] -= F[k * n + i] * H[k * n + c];
+    }
+    for (int i = 0; i < n * n; i++)
+        GS[i] += H[i];
+}
