@@ -48,6 +48,7 @@ typedef struct E {
     size_t *fwd, *adj;
     size_t *S, *gS, *gS2;     /* per state */
     size_t *tape, *stride;    /* per segment */
+    int *nsnap;               /* per segment: snapshots for --memory=checkpoint */
     size_t **varoff;          /* per segment, per block var: offset in a tape slot (rows) */
     bool *touched, *active;
     bool *gs_touched;         /* per state */
@@ -144,6 +145,15 @@ static bool is_alias(E *e, const Val *v)
     return false;
 }
 
+/* --memory=checkpoint keeps ceil(log2 N) + 1 layer inputs */
+static int nsnap(int N)
+{
+    int s = 1;
+    while ((1 << (s - 1)) < N)
+        s++;
+    return s;
+}
+
 static void layout(E *e)
 {
     const StepProgram *p = e->p;
@@ -196,6 +206,7 @@ static void layout(E *e)
         e->S[i] = alloc(e, m->states[i]->size * BT);
     size_t maxrows = m->nin;
     e->tape = ARENA_ARRAY(e->a, size_t, p->nsegs);
+    e->nsnap = ARENA_ARRAY(e->a, int, p->nsegs);
     e->stride = ARENA_ARRAY(e->a, size_t, p->nsegs);
     e->varoff = ARENA_ARRAY(e->a, size_t *, p->nsegs);
     for (int s = 0; s < p->nsegs; s++) {
@@ -216,7 +227,11 @@ static void layout(E *e)
             st += m->states[sg->vars[k]]->size;
         }
         e->stride[s] = st;
-        e->tape[s] = alloc(e, st * BT * ((size_t)sg->blk->layers + 1));
+        e->nsnap[s] = nsnap(sg->blk->layers);
+        size_t slots = e->o->memory == MEMORY_STORE  ? (size_t)sg->blk->layers + 1
+                       : e->o->memory == MEMORY_INVERT ? 2
+                                                       : (size_t)e->nsnap[s] + 2;
+        e->tape[s] = alloc(e, st * BT * slots);
     }
     e->scratch = alloc(e, maxrows * BT);
     e->ld = alloc(e, BT);
@@ -1352,9 +1367,11 @@ static void emit_tile_forward(E *e)
     const StepProgram *p = e->p;
     const Model *m = e->m;
     bool ld = e->o->cert && e->o->cert->has_inverse && e->o->cert->has_logdet;
-    out(e, "/* The forward pass of one tile; keep: store every layer's input for the adjoint;");
-    out(e, " * ld: if not NULL, add each layer's log-determinant to it (per lane). */");
-    out(e, "static void %s(real *w, int keep, real *ld)", fn(e, "tile_forward"));
+    out(e, "/* The forward pass of one tile; keep: keep what the adjoint needs (every layer's");
+    out(e, " * input, the snapshots, or nothing, by the memory mode); ld: if not NULL, add each");
+    out(e, " * layer's log-determinant to it (per lane); hook: if not NULL, called with each");
+    out(e, " * block's state slot before its first layer and after every layer. */");
+    out(e, "static void %s(real *w, int keep, real *ld, %s_hook hook, void *ctx)", fn(e, "tile_forward"), e->M);
     out(e, "{");
     e->indent++;
     out(e, "(void)keep;");
@@ -1373,26 +1390,83 @@ static void emit_tile_forward(E *e)
         int line, col;
         span_line_col(e->d, sg->span, &line, &col);
         out(e, "/* line %d: %d layers */", line, N);
-        out(e, "real *tape = w + %zu;", e->tape[s]);
-        for (int k = 0; k < sg->nvars; k++)
-            out(e, "memcpy(tape + %zu, w + %zu, sizeof(real) * %zu);", e->varoff[s][k] * BT, e->S[sg->vars[k]],
+        /* store: slot k holds layer k's input when keeping; otherwise (and
+         * in the other modes) two work slots alternate */
+        size_t ws = e->o->memory == MEMORY_CHECKPOINT ? (size_t)e->nsnap[s] : 0;
+        out(e, "real *tape = w + %zu, *work = tape + %zu;", e->tape[s], ws * st);
+        for (int k = 0; k < sg->nvars; k++) {
+            out(e, "memcpy(work + %zu, w + %zu, sizeof(real) * %zu);", e->varoff[s][k] * BT, e->S[sg->vars[k]],
                 m->states[sg->vars[k]]->size * BT);
+            if (e->o->memory == MEMORY_CHECKPOINT)
+                out(e, "memcpy(tape + %zu, w + %zu, sizeof(real) * %zu); /* snapshot 0 */", e->varoff[s][k] * BT,
+                    e->S[sg->vars[k]], m->states[sg->vars[k]]->size * BT);
+        }
+        out(e, "if (hook)");
+        out(e, "    hook(ctx, w, %d, 0, work);", s);
+        const char *keep = e->o->memory == MEMORY_STORE ? "keep" : "0";
         out(e, "for (size_t k = 0; k < %d; k++) {", N);
-        out(e, "    const size_t a = keep ? k : (k & 1), b = keep ? k + 1 : ((k + 1) & 1);");
-        out(e, "    %s(w, k, tape + a * %zu, tape + b * %zu);", fn(e, S_(e, "layer%d", s)), st, st);
+        out(e, "    const size_t a = %s ? k : (k & 1), b = %s ? k + 1 : ((k + 1) & 1);", keep, keep);
+        out(e, "    %s(w, k, work + a * %zu, work + b * %zu);", fn(e, S_(e, "layer%d", s)), st, st);
         if (ld) {
             out(e, "    if (ld) {");
             emit_layer_logdet(e, s);
             out(e, "    }");
         }
+        out(e, "    if (hook)");
+        out(e, "        hook(ctx, w, %d, k + 1, work + b * %zu);", s, st);
         out(e, "}");
-        out(e, "const size_t f = keep ? %d : %d;", N, N & 1);
+        out(e, "const size_t f = %s ? %d : %d;", keep, N, N & 1);
         for (int k = 0; k < sg->nvars; k++)
-            out(e, "memcpy(w + %zu, tape + f * %zu + %zu, sizeof(real) * %zu);", e->S[sg->vars[k]], st,
+            out(e, "memcpy(w + %zu, work + f * %zu + %zu, sizeof(real) * %zu);", e->S[sg->vars[k]], st,
                 e->varoff[s][k] * BT, m->states[sg->vars[k]]->size * BT);
         e->indent--;
         out(e, "}");
     }
+    e->indent--;
+    out(e, "}");
+    nl(e);
+}
+
+/* --memory=checkpoint: reverses layers [lo, hi) of a block from the snapshot
+ * of layer lo's input at `level`, placing further snapshots where Revolve's
+ * binomial schedule puts them. */
+static void emit_revolve(E *e, int s)
+{
+    size_t st = e->stride[s] * BT;
+    int ns = e->nsnap[s];
+    const char *rev = fn(e, S_(e, "reverse%d", s));
+    out(e, "/* --memory=checkpoint: reverse layers [lo, hi) of block %d from the snapshot at `level` */", s);
+    out(e, "static void %s(real *w, size_t lo, size_t hi, int level, real **ga, real **gb)", rev);
+    out(e, "{");
+    e->indent++;
+    out(e, "real *tape = w + %zu, *snap = tape + (size_t)level * %zu, *a = tape + %zu, *b = a + %zu, *t;", e->tape[s], st,
+        (size_t)ns * st, st);
+    out(e, "while (hi > lo) {");
+    e->indent++;
+    out(e, "const int free = %d - level - 1;", ns);
+    out(e, "if (hi - lo == 1 || free == 0) {");
+    out(e, "    /* no snapshot left: recompute the last layer's input from the snapshot */");
+    out(e, "    memcpy(a, snap, sizeof(real) * %zu);", st);
+    out(e, "    for (size_t k = lo; k + 1 < hi; k++) {");
+    out(e, "        %s(w, k, a, b);", fn(e, S_(e, "layer%d", s)));
+    out(e, "        t = a, a = b, b = t;");
+    out(e, "    }");
+    out(e, "    %s(w, hi - 1, a, b, *gb, *ga);", fn(e, S_(e, "layer%d_adj", s)));
+    out(e, "    t = *ga, *ga = *gb, *gb = t;");
+    out(e, "    hi--;");
+    out(e, "    continue;");
+    out(e, "}");
+    out(e, "const size_t m = spdl_revolve_split(hi - lo, free);");
+    out(e, "memcpy(a, snap, sizeof(real) * %zu);", st);
+    out(e, "for (size_t k = lo; k < lo + m; k++) {");
+    out(e, "    %s(w, k, a, b);", fn(e, S_(e, "layer%d", s)));
+    out(e, "    t = a, a = b, b = t;");
+    out(e, "}");
+    out(e, "memcpy(snap + %zu, a, sizeof(real) * %zu);", st, st);
+    out(e, "%s(w, lo + m, hi, level + 1, ga, gb);", rev);
+    out(e, "hi = lo + m;");
+    e->indent--;
+    out(e, "}");
     e->indent--;
     out(e, "}");
     nl(e);
@@ -1409,10 +1483,10 @@ static void emit_tile_backward(E *e, Variant var)
         e->gs_touched[i] = false;
     if (var == V_LOSS) {
         out(e, "/* The adjoint of one tile, seeded with d loss / d (per-sample loss) = scale. */");
-        out(e, "static void %s(real *w, size_t nb, real scale)", fn(e, "tile_backward_loss"));
+        out(e, "static int %s(real *w, size_t nb, real scale)", fn(e, "tile_backward_loss"));
     } else {
         out(e, "/* The adjoint of one tile, seeded with dy for the output. */");
-        out(e, "static void %s(real *w, const double *dy, size_t t0, size_t nb)", fn(e, "tile_backward_out"));
+        out(e, "static int %s(real *w, const double *dy, size_t t0, size_t nb)", fn(e, "tile_backward_out"));
     }
     out(e, "{");
     e->indent++;
@@ -1454,15 +1528,32 @@ static void emit_tile_backward(E *e, Variant var)
         e->indent++;
         out(e, "real *tape = w + %zu;", e->tape[s]);
         out(e, "real *ga = w + %zu, *gb = w + %zu, *gt;", e->gslot[2 * s], e->gslot[2 * s + 1]);
+        out(e, "(void)tape;");
+        out(e, "(void)gt;");
         for (int k = 0; k < sg->nvars; k++)
             out(e, "memcpy(ga + %zu, w + %zu, sizeof(real) * %zu);", e->varoff[s][k] * BT, e->gS[sg->vars[k]],
                 m->states[sg->vars[k]]->size * BT);
-        out(e, "for (size_t k = %d; k-- > 0;) {", N);
-        out(e, "    %s(w, k, tape + k * %zu, tape + (k + 1) * %zu, gb, ga);", fn(e, S_(e, "layer%d_adj", s)), st, st);
-        out(e, "    gt = ga;");
-        out(e, "    ga = gb;");
-        out(e, "    gb = gt;");
-        out(e, "}");
+        if (e->o->memory == MEMORY_STORE) {
+            out(e, "for (size_t k = %d; k-- > 0;) {", N);
+            out(e, "    %s(w, k, tape + k * %zu, tape + (k + 1) * %zu, gb, ga);", fn(e, S_(e, "layer%d_adj", s)), st, st);
+            out(e, "    gt = ga;");
+            out(e, "    ga = gb;");
+            out(e, "    gb = gt;");
+            out(e, "}");
+        } else if (e->o->memory == MEMORY_INVERT) {
+            /* each layer's input is rebuilt from its output by the inverse */
+            out(e, "real *cur = tape + %d * %zu, *oth = tape + %d * %zu, *t;", N & 1, st, (N + 1) & 1, st);
+            out(e, "for (size_t k = %d; k-- > 0;) {", N);
+            out(e, "    const int rc = %s(w, k, oth, cur);", fn(e, S_(e, "layer%d_inv", s)));
+            out(e, "    if (rc)");
+            out(e, "        return rc;");
+            out(e, "    %s(w, k, oth, cur, gb, ga);", fn(e, S_(e, "layer%d_adj", s)));
+            out(e, "    gt = ga, ga = gb, gb = gt;");
+            out(e, "    t = cur, cur = oth, oth = t;");
+            out(e, "}");
+        } else {
+            out(e, "%s(w, 0, %d, 0, &ga, &gb);", fn(e, S_(e, "reverse%d", s)), N);
+        }
         out(e, "(void)gb;");
         for (int k = 0; k < sg->nvars; k++) {
             out(e, "memcpy(w + %zu, ga + %zu, sizeof(real) * %zu);", e->gS[sg->vars[k]], e->varoff[s][k] * BT,
@@ -1483,6 +1574,7 @@ static void emit_tile_backward(E *e, Variant var)
                     e->touched[v->args[j]] = true;
         }
     }
+    out(e, "return SPDL_OK;");
     e->indent--;
     out(e, "}");
     nl(e);
@@ -1692,7 +1784,7 @@ static void emit_inverse_public(E *e)
     out(e, "const int rc = %s(w, x, NULL, t0, nb);", fn(e, "load"));
     out(e, "if (rc)");
     out(e, "    return rc;");
-    out(e, "%s(w, 0, NULL);", fn(e, "tile_forward"));
+    out(e, "%s(w, 0, NULL, NULL, NULL);", fn(e, "tile_forward"));
     emit_states_io(e, false, "s");
     e->indent--;
     out(e, "}");
@@ -1765,7 +1857,7 @@ static void emit_inverse_public(E *e)
     out(e, "    return rc;");
     out(e, "real *restrict LD = w + %zu;", e->ld);
     out(e, "memset(LD, 0, sizeof(real) * SPDL_BT);");
-    out(e, "%s(w, 0, LD);", fn(e, "tile_forward"));
+    out(e, "%s(w, 0, LD, NULL, NULL);", fn(e, "tile_forward"));
     out(e, "for (size_t l = 0; l < nb; l++)");
     out(e, "    ld[t0 + l] = (double)LD[l];");
     e->indent--;
@@ -1852,7 +1944,7 @@ static void emit_public(E *e)
     out(e, "const int rc = %s(w, x, NULL, t0, nb);", fn(e, "load"));
     out(e, "if (rc)");
     out(e, "    return rc;");
-    out(e, "%s(w, 0, NULL);", fn(e, "tile_forward"));
+    out(e, "%s(w, 0, NULL, NULL, NULL);", fn(e, "tile_forward"));
     out(e, "const real *restrict Y = %s;", F(e, p->out));
     out(e, "for (size_t l = 0; l < nb; l++)");
     out(e, "    for (size_t i = 0; i < %zu; i++)", m->nout);
@@ -1878,14 +1970,14 @@ static void emit_public(E *e)
     out(e, "const size_t nb = batch - t0 < SPDL_BT ? batch - t0 : SPDL_BT;");
     out(e, "if (%s(w, x, target, t0, nb))", fn(e, "load"));
     out(e, "    return NAN;");
-    out(e, "%s(w, grad != NULL, NULL);", fn(e, "tile_forward"));
+    out(e, "%s(w, grad != NULL, NULL, NULL, NULL);", fn(e, "tile_forward"));
     if (p->loss_sample >= 0) {
         out(e, "const real *restrict L = %s;", F(e, p->loss_sample));
         out(e, "for (size_t l = 0; l < nb; l++)");
         out(e, "    total += (double)L[l];");
     }
-    out(e, "if (grad)");
-    out(e, "    %s(w, nb, (real)(1.0 / (double)batch));", fn(e, "tile_backward_loss"));
+    out(e, "if (grad && %s(w, nb, (real)(1.0 / (double)batch)))", fn(e, "tile_backward_loss"));
+    out(e, "    return NAN;");
     e->indent--;
     out(e, "}");
     out(e, "double loss = total / (double)batch;");
@@ -1918,8 +2010,10 @@ static void emit_public(E *e)
     out(e, "const int rc = %s(w, x, NULL, t0, nb);", fn(e, "load"));
     out(e, "if (rc)");
     out(e, "    return rc;");
-    out(e, "%s(w, 1, NULL);", fn(e, "tile_forward"));
-    out(e, "%s(w, dy, t0, nb);", fn(e, "tile_backward_out"));
+    out(e, "%s(w, 1, NULL, NULL, NULL);", fn(e, "tile_forward"));
+    out(e, "const int brc = %s(w, dy, t0, nb);", fn(e, "tile_backward_out"));
+    out(e, "if (brc)");
+    out(e, "    return brc;");
     out(e, "if (dx) {");
     out(e, "    const real *restrict GX = w + %zu;", e->gx);
     out(e, "    for (size_t l = 0; l < nb; l++)");
@@ -1942,6 +2036,50 @@ static void emit_public(E *e)
     for (int s = 0; s < p->nsegs; s++)
         if (p->segs[s].kind == SEG_BLOCK)
             rows += (size_t)p->segs[s].blk->layers + 1;
+    /* the hook copies each block's states into the caller's array */
+    out(e, "typedef struct { double *traj; size_t t0, nb; } %s_traj_ctx;", M);
+    nl(e);
+    out(e, "static void %s(void *ctx, real *w, int seg, size_t k, const real *slot)", fn(e, "traj_hook"));
+    out(e, "{");
+    e->indent++;
+    out(e, "const %s_traj_ctx *c = ctx;", M);
+    out(e, "double *traj = c->traj;");
+    out(e, "const size_t t0 = c->t0, nb = c->nb;");
+    out(e, "(void)w;");
+    out(e, "(void)slot;");
+    out(e, "switch (seg) {");
+    size_t row = 0;
+    for (int s = 0; s < p->nsegs; s++) {
+        const Seg *sg = &p->segs[s];
+        if (sg->kind != SEG_BLOCK)
+            continue;
+        out(e, "case %d:", s);
+        e->indent++;
+        for (int st = 0; st < m->nstates; st++) {
+            int k = block_var(sg, st);
+            const State *S = m->states[st];
+            if (S->hidden)
+                continue;
+            /* block vars from the slot; other states as the block sees them */
+            out(e, "for (size_t l = 0; l < nb; l++)");
+            out(e, "    for (size_t i = 0; i < %zu; i++)", S->size);
+            if (k >= 0)
+                out(e, "        traj[((t0 + l) * %zu + %zu + k) * %zu + %zu + i] = (double)slot[(%zu + i) * SPDL_BT + l];", rows,
+                    row, m->state_size, S->offset, e->varoff[s][k]);
+            else
+                out(e, "        traj[((t0 + l) * %zu + %zu + k) * %zu + %zu + i] = (double)w[%zu + i * SPDL_BT + l];", rows,
+                    row, m->state_size, S->offset, e->S[st]);
+        }
+        out(e, "break;");
+        e->indent--;
+        row += (size_t)sg->blk->layers + 1;
+    }
+    out(e, "default:");
+    out(e, "    (void)traj, (void)t0, (void)nb, (void)k;");
+    out(e, "}");
+    e->indent--;
+    out(e, "}");
+    nl(e);
     out(e, "/* Every state at the start and after each layer of every block (for plots). */");
     out(e, "int %s_trajectory(const double *theta, size_t batch, const double *x, double *traj, void *work)", M);
     out(e, "{");
@@ -1956,30 +2094,8 @@ static void emit_public(E *e)
     out(e, "const int rc = %s(w, x, NULL, t0, nb);", fn(e, "load"));
     out(e, "if (rc)");
     out(e, "    return rc;");
-    out(e, "%s(w, 1, NULL);", fn(e, "tile_forward"));
-    size_t row = 0;
-    for (int s = 0; s < p->nsegs; s++) {
-        const Seg *sg = &p->segs[s];
-        if (sg->kind != SEG_BLOCK)
-            continue;
-        for (int st = 0; st < m->nstates; st++) {
-            int k = block_var(sg, st);
-            const State *S = m->states[st];
-            if (S->hidden)
-                continue;
-            /* block vars from the tape; other states as the block saw them */
-            out(e, "for (size_t r = 0; r <= %d; r++)", sg->blk->layers);
-            out(e, "    for (size_t l = 0; l < nb; l++)");
-            out(e, "        for (size_t i = 0; i < %zu; i++)", S->size);
-            if (k >= 0)
-                out(e, "            traj[((t0 + l) * %zu + %zu + r) * %zu + %zu + i] = (double)w[%zu + r * %zu + (%zu + i) * SPDL_BT + l];",
-                    rows, row, m->state_size, S->offset, e->tape[s], e->stride[s] * BT, e->varoff[s][k]);
-            else
-                out(e, "            traj[((t0 + l) * %zu + %zu + r) * %zu + %zu + i] = (double)w[%zu + i * SPDL_BT + l];",
-                    rows, row, m->state_size, S->offset, e->S[st]);
-        }
-        row += (size_t)sg->blk->layers + 1;
-    }
+    out(e, "%s_traj_ctx ctx = {traj, t0, nb};", M);
+    out(e, "%s(w, 0, NULL, %s, &ctx);", fn(e, "tile_forward"), fn(e, "traj_hook"));
     e->indent--;
     out(e, "}");
     out(e, "return SPDL_OK;");
@@ -2213,6 +2329,11 @@ int emit_c(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o)
             return 1;
         }
     }
+    if (o->memory == MEMORY_INVERT && !(o->cert && o->cert->has_inverse)) {
+        Diag *g = diag_error(d, NO_SPAN, "--memory=invert needs a model proved invertible");
+        diag_note(d, g, NO_SPAN, "`spdlc check` says why '%s' is not; --memory=checkpoint needs no inverse", m->name);
+        return 1;
+    }
     layout(&e);
     e.gslot = ARENA_ARRAY(a, size_t, 2 * p->nsegs);
     for (int s = 0; s < p->nsegs; s++)
@@ -2252,6 +2373,9 @@ int emit_c(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o)
     nl(&e);
     fwrite(spdl_kernels_text, 1, spdl_kernels_len, c);
     nl(&e);
+    out(&e, "/* called with a block's state slot before its first layer and after every layer */");
+    out(&e, "typedef void (*%s_hook)(void *ctx, real *w, int seg, size_t k, const real *slot);", m->name);
+    nl(&e);
     compute_active(&e, V_VJP);
     emit_prepare(&e);
     emit_prepare_adj(&e);
@@ -2266,6 +2390,10 @@ int emit_c(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o)
                 emit_layer_inverse(&e, s);
         emit_prepare_inverse(&e);
     }
+    if (o->memory == MEMORY_CHECKPOINT)
+        for (int s = 0; s < p->nsegs; s++)
+            if (p->segs[s].kind == SEG_BLOCK)
+                emit_revolve(&e, s);
     emit_load(&e);
     emit_tile_forward(&e);
     emit_tile_backward(&e, V_LOSS);

@@ -34,6 +34,10 @@ static const char usage[] =
     "                                     write DIR/M.h and DIR/M.c\n"
     "  build FILE.spn -o EXE              emit, compile and link with libspdl\n"
     "\n"
+    "emit and build take --memory=store|invert|checkpoint: what the gradient keeps\n"
+    "of the layers (every input; nothing, rebuilding inputs with the proved inverse;\n"
+    "O(log N) snapshots by Revolve's binomial schedule)\n"
+    "\n"
     "options:\n"
     "  -I DIR            search DIR for imports (before SPDL_PATH and the stdlib)\n"
     "  --model NAME      pick a model when the file has several\n"
@@ -45,6 +49,7 @@ typedef struct Options {
     const char *cmd, *file, *out, *model, *dump;
     bool json, standalone, dump_ir;
     const char *precision;
+    MemoryMode memory;
     SourceOpts src;
 } Options;
 
@@ -72,6 +77,20 @@ static int parse_args(int argc, char **argv, Options *o)
             exit(0);
         } else if (!strcmp(a, "--json")) {
             o->json = true;
+        } else if (!strncmp(a, "--memory", 8)) {
+            const char *mv = a[8] == '=' ? a + 9 : a[8] ? NULL : next;
+            if (!mv)
+                return usage_error("unknown option '%s'", a);
+            if (!a[8])
+                NEED_ARG();
+            if (!strcmp(mv, "store"))
+                o->memory = MEMORY_STORE;
+            else if (!strcmp(mv, "invert"))
+                o->memory = MEMORY_INVERT;
+            else if (!strcmp(mv, "checkpoint"))
+                o->memory = MEMORY_CHECKPOINT;
+            else
+                return usage_error("--memory takes store, invert or checkpoint, not '%s'", mv);
         } else if (!strcmp(a, "--dump-ir")) {
             o->dump_ir = true;
         } else if (!strcmp(a, "--standalone")) {
@@ -199,7 +218,7 @@ int main(int argc, char **argv)
         const SourceFile *sf = diag_file(&d, file);
         EmitOpts eo = {.dir = o.out, .fp32 = !strcmp(o.precision, "float"), .standalone = o.standalone,
                        .source_path = sf->path, .source_hash = emit_hash(&arena, sf->text, sf->len),
-                       .lipschitz = cert->lipschitz, .cert = cert};
+                       .lipschitz = cert->lipschitz, .cert = cert, .memory = o.memory};
         status = !strcmp(o.cmd, "emit") ? emit_c(&arena, &d, prog, &eo) : build_exe(&arena, &d, prog, &eo, o.out);
         diag_flush(&d);
     }

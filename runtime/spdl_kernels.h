@@ -653,3 +653,29 @@ SPDL_KERNEL void spdl_cayley_adj(int n, const real *restrict S, const real *rest
     for (int i = 0; i < n * n; i++)
         GS[i] += H[i];
 }
+
+/* ---- binomial checkpointing (Griewank's Revolve) ----------------------------------- */
+
+/* beta(f, t) = C(f + t, t): the most steps that can be reversed with f free
+ * snapshots when each step is recomputed at most t times (Griewank 1992). */
+SPDL_KERNEL double spdl_beta(int f, int t)
+{
+    double b = 1;
+    for (int i = 1; i <= t; i++)
+        b = b * (f + i) / i;
+    return b;
+}
+
+/* Where to put the next snapshot when reversing n steps with f >= 1 free
+ * snapshots: with t the least with beta(f, t) >= n, advance m = n -
+ * beta(f - 1, t) steps (at least 1), so the right part fits f - 1
+ * snapshots and t sweeps and the left part f snapshots and t - 1 sweeps. */
+SPDL_KERNEL size_t spdl_revolve_split(size_t n, int f)
+{
+    int t = 0;
+    while (spdl_beta(f, t) < (double)n)
+        t++;
+    double right = spdl_beta(f - 1, t);
+    size_t m = (double)n > right ? n - (size_t)right : 1;
+    return m < 1 ? 1 : m >= n ? n - 1 : m;
+}
