@@ -951,16 +951,20 @@ static Type call(R *r, Expr *e)
         if (!r->in_loss)
             return fail(r, e, callee->span, "smooth(...) is a regulariser: it belongs in the loss");
         for (Expr *x = a0; x; x = x->next) {
-            r->in_smooth = true;
             Sym *p = name_sym(r, x, "an argument of smooth");
-            if (p && p->kind == S_PARAM)
-                rx(r, x);
-            r->in_smooth = false;
-            if (!p) {
+            bool bad = !p;
+            if (p && p->kind == S_PARAM) {
+                /* reports a use before or inside the declaration (the
+                 * Param does not exist yet then) */
+                r->in_smooth = true;
+                bad = is_poison(rx(r, x));
+                r->in_smooth = false;
+            }
+            if (bad) {
                 e->poison = true;
                 return e->type = poison_type();
             }
-            if (p->kind != S_PARAM || !p->param->per_layer) {
+            if (p->kind != S_PARAM || !p->param || !p->param->per_layer) {
                 Diag *g = error(r, x->span, "smooth needs per-layer parameters; '%s' is not one", p->name);
                 diag_note(r->d, g, NO_SPAN, "smooth(P) = sum_k |P_{k+1} - P_k|^2 / h penalises change between layers");
                 e->poison = true;
