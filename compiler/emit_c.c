@@ -1627,45 +1627,42 @@ static void emit_layer_inverse(E *e, int s)
         out(e, "{");
         e->indent++;
         comment(e, nv, S_(e, "undo %s", u->what));
+        (void)n;
         const char *oldp = F(e, u->old), *newp = F(e, u->value);
         switch (ui->kind) {
-        case UPD_SHEAR:
+        case UPD_SHEAR: {
             emit_needed(e, ui->x, known, done);
-            out(e, "const real *restrict X = %s;", F(e, ui->x));
             out(e, "real *restrict O = %s;", oldp);
             out(e, "const real *restrict N = %s;", newp);
-            out(e, "for (size_t j = 0; j < %zu; j++)", n);
-            out(e, "    O[j] = N[j] %s X[j];", ui->sign > 0 ? "-" : "+");
+            Acc X = operand(e, ui->x, nv, "X", false, false);
+            loop_open(e, nv);
+            out(e, "O[i * SPDL_BT + l] = N[i * SPDL_BT + l] %s %s;", ui->sign > 0 ? "-" : "+", at(e, X));
+            loop_close(e, nv);
             break;
-        case UPD_AFFINE:
+        }
+        case UPD_AFFINE: {
             emit_needed(e, ui->e, known, done);
             if (ui->t >= 0)
                 emit_needed(e, ui->t, known, done);
-            out(e, "const real *restrict E = %s;", F(e, ui->e));
             out(e, "real *restrict O = %s;", oldp);
             out(e, "const real *restrict N = %s;", newp);
-            if (ui->t >= 0) {
-                out(e, "const real *restrict T = %s;", F(e, ui->t));
-                out(e, "for (size_t j = 0; j < %zu; j++)", n);
-                out(e, "    O[j] = (N[j] - T[j]) / E[j];");
-            } else {
-                out(e, "for (size_t j = 0; j < %zu; j++)", n);
-                out(e, "    O[j] = N[j] / E[j];");
-            }
+            Acc E = operand(e, ui->e, nv, "E", false, false);
+            Acc T = ui->t >= 0 ? operand(e, ui->t, nv, "T", false, false) : (Acc){AC_LIT, "(real)0", 1};
+            loop_open(e, nv);
+            out(e, "O[i * SPDL_BT + l] = (N[i * SPDL_BT + l] - %s) / %s;", at(e, T), at(e, E));
+            loop_close(e, nv);
             break;
+        }
         case UPD_LINEAR: {
             int dim = VAL(e, ui->mat)->shape.dim[0];
             if (ui->t >= 0)
                 emit_needed(e, ui->t, known, done);
             out(e, "real *restrict D = w + %zu;", e->scratch);
             out(e, "const real *restrict N = %s;", newp);
-            if (ui->t >= 0) {
-                out(e, "const real *restrict T = %s;", F(e, ui->t));
-                out(e, "for (size_t j = 0; j < %zu; j++)", n);
-                out(e, "    D[j] = N[j] - T[j];");
-            } else {
-                out(e, "memcpy(D, N, sizeof(real) * %zu);", n);
-            }
+            Acc T = ui->t >= 0 ? operand(e, ui->t, nv, "T", false, false) : (Acc){AC_LIT, "(real)0", 1};
+            loop_open(e, nv);
+            out(e, "D[i * SPDL_BT + l] = N[i * SPDL_BT + l] - %s;", at(e, T));
+            loop_close(e, nv);
             out(e, "spdl_gemm(%d, SPDL_BT, %d, w + %zu + k * %zu, %d, 1, D, SPDL_BT, %s, SPDL_BT, 0);", dim, dim,
                 e->minv[s][j], (size_t)dim * dim, dim, oldp);
             break;
@@ -1964,6 +1961,8 @@ static void emit_public(E *e)
     out(e, "%s", align_work(e));
     out(e, "memset(w + %zu, 0, sizeof(real) * %zu);", e->padj_begin, e->padj_end - e->padj_begin);
     out(e, "%s(theta, w);", fn(e, "prepare"));
+    if (e->o->memory == MEMORY_INVERT)
+        out(e, "%s(w);", fn(e, "prepare_inverse"));
     out(e, "double total = 0;");
     out(e, "for (size_t t0 = 0; t0 < batch; t0 += SPDL_BT) {");
     e->indent++;
@@ -2004,6 +2003,8 @@ static void emit_public(E *e)
     out(e, "%s", align_work(e));
     out(e, "memset(w + %zu, 0, sizeof(real) * %zu);", e->padj_begin, e->padj_end - e->padj_begin);
     out(e, "%s(theta, w);", fn(e, "prepare"));
+    if (e->o->memory == MEMORY_INVERT)
+        out(e, "%s(w);", fn(e, "prepare_inverse"));
     out(e, "for (size_t t0 = 0; t0 < batch; t0 += SPDL_BT) {");
     e->indent++;
     out(e, "const size_t nb = batch - t0 < SPDL_BT ? batch - t0 : SPDL_BT;");
