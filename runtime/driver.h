@@ -1,0 +1,48 @@
+/* driver.h - libspdl's command-line driver, shared by its command files.
+ *
+ * `spdlc build` links a model with a three-line main that calls spdl_main;
+ * the driver parses the command line of DESIGN §5 and runs train, eval,
+ * predict, plot (and the checker's and inverter's commands). Every error is
+ * one line "PROG: error: ..." on stderr and exit status 1; usage errors exit 2. */
+#ifndef SPDL_DRIVER_H
+#define SPDL_DRIVER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "data.h"
+#include "optim.h"
+#include "spdl.h"
+
+typedef struct spdl_args {
+    const char *prog, *cmd;
+    const char *data, *weights, *out, *resume, *val_data;
+    int epochs;
+    size_t batch;
+    double lr;
+    spdl_optim_kind opt;
+    int cosine;
+    double val;             /* validation fraction of the training data */
+    uint64_t seed;
+    int quiet;
+    const char *eps_list;   /* certify: radii, comma-separated */
+    long count;             /* sample -n */
+    int ckpt_every;         /* epochs between checkpoints */
+} spdl_args;
+
+int spdl_cmd_train(const spdl_model *m, const spdl_args *a);
+int spdl_cmd_plot(const spdl_model *m, const spdl_args *a);
+int spdl_cmd_certify(const spdl_model *m, const spdl_args *a);
+
+/* Helpers for the commands: each prints its own error. */
+int  spdl_error(const spdl_args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int  spdl_get_data(const spdl_model *m, const spdl_args *a, const char *spec, spdl_data *d);
+int  spdl_get_weights(const spdl_model *m, const spdl_args *a, const char *path, double *theta);
+double spdl_now(void);
+
+/* Mean loss, accuracy (class labels) and confusion counts (nclass^2, may be
+ * NULL) of theta on d, in batches. Returns SPDL_OK or an error code. */
+int spdl_evaluate(const spdl_model *m, const double *theta, const spdl_data *d, void *work, size_t batch,
+                  double *loss, double *acc, long *confusion);
+
+#endif

@@ -1,0 +1,227 @@
+/* plot.c - `EXE plot`: decision regions with the data, the trajectories of
+ * sample points through the layers, and the training curves from the log.
+ *
+ * The data always go to CSV files and a gnuplot script next to the PNG, so
+ * a machine without gnuplot still gets everything but the picture. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "driver.h"
+
+enum { GRID = 160, TRAJ_MAX = 48 };
+
+static FILE *open_w(const spdl_args *a, char *path, size_t n, const char *base, const char *suffix)
+{
+    snprintf(path, n, "%s%s", base, suffix);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        spdl_error(a, "cannot write %s: %s", path, strerror(errno));
+    return f;
+}
+
+static int file_exists(const char *p)
+{
+    FILE *f = fopen(p, "r");
+    if (f)
+        fclose(f);
+    return f != NULL;
+}
+
+int spdl_cmd_plot(const spdl_model *m, const spdl_args *a)
+{
+    spdl_data d;
+    if (spdl_get_data(m, a, a->data, &d))
+        return 1;
+    int status = 1;
+    size_t batch = 256;
+    double *theta = calloc(m->nparam ? m->nparam : 1, sizeof *theta);
+    void *work = malloc(m->work_size(batch));
+    double *gx = malloc(sizeof(double) * batch * m->nin), *gy = malloc(sizeof(double) * batch * m->nout);
+    double *traj = NULL;
+    FILE *f = NULL;
+    char base[1024], p_regions[1100], p_data[1100], p_traj[1100], p_gp[1100], logp[1100];
+    if (!theta || !work || !gx || !gy) {
+        spdl_error(a, "out of memory");
+        goto done;
+    }
+    if (spdl_get_weights(m, a, a->weights, theta))
+        goto done;
+    /* out.png -> out.*.csv, out.gp */
+    snprintf(base, sizeof base, "%s", a->out);
+    char *dot = strrchr(base, '.');
+    if (dot && strchr(dot, '/') == NULL)
+        *dot = '\0';
+    int two_d = m->nin == 2;
+    double lo[2] = {INFINITY, INFINITY}, hi[2] = {-INFINITY, -INFINITY};
+    if (!(f = open_w(a, p_data, sizeof p_data, base, ".data.csv")))
+        goto done;
+    fprintf(f, "x0,x1,label\n");
+    for (size_t i = 0; i < d.n; i++) {
+        double x0 = d.x[i * m->nin], x1 = m->nin > 1 ? d.x[i * m->nin + 1] : 0;
+        fprintf(f, "%.9g,%.9g,%d\n", x0, x1, d.t && m->nclass ? (int)d.t[i * m->ntarget] : 0);
+        if (x0 < lo[0]) lo[0] = x0;
+        if (x0 > hi[0]) hi[0] = x0;
+        if (x1 < lo[1]) lo[1] = x1;
+        if (x1 > hi[1]) hi[1] = x1;
+    }
+    fclose(f);
+    f = NULL;
+    if (two_d && m->nclass) {
+        /* the predicted class on a grid 10% larger than the data */
+        if (!(f = open_w(a, p_regions, sizeof p_regions, base, ".regions.csv")))
+            goto done;
+        fprintf(f, "x0,x1,class\n");
+        double pad0 = 0.1 * (hi[0] - lo[0]) + 1e-9, pad1 = 0.1 * (hi[1] - lo[1]) + 1e-9;
+        size_t k = 0, total = (size_t)GRID * GRID;
+        for (size_t s = 0; s < total; s += batch) {
+            size_t nb = total - s < batch ? total - s : batch;
+            for (size_t i = 0; i < nb; i++) {
+                size_t g = s + i;
+                gx[2 * i] = lo[0] - pad0 + (hi[0] - lo[0] + 2 * pad0) * (double)(g % GRID) / (GRID - 1);
+                gx[2 * i + 1] = lo[1] - pad1 + (hi[1] - lo[1] + 2 * pad1) * (double)(g / GRID) / (GRID - 1);
+            }
+            int rc = m->forward(theta, nb, gx, gy, work);
+            if (rc) {
+                spdl_error(a, "forward pass failed: %s", spdl_strerror(rc));
+                goto done;
+            }
+            for (size_t i = 0; i < nb; i++, k++) {
+                size_t best = 0;
+                for (size_t c = 1; c < m->nout; c++)
+                    if (gy[i * m->nout + c] > gy[i * m->nout + best])
+                        best = c;
+                fprintf(f, "%.9g,%.9g,%zu\n", gx[2 * i], gx[2 * i + 1], best);
+                if (k % GRID == GRID - 1)
+                    fputc('\n', f); /* gnuplot: one scan line per block */
+            }
+        }
+        fclose(f);
+        f = NULL;
+    }
+    /* trajectories of up to TRAJ_MAX samples, spread over the data */
+    size_t nt = d.n < TRAJ_MAX ? d.n : TRAJ_MAX, rows = m->traj_rows, S = m->nstate, tc[2] = {0, 1};
+    int have_traj = rows > 0 && S >= 1;
+    if (have_traj) {
+        traj = malloc(sizeof(double) * nt * rows * S);
+        double *tx = malloc(sizeof(double) * nt * m->nin);
+        if (!traj || !tx) {
+            free(tx);
+            spdl_error(a, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < nt; i++)
+            memcpy(tx + i * m->nin, d.x + (i * d.n / nt) * m->nin, sizeof(double) * m->nin);
+        void *w2 = malloc(m->work_size(nt));
+        int rc = w2 ? m->trajectory(theta, nt, tx, traj, w2) : SPDL_ENOMEM;
+        free(w2);
+        free(tx);
+        if (rc) {
+            spdl_error(a, "trajectory failed: %s", spdl_strerror(rc));
+            goto done;
+        }
+        /* show the two state coordinates that vary most over the samples at the last layer */
+        size_t c0 = 0, c1 = S > 1 ? 1 : 0;
+        double v0 = -1, v1 = -1;
+        for (size_t c = 0; c < S; c++) {
+            double mean = 0, var = 0;
+            for (size_t i = 0; i < nt; i++)
+                mean += traj[(i * rows + rows - 1) * S + c] / (double)nt;
+            for (size_t i = 0; i < nt; i++) {
+                double dd = traj[(i * rows + rows - 1) * S + c] - mean;
+                var += dd * dd;
+            }
+            if (var > v0) {
+                v1 = v0, c1 = c0;
+                v0 = var, c0 = c;
+            } else if (var > v1) {
+                v1 = var, c1 = c;
+            }
+        }
+        tc[0] = c0, tc[1] = c1;
+        if (!(f = open_w(a, p_traj, sizeof p_traj, base, ".traj.csv")))
+            goto done;
+        fprintf(f, "sample,layer,s%zu,s%zu,label\n", c0, c1);
+        for (size_t i = 0; i < nt; i++) {
+            int lab = d.t && m->nclass ? (int)d.t[(i * d.n / nt) * m->ntarget] : 0;
+            for (size_t r = 0; r < rows; r++)
+                fprintf(f, "%zu,%zu,%.9g,%.9g,%d\n", i, r, traj[(i * rows + r) * S + c0], traj[(i * rows + r) * S + c1], lab);
+            fprintf(f, "\n\n"); /* one gnuplot data set per sample */
+        }
+        fclose(f);
+        f = NULL;
+    }
+    /* the training log next to the weights */
+    snprintf(logp, sizeof logp, "%s", a->weights);
+    size_t wl = strlen(logp);
+    if (wl > 12 && !strcmp(logp + wl - 12, ".safetensors"))
+        logp[wl - 12] = '\0';
+    strncat(logp, ".log.csv", sizeof logp - strlen(logp) - 1);
+    int have_log = file_exists(logp);
+    int panels = (two_d && m->nclass) + have_traj + have_log;
+    if (panels == 0)
+        panels = 1;
+    if (!(f = open_w(a, p_gp, sizeof p_gp, base, ".gp")))
+        goto done;
+    fprintf(f, "# %s: gnuplot script written by %s plot\n", p_gp, a->prog);
+    fprintf(f, "set terminal pngcairo size %d,460 font 'sans,10'\nset output '%s'\n", 460 * panels, a->out);
+    fprintf(f, "set datafile separator ','\nset key off\nset multiplot layout 1,%d\n", panels);
+    fprintf(f, "set palette defined (0 '#c6dbef', 1 '#fdd0a2', 2 '#c7e9c0', 3 '#dadaeb', 4 '#fcbba1', 5 '#d9d9d9', "
+               "6 '#fff7bc', 7 '#c7eae5', 8 '#fde0ef', 9 '#e0ecf4')\nunset colorbox\n");
+    if (two_d && m->nclass) {
+        fprintf(f, "set title '%s: decision regions and data'\nset size ratio -1\n", m->name);
+        fprintf(f, "set cbrange [0:9]\n");
+        fprintf(f, "plot '%s' skip 1 using 1:2:3 with image, \\\n", p_regions);
+        fprintf(f, "     '%s' skip 1 using 1:($3 == 0 ? $2 : 1/0) with points pt 7 ps 0.35 lc rgb '#08519c', \\\n", p_data);
+        fprintf(f, "     '%s' skip 1 using 1:($3 == 1 ? $2 : 1/0) with points pt 7 ps 0.35 lc rgb '#a63603', \\\n", p_data);
+        fprintf(f, "     '%s' skip 1 using 1:($3 >= 2 ? $2 : 1/0) with points pt 7 ps 0.35 lc rgb '#006d2c'\n", p_data);
+        fprintf(f, "set size noratio\n");
+    }
+    if (have_traj) {
+        fprintf(f, "set title 'forward propagation: states through the layers'\n");
+        fprintf(f, "set xlabel 'state s[%zu]'\nset ylabel 'state s[%zu]'\n", tc[0], tc[1]);
+        fprintf(f, "plot for [i=0:%zu] '%s' index i skip 1 using 3:4:($5 == 0 ? 0x08519c : 0xa63603) "
+                   "with lines lw 0.8 lc rgb variable, \\\n", nt - 1, p_traj);
+        fprintf(f, "     for [i=0:%zu] '%s' index i skip 1 using ($2 == 0 ? $3 : 1/0):4 with points pt 6 ps 0.4 lc rgb 'gray40', \\\n",
+                nt - 1, p_traj);
+        fprintf(f, "     for [i=0:%zu] '%s' index i skip 1 using ($2 == %zu ? $3 : 1/0):4:($5 == 0 ? 0x08519c : 0xa63603) "
+                   "with points pt 7 ps 0.5 lc rgb variable\n", nt - 1, p_traj, rows - 1);
+        fprintf(f, "unset xlabel\nunset ylabel\n");
+        fprintf(f, "set size noratio\n");
+    }
+    if (have_log) {
+        fprintf(f, "set title 'training'\nset xlabel 'epoch'\nset key center right\nset y2tics\nset ytics nomirror\n");
+        fprintf(f, "set ylabel 'loss'\nset y2label 'accuracy'\nset yrange [0:*]\nset y2range [0:1.02]\n");
+        fprintf(f, "plot '%s' skip 1 using 1:2 with lines lw 1.5 title 'loss', \\\n", logp);
+        fprintf(f, "     '%s' skip 1 using 1:4 with lines lw 1.5 title 'val loss', \\\n", logp);
+        fprintf(f, "     '%s' skip 1 using 1:3 axes x1y2 with lines lw 1.5 title 'accuracy', \\\n", logp);
+        fprintf(f, "     '%s' skip 1 using 1:5 axes x1y2 with lines lw 1.5 title 'val accuracy'\n", logp);
+    }
+    fprintf(f, "unset multiplot\n");
+    fclose(f);
+    f = NULL;
+    char cmd[2400];
+    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>&1", p_gp);
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+        printf("gnuplot is not installed: the data are in %s.*.csv and the script in %s\n", base, p_gp);
+        status = 0;
+        goto done;
+    }
+    if (system(cmd) != 0) {
+        spdl_error(a, "gnuplot failed on %s", p_gp);
+        goto done;
+    }
+    printf("wrote %s (data in %s.*.csv, script %s)\n", a->out, base, p_gp);
+    status = 0;
+done:
+    if (f)
+        fclose(f);
+    spdl_data_free(&d);
+    free(theta);
+    free(work);
+    free(gx);
+    free(gy);
+    free(traj);
+    return status;
+}

@@ -1,0 +1,218 @@
+/* train.c - `EXE train`: minibatch training with progress, a log, atomic
+ * checkpoints and bit-identical resumption.
+ *
+ * Determinism: the shuffle generator, the optimiser's moments and the epoch
+ * count are saved in every checkpoint, and --epochs is the total number of
+ * epochs, so 10 epochs, then --resume and --epochs 20, gives the same bits
+ * as 20 epochs in one run. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "driver.h"
+#include "rt_kernels.h"
+#include "weights.h"
+
+enum { TRAIN_STATS_MAX = 2048 };
+
+static const char *log_path(const char *weights, char *buf, size_t n)
+{
+    size_t len = strlen(weights);
+    const char *ext = ".safetensors";
+    size_t k = strlen(ext);
+    if (len > k && strcmp(weights + len - k, ext) == 0)
+        len -= k;
+    snprintf(buf, n, "%.*s.log.csv", (int)len, weights);
+    return buf;
+}
+
+static void fmt_time(char *buf, size_t n, double s)
+{
+    if (!(s >= 0) || s > 1e7)
+        snprintf(buf, n, "?");
+    else if (s < 60)
+        snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600)
+        snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else
+        snprintf(buf, n, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
+}
+
+static int all_finite(const double *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return 0;
+    return 1;
+}
+
+int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
+{
+    spdl_data all = {0}, train = {0}, val = {0};
+    if (spdl_get_data(m, a, a->data, &all))
+        return 1;
+    int have_val = a->val > 0 && all.n >= 10;
+    if (have_val) {
+        if (spdl_data_split(&all, a->val, a->seed, &train, &val)) {
+            spdl_data_free(&all);
+            return spdl_error(a, "cannot split %zu samples for validation", all.n);
+        }
+        spdl_data_free(&all);
+    } else {
+        train = all;
+    }
+    const char *out = a->out ? a->out : a->weights;
+    size_t P = m->nparam, B = a->batch < train.n ? a->batch : train.n;
+    double *theta = calloc(P ? P : 1, sizeof *theta), *grad = calloc(P ? P : 1, sizeof *grad);
+    double *xb = malloc(sizeof(double) * B * m->nin), *tb = malloc(sizeof(double) * B * (m->ntarget ? m->ntarget : 1));
+    size_t *perm = malloc(sizeof(size_t) * train.n);
+    size_t stats_batch = 256;
+    void *work = malloc(m->work_size(B > stats_batch ? B : stats_batch));
+    spdl_optim opt = {0};
+    FILE *log = NULL;
+    int status = 1;
+    if (!theta || !grad || !xb || !tb || !perm || !work || spdl_optim_init(&opt, a->opt, P, a->lr)) {
+        spdl_error(a, "out of memory");
+        goto done;
+    }
+    spdl_run_state run = {0};
+    uint64_t rng = a->seed * 0x9e3779b97f4a7c15ull + 0x747261696eull;
+    if (a->resume) {
+        char err[512];
+        int differs = 0;
+        if (spdl_weights_load(a->resume, m, theta, &opt, &run, &differs, err, sizeof err)) {
+            spdl_error(a, "%s", err);
+            goto done;
+        }
+        if (!run.has_optim) {
+            spdl_error(a, "%s holds weights only, no training state to resume", a->resume);
+            goto done;
+        }
+        if (differs)
+            fprintf(stderr, "%s: warning: %s was trained from different source text\n", a->prog, a->resume);
+        rng = run.rng;
+        if (run.epoch >= a->epochs) {
+            spdl_error(a, "%s has already trained %d epochs; ask for more with --epochs (the total)", a->resume,
+                       run.epoch);
+            goto done;
+        }
+    } else {
+        m->init(theta, a->seed);
+    }
+    char logbuf[1024];
+    log_path(out, logbuf, sizeof logbuf);
+    log = fopen(logbuf, a->resume ? "a" : "w");
+    if (!log) {
+        spdl_error(a, "cannot write %s: %s", logbuf, strerror(errno));
+        goto done;
+    }
+    if (!a->resume)
+        fprintf(log, "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n");
+    int tty = isatty(fileno(stdout)) && !a->quiet;
+    size_t nbatch = (train.n + B - 1) / B;
+    size_t total_steps = nbatch * (size_t)a->epochs;
+    if (!a->quiet)
+        printf("training %s on %s: %zu samples (%zu for validation), %zu parameters, %s, batch %zu, %d epochs\n",
+               m->name, train.desc, train.n, val.n, P, spdl_optim_name(a->opt), B, a->epochs);
+    double t_start = spdl_now(), t_run = 0;
+    spdl_data stats = train;
+    if (stats.n > TRAIN_STATS_MAX)
+        stats.n = TRAIN_STATS_MAX; /* the first samples: a fixed subset for epoch statistics */
+    for (int epoch = run.epoch; epoch < a->epochs; epoch++) {
+        double t0 = spdl_now(), sum = 0;
+        for (size_t i = 0; i < train.n; i++)
+            perm[i] = i;
+        for (size_t i = train.n; i > 1; i--) {
+            size_t j = (size_t)(spdl_rng_next(&rng) % i);
+            size_t tmp = perm[i - 1];
+            perm[i - 1] = perm[j];
+            perm[j] = tmp;
+        }
+        for (size_t b = 0; b < nbatch; b++) {
+            size_t s = b * B, nb = train.n - s < B ? train.n - s : B;
+            for (size_t i = 0; i < nb; i++) {
+                memcpy(xb + i * m->nin, train.x + perm[s + i] * m->nin, sizeof(double) * m->nin);
+                if (m->ntarget)
+                    memcpy(tb + i * m->ntarget, train.t + perm[s + i] * m->ntarget, sizeof(double) * m->ntarget);
+            }
+            double loss = m->loss_grad(theta, nb, xb, m->ntarget ? tb : NULL, grad, work);
+            if (!isfinite(loss) || !all_finite(grad, P)) {
+                if (tty)
+                    printf("\n");
+                spdl_error(a, "training diverged: the %s is %s at epoch %d, batch %zu", isfinite(loss) ? "gradient" : "loss",
+                           isnan(loss) ? "NaN" : isfinite(loss) ? "not finite" : "infinite", epoch + 1, b + 1);
+                fprintf(stderr, "%s: note: the last good checkpoint (epoch %d) is %s; try a smaller --lr\n", a->prog,
+                        epoch, out);
+                goto done;
+            }
+            sum += loss * (double)nb;
+            double progress = (double)(opt.step) / (double)(total_steps ? total_steps : 1);
+            spdl_optim_step(&opt, theta, grad, spdl_schedule(a->cosine, progress));
+            m->project(theta);
+            if (tty && (b % 8 == 7 || b + 1 == nbatch)) {
+                double el = spdl_now() - t0, rate = (double)(s + nb) / (el > 0 ? el : 1e-9);
+                char eta[32];
+                fmt_time(eta, sizeof eta, ((double)(a->epochs - epoch - 1) * (double)train.n + (double)(train.n - s - nb)) / rate);
+                printf("\r\033[Kepoch %d/%d  batch %zu/%zu  loss %.4f  %.0f samples/s  ETA %s", epoch + 1, a->epochs,
+                       b + 1, nbatch, sum / (double)(s + nb), rate, eta);
+                fflush(stdout);
+            }
+        }
+        t_run += spdl_now() - t0;
+        if (!all_finite(theta, P)) {
+            spdl_error(a, "training diverged: the parameters are not finite after epoch %d", epoch + 1);
+            goto done;
+        }
+        double tl = sum / (double)train.n, acc = NAN, vl = NAN, vacc = NAN, dummy;
+        if (m->nclass)
+            spdl_evaluate(m, theta, &stats, work, stats_batch, &dummy, &acc, NULL);
+        if (have_val)
+            spdl_evaluate(m, theta, &val, work, stats_batch, &vl, &vacc, NULL);
+        double el = spdl_now() - t0;
+        fprintf(log, "%d,%.10g,%.6g,%.10g,%.6g,%.4f\n", epoch + 1, tl, acc, vl, vacc, spdl_now() - t_start);
+        fflush(log);
+        if (!a->quiet) {
+            double rate = (double)train.n / (el > 0 ? el : 1e-9);
+            char eta[32];
+            fmt_time(eta, sizeof eta, (double)(a->epochs - epoch - 1) * el);
+            printf("%sepoch %d/%d  loss %.4f", tty ? "\r\033[K" : "", epoch + 1, a->epochs, tl);
+            if (m->nclass)
+                printf("  acc %.4f", acc);
+            if (have_val) {
+                printf("  val_loss %.4f", vl);
+                if (m->nclass)
+                    printf("  val_acc %.4f", vacc);
+            }
+            printf("  %.0f samples/s  ETA %s\n", rate, eta);
+            fflush(stdout);
+        }
+        run.epoch = epoch + 1;
+        run.rng = rng;
+        if (run.epoch % a->ckpt_every == 0 || run.epoch == a->epochs) {
+            char err[512];
+            if (spdl_weights_save(out, m, theta, &opt, &run, err, sizeof err)) {
+                spdl_error(a, "%s", err);
+                goto done;
+            }
+        }
+    }
+    if (!a->quiet)
+        printf("trained %d epochs in %.1f s (%.1f s in the optimiser loop); weights in %s, log in %s\n",
+               a->epochs - (a->resume ? 0 : 0), spdl_now() - t_start, t_run, out, logbuf);
+    status = 0;
+done:
+    if (log)
+        fclose(log);
+    spdl_optim_free(&opt);
+    spdl_data_free(&train);
+    spdl_data_free(&val);
+    free(theta);
+    free(grad);
+    free(xb);
+    free(tb);
+    free(perm);
+    free(work);
+    return status;
+}

@@ -1,0 +1,34 @@
+/* weights.h - a model's parameters (and a training run's state) in a
+ * safetensors file (DESIGN §5).
+ *
+ * Each parameter is a float64 tensor named as declared: shape [layers, ...]
+ * for a `per layer` parameter, its own shape otherwise. A checkpoint adds the
+ * optimiser's moments as "optimizer.m.NAME" / "optimizer.v.NAME" and its
+ * metadata holds the model name, the source hash, the optimiser, its step,
+ * the epoch and the generator state, so a resumed run continues bit for bit. */
+#ifndef SPDL_WEIGHTS_H
+#define SPDL_WEIGHTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "optim.h"
+#include "spdl.h"
+
+typedef struct spdl_run_state {
+    int epoch;              /* epochs completed */
+    uint64_t rng;           /* the shuffling generator's state */
+    int has_optim;
+} spdl_run_state;
+
+int spdl_weights_save(const char *path, const spdl_model *m, const double *theta, const spdl_optim *opt,
+                      const spdl_run_state *run, char *err, size_t errlen);
+/* Loads parameters into theta (m->nparam doubles). With opt non-NULL, also
+ * the optimiser state (which must match the file's optimiser); run receives
+ * the epoch and generator state. A file made for another model, a missing
+ * tensor or a wrong shape is SPDL_EMODEL with a message naming it; a file
+ * made from different source text gives *hash_differs = 1. */
+int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl_optim *opt, spdl_run_state *run,
+                      int *hash_differs, char *err, size_t errlen);
+
+#endif
