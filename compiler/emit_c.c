@@ -2223,8 +2223,8 @@ static void emit_descriptor(E *e)
     bool inv = e->o->cert && e->o->cert->has_inverse, ldt = inv && e->o->cert->has_logdet;
     out(e, "    %s, %s, %s,", inv ? S_(e, "%s_flow", M) : "NULL", inv ? S_(e, "%s_flow_inverse", M) : "NULL",
         ldt ? S_(e, "%s_logdet", M) : "NULL");
-    out(e, "    %s, %d, %s_norm_bounds,", isinf(e->o->lipschitz) || isnan(e->o->lipschitz) ? "INFINITY" : S_(e, "%.17g", e->o->lipschitz),
-        ov->op == OP_SOFTMAX, M);
+    out(e, "    %s, %d, %s_norm_bounds, %d,", isinf(e->o->lipschitz) || isnan(e->o->lipschitz) ? "INFINITY" : S_(e, "%.17g", e->o->lipschitz),
+        ov->op == OP_SOFTMAX, M, p->density);
     out(e, "};");
     out(e, "return &model;");
     e->indent--;

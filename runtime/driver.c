@@ -21,6 +21,9 @@ static const char usage_text[] =
     "  predict --data D --weights W [--out F.csv|F.npy]   one row of outputs per input\n"
     "  certify --data D --weights W [--eps E[,E...]]   norm bounds, Lipschitz bound and\n"
     "          certified accuracy at radius E (Euclidean)\n"
+    "  invert  --weights W --data D [--out F]   latents z = f(x) (CSV or .npy) and the\n"
+    "          round trip's error (models proved invertible)\n"
+    "  sample  --weights W -n N [--seed S] [--out F]   x = f^-1(z), z ~ N(0, I) (densities)\n"
     "  plot    --weights W --data D -o out.png\n"
     "\n"
     "D is a .csv or .npy file or builtin:spirals|moons|circles|digits, with options\n"
@@ -332,7 +335,7 @@ int spdl_main(const spdl_model *m, int argc, char **argv)
 #undef NUMBER
     }
     if (!a.cmd)
-        return usage(&a, "%s", "no command given (train, eval, predict, certify or plot)");
+        return usage(&a, "%s", "no command given (train, eval, predict, certify, invert, sample or plot)");
     if (!a.weights)
         a.weights = default_weights;
     int needs_data = strcmp(a.cmd, "sample") != 0;
@@ -346,10 +349,14 @@ int spdl_main(const spdl_model *m, int argc, char **argv)
         return cmd_predict(m, &a);
     if (!strcmp(a.cmd, "certify"))
         return spdl_cmd_certify(m, &a);
+    if (!strcmp(a.cmd, "invert"))
+        return spdl_cmd_invert(m, &a);
+    if (!strcmp(a.cmd, "sample"))
+        return spdl_cmd_sample(m, &a);
     if (!strcmp(a.cmd, "plot")) {
         if (!a.out)
             return usage(&a, "%s", "'plot' needs -o out.png");
         return spdl_cmd_plot(m, &a);
     }
-    return usage(&a, "unknown command '%s' (the commands are train, eval, predict, certify and plot)", a.cmd);
+    return usage(&a, "unknown command '%s' (the commands are train, eval, predict, certify, invert, sample and plot)", a.cmd);
 }

@@ -33,6 +33,8 @@ typedef struct spdl_args {
 int spdl_cmd_train(const spdl_model *m, const spdl_args *a);
 int spdl_cmd_plot(const spdl_model *m, const spdl_args *a);
 int spdl_cmd_certify(const spdl_model *m, const spdl_args *a);
+int spdl_cmd_invert(const spdl_model *m, const spdl_args *a);
+int spdl_cmd_sample(const spdl_model *m, const spdl_args *a);
 
 /* Helpers for the commands: each prints its own error. */
 int  spdl_error(const spdl_args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "driver.h"
+#include "rt_kernels.h"
 
 enum { GRID = 160, TRAJ_MAX = 48 };
 
@@ -152,6 +153,33 @@ int spdl_cmd_plot(const spdl_model *m, const spdl_args *a)
         fclose(f);
         f = NULL;
     }
+    /* a density: samples x = f^-1(z), z ~ N(0, I), over the data */
+    char p_samp[1100];
+    int have_samples = 0;
+    if (two_d && m->density && m->flow_inverse) {
+        size_t ns = 1000;
+        double *z = malloc(sizeof(double) * ns * 2), *xs = malloc(sizeof(double) * ns * 2);
+        void *w3 = malloc(m->work_size(ns));
+        uint64_t rng = a->seed * 0x9e3779b97f4a7c15ull + 0x706c6f74ull;
+        int rc = z && xs && w3 ? SPDL_OK : SPDL_ENOMEM;
+        for (size_t i = 0; rc == SPDL_OK && i < ns * 2; i++)
+            z[i] = spdl_rng_normal(&rng);
+        if (rc == SPDL_OK)
+            rc = m->flow_inverse(theta, ns, z, xs, w3);
+        if (rc == SPDL_OK && (f = open_w(a, p_samp, sizeof p_samp, base, ".samples.csv"))) {
+            fprintf(f, "x0,x1\n");
+            for (size_t i = 0; i < ns; i++)
+                fprintf(f, "%.9g,%.9g\n", xs[2 * i], xs[2 * i + 1]);
+            fclose(f);
+            f = NULL;
+            have_samples = 1;
+        }
+        free(z), free(xs), free(w3);
+        if (rc != SPDL_OK) {
+            spdl_error(a, "sampling failed: %s", spdl_strerror(rc));
+            goto done;
+        }
+    }
     /* the training log next to the weights */
     snprintf(logp, sizeof logp, "%s", a->weights);
     size_t wl = strlen(logp);
@@ -159,14 +187,14 @@ int spdl_cmd_plot(const spdl_model *m, const spdl_args *a)
         logp[wl - 12] = '\0';
     strncat(logp, ".log.csv", sizeof logp - strlen(logp) - 1);
     int have_log = file_exists(logp);
-    int panels = (two_d && m->nclass) + have_traj + have_log;
+    int panels = (two_d && m->nclass) + have_samples + have_traj + have_log;
     if (panels == 0)
         panels = 1;
     if (!(f = open_w(a, p_gp, sizeof p_gp, base, ".gp")))
         goto done;
     fprintf(f, "# %s: gnuplot script written by %s plot\n", p_gp, a->prog);
     fprintf(f, "set terminal pngcairo size %d,460 font 'sans,10'\nset output '%s'\n", 460 * panels, a->out);
-    fprintf(f, "set datafile separator ','\nset key off\nset multiplot layout 1,%d\n", panels);
+    fprintf(f, "set datafile separator ','\nset key off\nset termoption noenhanced\nset multiplot layout 1,%d\n", panels);
     fprintf(f, "set palette defined (0 '#c6dbef', 1 '#fdd0a2', 2 '#c7e9c0', 3 '#dadaeb', 4 '#fcbba1', 5 '#d9d9d9', "
                "6 '#fff7bc', 7 '#c7eae5', 8 '#fde0ef', 9 '#e0ecf4')\nunset colorbox\n");
     if (two_d && m->nclass) {
@@ -177,6 +205,14 @@ int spdl_cmd_plot(const spdl_model *m, const spdl_args *a)
         fprintf(f, "     '%s' skip 1 using 1:($3 == 1 ? $2 : 1/0) with points pt 7 ps 0.35 lc rgb '#a63603', \\\n", p_data);
         fprintf(f, "     '%s' skip 1 using 1:($3 >= 2 ? $2 : 1/0) with points pt 7 ps 0.35 lc rgb '#006d2c'\n", p_data);
         fprintf(f, "set size noratio\n");
+    }
+    if (have_samples) {
+        double mx = 0.3 * (hi[0] - lo[0]), my = 0.3 * (hi[1] - lo[1]);
+        fprintf(f, "set title '%s: samples x = f^-1(z), z ~ N(0, I), over the data'\nset size ratio -1\nset key top right\n", m->name);
+        fprintf(f, "set xrange [%g:%g]\nset yrange [%g:%g]\n", lo[0] - mx, hi[0] + mx, lo[1] - my, hi[1] + my);
+        fprintf(f, "plot '%s' skip 1 using 1:2 with points pt 7 ps 0.3 lc rgb '#08519c' title 'data', \\\n", p_data);
+        fprintf(f, "     '%s' skip 1 using 1:2 with points pt 7 ps 0.3 lc rgb '#e6550d' title 'samples'\n", p_samp);
+        fprintf(f, "set size noratio\nset key off\nset autoscale\n");
     }
     if (have_traj) {
         fprintf(f, "set title 'forward propagation: states through the layers'\n");
@@ -191,12 +227,17 @@ int spdl_cmd_plot(const spdl_model *m, const spdl_args *a)
         fprintf(f, "set size noratio\n");
     }
     if (have_log) {
-        fprintf(f, "set title 'training'\nset xlabel 'epoch'\nset key center right\nset y2tics\nset ytics nomirror\n");
-        fprintf(f, "set ylabel 'loss'\nset y2label 'accuracy'\nset yrange [0:*]\nset y2range [0:1.02]\n");
-        fprintf(f, "plot '%s' skip 1 using 1:2 with lines lw 1.5 title 'loss', \\\n", logp);
-        fprintf(f, "     '%s' skip 1 using 1:4 with lines lw 1.5 title 'val loss', \\\n", logp);
-        fprintf(f, "     '%s' skip 1 using 1:3 axes x1y2 with lines lw 1.5 title 'accuracy', \\\n", logp);
-        fprintf(f, "     '%s' skip 1 using 1:5 axes x1y2 with lines lw 1.5 title 'val accuracy'\n", logp);
+        fprintf(f, "set title 'training'\nset xlabel 'epoch'\nset key center right\nset ylabel 'loss'\n");
+        if (m->nclass) {
+            fprintf(f, "set y2tics\nset ytics nomirror\nset y2label 'accuracy'\nset yrange [0:*]\nset y2range [0:1.02]\n");
+            fprintf(f, "plot '%s' skip 1 using 1:2 with lines lw 1.5 title 'loss', \\\n", logp);
+            fprintf(f, "     '%s' skip 1 using 1:4 with lines lw 1.5 title 'val loss', \\\n", logp);
+            fprintf(f, "     '%s' skip 1 using 1:3 axes x1y2 with lines lw 1.5 title 'accuracy', \\\n", logp);
+            fprintf(f, "     '%s' skip 1 using 1:5 axes x1y2 with lines lw 1.5 title 'val accuracy'\n", logp);
+        } else {
+            fprintf(f, "plot '%s' skip 1 using 1:2 with lines lw 1.5 title 'loss', \\\n", logp);
+            fprintf(f, "     '%s' skip 1 using 1:4 with lines lw 1.5 title 'val loss'\n", logp);
+        }
     }
     fprintf(f, "unset multiplot\n");
     fclose(f);

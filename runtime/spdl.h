@@ -69,6 +69,8 @@ typedef struct spdl_model {
     double lipschitz;            /* bound on x -> logits for every admitted theta (INFINITY if none) */
     int output_softmax;          /* the output is softmax(logits) */
     const double *norm_bound;    /* per parameter: its declared spectral norm bound, or NAN */
+    int density;                 /* the input is the initial state and the output the final
+                                    one: flow_inverse of a latent gives a sample */
 } spdl_model;
 
 /* libspdl's command-line driver (train, eval, predict, plot, ...): the main
