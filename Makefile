@@ -21,7 +21,7 @@ COMPILER_SRC := arena diag ast parse source resolve tableau step check check_sta
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
-.PHONY: all deps demo check clean install fuzz bench check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-inv
+.PHONY: all deps demo check clean install fuzz bench check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-inv check-e2e
 all: $(B)/spdlc $(B)/libspdl.a
 
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -130,12 +130,16 @@ check-gen: $(B)/spdlc
 check-emit: $(B)/spdlc
 	tests/emit.sh $(B)/spdlc
 
+# Programs made by spdlc build, end to end (train, resume, eval, plot, ...).
+check-e2e: $(B)/spdlc $(B)/libspdl.a
+	tests/e2e.sh $(B)/spdlc
+
 # Models proved invertible: round trips (double and float), log-determinants,
 # gradients of the three memory modes.
 check-inv: $(B)/spdlc
 	tests/inv.sh $(B)/spdlc
 
-check: deps all check-unit check-runtime check-golden check-badinput check-design check-asan check-emit check-gen check-inv
+check: deps all check-unit check-runtime check-golden check-badinput check-design check-asan check-emit check-gen check-inv check-e2e
 
 # ---- fuzzing --------------------------------------------------------------------
 # libFuzzer on the front end (lexer, parser, resolver, diagnostics) under ASan

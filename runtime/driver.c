@@ -291,7 +291,7 @@ int spdl_main(const spdl_model *m, int argc, char **argv)
             NUMBER(1, 1e7);
             a.batch = (size_t)num;
         } else if (!strcmp(s, "--lr")) {
-            NUMBER(1e-12, 1e6);
+            NUMBER(1e-300, 1e300);
             a.lr = num;
         } else if (!strcmp(s, "--val")) {
             NUMBER(0, 0.9);

@@ -78,6 +78,7 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
         goto done;
     }
     spdl_run_state run = {0};
+    int saved = -1; /* the epoch of the last checkpoint on disk */
     uint64_t rng = a->seed * 0x9e3779b97f4a7c15ull + 0x747261696eull;
     if (a->resume) {
         char err[512];
@@ -93,6 +94,8 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
         if (differs)
             fprintf(stderr, "%s: warning: %s was trained from different source text\n", a->prog, a->resume);
         rng = run.rng;
+        if (!strcmp(a->resume, out))
+            saved = run.epoch;
         if (run.epoch >= a->epochs) {
             spdl_error(a, "%s has already trained %d epochs; ask for more with --epochs (the total)", a->resume,
                        run.epoch);
@@ -143,8 +146,11 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
                     printf("\n");
                 spdl_error(a, "training diverged: the %s is %s at epoch %d, batch %zu", isfinite(loss) ? "gradient" : "loss",
                            isnan(loss) ? "NaN" : isfinite(loss) ? "not finite" : "infinite", epoch + 1, b + 1);
-                fprintf(stderr, "%s: note: the last good checkpoint (epoch %d) is %s; try a smaller --lr\n", a->prog,
-                        epoch, out);
+                if (saved >= 0)
+                    fprintf(stderr, "%s: note: the last good checkpoint (epoch %d) is %s; try a smaller --lr\n", a->prog,
+                            saved, out);
+                else
+                    fprintf(stderr, "%s: note: no checkpoint was written before it diverged; try a smaller --lr\n", a->prog);
                 goto done;
             }
             sum += loss * (double)nb;
@@ -155,7 +161,7 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
                 double el = spdl_now() - t0, rate = (double)(s + nb) / (el > 0 ? el : 1e-9);
                 char eta[32];
                 fmt_time(eta, sizeof eta, ((double)(a->epochs - epoch - 1) * (double)train.n + (double)(train.n - s - nb)) / rate);
-                printf("\r\033[Kepoch %d/%d  batch %zu/%zu  loss %.4f  %.0f samples/s  ETA %s", epoch + 1, a->epochs,
+                printf("\r\033[Kepoch %d/%d  batch %zu/%zu  loss %.4g  %.0f samples/s  ETA %s", epoch + 1, a->epochs,
                        b + 1, nbatch, sum / (double)(s + nb), rate, eta);
                 fflush(stdout);
             }
@@ -177,11 +183,11 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
             double rate = (double)train.n / (el > 0 ? el : 1e-9);
             char eta[32];
             fmt_time(eta, sizeof eta, (double)(a->epochs - epoch - 1) * el);
-            printf("%sepoch %d/%d  loss %.4f", tty ? "\r\033[K" : "", epoch + 1, a->epochs, tl);
+            printf("%sepoch %d/%d  loss %.4g", tty ? "\r\033[K" : "", epoch + 1, a->epochs, tl);
             if (m->nclass)
                 printf("  acc %.4f", acc);
             if (have_val) {
-                printf("  val_loss %.4f", vl);
+                printf("  val_loss %.4g", vl);
                 if (m->nclass)
                     printf("  val_acc %.4f", vacc);
             }
@@ -196,6 +202,7 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
                 spdl_error(a, "%s", err);
                 goto done;
             }
+            saved = run.epoch;
         }
     }
     if (!a->quiet)

@@ -1,0 +1,134 @@
+#!/bin/sh
+# e2e.sh SPDLC - the programs `spdlc build` makes, end to end (DESIGN §5):
+# training makes progress, a resumed run gives the same bits as one run,
+# eval/predict/plot/certify/invert/sample work, checkpoints load in plain
+# Python, and every bad input gets its own clear error (exit 1), never a
+# crash.
+set -u
+spdlc=$1
+out=${E2E_OUT:-build/e2e}
+rm -rf "$out"; mkdir -p "$out"
+pass=0; fail=0
+ok()   { pass=$((pass+1)); }
+bad()  { fail=$((fail+1)); echo "FAIL: $*"; }
+# expect NAME STATUS PATTERN CMD...: exit status and a line matching PATTERN (stdout+stderr)
+expect() {
+    name=$1 want=$2 pat=$3; shift 3
+    "$@" >"$out/$name.log" 2>&1
+    got=$?
+    if [ $got -ne $want ]; then bad "$name: exit $got, expected $want"; sed 's/^/    /' "$out/$name.log" | head -8; return; fi
+    if [ -n "$pat" ] && ! grep -q -- "$pat" "$out/$name.log"; then
+        bad "$name: no line matching '$pat'"; sed 's/^/    /' "$out/$name.log" | head -8; return
+    fi
+    ok
+}
+
+sp=$out/spirals
+expect build_spirals 0 "" $spdlc build examples/spirals.spn -o $sp
+expect build_moons 0 "" $spdlc build examples/moons_flow.spn -o $out/moons
+expect build_robust 0 "" $spdlc build examples/robust_digits.spn -o $out/robust
+expect build_digits 0 "" $spdlc build examples/digits.spn -o $out/digits
+
+# --- training makes progress; the log and the checkpoint are written --------------
+expect train 0 "epoch 20/20" $sp train --data "builtin:spirals?n=600" --epochs 20 --lr 0.02 --seed 3 --out $out/a.safetensors
+if [ -f $out/a.log.csv ]; then
+    awk -F, 'NR == 2 { l1 = $2 } END { if (!($2 < l1 * 0.9)) { print "loss did not fall: " l1 " -> " $2; exit 1 } }' \
+        $out/a.log.csv && ok || bad "training loss did not fall"
+    awk -F, 'END { if (!($5 > 0.85)) { print "validation accuracy " $5; exit 1 } }' $out/a.log.csv && ok || bad "accuracy floor"
+else
+    bad "no training log $out/a.log.csv"
+fi
+
+# --- resume: 10 epochs, then 10 more, equals 20 epochs bit for bit ----------------------
+expect train_half 0 "" $sp train --data "builtin:spirals?n=600" --epochs 10 --lr 0.02 --seed 3 --out $out/b.safetensors --quiet
+expect resume 0 "" $sp train --data "builtin:spirals?n=600" --epochs 20 --lr 0.02 --seed 3 --resume $out/b.safetensors \
+    --out $out/b.safetensors --quiet
+cmp -s $out/a.safetensors $out/b.safetensors && ok || bad "10 + resume + 10 epochs differs from 20 epochs"
+expect resume_done 1 "already trained 20 epochs" $sp train --data "builtin:spirals?n=600" --epochs 20 --resume $out/a.safetensors
+expect resume_other_opt 1 "was trained with optimizer 'adam', not 'sgd'" $sp train --data builtin:spirals --epochs 21 \
+    --opt sgd --resume $out/a.safetensors
+
+# --- eval, predict, plot ---------------------------------------------------------------
+expect eval 0 "confusion" $sp eval --data "builtin:spirals?seed=9&n=200" --weights $out/a.safetensors
+expect predict 0 "" $sp predict --data "builtin:spirals?n=50" --weights $out/a.safetensors --out $out/pred.csv
+[ "$(wc -l < $out/pred.csv)" -eq 51 ] && ok || bad "predict wrote $(wc -l < $out/pred.csv) lines, expected 51"
+expect predict_npy 0 "" $sp predict --data "builtin:spirals?n=50" --weights $out/a.safetensors --out $out/pred.npy
+expect plot 0 "" $sp plot --data "builtin:spirals?n=300" --weights $out/a.safetensors -o $out/sp.png
+for f in $out/sp.data.csv $out/sp.regions.csv $out/sp.traj.csv $out/sp.gp; do [ -s $f ] && ok || bad "plot did not write $f"; done
+if command -v gnuplot >/dev/null 2>&1; then
+    [ "$(head -c 8 $out/sp.png | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] && ok || bad "sp.png is not a PNG"
+fi
+
+# --- the checkpoint in plain Python (the safetensors layout) ------------------------------
+python3 - "$out/a.safetensors" <<'PY' && ok || bad "python could not read the checkpoint"
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+head = json.loads(raw[8:8 + n])
+meta = head.pop("__metadata__")
+assert meta["model"] == "spirals" and meta["format"] == "spdl-weights-1", meta
+shapes = {k: v["shape"] for k, v in head.items() if not k.startswith("optimizer.")}
+assert shapes == {"K": [32, 8, 8], "b": [32, 8], "W": [2, 8], "w": [2]}, shapes
+for k, v in head.items():
+    b, e = v["data_offsets"]
+    vals = struct.unpack("<%dd" % ((e - b) // 8), raw[8 + n + b: 8 + n + e])
+    size = 1
+    for d in v["shape"]:
+        size *= d
+    assert v["dtype"] == "F64" and len(vals) == size and all(x == x for x in vals), k
+PY
+
+# --- divergence: a huge learning rate stops with the epoch and batch, and the
+#     last good checkpoint stays on disk -----------------------------------------------------
+expect div_first 1 "no checkpoint was written" $sp train --data builtin:spirals --epochs 3 --lr 1e200 --opt sgd \
+    --out $out/div0.safetensors
+[ ! -e $out/div0.safetensors ] && ok || bad "a diverged first epoch left a checkpoint"
+expect div_good 0 "" $sp train --data builtin:spirals --epochs 2 --opt sgd --out $out/div.safetensors --quiet
+cp $out/div.safetensors $out/div.before
+expect diverge 1 "training diverged" $sp train --data builtin:spirals --epochs 5 --lr 1e200 --opt sgd \
+    --resume $out/div.safetensors --out $out/div.safetensors
+grep -q "at epoch [0-9]*, batch [0-9]*" $out/diverge.log && ok || bad "divergence message names no epoch and batch"
+grep -q "last good checkpoint (epoch 2)" $out/diverge.log && ok || bad "divergence note names no checkpoint"
+cmp -s $out/div.safetensors $out/div.before && ok || bad "divergence overwrote the last good checkpoint"
+expect eval_after_divergence 0 "accuracy" $sp eval --data builtin:spirals --weights $out/div.safetensors
+
+# --- certify, invert, sample ----------------------------------------------------------------
+expect train_robust 0 "" $out/robust train --data "builtin:digits?split=0.2&part=train" --epochs 2 --lr 0.01 \
+    --out $out/r.safetensors --quiet
+expect certify 0 "certified accuracy at eps 0.1" $out/robust certify --data "builtin:digits?split=0.2&part=test" \
+    --weights $out/r.safetensors --eps 0.1,0.3
+expect certify_no_bound 1 "no certified Lipschitz bound" $sp certify --data builtin:spirals --weights $out/a.safetensors
+expect train_moons 0 "" $out/moons train --data "builtin:moons?n=400" --epochs 3 --out $out/m.safetensors --quiet
+expect invert 0 "to latents and back" $out/moons invert --data "builtin:moons?n=100" --weights $out/m.safetensors
+expect sample 0 "x0,x1" $out/moons sample -n 20 --weights $out/m.safetensors
+expect sample_not_density 1 "not a density" $sp sample -n 5 --weights $out/a.safetensors
+
+# --- bad inputs: a clear error each --------------------------------------------------------------
+printf 'x0,x1,label\n0.1,0.2,1\n0.3,abc,0\n' > $out/bad.csv
+expect bad_csv 1 "bad.csv:3:5" $sp eval --data $out/bad.csv --weights $out/a.safetensors
+printf '0.1,0.2,7\n' > $out/badlabel.csv
+expect bad_label 1 "" $sp eval --data $out/badlabel.csv --weights $out/a.safetensors
+expect missing_data 1 "nothere.csv" $sp eval --data $out/nothere.csv --weights $out/a.safetensors
+expect missing_weights 1 "nothere.safetensors" $sp eval --data builtin:spirals --weights $out/nothere.safetensors
+expect train_digits 0 "" $out/digits train --data "builtin:digits?n=100" --epochs 1 --out $out/d.safetensors --quiet
+expect other_model 1 "holds weights for model 'digits', not 'spirals'" $sp eval --data builtin:spirals --weights $out/d.safetensors
+head -c 300 $out/a.safetensors > $out/trunc.safetensors
+expect truncated 1 "" $sp eval --data builtin:spirals --weights $out/trunc.safetensors
+python3 - "$out/a.safetensors" "$out/nan.safetensors" <<'PY'
+import struct, sys
+raw = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", raw[:8])[0]
+raw[8 + n: 8 + n + 8] = struct.pack("<d", float("nan"))
+open(sys.argv[2], "wb").write(raw)
+PY
+expect nan_weights 1 "" $sp eval --data builtin:spirals --weights $out/nan.safetensors
+expect bad_option 2 "unknown option" $sp train --data builtin:spirals --frobnicate
+expect bad_epochs 2 "bad value for --epochs" $sp train --data builtin:spirals --epochs abc
+expect no_command 2 "no command" $sp
+expect no_data 2 "needs --data" $sp eval --weights $out/a.safetensors
+expect help 0 "usage:" $sp --help
+# spdlc build without a compiler: one line
+expect no_cc 1 "cannot run the C compiler" env CC=/nonexistent/cc $spdlc build examples/spirals.spn -o $out/x
+
+echo "e2e: $pass passed, $fail failed"
+[ $fail -eq 0 ]
