@@ -77,6 +77,15 @@ $(B)/libspdl.a: $(RUNTIME_OBJ) | $(B)/runtime
 	rm -f $@
 	ar rcs $@ $(RUNTIME_OBJ)
 
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIB_DIR) $(DESTDIR)$(PREFIX)/include \
+	    $(DESTDIR)$(STDLIB_DIR) $(DESTDIR)$(DATA_DIR)
+	install -m 755 $(B)/spdlc $(DESTDIR)$(PREFIX)/bin/spdlc
+	install -m 644 $(B)/libspdl.a $(DESTDIR)$(LIB_DIR)/libspdl.a
+	install -m 644 runtime/spdl.h $(DESTDIR)$(PREFIX)/include/spdl.h
+	install -m 644 stdlib/schemes.spn $(DESTDIR)$(STDLIB_DIR)/schemes.spn
+	install -m 644 data/digits.csv.gz $(DESTDIR)$(DATA_DIR)/digits.csv.gz
+
 clean:
 	rm -rf $(B)
 

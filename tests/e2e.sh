@@ -130,5 +130,12 @@ expect help 0 "usage:" $sp --help
 # spdlc build without a compiler: one line
 expect no_cc 1 "cannot run the C compiler" env CC=/nonexistent/cc $spdlc build examples/spirals.spn -o $out/x
 
+# --- make install: an installed spdlc finds its stdlib, libspdl and data ---------------------
+inst=$(pwd)/$out/inst
+expect install 0 "" make --no-print-directory install DESTDIR=$inst PREFIX=/usr/local
+expect inst_check 0 "certificate for model antisym" $inst/usr/local/bin/spdlc check tests/design/antisym.spn
+expect inst_build 0 "" $inst/usr/local/bin/spdlc build examples/digits.spn -o $out/inst_digits
+expect inst_digits 0 "epoch 1/1" $out/inst_digits train --data "builtin:digits?n=60" --epochs 1 --out $out/id.safetensors
+
 echo "e2e: $pass passed, $fail failed"
 [ $fail -eq 0 ]
