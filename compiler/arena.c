@@ -28,7 +28,9 @@ void arena_free(Arena *a)
 
 static ArenaBlock *new_block(Arena *a, size_t cap)
 {
-    ArenaBlock *b = malloc(sizeof *b + cap);
+    /* calloc: memory is handed out zeroed, and fresh pages from the system
+     * are zero already, so arena_alloc need not clear each allocation. */
+    ArenaBlock *b = calloc(1, sizeof *b + cap);
     if (!b) {
         fputs("spdlc: fatal: out of memory\n", stderr);
         exit(3);
@@ -55,7 +57,6 @@ void *arena_alloc(Arena *a, size_t size)
                 a->head = b;
                 a->used = a->cap = size;
             }
-            memset(b->data, 0, size);
             return b->data;
         }
         size_t cap = a->head ? a->head->cap * 2 : 65536;
@@ -69,7 +70,6 @@ void *arena_alloc(Arena *a, size_t size)
     }
     void *p = a->head->data + a->used;
     a->used += size;
-    memset(p, 0, size);
     return p;
 }
 
