@@ -4,7 +4,8 @@
 # against finite differences (tests/gen/gradcheck.c) with one tile and with
 # two (batch 70: a partial tile), and run the check again under
 # AddressSanitizer + UndefinedBehaviorSanitizer; check the API contract
-# (tests/gen/apitest.c: bad arguments, threads, alignment). A model may set its own
+# (tests/gen/apitest.c: bad arguments, threads, alignment) and the norm
+# projection (tests/gen/projtest.c: true norms after M_project). A model may set its own
 # tolerances (and batch sizes) in a `// gradcheck: GRAD DOT [BATCH...]`
 # comment or a NAME.gradcheck file.
 set -u
@@ -44,6 +45,8 @@ for spn in "$@"; do
     if [ $ok = 1 ]; then
         gcc -std=c11 -O2 -pthread -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/apitest.c "$dir/$model.gcc.o" \
             -o "$dir/apitest" -lm && "$dir/apitest" || ok=0
+        gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/projtest.c "$dir/$model.gcc.o" \
+            -o "$dir/projtest" -lm && "$dir/projtest" || ok=0
     fi
     if [ $ok = 1 ]; then
         gcc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -I"$root/runtime" \
