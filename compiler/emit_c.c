@@ -832,6 +832,11 @@ static void op_forward(E *e, const Val *v)
         case OP_LU:
             out(e, "spdl_lu_compose(%d, %s, %s);", v->shape.dim[0], F(e, v->a), F(e, v->id));
             break;
+        case OP_LU_LOGDET: {
+            int n = VAL(e, v->a)->shape.dim[0];
+            out(e, "%s[0] = spdl_lu_logdet(%d, %s);", F(e, v->id), n, F(e, v->a));
+            break;
+        }
         case OP_CAYLEY:
             out(e, "spdl_cayley(%d, %s, %s, w + %zu);", v->shape.dim[0], F(e, v->a), F(e, v->id), e->pscratch);
             break;
@@ -1032,6 +1037,13 @@ static void op_adjoint(E *e, const Val *v)
             first(e, v->a);
             out(e, "spdl_lu_compose_adj(%d, %s, %s, %s);", v->shape.dim[0], F(e, v->a), G(e, v->id), G(e, v->a));
             break;
+        case OP_LU_LOGDET: {
+            int n = VAL(e, v->a)->shape.dim[0];
+            first(e, v->a);
+            out(e, "for (size_t i = 0; i < %d; i++)", n);
+            out(e, "    %s[i * %d + i] += %s[0];", G(e, v->a), n, G(e, v->id));
+            break;
+        }
         case OP_CAYLEY: {
             int n = v->shape.dim[0];
             first(e, v->a);

@@ -12,7 +12,7 @@
 
 const char *const op_names[OP_COUNT] = {
     [OP_CONST] = "const", [OP_INPUT] = "input", [OP_LABEL] = "label", [OP_PARAM] = "param",
-    [OP_STATE] = "state", [OP_STORE] = "store", [OP_COPY] = "copy", [OP_FILL] = "fill", [OP_SKEW] = "skew", [OP_CAYLEY] = "cayley", [OP_LU] = "lu",
+    [OP_STATE] = "state", [OP_STORE] = "store", [OP_COPY] = "copy", [OP_FILL] = "fill", [OP_SKEW] = "skew", [OP_CAYLEY] = "cayley", [OP_LU] = "lu", [OP_LU_LOGDET] = "lu_logdet",
     [OP_IDENTITY] = "identity", [OP_TRANSPOSE] = "transpose", [OP_ADD] = "add", [OP_SUB] = "sub",
     [OP_MUL] = "mul", [OP_DIV] = "div", [OP_NEG] = "neg", [OP_POW] = "pow", [OP_ACT] = "act",
     [OP_MATMUL] = "matmul", [OP_SLICE] = "slice", [OP_PAD] = "pad", [OP_JOIN] = "join",
@@ -717,13 +717,25 @@ static void lower_block(L *l, const Block *b)
             probe.upd = orig;
             probe.nupd = nupd;
             step_classify(p, &probe, i, &ui);
-            if (ui.kind != UPD_AFFINE)
+            bool lu = ui.kind == UPD_LINEAR && p->vals[ui.mat]->op == OP_LU;
+            if (ui.kind == UPD_SHEAR || (ui.kind == UPD_LINEAR && !lu))
+                continue; /* volume preserving: shears, orth maps */
+            if (ui.kind != UPD_AFFINE && !lu) {
+                if (!l->failed) {
+                    Diag *g = diag_error(l->d, orig[i].span, "nll_gaussian needs an exact log-determinant, and this update "
+                                                             "has none");
+                    diag_note(l->d, g, NO_SPAN, "use shears v = v + f(others), affine couplings v = v * exp(s(others)) + "
+                                                "t(others), or orth/lu maps");
+                }
+                l->failed = true;
                 continue;
-            int term = unary(l, OP_SUM, orig[i].span, ui.s, (Shape){0});
+            }
+            int term = lu ? unary(l, OP_LU_LOGDET, orig[i].span, p->vals[ui.mat]->a, (Shape){0})
+                          : unary(l, OP_SUM, orig[i].span, ui.s, (Shape){0});
             int ld = l->cur[m->logdet->index];
             int inc = unary(l, OP_FILL, orig[i].span, term, m->logdet->shape);
             add_update(l, s, m->logdet, elementwise(l, OP_ADD, orig[i].span, ld, inc, m->logdet->shape), s->nupd,
-                       orig[i].span, "logdet += sum(s) of this affine coupling");
+                       orig[i].span, lu ? "logdet += sum of the lu diagonal" : "logdet += sum(s) of this affine coupling");
         }
     }
     /* Each block var ends the layer in a value of its own, so backends can

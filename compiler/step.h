@@ -29,6 +29,7 @@ typedef enum {
     OP_SKEW,       /* n x n skew matrix from its n(n-1)/2 numbers a       */
     OP_CAYLEY,     /* orth[n]: (I - a)^{-1} (I + a), a skew               */
     OP_LU,         /* lu[n]: L U from the n x n numbers a                 */
+    OP_LU_LOGDET,  /* log|det| of lu[n]: the sum of the diagonal of a     */
     OP_IDENTITY,   /* n x n identity                                      */
     OP_TRANSPOSE,  /* a'                                                  */
     OP_ADD, OP_SUB, OP_MUL, OP_DIV, /* elementwise; scalar and channel broadcast */
