@@ -412,6 +412,9 @@ static void print_json(FILE *out, const Certificate *c)
             json_str(out, v->inverse_kind);
             fputs(", \"logdet\": ", out);
             json_str(out, v->logdet_kind ? v->logdet_kind : "none");
+            if (v->logdet_terms)
+                fprintf(out, ", \"logdet_terms\": %d, \"logdet_truncation\": %.17g", v->logdet_terms,
+                        v->logdet_truncation);
             if (v->fixed_point_iters)
                 fprintf(out, ", \"iterations\": %d", v->fixed_point_iters);
         }

@@ -37,7 +37,9 @@ typedef struct Verdict {
     VNote *notes, *notes_tail; /* where to look: the offending parameter, scheme, step */
     /* invertible */
     const char *inverse_kind;   /* "explicit" or "fixed-point" */
-    const char *logdet_kind;    /* "exact" or "estimated" */
+    const char *logdet_kind;    /* "exact", "estimated" or "none" */
+    int logdet_terms;           /* estimated: terms of the power series */
+    double logdet_truncation;   /* estimated: bound on its truncation error */
     int fixed_point_iters;
 } Verdict;
 
@@ -48,6 +50,15 @@ typedef struct UpdInverse {
     double q;           /* UPD_RESIDUAL: the contraction factor bound */
 } UpdInverse;
 
+/* How M_logdet gets a block's per-layer log-determinant. */
+typedef enum {
+    LOGDET_STRUCTURE, /* exact from the structure: 0, sum(s), the lu diagonal */
+    LOGDET_JACOBIAN,  /* log|det| of the layer Jacobian, row by row from the adjoint (residual steps, n <= 64) */
+    LOGDET_SERIES,    /* Behrmann et al.'s power series with Hutchinson traces (residual steps, n > 64) */
+} LogdetWay;
+
+enum { LOGDET_JACOBIAN_MAX = 64, LOGDET_PROBES = 16, LOGDET_MAX_TERMS = 200 };
+
 typedef struct Certificate {
     const StepProgram *p;
     Verdict v[REQ_COUNT];
@@ -57,7 +68,10 @@ typedef struct Certificate {
     bool *block_nonexpansive;   /* per segment */
     UpdInverse **inverse;       /* per segment, per update (when invertible holds) */
     bool has_inverse;           /* every block inverts: M_flow_inverse and --memory=invert */
-    bool has_logdet;            /* exact log-determinant (no residual steps) */
+    bool has_logdet;            /* M_logdet exists (exact or estimated) */
+    LogdetWay *logdet_way;      /* per segment */
+    int *series_terms;          /* per segment, LOGDET_SERIES: terms of the power series */
+    double logdet_truncation;   /* bound on the series' truncation error over the whole network */
 } Certificate;
 
 /* Runs every checker that applies to the model. */

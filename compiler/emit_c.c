@@ -45,6 +45,7 @@ typedef struct E {
     size_t pscratch;          /* 2 n^2 for lu / orth kernels */
     size_t **minv;            /* per segment, per update: N copies of M^{-1} (linear updates) */
     size_t ld;                /* per-lane log-determinant accumulator */
+    size_t ldwork;            /* residual layers' log-determinant: Jacobian rows or series vectors */
     size_t *fwd, *adj;
     size_t *S, *gS, *gS2;     /* per state */
     size_t *tape, *stride;    /* per segment */
@@ -236,6 +237,15 @@ static void layout(E *e)
     e->scratch = alloc(e, maxrows * BT);
     e->ld = alloc(e, BT);
     const Certificate *c = e->o->cert;
+    size_t ldwork = 0;
+    for (int s = 0; c && c->has_logdet && s < p->nsegs; s++) {
+        size_t n = e->stride[s];
+        if (c->logdet_way[s] == LOGDET_JACOBIAN && (n + 1) * n > ldwork)
+            ldwork = (n + 1) * n; /* the rows, and the basis vector */
+        else if (c->logdet_way[s] == LOGDET_SERIES && 3 * n > ldwork)
+            ldwork = 3 * n; /* the probe and two powers */
+    }
+    e->ldwork = alloc(e, ldwork * BT);
     e->minv = ARENA_ARRAY(e->a, size_t *, p->nsegs + 1);
     for (int s = 0; c && c->has_inverse && s < p->nsegs; s++) {
         const Seg *sg = &p->segs[s];
@@ -1883,6 +1893,50 @@ static void emit_layer_logdet(E *e, int s)
     const StepProgram *p = e->p;
     const Seg *sg = &p->segs[s];
     const UpdInverse *inv = e->o->cert->inverse[s];
+    size_t n = e->stride[s], st = n * BT;
+    const char *adj = fn(e, S_(e, "layer%d_adj", s));
+    switch (e->o->cert->logdet_way[s]) {
+    case LOGDET_STRUCTURE:
+        break;
+    case LOGDET_JACOBIAN:
+        out(e, "    { /* log|det| of the layer Jacobian: row r is the adjoint of the basis vector e_r */");
+        out(e, "        real *restrict jac = w + %zu, *restrict basis = jac + %zu;", e->ldwork, n * st);
+        out(e, "        memset(basis, 0, sizeof(real) * %zu);", st);
+        out(e, "        for (size_t r = 0; r < %zu; r++) {", n);
+        out(e, "            for (int l = 0; l < SPDL_BT; l++)");
+        out(e, "                basis[r * SPDL_BT + l] = 1;");
+        out(e, "            %s(w, k, work + a * %zu, work + b * %zu, jac + r * %zu, basis);", adj, st, st, st);
+        out(e, "            for (int l = 0; l < SPDL_BT; l++)");
+        out(e, "                basis[r * SPDL_BT + l] = 0;");
+        out(e, "        }");
+        out(e, "        spdl_logabsdet_tile(%zu, jac, ld);", n);
+        out(e, "    }");
+        return;
+    case LOGDET_SERIES: {
+        int K = e->o->cert->series_terms[s];
+        out(e, "    { /* Behrmann et al.: log det(I + J) = sum_j (-1)^(j+1) tr(J^j) / j, %d terms;", K);
+        out(e, "       * tr(J^j) ~ z' J^j z over %d Rademacher probes z (Hutchinson) */", LOGDET_PROBES);
+        out(e, "        real *restrict z = w + %zu, *pw = z + %zu, *nx = pw + %zu;", e->ldwork, st, st);
+        out(e, "        for (uint64_t probe = 0; probe < %d; probe++) {", LOGDET_PROBES);
+        out(e, "            spdl_rademacher_tile(%zu, work + a * %zu, probe * %zuu + k, z);", n, st, (size_t)1 << 20);
+        out(e, "            memcpy(pw, z, sizeof(real) * %zu);", st);
+        out(e, "            for (int j = 1; j <= %d; j++) { /* nx = (J - I)' pw */", K);
+        out(e, "                %s(w, k, work + a * %zu, work + b * %zu, nx, pw);", adj, st, st);
+        out(e, "                const real c = (real)((j & 1) ? 1 : -1) / (real)(j * %d);", LOGDET_PROBES);
+        out(e, "                for (size_t i = 0; i < %zu; i++)", n);
+        out(e, "                    for (int l = 0; l < SPDL_BT; l++) {");
+        out(e, "                        nx[i * SPDL_BT + l] -= pw[i * SPDL_BT + l];");
+        out(e, "                        ld[l] += c * z[i * SPDL_BT + l] * nx[i * SPDL_BT + l];");
+        out(e, "                    }");
+        out(e, "                real *t = pw;");
+        out(e, "                pw = nx;");
+        out(e, "                nx = t;");
+        out(e, "            }");
+        out(e, "        }");
+        out(e, "    }");
+        return;
+    }
+    }
     for (int j = 0; j < sg->nupd; j++) {
         const UpdInfo *ui = &inv[j].info;
         if (ui->kind == UPD_AFFINE) {

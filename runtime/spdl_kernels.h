@@ -590,6 +590,57 @@ SPDL_KERNEL real spdl_lu_logdet(int n, const real *restrict R)
     return s;
 }
 
+/* ld[l] += log|det A_l| for the n x n matrices of a tile, A_l[r][c] at
+ * A[(r * n + c) * SPDL_BT + l]; Gaussian elimination with partial pivoting,
+ * in place (A is destroyed). Every lane runs the same loops, so the rows are
+ * swapped by selection rather than by branching. */
+SPDL_KERNEL void spdl_logabsdet_tile(int n, real *restrict A, real *restrict ld)
+{
+    for (int k = 0; k < n; k++) {
+        for (int i = k + 1; i < n; i++) /* bring the larger pivot to row k */
+            for (int l = 0; l < SPDL_BT; l++) {
+                const int swap = fabs(A[(i * n + k) * SPDL_BT + l]) > fabs(A[(k * n + k) * SPDL_BT + l]);
+                for (int j = k; j < n; j++) {
+                    const real a = A[(k * n + j) * SPDL_BT + l], b = A[(i * n + j) * SPDL_BT + l];
+                    A[(k * n + j) * SPDL_BT + l] = swap ? b : a;
+                    A[(i * n + j) * SPDL_BT + l] = swap ? a : b;
+                }
+            }
+        for (int l = 0; l < SPDL_BT; l++)
+            ld[l] += (real)log(fabs((double)A[(k * n + k) * SPDL_BT + l]));
+        for (int i = k + 1; i < n; i++)
+            for (int l = 0; l < SPDL_BT; l++) {
+                const real piv = A[(k * n + k) * SPDL_BT + l];
+                const real f = piv != 0 ? A[(i * n + k) * SPDL_BT + l] / piv : 0;
+                for (int j = k + 1; j < n; j++)
+                    A[(i * n + j) * SPDL_BT + l] -= f * A[(k * n + j) * SPDL_BT + l];
+            }
+    }
+}
+
+/* Hutchinson probes: z[i * SPDL_BT + l] = +-1, from a seed that hashes the
+ * lane's values x[i * SPDL_BT + l] (i < n) and `salt`, so the estimate is a
+ * function of the sample, the same in any batch. */
+SPDL_KERNEL void spdl_rademacher_tile(int n, const real *restrict x, uint64_t salt, real *restrict z)
+{
+    for (int l = 0; l < SPDL_BT; l++) {
+        uint64_t h = salt;
+        for (int i = 0; i < n; i++) {
+            double v = (double)x[i * SPDL_BT + l];
+            uint64_t bits;
+            memcpy(&bits, &v, sizeof bits);
+            h ^= bits;
+            h = spdl_rng_next(&h);
+        }
+        uint64_t r = 0;
+        for (int i = 0; i < n; i++) {
+            if (i % 64 == 0)
+                r = spdl_rng_next(&h);
+            z[i * SPDL_BT + l] = (r >> (i % 64)) & 1 ? (real)1 : (real)-1;
+        }
+    }
+}
+
 /* In-place Doolittle factorisation A = L U without pivoting. It exists and
  * is stable for A = I - S with S skew: every leading block has symmetric
  * part I, so no pivot vanishes (each pivot has real part >= 1). */
