@@ -4,7 +4,7 @@
  * `gradcheck BATCH GRAD_TOL DOT_TOL`. For random parameters (init, then
  * perturbed), inputs and labels it checks, in double:
  *   - M_loss_grad against a 4th-order central difference, every coordinate
- *     (400 random ones in models with more; step 1e-4 |theta_i|, so relu kinks are rarely crossed). The relative
+ *     (400 random ones in models with more; steps from 1e-2 |theta_i| down until two agree). The relative
  *     error of coordinate i is |g_i - fd_i| / max(|g_i|, |fd_i|, 1e-4 max|g|):
  *     coordinates ten thousand times smaller than the largest are held to
  *     that absolute accuracy instead, since the difference quotient's own
@@ -65,10 +65,12 @@ int main(int argc, char **argv)
     size_t nprobe = P < 400 ? P : 400;
     for (size_t probe = 0; probe < nprobe; probe++) {
         size_t i = P < 400 ? probe : (size_t)(urand() * (double)P);
-        /* 4th-order central differences; the step shrinks while successive
-         * estimates disagree, which is what a relu kink within reach does */
+        /* 4th-order central differences from a large step, where rounding
+         * is negligible; the step shrinks while successive estimates
+         * disagree, which is what truncation error or a relu kink within
+         * reach does */
         double fd = NAN, prev = NAN, best_gap = INFINITY;
-        for (double h = 1e-4 * fmax(1, fabs(th[i])); h > 1e-7 * fmax(1, fabs(th[i])); h /= 4) {
+        for (double h = 1e-2 * fmax(1, fabs(th[i])); h > 1e-7 * fmax(1, fabs(th[i])); h /= 4) {
             memcpy(tp, th, P * sizeof *tp);
             double f[4];
             const double off[4] = {-2, -1, 1, 2};
