@@ -57,10 +57,8 @@ static bool uses_let(const Expr *e, const Decl *let, int depth)
 
 static const State *decl_state(const Model *m, const Decl *d)
 {
-    for (int i = 0; i < m->nstates; i++)
-        if (!strcmp(m->states[i]->name, d->name.s))
-            return m->states[i];
-    return NULL;
+    (void)m;
+    return d->sem ? ((const Sym *)d->sem)->state : NULL;
 }
 
 static bool is_state(const Expr *e, const State *v)

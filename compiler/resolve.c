@@ -1655,6 +1655,7 @@ static void block_decl(R *r, Decl *d)
                 s->state->field != FIELD_BROKEN) {
                 s->state->field = FIELD_BROKEN;
             }
+            it->sem = s; /* the state it integrates or assigns */
             push_item(r, b, it);
             break;
         }

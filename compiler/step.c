@@ -6,6 +6,7 @@
  * sample code that reads no block state is hoisted out of the layer loop. */
 #include "step.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -547,13 +548,14 @@ static void eval_field(L *l, const Block *b, int only, int *out)
     }
 }
 
-static Span eq_span(const Block *b, int var)
+/* The span of each equation, by variable. */
+static Span *eq_spans(L *l, const Block *b)
 {
-    int eq = 0;
-    for (int i = 0; i < b->nitems; i++)
-        if (b->items[i]->kind == D_EQUATION && eq++ == var)
-            return b->items[i]->span;
-    return b->span;
+    Span *sp = ARENA_ARRAY(l->a, Span, b->nvars + 1);
+    for (int i = 0, eq = 0; i < b->nitems && eq < b->nvars; i++)
+        if (b->items[i]->kind == D_EQUATION)
+            sp[eq++] = b->items[i]->span;
+    return sp;
 }
 
 /* h as a value: the constant T/N, or the learned step dt[k]. */
@@ -583,10 +585,7 @@ static void lower_block(L *l, const Block *b)
         Decl *it = b->items[i];
         if (it->kind != D_EQUATION && it->kind != D_ASSIGN)
             continue;
-        int si = -1;
-        for (int k = 0; k < m->nstates; k++)
-            if (!strcmp(m->states[k]->name, it->name.s))
-                si = k;
+        int si = it->sem ? ((const Sym *)it->sem)->state->index : -1;
         bool seen = false;
         for (int k = 0; k < nvars; k++)
             seen |= vars[k] == si;
@@ -618,16 +617,14 @@ static void lower_block(L *l, const Block *b)
                     sy->low = lower(l, it->value);
                 continue;
             }
-            Sym *sy = NULL;
-            for (int k = 0; k < m->nstates; k++)
-                if (!strcmp(m->states[k]->name, it->name.s))
-                    sy = (Sym *)m->states[k]->decl->sem;
+            const Sym *sy = it->sem;
             int v = lower(l, it->value);
             add_update(l, s, sy->state, v, s->nupd, it->span, arena_printf(l->a, "%s = ...", sy->name));
         }
     } else {
         const Scheme *sc = b->scheme;
         int nv = b->nvars;
+        const Span *eqspan = eq_spans(l, b);
         int *var_state = ARENA_ARRAY(l->a, int, nv);
         for (int k = 0; k < nv; k++)
             var_state[k] = b->vars[k]->index;
@@ -645,7 +642,7 @@ static void lower_block(L *l, const Block *b)
                     for (int j = 0; j < i; j++) {
                         if (sc->a[i][j] == 0)
                             continue;
-                        Span sp = eq_span(b, k);
+                        Span sp = eqspan[k];
                         int term = elementwise(l, OP_MUL, sp, step_value(l, b, sc->a[i][j], sp), K[j * nv + k], stt->shape);
                         u = elementwise(l, OP_ADD, sp, u, term, stt->shape);
                     }
@@ -660,7 +657,7 @@ static void lower_block(L *l, const Block *b)
             int *newv = ARENA_ARRAY(l->a, int, nv);
             for (int k = 0; k < nv; k++) {
                 const State *stt = m->states[var_state[k]];
-                Span sp = eq_span(b, k);
+                Span sp = eqspan[k];
                 int acc = -1;
                 for (int i = 0; i < st; i++) {
                     if (sc->b[i] == 0)
@@ -671,7 +668,7 @@ static void lower_block(L *l, const Block *b)
                 newv[k] = acc < 0 ? u0[k] : elementwise(l, OP_ADD, sp, u0[k], acc, stt->shape);
             }
             for (int k = 0; k < nv; k++)
-                add_update(l, s, m->states[var_state[k]], newv[k], 0, eq_span(b, k),
+                add_update(l, s, m->states[var_state[k]], newv[k], 0, eqspan[k],
                            arena_printf(l->a, "%s += h sum_i b_i K_i (%s, %d stage%s)", m->states[var_state[k]]->name,
                                         sc->name, st, st == 1 ? "" : "s"));
         } else {
@@ -693,7 +690,7 @@ static void lower_block(L *l, const Block *b)
             for (int i = 0; i < n; i++) {
                 int k = order[i];
                 const State *stt = m->states[var_state[k]];
-                Span sp = eq_span(b, k);
+                Span sp = eqspan[k];
                 eval_field(l, b, k, f);
                 int term = elementwise(l, OP_MUL, sp, step_value(l, b, scale2[i] / 2.0, sp), f[k], stt->shape);
                 int v = elementwise(l, OP_ADD, sp, l->cur[stt->index], term, stt->shape);
@@ -780,16 +777,57 @@ static void loss_terms(L *l, Expr *e, double sign, int *sample, int *param)
 
 /* ---- update classes ------------------------------------------------------------- */
 
-static bool depends(const StepProgram *p, int v, int target, unsigned char *seen)
+/* Visit marks over the program's values, cleared in O(1) by bumping the
+ * generation: the searches below run once per update, and zeroing an array
+ * of every value each time made checking quadratic. A program still being
+ * lowered (no marks yet, or more values than marks) gets a fresh array. */
+typedef struct StepMarks {
+    unsigned *mark;
+    int n;
+    unsigned gen;
+} StepMarks;
+
+typedef struct Visit {
+    unsigned *mark;
+    unsigned gen;
+    bool owned;
+} Visit;
+
+/* Reserves generations gen .. gen + count - 1: a search may mark values in
+ * several roles. */
+static Visit visit_begin(const StepProgram *p, unsigned count)
+{
+    StepMarks *m = p->marks;
+    if (m && m->n >= p->nvals && m->gen < UINT_MAX - count) {
+        m->gen += count;
+        return (Visit){m->mark, m->gen - count + 1, false};
+    }
+    return (Visit){calloc((size_t)p->nvals + 1, sizeof(unsigned)), 1, true};
+}
+
+static void visit_end(Visit *v)
+{
+    if (v->owned)
+        free(v->mark);
+}
+
+static bool visit(Visit *v, int i)
+{
+    if (v->mark[i] == v->gen)
+        return true;
+    v->mark[i] = v->gen;
+    return false;
+}
+
+static bool depends(const StepProgram *p, int v, int target, Visit *seen)
 {
     if (v < 0)
         return false;
     if (v == target)
         return true;
     const Val *x = p->vals[v];
-    if (x->vary != VARY_SAMPLE || seen[v])
-        return false; /* seen: visited, or another variable's current value (a stop) */
-    seen[v] = 1;
+    if (x->vary != VARY_SAMPLE || visit(seen, v))
+        return false; /* visited, or another variable's current value (a stop) */
     if (depends(p, x->a, target, seen) || depends(p, x->b, target, seen))
         return true;
     for (int i = 0; i < x->nargs; i++)
@@ -802,17 +840,14 @@ static bool depends(const StepProgram *p, int v, int target, unsigned char *seen
  * current values at an update), or NULL */
 static bool depends_stop(const StepProgram *p, int v, int target, const int *stops, int nstops)
 {
-    unsigned char small[1024];
-    unsigned char *seen = p->nvals <= (int)sizeof small ? small : calloc((size_t)p->nvals, 1);
-    if (!seen)
+    Visit seen = visit_begin(p, 1);
+    if (!seen.mark)
         return true; /* out of memory: assume the worst */
-    memset(seen, 0, (size_t)(p->nvals <= (int)sizeof small ? p->nvals : 0));
     for (int i = 0; i < nstops; i++)
         if (stops[i] >= 0 && stops[i] != target)
-            seen[stops[i]] = 1;
-    bool d = depends(p, v, target, seen);
-    if (seen != small)
-        free(seen);
+            visit(&seen, stops[i]);
+    bool d = depends(p, v, target, &seen);
+    visit_end(&seen);
     return d;
 }
 
@@ -820,22 +855,31 @@ bool step_depends(const StepProgram *p, int v, int target) { return depends_stop
 
 /* The current values of the block's variables just before update k. */
 typedef struct Cur {
-    int v[64];
+    int *v; /* per block variable; NULL when out of memory */
     int n;
 } Cur;
 
-static Cur current_before(const Seg *s, int k)
+static Cur current_before(const StepProgram *p, const Seg *s, int k)
 {
-    Cur c = {{0}, s->nvars < 64 ? s->nvars : 64};
-    for (int i = 0; i < c.n; i++)
+    Cur c = {malloc(sizeof(int) * ((size_t)s->nvars + 1)), s->nvars};
+    int *pos = malloc(sizeof(int) * ((size_t)p->m->nstates + 1));
+    if (!c.v || !pos) {
+        free(c.v);
+        free(pos);
+        return (Cur){NULL, 0};
+    }
+    for (int i = 0; i < p->m->nstates; i++)
+        pos[i] = -1;
+    for (int i = 0; i < c.n; i++) {
         c.v[i] = s->inputs[i];
+        pos[s->vars[i]] = i;
+    }
     for (int j = 0; j < k; j++)
-        for (int i = 0; i < c.n; i++)
-            if (s->vars[i] == s->upd[j].state)
-                c.v[i] = s->upd[j].value;
+        if (pos[s->upd[j].state] >= 0)
+            c.v[pos[s->upd[j].state]] = s->upd[j].value;
+    free(pos);
     return c;
 }
-
 
 static bool is_exp(const StepProgram *p, int v) { return v >= 0 && p->vals[v]->op == OP_ACT && p->vals[v]->fn == FN_EXP; }
 
@@ -872,65 +916,70 @@ static bool linear_old(const StepProgram *p, int v, int old, UpdInfo *out)
     return true;
 }
 
+/* The roles any_earlier marks values with, as generations above seen.gen. */
+enum { ROLE_SEEN, ROLE_CURRENT, ROLE_BLOCK };
+
 /* Whether v reads a value of the block's state that is not current at
  * update k (an earlier value of another variable): the update is then not a
  * map of the current state and cannot be undone from it. */
-static bool reads_earlier(const StepProgram *p, const Seg *s, const Cur *c, int old, int v, unsigned char *seen)
+static bool reads_earlier(const StepProgram *p, int old, int v, Visit *seen)
 {
     if (v < 0 || v == old)
         return false;
-    for (int i = 0; i < c->n; i++)
-        if (c->v[i] == v)
-            return false;
-    const Val *x = p->vals[v];
-    if (x->vary != VARY_SAMPLE || seen[v])
+    unsigned mk = seen->mark[v];
+    if (mk == seen->gen + ROLE_CURRENT)
         return false;
-    seen[v] = 1;
-    for (int i = 0; i < s->nvars; i++)
-        if (s->inputs[i] == v)
-            return true;
-    for (int j = 0; j < s->nupd; j++)
-        if (s->upd[j].value == v)
-            return true;
-    if (reads_earlier(p, s, c, old, x->a, seen) || reads_earlier(p, s, c, old, x->b, seen))
+    const Val *x = p->vals[v];
+    if (x->vary != VARY_SAMPLE || mk == seen->gen + ROLE_SEEN)
+        return false;
+    if (mk == seen->gen + ROLE_BLOCK)
+        return true;
+    seen->mark[v] = seen->gen + ROLE_SEEN;
+    if (reads_earlier(p, old, x->a, seen) || reads_earlier(p, old, x->b, seen))
         return true;
     for (int i = 0; i < x->nargs; i++)
-        if (reads_earlier(p, s, c, old, x->args[i], seen))
+        if (reads_earlier(p, old, x->args[i], seen))
             return true;
     return false;
 }
 
 static bool any_earlier(const StepProgram *p, const Seg *s, const Cur *c, int old, const UpdInfo *u)
 {
-    unsigned char *seen = calloc((size_t)p->nvals + 1, 1);
-    if (!seen)
+    Visit seen = visit_begin(p, 3);
+    if (!seen.mark)
         return true;
+    for (int i = 0; i < s->nvars; i++)
+        seen.mark[s->inputs[i]] = seen.gen + ROLE_BLOCK;
+    for (int j = 0; j < s->nupd; j++)
+        seen.mark[s->upd[j].value] = seen.gen + ROLE_BLOCK;
+    for (int i = 0; i < c->n; i++)
+        seen.mark[c->v[i]] = seen.gen + ROLE_CURRENT;
     int roots[3] = {u->x, u->e, u->t};
     bool r = false;
     for (int i = 0; i < 3 && !r; i++)
-        r = reads_earlier(p, s, c, old, roots[i], seen);
-    free(seen);
+        r = reads_earlier(p, old, roots[i], &seen);
+    visit_end(&seen);
     return r;
 }
 
-static void classify(const StepProgram *p, const Seg *s, int k, UpdInfo *out);
+static void classify(const StepProgram *p, const Seg *s, int k, const Cur *c, UpdInfo *out);
 
 void step_classify(const StepProgram *p, const Seg *s, int k, UpdInfo *out)
 {
-    classify(p, s, k, out);
-    Cur c = current_before(s, k);
-    if (out->kind != UPD_OTHER && any_earlier(p, s, &c, s->upd[k].old, out))
-        out->kind = UPD_OTHER;
+    Cur c = current_before(p, s, k);
+    classify(p, s, k, &c, out);
+    if (out->kind != UPD_OTHER && (!c.v || any_earlier(p, s, &c, s->upd[k].old, out)))
+        out->kind = UPD_OTHER; /* out of memory: assume the worst */
+    free(c.v);
 }
 
-static void classify(const StepProgram *p, const Seg *s, int k, UpdInfo *out)
+static void classify(const StepProgram *p, const Seg *s, int k, const Cur *c, UpdInfo *out)
 {
     memset(out, 0, sizeof *out);
     out->x = out->e = out->s = out->t = out->mat = -1;
     out->sign = 1;
     out->kind = UPD_OTHER;
     const Update *u = &s->upd[k];
-    Cur c = current_before(s, k);
     int old = u->old, nw = u->value;
     const Val *n = p->vals[nw];
     if (n->op == OP_COPY && n->a >= 0)
@@ -940,16 +989,16 @@ static void classify(const StepProgram *p, const Seg *s, int k, UpdInfo *out)
         if (other >= 0) {
             out->x = other;
             out->sign = n->op == OP_SUB ? -1 : 1;
-            out->kind = reads_old(p, &c, other, old) ? (out->sign > 0 ? UPD_RESIDUAL : UPD_OTHER) : UPD_SHEAR;
+            out->kind = reads_old(p, c, other, old) ? (out->sign > 0 ? UPD_RESIDUAL : UPD_OTHER) : UPD_SHEAR;
             return;
         }
         /* (old * exp(s) or M old) + t */
         if (n->op == OP_ADD)
             for (int side = 0; side < 2; side++) {
                 int prod = side ? n->b : n->a, t = side ? n->a : n->b;
-                if (reads_old(p, &c, t, old))
+                if (reads_old(p, c, t, old))
                     continue;
-                if (scaled_old(p, &c, prod, old, out)) {
+                if (scaled_old(p, c, prod, old, out)) {
                     out->kind = UPD_AFFINE;
                     out->t = t;
                     return;
@@ -961,7 +1010,7 @@ static void classify(const StepProgram *p, const Seg *s, int k, UpdInfo *out)
                 }
             }
     }
-    if (scaled_old(p, &c, n->id, old, out)) {
+    if (scaled_old(p, c, n->id, old, out)) {
         out->kind = UPD_AFFINE;
         return;
     }
@@ -1122,6 +1171,9 @@ StepProgram *step_lower(Arena *a, Diags *d, const Model *m)
     if (l.failed)
         return NULL;
     eliminate_dead(&l);
+    p->marks = ARENA_NEW(a, StepMarks);
+    p->marks->n = p->nvals;
+    p->marks->mark = ARENA_ARRAY(a, unsigned, p->nvals + 1);
     p->density = density_layout(m);
     if (m->logdet && !p->density) {
         Diag *g = diag_error(d, m->loss_span, "nll_gaussian needs the output to be the flow's final state");

@@ -124,6 +124,7 @@ typedef struct StepProgram {
      * output is its final state (both in declaration order): sampling and
      * nll_gaussian need exactly that (volume-preserving ends) */
     bool density;
+    struct StepMarks *marks; /* visit marks for step_classify's dependence searches */
 } StepProgram;
 
 /* How an update's new value depends on the value it replaces (DESIGN §4

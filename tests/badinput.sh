@@ -12,20 +12,21 @@ pass=0; fail=0; skip=0
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-# expect NAME RC SECONDS FILE [NEEDLE...]: run spdlc check FILE (exit RC, at
-# most SECONDS); stderr must contain every NEEDLE and no sanitizer report.
+# expect NAME RC SECONDS FILE [NEEDLE...]: run spdlc check FILE (exit RC);
+# stderr must contain every NEEDLE and no sanitizer report. SECONDS is what
+# the case takes on an idle machine; the run is killed as hung only after 30
+# times that (at least 60 s), since these machines are shared and the ASan
+# build is several times slower: a hang guard, not a speed test.
 expect() {
     name=$1; want=$2; limit=$3; file=$4; shift 4
-    start=$(date +%s%N)
-    NO_COLOR=1 timeout 60 $spdlc check "$file" >"$out/$name.out" 2>"$out/$name.err"
+    guard=$((limit * 30 > 60 ? limit * 30 : 60))
+    NO_COLOR=1 timeout $guard $spdlc check "$file" >"$out/$name.out" 2>"$out/$name.err"
     rc=$?
-    ms=$(( ($(date +%s%N) - start) / 1000000 ))
     why=""
-    if [ $rc -eq 124 ]; then why="hung (killed after 60 s)"
+    if [ $rc -eq 124 ]; then why="hung (killed after $guard s)"
     elif [ $rc -ge 128 ] || [ $rc -eq 99 ]; then why="crashed (status $rc)"
     elif grep -q -e 'Sanitizer' -e 'runtime error:' "$out/$name.err"; then why="sanitizer report"
     elif [ $rc -ne "$want" ]; then why="exit status $rc, expected $want"
-    elif [ $ms -gt $((limit * 1000)) ]; then why="took $ms ms, limit $limit s"
     else
         for needle in "$@"; do
             if ! grep -qF -- "$needle" "$out/$name.err"; then why="no '$needle' in stderr"; break; fi
