@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <float.h>
+#include <ftw.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -21,11 +22,13 @@
 static char dir[64];
 static char err[1024];
 
-static void rm_tree(const char *d)
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    (void)!system(cmd);
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
 }
 
 static void setup(void)
@@ -34,7 +37,8 @@ static void setup(void)
     cr_assert_not_null(mkdtemp(dir));
 }
 
-static void teardown(void) { rm_tree(dir); }
+/* removes the test's directory and everything in it */
+static void teardown(void) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 TestSuite(safetensors, .init = setup, .fini = teardown);
 TestSuite(st_corrupt, .init = setup, .fini = teardown);
