@@ -132,6 +132,9 @@ loop:
                                      Diag *g = diag_error(lx->d, here(lx), "number does not fit in a double");
                                      diag_note(lx->d, g, NO_SPAN, "the largest double is about 1.8e308");
                                      t->num = 0;
+                                 } else if (t->num == 0 && errno == ERANGE) {
+                                     Diag *g = diag_error(lx->d, here(lx), "number is too small for a double: it would be 0");
+                                     diag_note(lx->d, g, NO_SPAN, "the smallest positive double is about 4.9e-324; write 0 if 0 is meant");
                                  }
                              }
                              TOKEN(TK_NUMBER);
