@@ -21,7 +21,7 @@ COMPILER_SRC := arena diag ast parse source resolve tableau step check check_sta
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
-.PHONY: all deps demo check clean install fuzz bench check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-inv check-e2e
+.PHONY: all deps demo check clean install fuzz bench check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-inv check-e2e check-attack
 all: $(B)/spdlc $(B)/libspdl.a
 
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -148,7 +148,15 @@ check-e2e: $(B)/spdlc $(B)/libspdl.a
 check-inv: $(B)/spdlc
 	tests/inv.sh $(B)/spdlc
 
-check: deps all check-unit check-runtime check-golden check-badinput check-design check-asan check-emit check-gen check-inv check-e2e
+# Certificates under attack (tests/attack/README.md): random models whose
+# lipschitz and nonexpansive certificates are attacked with random pairs and
+# vjp-driven gradient ascent, and numerical demonstrations that the configurations
+# the golden refusals reject really do violate the property.
+check-attack: $(B)/spdlc
+	python3 tests/attack/run_attack.py $(B)/spdlc --out $(B)/attack --cc $(CC)
+	python3 tests/attack/run_demo.py $(B)/spdlc --out $(B)/attack/demo --cc $(CC)
+
+check: deps all check-unit check-runtime check-golden check-badinput check-design check-asan check-emit check-gen check-inv check-e2e check-attack
 
 # ---- fuzzing --------------------------------------------------------------------
 # libFuzzer on the front end (lexer, parser, resolver, diagnostics) under ASan
