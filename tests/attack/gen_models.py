@@ -79,6 +79,7 @@ def down(x, digits=6):
 class Gen:
     def __init__(self, seed):
         self.r = random.Random(seed)
+        self.nham = 0  # Hamiltonian models so far: the schemes alternate
 
     def act(self):
         a = self.r.choice(ACTS)
@@ -268,7 +269,8 @@ class Gen:
         r = self.r
         n1, n2 = self.width(), self.width()
         layers = r.randint(1, 12)
-        scheme = r.choice(["verlet", "symplectic_euler"])
+        self.nham += 1
+        scheme = ["verlet", "symplectic_euler"][self.nham % 2]
         a1, f1 = self.act()
         a2, f2 = self.act()
         T = r.uniform(0.5, 3.0)
