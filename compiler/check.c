@@ -191,6 +191,29 @@ static bool model_let(const LipCtx *cx, const Sym *s)
     return s->kind == S_LET && s->order >= 0 && s->order < cx->m->ndecls && cx->m->decls[s->order] == s->decl;
 }
 
+/* For join(s1, ..., sk) of distinct states: in a layer context (states
+ * weighted 1) -1; in a model context, the group all of them belong to; -2
+ * otherwise. */
+static int join_of_states(const Expr *e, const LipCtx *cx)
+{
+    int g = -2;
+    for (const Expr *x = e->args.head; x; x = x->next) {
+        const Expr *v = expr_unlet(x);
+        if (v->kind != E_NAME || !v->sym || v->sym->kind != S_STATE)
+            return -2;
+        for (const Expr *y = e->args.head; y != x; y = y->next)
+            if (expr_unlet(y)->sym == v->sym)
+                return -2;
+        int vg = !cx->state_w ? -1 : cx->state_group ? cx->state_group[v->sym->state->index] : -2;
+        if (cx->state_w && vg < 0)
+            return -2;
+        if (x != e->args.head && vg != g)
+            return -2;
+        g = vg;
+    }
+    return g;
+}
+
 double expr_lipschitz(const Expr *e0, const LipCtx *cx, Blame *b)
 {
     const Expr *e = e0;
@@ -241,6 +264,8 @@ double expr_lipschitz(const Expr *e0, const LipCtx *cx, Blame *b)
             }
             return kn * expr_lipschitz(x, cx, b);
         }
+        if (!b->what)
+            b->fix = "multiply a sample value by parameters or constants only, e.g. A * u or c * u";
         return blame(b, "a product of two values that depend on the sample is not globally Lipschitz", NULL, e->op_span);
     }
     case E_DIV: {
@@ -258,8 +283,12 @@ double expr_lipschitz(const Expr *e0, const LipCtx *cx, Blame *b)
     case E_CALL: {
         ActFacts af;
         if (act_facts(e, &af)) {
-            if (isinf(af.lip))
+            if (isinf(af.lip)) {
+                if (!b->what)
+                    b->fix = "use a Lipschitz activation (tanh, sigmoid, softplus, relu), or keep exp out of the "
+                             "classifier's path";
                 return blame(b, "exp is not globally Lipschitz", NULL, e->span);
+            }
             return af.lip * expr_lipschitz(e->args.head, cx, b);
         }
         switch ((Builtin)e->fn) {
@@ -268,6 +297,9 @@ double expr_lipschitz(const Expr *e0, const LipCtx *cx, Blame *b)
         case FN_SOFTMAX: /* the softmax Jacobian diag(p) - p p' has norm <= 1 */
             return expr_lipschitz(e->args.head, cx, b);
         case FN_JOIN: {
+            int g = join_of_states(e, cx);
+            if (g != -2) /* distinct states: a coordinate projection of their joint vector */
+                return g >= 0 ? cx->group_w[g] : 1;
             double s = 0;
             for (const Expr *x = e->args.head; x; x = x->next) {
                 double l = expr_lipschitz(x, cx, b);
@@ -467,8 +499,8 @@ static bool match_affine(const Expr *e0, const State *v, const Expr **M)
     return false;
 }
 
-/* e = [c *] act(inner) or [c *] inner: peels a constant factor and one activation. */
-static const Expr *peel(const Expr *e0, double *c, ActFacts *af)
+/* e = c * core: strips constant scalar factors and negations. */
+static const Expr *strip_scalar(const Expr *e0, double *c)
 {
     const Expr *e = expr_unlet(e0);
     *c = 1;
@@ -486,6 +518,13 @@ static const Expr *peel(const Expr *e0, double *c, ActFacts *af)
             break;
         }
     }
+    return e;
+}
+
+/* e = [c *] act(inner) or [c *] inner: peels a constant factor and one activation. */
+static const Expr *peel(const Expr *e0, double *c, ActFacts *af)
+{
+    const Expr *e = strip_scalar(e0, c);
     if (act_facts(e, af))
         return expr_unlet(e->args.head);
     *af = (ActFacts){1, 1, 1, true}; /* no activation: the identity */
@@ -538,7 +577,7 @@ void field_classify(const Block *b, FieldInfo *fi)
     memset(fi, 0, sizeof *fi);
     fi->cls = FIELD_GENERIC;
     fi->span = b->span;
-    fi->why = "the field is not one of the forms sigma(M u + b), -M' sigma(M u + b) or a Hamiltonian pair";
+    fi->why = "it is not sigma(M u + b), -M' sigma(M u + b) or a Hamiltonian pair";
     if (b->kind != BLOCK_FLOW)
         return;
     if (b->nvars == 1) {
@@ -557,19 +596,15 @@ void field_classify(const Block *b, FieldInfo *fi)
             fi->scale = c;
             return;
         }
-        /* -c M2 sigma(M u + b) with M2 = M' */
-        const Expr *e = expr_unlet(rhs);
-        double sign = 1;
-        if (e->kind == E_NEG) {
-            sign = -1;
-            e = expr_unlet(e->lhs);
-        }
-        if (e->kind == E_MUL && expr_unlet(e->lhs)->type.shape.rank == 2 && expr_unlet(e->lhs)->type.vary != VARY_SAMPLE) {
-            const Expr *M2 = expr_unlet(e->lhs);
+        /* -c M2 sigma(M u + b) with M2 = M', the constant anywhere in the product */
+        double c_out, c_mat;
+        const Expr *e = strip_scalar(rhs, &c_out);
+        const Expr *M2 = e->kind == E_MUL ? strip_scalar(e->lhs, &c_mat) : NULL;
+        if (M2 && M2->type.shape.rank == 2 && M2->type.vary != VARY_SAMPLE) {
             const Expr *in2 = peel(e->rhs, &c, &af);
             double tsign;
             if (match_affine(in2, u, &M) && transposed(M, M2, &tsign) && mat_info(M, &fi->mat)) {
-                double coef = sign * tsign * c;
+                double coef = c_out * c_mat * tsign * c;
                 if (coef < 0 && af.monotone && af.dmin >= 0) {
                     fi->cls = FIELD_GRADIENT;
                     fi->act = af;

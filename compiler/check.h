@@ -115,6 +115,7 @@ typedef struct Blame {
     const char *what;       /* "has no norm bound", "exp is not globally Lipschitz", ... */
     const Param *param;     /* the parameter, when one is to blame */
     Span span;
+    const char *fix;        /* a note with the fix, when there is one beyond bounding param */
 } Blame;
 
 /* How leaves count in a Lipschitz bound: state variable i with state_w[i]
@@ -126,6 +127,10 @@ typedef struct LipCtx {
     const double *state_w;
     double input_w;
     const double *let_w;
+    /* states whose joint vector is bounded as a whole: the group of each
+     * state (-1: none) and the group's bound (model-level contexts) */
+    const int *state_group;
+    const double *group_w;
 } LipCtx;
 
 /* Lipschitz bound of a per-sample expression; INFINITY when unbounded, and

@@ -29,7 +29,7 @@ static const State *update_state(const Model *m, const Update *u) { return m->st
 /* The Lipschitz bound of the field the update adds, for a residual step. */
 static double residual_q(const Model *m, const Block *b, const Seg *s, const Update *u, Blame *bl)
 {
-    LipCtx cx = {m, NULL, INFINITY, NULL};
+    LipCtx cx = {.m = m, .input_w = INFINITY};
     double h = block_step(b);
     if (b->kind == BLOCK_REPEAT) {
         for (int i = 0; i < b->nitems; i++) {

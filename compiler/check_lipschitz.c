@@ -12,7 +12,7 @@
  *     |a_ij| |dK_j|);
  *   a partitioned layer: the product of the shear bounds 1 + h_i L_i of its
  *     updates; a repeat layer: the product over its assignments, 1 + L_f for
- *     a shear v = v + f(others), sqrt(1 + L_e^2) for v = e;
+ *     a shear v = v +- f(others), sqrt(1 + L_e^2) for v = e;
  *   a layer proved non-expansive (check_nonexpansive.c): 1;
  *   N layers: the bound to the power N.
  * A parameter without a norm bound, exp, or a product of two sample values
@@ -69,7 +69,7 @@ static bool is_state(const Expr *e, const State *v)
 /* The Lipschitz constant of one layer as a map of the whole state vector. */
 static double layer_lipschitz(const Model *m, const Block *b, bool nonexpansive, Blame *bl)
 {
-    LipCtx cx = {m, NULL, INFINITY, NULL};
+    LipCtx cx = {.m = m, .input_w = INFINITY};
     double h = block_step(b);
     if (nonexpansive)
         return 1;
@@ -101,6 +101,8 @@ static double layer_lipschitz(const Model *m, const Block *b, bool nonexpansive,
             if (e->kind == E_ADD && (is_state(e->lhs, v) || is_state(e->rhs, v)) &&
                 !reads_state(is_state(e->lhs, v) ? e->rhs : e->lhs, v, 0)) { /* a shear */
                 l = 1 + expr_lipschitz(is_state(e->lhs, v) ? e->rhs : e->lhs, &cx, bl);
+            } else if (e->kind == E_SUB && is_state(e->lhs, v) && !reads_state(e->rhs, v, 0)) { /* v - f(others) */
+                l = 1 + expr_lipschitz(e->rhs, &cx, bl);
             } else {
                 double le = expr_lipschitz(e, &cx, bl);
                 l = sqrt(1 + le * le);
@@ -155,6 +157,27 @@ static const char *blame_text(Arena *a, const Blame *b)
     return b->what ? b->what : "a part of the network has no Lipschitz bound";
 }
 
+/* e = x[a:b] of a vector input, disjoint from the slices taken so far
+ * (marked in sliced, which this marks). */
+static bool input_slice(const Model *m, const Expr *e, bool *sliced)
+{
+    if (e->kind != E_INDEX || e->lhs->kind != E_NAME || !e->lhs->sym || e->lhs->sym->kind != S_INPUT ||
+        m->in_shape.rank != 1 || e->args.len != 1 || e->args.head->kind != E_RANGE)
+        return false;
+    const Expr *r = e->args.head;
+    if (!r->lhs || !r->rhs || !r->lhs->has_value || !r->rhs->has_value)
+        return false;
+    int lo = (int)r->lhs->num, hi = (int)r->rhs->num;
+    if (lo < 0 || hi > (int)m->nin || lo >= hi)
+        return false;
+    for (int i = lo; i < hi; i++)
+        if (sliced[i])
+            return false;
+    for (int i = lo; i < hi; i++)
+        sliced[i] = true;
+    return true;
+}
+
 void check_lipschitz(Arena *a, Certificate *c)
 {
     const StepProgram *p = c->p;
@@ -167,9 +190,19 @@ void check_lipschitz(Arena *a, Certificate *c)
     double *Lx = ARENA_ARRAY(a, double, m->nstates + 1);
     double *letw = ARENA_ARRAY(a, double, m->ndecls + 1);
     bool *declared = ARENA_ARRAY(a, bool, m->nstates + 1);
+    /* group 0: states initialised as disjoint slices x[a:b] of the input
+     * (together a coordinate projection, bound 1); group k > 0: the states
+     * block k - 1 wrote (their joint bound) */
+    int *group = ARENA_ARRAY(a, int, m->nstates + 1);
+    double *group_w = ARENA_ARRAY(a, double, p->nsegs + 2);
+    bool *sliced = ARENA_ARRAY(a, bool, m->nin + 1);
+    int ngroups = 1;
+    group_w[0] = 1;
+    for (int i = 0; i < m->nstates; i++)
+        group[i] = -1;
     for (int i = 0; i < m->ndecls; i++)
         letw[i] = INFINITY;
-    LipCtx mc = {m, Lx, 1.0, letw};
+    LipCtx mc = {m, Lx, 1.0, letw, group, group_w};
     Blame bl = {0};
     char story[2048] = "";
     size_t sn = 0;
@@ -180,16 +213,24 @@ void check_lipschitz(Arena *a, Certificate *c)
         if (d->kind == D_STATE && s && s->state) {
             Lx[s->state->index] = expr_lipschitz(d->value, &mc, &bl);
             declared[s->state->index] = true;
+            if (input_slice(m, d->value, sliced))
+                group[s->state->index] = 0;
         } else if (d->kind == D_LET && s && s->kind == S_LET) {
             letw[i] = expr_lipschitz(d->value, &mc, &bl);
         } else if (d->kind == D_FLOW || d->kind == D_REPEAT) {
             const Block *b = d->sem;
             while (seg < p->nsegs && (p->segs[seg].kind != SEG_BLOCK || p->segs[seg].blk != b))
                 seg++;
+            /* the joint state: each group once, plus the states in none */
             double ls2 = 0;
+            bool *counted = ARENA_ARRAY(a, bool, ngroups + 1);
             for (int k = 0; k < m->nstates; k++)
-                if (declared[k])
+                if (declared[k] && group[k] < 0)
                     ls2 += Lx[k] * Lx[k];
+                else if (declared[k] && !counted[group[k]]) {
+                    counted[group[k]] = true;
+                    ls2 += group_w[group[k]] * group_w[group[k]];
+                }
             const char *r, *note, *fix;
             Span at;
             bool ne = block_nonexpansive(a, b, &r, &at, &note, &fix);
@@ -199,12 +240,16 @@ void check_lipschitz(Arena *a, Certificate *c)
             if (seg < p->nsegs)
                 c->block_step_lip[seg] = beta;
             double grow = pow(beta, b->layers);
+            int g = ngroups++;
+            group_w[g] = grow * sqrt(ls2);
             for (int k = 0; k < b->nitems; k++) {
                 const Decl *it = b->items[k];
                 if (it->kind == D_EQUATION || it->kind == D_ASSIGN) {
                     const State *st = decl_state(m, it);
-                    if (st)
-                        Lx[st->index] = grow * sqrt(ls2);
+                    if (st) {
+                        Lx[st->index] = group_w[g];
+                        group[st->index] = g;
+                    }
                 }
             }
             if (sn < sizeof story)
@@ -222,7 +267,9 @@ void check_lipschitz(Arena *a, Certificate *c)
         verdict_set(v, false, LEVEL_REFUSED, NAN, arena_printf(a, "no finite bound: %s", blame_text(a, &bl)));
         verdict_note(a, v, bl.param ? bl.param->span : bl.span, "%s", blame_text(a, &bl));
         if (bl.param)
-            verdict_note(a, v, NO_SPAN, "bound it: `where norm(%s) <= c`", bl.param->name);
+            verdict_note(a, v, NO_SPAN, "bound it: `param %s : ... where norm(%s) <= c;`", bl.param->name, bl.param->name);
+        else if (bl.fix)
+            verdict_note(a, v, NO_SPAN, "%s", bl.fix);
         return;
     }
     const char *why = arena_printf(a, "L <= %.6g from the input to the logits (%s%sread-out)", L, story, sn ? ", then " : "");

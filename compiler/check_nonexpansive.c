@@ -109,7 +109,7 @@ bool block_nonexpansive(Arena *a, const Block *b, const char **reason, Span *at,
                          : fi.cls == FIELD_HAMILTONIAN ? "a Hamiltonian pair (volume-preserving, not contractive)"
                                                        : NULL;
         *reason = is ? arena_printf(a, "the field is %s, not a gradient flow -K' sigma(K u + b)", is)
-                     : arena_printf(a, "the field is not a gradient flow -K' sigma(K u + b): %s", fi.why);
+                     : arena_printf(a, "the field is not a gradient flow -K' sigma(K u + b) (%s)", fi.why);
         *fix = "write the field as du/dt = -K' * relu(K * u + b) (or tanh, sigmoid, softplus)";
         return false;
     }
@@ -119,7 +119,7 @@ bool block_nonexpansive(Arena *a, const Block *b, const char **reason, Span *at,
         if (fi.mat.unbounded) {
             *at = fi.mat.unbounded->span;
             *note = arena_printf(a, "'%s' is declared without a norm bound", fi.mat.unbounded->name);
-            *fix = arena_printf(a, "bound it: `where norm(%s) <= c`", fi.mat.unbounded->name);
+            *fix = arena_printf(a, "bound it: `param %s : ... where norm(%s) <= c;`", fi.mat.unbounded->name, fi.mat.unbounded->name);
         }
         return false;
     }

@@ -191,6 +191,18 @@ static double largest_rk_step(const Scheme *sc, const Spectrum *sp)
 
 static const char *fmt_g(Arena *a, double x) { return arena_printf(a, "%.6g", x); }
 
+/* Why R grows on the imaginary axis: |R(i y)|^2 = 1 + c y^m + ..., its
+ * first term beyond 1 (c > 0 here). */
+static const char *imaginary_growth(Arena *a, const Scheme *sc)
+{
+    Poly p = ray_poly(sc->poly, sc->stages, 0, 1);
+    for (int m = 1; m < p.n; m++)
+        if (fabs(p.c[m]) > p.err[m] * 4)
+            return arena_printf(a, "|R(i y)|^2 = 1 + %sy^%d%s", fabs(p.c[m] - 1) < 1e-12 ? "" : arena_printf(a, "%s ", fmt_g(a, p.c[m])),
+                                m, m + 1 < p.n ? " + ..." : "");
+    return "|R(i y)|^2 > 1";
+}
+
 typedef struct BlockVerdict {
     bool holds;
     double hmax;            /* the largest stable step */
@@ -285,8 +297,9 @@ static BlockVerdict stable_block(Arena *a, const Block *b)
         double rho = sp.s * sp.d;
         bv.hmax = rho > 0 ? 2 / rho : INFINITY;
         bv.holds = h * rho < 2;
-        bv.reason = arena_printf(a, "%s on a spectrum %s: h rho = %s %s 2 (stable for h < %s); %s", sc->name, set,
-                                 fmt_g(a, h * rho), bv.holds ? "<" : ">=", fmt_g(a, bv.hmax), hs);
+        bv.reason = arena_printf(a, "%s is %s: the spectrum lies %s, and h rho = %s %s 2 (stable for h < %s); %s",
+                                 sc->name, bv.holds ? "stable" : "unstable at this step", set, fmt_g(a, h * rho),
+                                 bv.holds ? "<" : ">=", fmt_g(a, bv.hmax), hs);
         if (!bv.holds)
             bv.fix = arena_printf(a, "use more layers (h < %s) or a smaller norm bound", fmt_g(a, bv.hmax));
         return bv;
@@ -295,15 +308,16 @@ static BlockVerdict stable_block(Arena *a, const Block *b)
     bv.holds = rk_stable(sc, &sp, h, &grows);
     if (grows && sp.alpha == 0) {
         bv.hmax = 0;
-        bv.reason = arena_printf(a, "%s is unstable on an undamped oscillatory field: its spectrum lies %s, where |R(i h w)| > 1 for every h > 0%s",
-                                 sc->name, set, sc->stages == 1 ? " (|1 + i h w| = sqrt(1 + h^2 w^2))" : "");
+        bv.reason = arena_printf(a, "%s is unstable on an undamped oscillatory field: its spectrum lies %s, where "
+                                    "|R(i h w)| > 1 for every h > 0 (%s)",
+                                 sc->name, set, imaginary_growth(a, sc));
         bv.fix = "damp the field (A - A' - gamma*I), use kutta3 or rk4 with a small enough step, or verlet on a Hamiltonian pair";
         bv.at = fi.span;
         return bv;
     }
     bv.hmax = largest_rk_step(sc, &sp);
-    bv.reason = arena_printf(a, "%s on a spectrum %s: |R(h lambda)| <= 1 for h <= %s; %s", sc->name, set,
-                             fmt_g(a, bv.hmax), hs);
+    bv.reason = arena_printf(a, "%s is %s: the spectrum lies %s, where |R(h lambda)| <= 1 for h <= %s; %s", sc->name,
+                             bv.holds ? "stable" : "unstable at this step", set, fmt_g(a, bv.hmax), hs);
     if (!bv.holds)
         bv.fix = arena_printf(a, "take h <= %s (more layers) or a smaller norm bound", fmt_g(a, bv.hmax));
     return bv;
@@ -329,6 +343,8 @@ void check_stable(Arena *a, Certificate *c)
             all = false;
             reason = "a repeat block is not a discretised flow; stability is proved for flow blocks";
             verdict_note(a, v, b->span, "this repeat block");
+            verdict_note(a, v, NO_SPAN, "write it as `flow over [0, T] in N layers by SCHEME { du/dt = ...; }` with a "
+                                        "structured field, or drop `require stable`");
             continue;
         }
         BlockVerdict bv = stable_block(a, b);
