@@ -55,6 +55,13 @@ typedef struct E {
     bool *gs_touched;         /* per state */
     size_t *gslot;            /* per segment: a block's two adjoint slots */
     int layer_seg;            /* the block whose layer function is being written, or -1 */
+    bool *fused;              /* computed inside its one consumer's loop, never stored */
+    int *user;                /* a fused value's one consumer */
+    size_t *lstride;          /* per segment: the layer values of layer k live at + k * lstride */
+    int nptr;                 /* operand pointers declared in the current block */
+    const char *hoist[8];     /* per-row operand reads loop_open puts outside the lane loop */
+    int nhoist;
+    bool row_braced;          /* loop_open opened a braced row loop for them */
     int indent;
 } E;
 
@@ -146,6 +153,97 @@ static bool is_alias(E *e, const Val *v)
     return false;
 }
 
+static bool is_elementwise(Op op);
+
+/* Marks the buffers code other than a fused consumer's loop reads: what
+ * the adjoint of each operation reads (its own value or its operands'),
+ * what the inverse and log-determinant read, and the program's results. */
+static void mark_read(E *e, bool *read)
+{
+    const StepProgram *p = e->p;
+    for (int i = 0; i < p->nvals; i++) {
+        const Val *v = p->vals[i];
+        if (v->dead)
+            continue;
+        bool a = false, b = false, self = false;
+        switch (v->op) {
+        case OP_ADD: case OP_SUB: case OP_NEG: case OP_COPY: case OP_FILL: break;
+        case OP_MUL: a = v->b >= 0 && !is_lit(VAL(e, v->b)); b = !is_lit(VAL(e, v->a)); break;
+        case OP_DIV: b = self = true; break;
+        case OP_POW: a = true; break;
+        case OP_ACT:
+            switch ((Builtin)v->fn) {
+            case FN_TANH: case FN_SIGMOID: case FN_EXP: self = true; break;
+            case FN_RELU: case FN_LEAKY_RELU: case FN_SOFTPLUS: a = true; break;
+            default: break;
+            }
+            break;
+        case OP_MATMUL: a = b = true; break;
+        default:
+            a = b = self = true;
+            for (int j = 0; j < v->nargs; j++)
+                read[v->args[j]] = true;
+        }
+        if (a && v->a >= 0)
+            read[v->a] = true;
+        if (b && v->b >= 0)
+            read[v->b] = true;
+        if (self)
+            read[i] = true;
+    }
+    if (p->out >= 0)
+        read[p->out] = true;
+    if (p->loss_sample >= 0)
+        read[p->loss_sample] = true;
+    for (int s = 0; s < p->nsegs; s++) {
+        const Seg *sg = &p->segs[s];
+        for (int j = 0; sg->kind == SEG_BLOCK && j < sg->nupd; j++) {
+            read[sg->upd[j].value] = read[sg->upd[j].old] = true;
+            if (!e->o->cert || !e->o->cert->has_inverse)
+                continue;
+            const UpdInfo *ui = &e->o->cert->inverse[s][j].info;
+            if (ui->kind == UPD_RESIDUAL && ui->x >= 0)
+                read[ui->x] = true; /* read by index in the fixed-point loop */
+            if (ui->kind == UPD_AFFINE && ui->s >= 0)
+                read[ui->s] = true; /* the log-determinant's sum */
+        }
+    }
+}
+
+/* Fusion: an elementwise layer value used once, by an elementwise consumer
+ * over the same rows, whose buffer nothing else reads, is never stored;
+ * its consumer's loop computes it (operand_at). Chains such as
+ * y + h * tanh(K z + b) after the product become one loop. Its adjoint is
+ * not stored either: its own adjoint loops compute the consumer's
+ * contribution (adj_at). */
+static void plan_fusion(E *e)
+{
+    const StepProgram *p = e->p;
+    int nv = p->nvals;
+    int *uses = ARENA_ARRAY(e->a, int, nv), *user = e->user = ARENA_ARRAY(e->a, int, nv);
+    bool *read = ARENA_ARRAY(e->a, bool, nv);
+    e->fused = ARENA_ARRAY(e->a, bool, nv);
+    for (int i = 0; i < nv; i++) {
+        const Val *v = p->vals[i];
+        if (v->dead)
+            continue;
+        int ops[2] = {v->a, v->b};
+        for (int j = 0; j < 2; j++)
+            if (ops[j] >= 0)
+                uses[ops[j]]++, user[ops[j]] = i;
+        for (int j = 0; j < v->nargs; j++)
+            uses[v->args[j]]++, user[v->args[j]] = i;
+    }
+    mark_read(e, read);
+    for (int i = 0; i < nv; i++) {
+        const Val *v = p->vals[i];
+        if (v->dead || !is_elementwise(v->op) || home(v) != H_LAYERS || is_alias(e, v) || uses[i] != 1 || read[i])
+            continue;
+        const Val *c = p->vals[user[i]];
+        e->fused[i] = is_elementwise(c->op) && c->seg == v->seg && c->vary == VARY_SAMPLE && c->size == v->size;
+    }
+}
+
 /* --memory=checkpoint keeps ceil(log2 N) + 1 layer inputs */
 static int nsnap(int N)
 {
@@ -164,6 +262,7 @@ static void layout(E *e)
     e->adj = ARENA_ARRAY(e->a, size_t, nv);
     for (int i = 0; i < nv; i++)
         e->fwd[i] = e->adj[i] = NONE;
+    plan_fusion(e);
     e->theta = alloc(e, m->theta_size);
     size_t nmax = 1;
     for (int i = 0; i < nv; i++)
@@ -210,17 +309,27 @@ static void layout(E *e)
     e->nsnap = ARENA_ARRAY(e->a, int, p->nsegs);
     e->stride = ARENA_ARRAY(e->a, size_t, p->nsegs);
     e->varoff = ARENA_ARRAY(e->a, size_t *, p->nsegs);
+    e->lstride = ARENA_ARRAY(e->a, size_t, p->nsegs);
     for (int s = 0; s < p->nsegs; s++) {
         const Seg *sg = &p->segs[s];
+        size_t begin = e->total;
         for (int i = 0; i < sg->ncode; i++) {
             const Val *v = VAL(e, sg->code[i]);
             if (v->size > maxrows)
                 maxrows = v->size;
-            if (!is_alias(e, v))
+            if (!is_alias(e, v) && !e->fused[v->id])
                 e->fwd[v->id] = alloc(e, v->size * BT);
         }
         if (sg->kind != SEG_BLOCK)
             continue;
+        /* store: every layer keeps its values, so the adjoint need not
+         * recompute the layer. (Keeping only those the adjoint reads would
+         * mix k-strided and fixed addresses off w, which gcc -O2 cannot
+         * prove disjoint, and the lane loops would not vectorise.) */
+        if (e->o->memory == MEMORY_STORE && e->total > begin) {
+            e->lstride[s] = e->total - begin;
+            alloc(e, e->lstride[s] * (size_t)(sg->blk->layers - 1));
+        }
         e->varoff[s] = ARENA_ARRAY(e->a, size_t, sg->nvars);
         size_t st = 0;
         for (int k = 0; k < sg->nvars; k++) {
@@ -321,6 +430,8 @@ static const char *F(E *e, int id)
         k = final_var(s, id);
         if (k >= 0)
             return S_(e, "(tout + %zu)", e->varoff[v->seg][k] * BT);
+        if (e->lstride[v->seg])
+            return S_(e, "(w + %zu + k * %zu)", e->fwd[id], e->lstride[v->seg]);
         return S_(e, "(w + %zu)", e->fwd[id]);
     }
     }
@@ -463,8 +574,21 @@ static const char *at(E *e, Acc a)
     return "?";
 }
 
+/* Opens the loop over res's rows (and lanes); a per-row operand read is
+ * hoisted out of the lane loop, which gcc would not vectorise with it. */
 static void loop_open(E *e, const Val *res)
 {
+    if (res->vary == VARY_SAMPLE && e->nhoist) {
+        out(e, "for (size_t i = 0; i < %zu; i++) {", rows_of(res));
+        e->indent++;
+        for (int h = 0; h < e->nhoist; h++)
+            out(e, "%s", e->hoist[h]);
+        e->nhoist = 0;
+        out(e, "for (int l = 0; l < SPDL_BT; l++) {");
+        e->indent++;
+        e->row_braced = true;
+        return;
+    }
     out(e, "for (size_t i = 0; i < %zu; i++)", rows_of(res));
     if (res->vary == VARY_SAMPLE) {
         e->indent++;
@@ -479,8 +603,12 @@ static void loop_close(E *e, const Val *res)
 {
     e->indent--;
     out(e, "}");
-    if (res->vary == VARY_SAMPLE)
+    if (res->vary == VARY_SAMPLE) {
         e->indent--;
+        if (e->row_braced)
+            out(e, "}");
+        e->row_braced = false;
+    }
 }
 
 static const char *act_expr(E *e, const Val *v, const char *a)
@@ -529,26 +657,72 @@ static const char *pow_expr(E *e, const char *a, double c)
     return S_(e, "(real)pow(%s, %s)", a, lit(e, c));
 }
 
+/* v's value at row i, lane l from its operands' values a and b */
+static const char *ew_expr(E *e, const Val *v, const char *a, const char *b)
+{
+    switch (v->op) {
+    case OP_ADD: return S_(e, "%s + %s", a, b);
+    case OP_SUB: return S_(e, "%s - %s", a, b);
+    case OP_MUL: return S_(e, "%s * %s", a, b);
+    case OP_DIV: return S_(e, "%s / %s", a, b);
+    case OP_NEG: return S_(e, "-%s", a);
+    case OP_POW: return pow_expr(e, a, v->num);
+    case OP_ACT: return act_expr(e, v, a);
+    case OP_COPY: case OP_FILL: return a;
+    default: return "0";
+    }
+}
+
+/* Operand o of an elementwise loop over res, at row i, lane l: a restrict
+ * pointer into its buffer, declared here, or for a fused value the
+ * expression that computes it from its own operands. */
+static const char *operand_at(E *e, int o, const Val *res)
+{
+    const Val *v = VAL(e, o);
+    if (e->fused[o])
+        return S_(e, "(%s)", ew_expr(e, v, operand_at(e, v->a, res), v->b >= 0 ? operand_at(e, v->b, res) : "0"));
+    int n = e->nptr++;
+    const char *name = n == 0 ? "A" : n == 1 ? "B" : S_(e, "P%d", n);
+    Acc acc = operand(e, o, res, name, false, false);
+    if (acc.kind != AC_VEC || res->vary != VARY_SAMPLE || e->nhoist == (int)(sizeof e->hoist / sizeof *e->hoist))
+        return at(e, acc);
+    e->hoist[e->nhoist++] = S_(e, "const real %s_i = %s;", name, at(e, acc));
+    return S_(e, "%s_i", name);
+}
+
 static void ew_forward(E *e, const Val *v)
 {
     out(e, "real *restrict Y = %s;", F(e, v->id));
-    Acc A = operand(e, v->a, v, "A", false, false);
-    Acc B = v->b >= 0 ? operand(e, v->b, v, "B", false, false) : (Acc){AC_LIT, "0", 1};
+    e->nptr = e->nhoist = 0;
+    const char *a = operand_at(e, v->a, v);
+    const char *b = v->b >= 0 ? operand_at(e, v->b, v) : "0";
     loop_open(e, v);
-    const char *a = at(e, A), *b = at(e, B), *r = NULL;
-    switch (v->op) {
-    case OP_ADD: r = S_(e, "%s + %s", a, b); break;
-    case OP_SUB: r = S_(e, "%s - %s", a, b); break;
-    case OP_MUL: r = S_(e, "%s * %s", a, b); break;
-    case OP_DIV: r = S_(e, "%s / %s", a, b); break;
-    case OP_NEG: r = S_(e, "-%s", a); break;
-    case OP_POW: r = pow_expr(e, a, v->num); break;
-    case OP_ACT: r = act_expr(e, v, a); break;
-    case OP_COPY: case OP_FILL: r = a; break;
-    default: r = "0"; break;
-    }
-    out(e, "%s = %s;", v->vary == VARY_SAMPLE ? "Y[i * SPDL_BT + l]" : "Y[i]", r);
+    out(e, "%s = %s;", v->vary == VARY_SAMPLE ? "Y[i * SPDL_BT + l]" : "Y[i]", ew_expr(e, v, a, b));
     loop_close(e, v);
+}
+
+/* The adjoint of fused value x at row i, lane l of a loop over res: its
+ * one consumer's contribution, from the consumer's adjoint. */
+static const char *adj_at(E *e, int x, const Val *res)
+{
+    const Val *c = VAL(e, e->user[x]);
+    const char *g = e->fused[c->id] ? adj_at(e, c->id, res)
+                                    : at(e, operand(e, c->id, res, S_(e, "Q%d", e->nptr++), true, false));
+    int other = c->a == x ? c->b : c->a;
+    switch (c->op) {
+    case OP_SUB:
+        return c->a == x ? g : S_(e, "(-%s)", g);
+    case OP_NEG:
+        return S_(e, "(-%s)", g);
+    case OP_MUL:
+        return S_(e, "(%s * %s)", g, at(e, operand(e, other, res, S_(e, "Q%d", e->nptr++), false, false)));
+    case OP_DIV: /* x is the numerator: a fused value is never a divisor (mark_read) */
+        return S_(e, "(%s / %s)", g, at(e, operand(e, c->b, res, S_(e, "Q%d", e->nptr++), false, false)));
+    case OP_ACT: /* tanh, sigmoid, exp, identity: from the consumer's value alone (mark_read) */
+        return S_(e, "(%s)", act_adj(e, c, g, "?", at(e, operand(e, c->id, res, S_(e, "Q%d", e->nptr++), false, false))));
+    default: /* add, copy, fill */
+        return g;
+    }
 }
 
 /* Adds contrib (an expression in A_, B_, Y_, G_) into the adjoint of
@@ -557,6 +731,10 @@ static void ew_contrib(E *e, const Val *v, int o, const char *contrib)
 {
     if (!wants_adj(e, o))
         return;
+    if (e->fused[o]) { /* o's adjoint loops compute this contribution (adj_at) */
+        e->touched[o] = true;
+        return;
+    }
     const Val *ov = VAL(e, o);
     bool full = ov->vary == v->vary && ov->size == v->size;
     bool assign = full && first(e, o);
@@ -565,7 +743,8 @@ static void ew_contrib(E *e, const Val *v, int o, const char *contrib)
     out(e, "{");
     e->indent++;
     Acc GO = operand(e, o, v, "GO", true, true);
-    Acc GY = operand(e, v->id, v, "GY", true, false);
+    e->nptr = 0;
+    const char *gy = e->fused[v->id] ? adj_at(e, v->id, v) : at(e, operand(e, v->id, v, "GY", true, false));
     bool need_a = strstr(contrib, "A_") != NULL, need_b = strstr(contrib, "B_") != NULL,
          need_y = strstr(contrib, "Y_") != NULL;
     Acc A = need_a ? operand(e, v->a, v, "A", false, false) : (Acc){0};
@@ -583,7 +762,7 @@ static void ew_contrib(E *e, const Val *v, int o, const char *contrib)
         out(e, "for (int l = 0; l < SPDL_BT; l++) {");
         e->indent++;
     }
-    out(e, "const real G_ = %s;", at(e, GY));
+    out(e, "const real G_ = %s;", gy);
     if (need_a)
         out(e, "const real A_ = %s;", at(e, A));
     if (need_b)
@@ -796,7 +975,7 @@ static void op_forward(E *e, const Val *v)
         if (!s || final_var(s, v->id) < 0)
             return;
     }
-    if (v->op == OP_STATE && home(v) == H_LAYERS)
+    if ((v->op == OP_STATE && home(v) == H_LAYERS) || e->fused[v->id])
         return;
     out(e, "{");
     e->indent++;
@@ -992,7 +1171,12 @@ static void op_adjoint(E *e, const Val *v)
     if (v->op == OP_STORE || v->op == OP_STATE)
         any = true;
     else {
-        any = wants_adj(e, v->a) || wants_adj(e, v->b);
+        int ops[2] = {v->a, v->b};
+        for (int j = 0; j < 2; j++)
+            if (wants_adj(e, ops[j])) {
+                any |= !e->fused[ops[j]];
+                e->touched[ops[j]] |= e->fused[ops[j]]; /* its own adjoint computes the contribution */
+            }
         for (int i = 0; i < v->nargs; i++)
             any |= wants_adj(e, v->args[i]);
     }
@@ -1313,13 +1497,16 @@ static void emit_layer(E *e, int s)
     e->indent--;
     out(e, "}");
     nl(e);
-    /* the adjoint: recompute the layer from its stored input, then reverse */
+    /* the adjoint: recompute the layer from its stored input (unless stored), then reverse */
     out(e, "/* the adjoint of layer k: gout holds d loss / d tout, gin receives d loss / d tin */");
     out(e, "static void %s(real *w, size_t k, const real *restrict tin, real *restrict tout, real *restrict gin, real *restrict gout)",
         fn(e, S_(e, "layer%d_adj", s)));
     out(e, "{");
     e->indent++;
-    out(e, "%s(w, k, tin, tout);", fn(e, S_(e, "layer%d", s)));
+    if (e->lstride[s])
+        out(e, "/* --memory=store: the forward pass kept layer k's values */");
+    else
+        out(e, "%s(w, k, tin, tout);", fn(e, S_(e, "layer%d", s)));
     for (int i = 0; i < sg->ncode; i++)
         e->touched[sg->code[i]] = final_var(sg, sg->code[i]) >= 0;
     for (int i = sg->ncode - 1; i >= 0; i--) {
@@ -1331,6 +1518,8 @@ static void emit_layer(E *e, int s)
         if (!e->touched[sg->inputs[k]])
             out(e, "memset(gin + %zu, 0, sizeof(real) * %zu);", e->varoff[s][k] * BT,
                 e->m->states[sg->vars[k]]->size * BT);
+    out(e, "(void)tin;");
+    out(e, "(void)tout;");
     out(e, "(void)gin;");
     out(e, "(void)gout;");
     e->indent--;
@@ -1656,9 +1845,10 @@ static void emit_layer_inverse(E *e, int s)
             emit_needed(e, ui->x, known, done);
             out(e, "real *restrict O = %s;", oldp);
             out(e, "const real *restrict N = %s;", newp);
-            Acc X = operand(e, ui->x, nv, "X", false, false);
+            e->nptr = e->nhoist = 0;
+            const char *x = operand_at(e, ui->x, nv);
             loop_open(e, nv);
-            out(e, "O[i * SPDL_BT + l] = N[i * SPDL_BT + l] %s %s;", ui->sign > 0 ? "-" : "+", at(e, X));
+            out(e, "O[i * SPDL_BT + l] = N[i * SPDL_BT + l] %s %s;", ui->sign > 0 ? "-" : "+", x);
             loop_close(e, nv);
             break;
         }
@@ -1668,10 +1858,10 @@ static void emit_layer_inverse(E *e, int s)
                 emit_needed(e, ui->t, known, done);
             out(e, "real *restrict O = %s;", oldp);
             out(e, "const real *restrict N = %s;", newp);
-            Acc E = operand(e, ui->e, nv, "E", false, false);
-            Acc T = ui->t >= 0 ? operand(e, ui->t, nv, "T", false, false) : (Acc){AC_LIT, "(real)0", 1};
+            e->nptr = e->nhoist = 0;
+            const char *ex = operand_at(e, ui->e, nv), *t = ui->t >= 0 ? operand_at(e, ui->t, nv) : "(real)0";
             loop_open(e, nv);
-            out(e, "O[i * SPDL_BT + l] = (N[i * SPDL_BT + l] - %s) / %s;", at(e, T), at(e, E));
+            out(e, "O[i * SPDL_BT + l] = (N[i * SPDL_BT + l] - %s) / %s;", t, ex);
             loop_close(e, nv);
             break;
         }
@@ -1681,9 +1871,10 @@ static void emit_layer_inverse(E *e, int s)
                 emit_needed(e, ui->t, known, done);
             out(e, "real *restrict D = w + %zu;", e->scratch);
             out(e, "const real *restrict N = %s;", newp);
-            Acc T = ui->t >= 0 ? operand(e, ui->t, nv, "T", false, false) : (Acc){AC_LIT, "(real)0", 1};
+            e->nptr = e->nhoist = 0;
+            const char *t = ui->t >= 0 ? operand_at(e, ui->t, nv) : "(real)0";
             loop_open(e, nv);
-            out(e, "D[i * SPDL_BT + l] = N[i * SPDL_BT + l] - %s;", at(e, T));
+            out(e, "D[i * SPDL_BT + l] = N[i * SPDL_BT + l] - %s;", t);
             loop_close(e, nv);
             out(e, "spdl_gemm(%d, SPDL_BT, %d, w + %zu + k * %zu, %d, 1, D, SPDL_BT, %s, SPDL_BT, 0);", dim, dim,
                 e->minv[s][j], (size_t)dim * dim, dim, oldp);
