@@ -104,7 +104,8 @@ def group(rows):
                 h in cat for h in ("fmaintrin.h", "avxintrin.h", "fastgemm.h", "libopenblas", "dgemm")):
             g["matrix products (the gemm kernel and its call sites)"] += share
         elif cat in ("kernel spdl_tanh", "kernel spdl_expm1", "kernel spdl_expm1_reduced", "kernel spdl_select",
-                     "kernel spdl_clamp"):
+                     "kernel spdl_clamp", "kernel spdl_min", "kernel spdl_exp_reduce", "kernel spdl_fma",
+                     "kernel spdl_bits", "kernel spdl_from_bits", "kernel spdl_sign_mask"):
             g["tanh (spdl_tanh, spdl_expm1)"] += share
         elif cat == "kernel spdl_transpose_tile":
             g["tile transposes for dK"] += share
