@@ -129,6 +129,11 @@ check-asan:
 	  ASAN_OPTIONS=detect_leaks=1:exitcode=99 $(B)/asan/spdlc check $$f >/dev/null 2>$(B)/asan.log; \
 	  if [ $$? -eq 99 ] || grep -q Sanitizer $(B)/asan.log; then cat $(B)/asan.log; exit 1; fi; \
 	done; echo "asan: clean over golden tests, bad inputs and examples"
+	@$(MAKE) --no-print-directory B=$(B)/asan OPT="$(SAN)" $(B)/asan/tests/runtime >/dev/null
+	@cd tests/runtime && ASAN_OPTIONS=detect_leaks=1 ../../$(B)/asan/tests/runtime --jobs 2 >../../$(B)/asan/runtime.log 2>&1; \
+	  rc=$$?; if [ $$rc -ne 0 ] || grep -qE "Sanitizer|leaked|runtime error" ../../$(B)/asan/runtime.log; then \
+	    cat ../../$(B)/asan/runtime.log; exit 1; fi; \
+	  echo "asan: runtime library clean over its tests ($$(tail -1 ../../$(B)/asan/runtime.log))"
 
 # Generated code: gradients against finite differences, gcc and clang
 # -pedantic, sanitizers, the API contract, float builds; golden emitted C.

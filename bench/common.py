@@ -77,15 +77,17 @@ def median(xs):
     return statistics.median(xs)
 
 
-def build_model(width, layers, memory="store"):
-    """Emit the spirals model at WIDTH x LAYERS with --memory=MEMORY and link
-    bench/harness.c against it; returns the harness's path."""
-    name = "w%d_n%d_%s" % (width, layers, memory)
+def build_model(width, layers, memory="store", shared=False):
+    """Emit the spirals model at WIDTH x LAYERS (with one K and b for all
+    layers if SHARED) with --memory=MEMORY and link bench/harness.c against
+    it; returns the harness's path."""
+    name = "w%d_n%d_%s%s" % (width, layers, memory, "_shared" if shared else "")
     d = os.path.join(BUILD, "models", name)
     os.makedirs(d, exist_ok=True)
     spn = os.path.join(d, "spirals.spn")
     with open(spn, "w") as f:
-        f.write(run(["sh", os.path.join(ROOT, "bench", "model.sh"), str(width), str(layers)]).stdout)
+        f.write(run(["sh", os.path.join(ROOT, "bench", "model.sh"), str(width), str(layers)] +
+                    (["shared"] if shared else [])).stdout)
     run([SPDLC, "emit", spn, "-o", d, "--memory=" + memory])
     inc = ["-I" + os.path.join(ROOT, "runtime"), "-I" + d]
     obj = os.path.join(d, "spirals.o")

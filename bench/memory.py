@@ -41,6 +41,7 @@ def main():
     out("load average at start: %s" % common.loadavg())
     med = common.median
     exes = {(n, m): common.build_model(WIDTH, n, m) for n in sorted(set(DEPTHS + TIME_DEPTHS)) for m in MODES}
+    shared = {(n, m): common.build_model(WIDTH, n, m, shared=True) for n in DEPTHS for m in MODES}
     torch_py = [common.TORCH_PY, os.path.join(common.ROOT, "bench", "torch_spirals.py")]
     slot = 2 * WIDTH * common.BT * 8     # one stored state (y, z) of a tile, bytes
 
@@ -66,6 +67,17 @@ def main():
         if max(losses) - min(losses) > 1e-12 * abs(losses[0]):
             sys.exit("memory: the three modes give different losses at N=%d: %s" % (n, losses))
 
+    # the same model with one K and b for all layers: nothing grows with depth but what is stored
+    smem = {}
+    for n in DEPTHS:
+        for m in MODES:
+            runs = [common.run_kv([shared[(n, m)], "mem", str(BATCH)]) for _ in range(MEM_REPEATS)]
+            smem[(n, m)] = {"hwm_kib": med([int(r["hwm_kib"]) for r in runs]), "work_size": int(runs[0]["work_size"]),
+                            "nparam": int(runs[0]["nparam"])}
+        out("N=%d, shared weights: peak RSS (MiB) store %.1f, invert %.1f, checkpoint %.1f" % (
+            n, smem[(n, "store")]["hwm_kib"] / MiB, smem[(n, "invert")]["hwm_kib"] / MiB,
+            smem[(n, "checkpoint")]["hwm_kib"] / MiB))
+
     times = {}
     for r in range(ROUNDS):
         for n in TIME_DEPTHS:
@@ -88,39 +100,38 @@ def main():
         % (WIDTH, BATCH, MEM_REPEATS))
     out()
     out("Peak RSS is the process's VmHWM after the step, MiB. For the generated code the step allocates nothing: "
-        "its memory is the work buffer M_work_size, which holds the stored states, parameter-sized buffers and "
-        "per-tile scratch. 'stored states' counts the work buffer's state slots of %d KiB each (2w x %d lanes, "
-        "doubles) beyond the 2 every mode uses; 'beyond parameters' is the peak minus the parameter-sized memory "
-        "(theta and the gradient in the caller, and the work buffer's copies of theta and K' and their gradient "
-        "accumulators: 4 P + 2 N w^2 doubles). 'scratch' is the work buffer less its state slots and its parameter copies "
-        "(2 P + 2 N w^2): the constant. 'peak - before - work' is what the step touched beyond the work buffer."
-        % (slot // 1024, common.BT))
+        "its memory is the work buffer M_work_size, which holds what the mode stores, parameter-sized buffers and "
+        "per-tile scratch. 'stored beyond invert' is the work buffer less invert's: store keeps every layer's input "
+        "and every layer's values (so its adjoint recomputes nothing), checkpoint keeps ceil(log2 N) + 1 layer "
+        "inputs (slots of %d KiB: 2w x %d lanes, doubles). 'beyond parameters' is the peak minus the "
+        "parameter-sized memory (theta and the gradient in the caller, and the work buffer's copies of theta and "
+        "K' and their gradient accumulators: 4 P + 2 N w^2 doubles). 'scratch' is invert's work buffer less its "
+        "parameter copies (2 P + 2 N w^2): the constant. 'peak - before - work' is what the step touched beyond "
+        "the work buffer." % (slot // 1024, common.BT))
     out()
-    out("| N | mode | peak RSS MiB | work buffer MiB | stored states (slots) | parameter-sized MiB | beyond parameters MiB "
-        "| scratch KiB | peak - before - work KiB |")
+    out("| N | mode | peak RSS MiB | work buffer MiB | stored beyond invert MiB | parameter-sized MiB "
+        "| beyond parameters MiB | scratch KiB | peak - before - work KiB |")
     out("|---|---|---|---|---|---|---|---|---|")
     for n in DEPTHS:
         base = mem[(n, "invert")]["work_size"]
         P = mem[(n, "store")]["nparam"]
         for m in MODES:
             v = mem[(n, m)]
-            extra = (v["work_size"] - base) / slot
-            v["extra_slots"] = extra
+            v["stored"] = v["work_size"] - base
             v["param_sized"] = param_sized(n)
             v["beyond_kib"] = v["hwm_kib"] - param_sized(n) / 1024
-            # the work buffer less every state slot (2 + extra) and its parameter copies
-            v["scratch"] = v["work_size"] - (2 + extra) * slot - (2 * P + 2 * n * WIDTH * WIDTH) * 8
-            out("| %d | %s | %.1f | %.2f | %.0f | %.1f | %.2f | %.0f | %d |" % (
-                n, m, v["hwm_kib"] / MiB, v["work_size"] / 2 ** 20, extra, param_sized(n) / 2 ** 20,
+            v["scratch"] = base - (2 * P + 2 * n * WIDTH * WIDTH) * 8
+            out("| %d | %s | %.1f | %.2f | %.2f | %.1f | %.2f | %.0f | %d |" % (
+                n, m, v["hwm_kib"] / MiB, v["work_size"] / 2 ** 20, v["stored"] / 2 ** 20, param_sized(n) / 2 ** 20,
                 v["beyond_kib"] / MiB, v["scratch"] / 1024, v["hwm_kib"] - v["before_kib"] - v["work_size"] // 1024))
         t = mem[(n, "torch")]
         t["growth_kib"] = t["hwm_kib"] - t["before_kib"]
         out("| %d | PyTorch | %.1f | - | - | - | step grew RSS by %.1f | - | - |" % (
             n, t["hwm_kib"] / MiB, t["growth_kib"] / MiB))
     out()
-    out("Expected stored slots beyond invert's 2: store N - 1 (every layer's input and the final state), "
-        "checkpoint ceil(log2 N) + 1 snapshots: %s." % ", ".join(
-            "N=%d: %d and %d" % (n, n - 1, math.ceil(math.log2(n)) + 1) for n in DEPTHS))
+    out("checkpoint's snapshots: %s; stored slots by its work buffer: %s." % (
+        ", ".join("N=%d: %d" % (n, math.ceil(math.log2(n)) + 1) for n in DEPTHS),
+        ", ".join("N=%d: %.0f" % (n, mem[(n, "checkpoint")]["stored"] / slot) for n in DEPTHS)))
     # depth-independence of invert
     n0, n1 = min(DEPTHS), max(DEPTHS)
     a, b = mem[(n0, "invert")], mem[(n1, "invert")]
@@ -130,6 +141,23 @@ def main():
     out("invert, N=%d against N=%d: peak RSS %+.0f%% (target within 10%%: %s); beyond parameters %+.1f%% (%s)" % (
         n1, n0, 100 * growth_total, "met" if abs(growth_total) <= 0.10 else "**missed**", 100 * growth_beyond,
         "met" if abs(growth_beyond) <= 0.10 else "**missed**"))
+
+    out()
+    out("### The same model with shared weights (one K and b for every layer)")
+    out()
+    out("Only what a mode stores can grow with depth here: the parameters are the same at every N.")
+    out()
+    out("| N | store MiB | invert MiB | checkpoint MiB | work buffer store / invert / checkpoint MiB |")
+    out("|---|---|---|---|---|")
+    for n in DEPTHS:
+        out("| %d | %.1f | %.1f | %.1f | %.2f / %.2f / %.2f |" % (
+            n, smem[(n, "store")]["hwm_kib"] / MiB, smem[(n, "invert")]["hwm_kib"] / MiB,
+            smem[(n, "checkpoint")]["hwm_kib"] / MiB, smem[(n, "store")]["work_size"] / 2 ** 20,
+            smem[(n, "invert")]["work_size"] / 2 ** 20, smem[(n, "checkpoint")]["work_size"] / 2 ** 20))
+    sg = smem[(n1, "invert")]["hwm_kib"] / smem[(n0, "invert")]["hwm_kib"] - 1
+    out()
+    out("invert with shared weights, N=%d against N=%d: peak RSS %+.1f%% (target within 10%%: %s)" % (
+        n1, n0, 100 * sg, "met" if abs(sg) <= 0.10 else "**missed**"))
 
     out()
     out("## Time per step by memory mode (ms; median over %d rounds of the median of %d repeats, each >= %g s)"
@@ -157,6 +185,7 @@ def main():
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(common.BUILD, "memory.json"), "w") as f:
         json.dump({"machine": mach, "memory": {"%d/%s" % k: v for k, v in mem.items()},
+                   "shared": {"%d/%s" % k: v for k, v in smem.items()},
                    "times": {"%d/%s" % k: v for k, v in times.items()}, "time_results": tres}, f, indent=1)
 
 

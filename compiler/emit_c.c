@@ -1481,6 +1481,51 @@ static void emit_prepare_adj(E *e)
     nl(e);
 }
 
+static void mark_cone(E *e, int v, bool *in)
+{
+    if (v < 0 || in[v] || home(VAL(e, v)) != H_LAYERS)
+        return;
+    in[v] = true;
+    const Val *x = VAL(e, v);
+    mark_cone(e, x->a, in);
+    mark_cone(e, x->b, in);
+    for (int i = 0; i < x->nargs; i++)
+        mark_cone(e, x->args[i], in);
+}
+
+/* Whether, under --memory=invert, the inverse of a layer leaves every value
+ * of the layer in its buffer, so that the adjoint need not recompute the
+ * layer: when every update is a shear, affine coupling or linear map (whose
+ * inverses evaluate the terms at the restored states, as emit_layer_inverse
+ * does) and those terms reach every stored value. Verlet and symplectic
+ * Euler layers are such. */
+static bool inverse_leaves_values(E *e, int s)
+{
+    const Seg *sg = &e->p->segs[s];
+    if (e->o->memory != MEMORY_INVERT)
+        return false;
+    bool *in = ARENA_ARRAY(e->a, bool, e->p->nvals);
+    for (int k = 0; k < sg->nvars; k++)
+        in[sg->inputs[k]] = true;
+    for (int j = 0; j < sg->nupd; j++)
+        in[sg->upd[j].value] = true;
+    for (int j = 0; j < sg->nupd; j++) {
+        const UpdInfo *ui = &e->o->cert->inverse[s][j].info;
+        switch (ui->kind) {
+        case UPD_SHEAR: mark_cone(e, ui->x, in); break;
+        case UPD_AFFINE: mark_cone(e, ui->e, in); mark_cone(e, ui->t, in); break;
+        case UPD_LINEAR: mark_cone(e, ui->t, in); break;
+        default: return false;
+        }
+    }
+    for (int i = 0; i < sg->ncode; i++) {
+        int v = sg->code[i];
+        if (!in[v] && !e->fused[v] && !is_alias(e, VAL(e, v)))
+            return false;
+    }
+    return true;
+}
+
 static void emit_layer(E *e, int s)
 {
     const Seg *sg = &e->p->segs[s];
@@ -1505,6 +1550,8 @@ static void emit_layer(E *e, int s)
     e->indent++;
     if (e->lstride[s])
         out(e, "/* --memory=store: the forward pass kept layer k's values */");
+    else if (inverse_leaves_values(e, s))
+        out(e, "/* --memory=invert: the layer's inverse left its values in place */");
     else
         out(e, "%s(w, k, tin, tout);", fn(e, S_(e, "layer%d", s)));
     for (int i = 0; i < sg->ncode; i++)
