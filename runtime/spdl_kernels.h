@@ -167,7 +167,7 @@ SPDL_KERNEL double spdl_softplus(double x)
         c##r##1 = _mm256_fmadd_pd(x_, b1, c##r##1);                                                           \
     } while (0)
 #define SPDL_GEMM_LOOP_(LD0, LD1, ROWS)                                                                       \
-    for (int k = 0; k < K; k++, o += aks, b += ldb) {                                                         \
+    for (int k = 0; k < K; k++, o += aks, ob += ldb) {                                                        \
         __m256d b0 = LD0, b1 = LD1;                                                                           \
         ROWS                                                                                                  \
     }
@@ -175,7 +175,7 @@ SPDL_KERNEL double spdl_softplus(double x)
     __m256d c##r##0 = _mm256_setzero_pd(), c##r##1 = _mm256_setzero_pd();                                     \
     if (acc && (r) < rows) {                                                                                  \
         c##r##0 = nc == 8 ? _mm256_loadu_pd(C + (r) * ldc) : _mm256_maskload_pd(C + (r) * ldc, m0);           \
-        c##r##1 = nc == 8 ? _mm256_loadu_pd(C + (r) * ldc + 4) : _mm256_maskload_pd(C + (r) * ldc + 4, m1);   \
+        c##r##1 = nc == 8 ? _mm256_loadu_pd(C + (r) * ldc + 4) : _mm256_maskload_pd(C + (r) * ldc + hi, m1);  \
     }
 #define SPDL_GEMM_OUT_(r)                                                                                     \
     if ((r) < rows && nc == 8) {                                                                              \
@@ -183,7 +183,7 @@ SPDL_KERNEL double spdl_softplus(double x)
         _mm256_storeu_pd(C + (r) * ldc + 4, c##r##1);                                                         \
     } else if ((r) < rows) {                                                                                  \
         _mm256_maskstore_pd(C + (r) * ldc, m0, c##r##0);                                                      \
-        _mm256_maskstore_pd(C + (r) * ldc + 4, m1, c##r##1);                                                  \
+        _mm256_maskstore_pd(C + (r) * ldc + hi, m1, c##r##1);                                                 \
     }
 
 /* C[0..rows)[0..nc) (+)= A[0..rows)[0..K) B[0..K)[0..nc), rows <= 6, nc <= 8 */
@@ -195,16 +195,17 @@ SPDL_KERNEL void spdl_gemm_6x8_(int K, const double *restrict a0, size_t ars, si
     const double *a3 = rows > 3 ? a2 + ars : a2;
     const double *a4 = rows > 4 ? a3 + ars : a3;
     const double *a5 = rows > 5 ? a4 + ars : a4;
-    size_t o = 0;
+    size_t o = 0, ob = 0; /* offsets of A[.][k] and B[k] */
     const __m256i m0 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(nc), _mm256_setr_epi64x(0, 1, 2, 3));
     const __m256i m1 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(nc), _mm256_setr_epi64x(4, 5, 6, 7));
+    const size_t hi = nc > 4 ? 4 : 0; /* no pointer past the operands when m1 is empty */
     SPDL_GEMM_IN_(0) SPDL_GEMM_IN_(1) SPDL_GEMM_IN_(2) SPDL_GEMM_IN_(3) SPDL_GEMM_IN_(4) SPDL_GEMM_IN_(5)
     if (nc == 8) {
-        SPDL_GEMM_LOOP_(_mm256_loadu_pd(b), _mm256_loadu_pd(b + 4),
+        SPDL_GEMM_LOOP_(_mm256_loadu_pd(b + ob), _mm256_loadu_pd(b + ob + 4),
                         SPDL_GEMM_ROW_(0); SPDL_GEMM_ROW_(1); SPDL_GEMM_ROW_(2);
                         SPDL_GEMM_ROW_(3); SPDL_GEMM_ROW_(4); SPDL_GEMM_ROW_(5);)
     } else {
-        SPDL_GEMM_LOOP_(_mm256_maskload_pd(b, m0), _mm256_maskload_pd(b + 4, m1),
+        SPDL_GEMM_LOOP_(_mm256_maskload_pd(b + ob, m0), _mm256_maskload_pd(b + ob + hi, m1),
                         SPDL_GEMM_ROW_(0); SPDL_GEMM_ROW_(1); SPDL_GEMM_ROW_(2);
                         SPDL_GEMM_ROW_(3); SPDL_GEMM_ROW_(4); SPDL_GEMM_ROW_(5);)
     }
@@ -218,15 +219,16 @@ SPDL_KERNEL void spdl_gemm_4x8_(int K, const double *restrict a0, size_t ars, si
     const double *a1 = rows > 1 ? a0 + ars : a0;
     const double *a2 = rows > 2 ? a1 + ars : a1;
     const double *a3 = rows > 3 ? a2 + ars : a2;
-    size_t o = 0;
+    size_t o = 0, ob = 0; /* offsets of A[.][k] and B[k] */
     const __m256i m0 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(nc), _mm256_setr_epi64x(0, 1, 2, 3));
     const __m256i m1 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(nc), _mm256_setr_epi64x(4, 5, 6, 7));
+    const size_t hi = nc > 4 ? 4 : 0; /* no pointer past the operands when m1 is empty */
     SPDL_GEMM_IN_(0) SPDL_GEMM_IN_(1) SPDL_GEMM_IN_(2) SPDL_GEMM_IN_(3)
     if (nc == 8) {
-        SPDL_GEMM_LOOP_(_mm256_loadu_pd(b), _mm256_loadu_pd(b + 4),
+        SPDL_GEMM_LOOP_(_mm256_loadu_pd(b + ob), _mm256_loadu_pd(b + ob + 4),
                         SPDL_GEMM_ROW_(0); SPDL_GEMM_ROW_(1); SPDL_GEMM_ROW_(2); SPDL_GEMM_ROW_(3);)
     } else {
-        SPDL_GEMM_LOOP_(_mm256_maskload_pd(b, m0), _mm256_maskload_pd(b + 4, m1),
+        SPDL_GEMM_LOOP_(_mm256_maskload_pd(b + ob, m0), _mm256_maskload_pd(b + ob + hi, m1),
                         SPDL_GEMM_ROW_(0); SPDL_GEMM_ROW_(1); SPDL_GEMM_ROW_(2); SPDL_GEMM_ROW_(3);)
     }
     SPDL_GEMM_OUT_(0) SPDL_GEMM_OUT_(1) SPDL_GEMM_OUT_(2) SPDL_GEMM_OUT_(3)
