@@ -93,8 +93,14 @@ clean:
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 FRONT_OBJ := $(filter-out $(B)/compiler/main.o,$(COMPILER_OBJ))
 
-$(B)/tests/unit: $(UNIT_SRC) $(wildcard tests/unit/*.h) $(FRONT_OBJ) | $(B)/tests
+$(B)/tests/unit: $(UNIT_SRC) $(wildcard tests/unit/*.h) runtime/spdl_kernels.h $(FRONT_OBJ) | $(B)/tests
 	$(CC) $(CFLAGS_ALL) -Icompiler -I$(B)/compiler -Iruntime $(UNIT_SRC) $(FRONT_OBJ) -o $@ $(CRITERION_LIBS)
+
+# spdl_gemm's AVX2/FMA intrinsics path (what `spdlc build` compiles on such CPUs): test_gemm.c again with
+# -march=x86-64-v3, built and run by check-unit when this CPU has AVX2 and FMA.
+$(B)/tests/unit_gemm_v3: tests/unit/test_gemm.c runtime/spdl_kernels.h | $(B)/tests
+	$(CC) $(CFLAGS_ALL) -pedantic -march=x86-64-v3 -Iruntime tests/unit/test_gemm.c -o $@ $(CRITERION_LIBS)
+HAVE_AVX2_FMA := $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo && echo yes)
 
 RUNTIME_TEST_SRC := $(wildcard tests/runtime/test_*.c)
 $(B)/tests/runtime: $(RUNTIME_TEST_SRC) $(B)/libspdl.a | $(B)/tests
@@ -103,8 +109,9 @@ $(B)/tests/runtime: $(RUNTIME_TEST_SRC) $(B)/libspdl.a | $(B)/tests
 check-runtime: $(B)/tests/runtime
 	cd tests/runtime && ../../$(B)/tests/runtime --jobs 2
 
-check-unit: $(B)/tests/unit
+check-unit: $(B)/tests/unit $(if $(HAVE_AVX2_FMA),$(B)/tests/unit_gemm_v3)
 	cd tests && ../$(B)/tests/unit --jobs 2
+	$(if $(HAVE_AVX2_FMA),cd tests && ../$(B)/tests/unit_gemm_v3 --jobs 2,@echo "no AVX2/FMA: spdl_gemm's intrinsics path not tested")
 
 check-golden: $(B)/spdlc
 	tests/golden.sh $(B)/spdlc tests/golden

@@ -242,14 +242,154 @@ SPDL_KERNEL double spdl_softplus(double x)
 /* ---- tiles ------------------------------------------------------------------ */
 
 /* C[i][j] (+)= sum_k A[i*ars + k*aks] * B[k*ldb + j], 0 <= i < M, 0 <= j < N.
- * A register-blocked 4 x 8 micro-kernel written as scalars: gcc and clang
- * pack them into vector registers (SLP), keeping 32 accumulators in
- * registers, which array accumulators would not. One kernel serves the three
- * products of training: Y = A X (ars = K), X' = A' G (ars = 1, aks = M) and
- * dA += G X^T (with X^T transposed into scratch first). */
+ * One kernel serves the three products of training: Y = A X (ars = K,
+ * aks = 1), X' = A' G (ars = 1, aks = M) and dA += G X^T (with X^T
+ * transposed into scratch first).
+ *
+ * Two implementations, chosen at compile time; each is deterministic, they
+ * differ from each other by rounding only (fused or separate multiply-add):
+ *  - double with AVX2 and FMA (e.g. -march=x86-64-v3): intrinsics. A 6 x 8
+ *    block of C lives in 12 ymm registers (per k: 6 broadcasts of A, 2 loads
+ *    of a row of B, 12 FMAs); the last rows go through a 4 x 8 block (rows
+ *    past M read a valid row again and are not stored), the last N % 8
+ *    columns through masked loads and stores. Each element of C is one FMA
+ *    chain over k, started from C when accumulating.
+ *  - otherwise: a 4 x 8 block written as scalars, which gcc and clang pack
+ *    into vector registers (SLP), with fma() where <math.h> says it is fast
+ *    (FP_FAST_FMA / FP_FAST_FMAF), else a * b + c. */
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define SPDL_GEMM_AVX2 1
+
+/* one k step of row r: a##r + o is A[r][k], b0 b1 the row k of B */
+#define SPDL_GEMM_ROW_(r)                                                                                     \
+    do {                                                                                                      \
+        __m256d x_ = _mm256_broadcast_sd(a##r + o);                                                           \
+        c##r##0 = _mm256_fmadd_pd(x_, b0, c##r##0);                                                           \
+        c##r##1 = _mm256_fmadd_pd(x_, b1, c##r##1);                                                           \
+    } while (0)
+#define SPDL_GEMM_LOOP_(LD0, LD1, ROWS)                                                                       \
+    for (int k = 0; k < K; k++, o += aks, ob += ldb) {                                                        \
+        __m256d b0 = LD0, b1 = LD1;                                                                           \
+        ROWS                                                                                                  \
+    }
+#define SPDL_GEMM_IN_(r)                                                                                      \
+    __m256d c##r##0 = _mm256_setzero_pd(), c##r##1 = _mm256_setzero_pd();                                     \
+    if (acc && (r) < rows) {                                                                                  \
+        c##r##0 = nc == 8 ? _mm256_loadu_pd(C + (r) * ldc) : _mm256_maskload_pd(C + (r) * ldc, m0);           \
+        c##r##1 = nc == 8 ? _mm256_loadu_pd(C + (r) * ldc + 4) : _mm256_maskload_pd(C + (r) * ldc + hi, m1);  \
+    }
+#define SPDL_GEMM_OUT_(r)                                                                                     \
+    if ((r) < rows && nc == 8) {                                                                              \
+        _mm256_storeu_pd(C + (r) * ldc, c##r##0);                                                             \
+        _mm256_storeu_pd(C + (r) * ldc + 4, c##r##1);                                                         \
+    } else if ((r) < rows) {                                                                                  \
+        _mm256_maskstore_pd(C + (r) * ldc, m0, c##r##0);                                                      \
+        _mm256_maskstore_pd(C + (r) * ldc + hi, m1, c##r##1);                                                 \
+    }
+
+/* C[0..rows)[0..nc) (+)= A[0..rows)[0..K) B[0..K)[0..nc), rows <= 6, nc <= 8 */
+SPDL_KERNEL void spdl_gemm_6x8_(int K, const double *restrict a0, size_t ars, size_t aks, const double *restrict b,
+                                size_t ldb, double *restrict C, size_t ldc, int acc, int rows, int nc)
+{
+    const double *a1 = rows > 1 ? a0 + ars : a0;
+    const double *a2 = rows > 2 ? a1 + ars : a1;
+    const double *a3 = rows > 3 ? a2 + ars : a2;
+    const double *a4 = rows > 4 ? a3 + ars : a3;
+    const double *a5 = rows > 5 ? a4 + ars : a4;
+    size_t o = 0, ob = 0; /* offsets of A[.][k] and B[k] */
+    const __m256i m0 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(nc), _mm256_setr_epi64x(0, 1, 2, 3));
+    const __m256i m1 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(nc), _mm256_setr_epi64x(4, 5, 6, 7));
+    const size_t hi = nc > 4 ? 4 : 0; /* no pointer past the operands when m1 is empty */
+    SPDL_GEMM_IN_(0) SPDL_GEMM_IN_(1) SPDL_GEMM_IN_(2) SPDL_GEMM_IN_(3) SPDL_GEMM_IN_(4) SPDL_GEMM_IN_(5)
+    if (nc == 8) {
+        SPDL_GEMM_LOOP_(_mm256_loadu_pd(b + ob), _mm256_loadu_pd(b + ob + 4),
+                        SPDL_GEMM_ROW_(0); SPDL_GEMM_ROW_(1); SPDL_GEMM_ROW_(2);
+                        SPDL_GEMM_ROW_(3); SPDL_GEMM_ROW_(4); SPDL_GEMM_ROW_(5);)
+    } else {
+        SPDL_GEMM_LOOP_(_mm256_maskload_pd(b + ob, m0), _mm256_maskload_pd(b + ob + hi, m1),
+                        SPDL_GEMM_ROW_(0); SPDL_GEMM_ROW_(1); SPDL_GEMM_ROW_(2);
+                        SPDL_GEMM_ROW_(3); SPDL_GEMM_ROW_(4); SPDL_GEMM_ROW_(5);)
+    }
+    SPDL_GEMM_OUT_(0) SPDL_GEMM_OUT_(1) SPDL_GEMM_OUT_(2) SPDL_GEMM_OUT_(3) SPDL_GEMM_OUT_(4) SPDL_GEMM_OUT_(5)
+}
+
+/* the same with 4 rows of A per k */
+SPDL_KERNEL void spdl_gemm_4x8_(int K, const double *restrict a0, size_t ars, size_t aks, const double *restrict b,
+                                size_t ldb, double *restrict C, size_t ldc, int acc, int rows, int nc)
+{
+    const double *a1 = rows > 1 ? a0 + ars : a0;
+    const double *a2 = rows > 2 ? a1 + ars : a1;
+    const double *a3 = rows > 3 ? a2 + ars : a2;
+    size_t o = 0, ob = 0; /* offsets of A[.][k] and B[k] */
+    const __m256i m0 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(nc), _mm256_setr_epi64x(0, 1, 2, 3));
+    const __m256i m1 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(nc), _mm256_setr_epi64x(4, 5, 6, 7));
+    const size_t hi = nc > 4 ? 4 : 0; /* no pointer past the operands when m1 is empty */
+    SPDL_GEMM_IN_(0) SPDL_GEMM_IN_(1) SPDL_GEMM_IN_(2) SPDL_GEMM_IN_(3)
+    if (nc == 8) {
+        SPDL_GEMM_LOOP_(_mm256_loadu_pd(b + ob), _mm256_loadu_pd(b + ob + 4),
+                        SPDL_GEMM_ROW_(0); SPDL_GEMM_ROW_(1); SPDL_GEMM_ROW_(2); SPDL_GEMM_ROW_(3);)
+    } else {
+        SPDL_GEMM_LOOP_(_mm256_maskload_pd(b + ob, m0), _mm256_maskload_pd(b + ob + hi, m1),
+                        SPDL_GEMM_ROW_(0); SPDL_GEMM_ROW_(1); SPDL_GEMM_ROW_(2); SPDL_GEMM_ROW_(3);)
+    }
+    SPDL_GEMM_OUT_(0) SPDL_GEMM_OUT_(1) SPDL_GEMM_OUT_(2) SPDL_GEMM_OUT_(3)
+}
+#undef SPDL_GEMM_ROW_
+#undef SPDL_GEMM_LOOP_
+#undef SPDL_GEMM_IN_
+#undef SPDL_GEMM_OUT_
+
+SPDL_KERNEL void spdl_gemm_avx2_(int M, int N, int K, const double *restrict A, size_t ars, size_t aks,
+                                 const double *restrict B, size_t ldb, double *restrict C, size_t ldc, int acc)
+{
+    for (int i = 0; i < M;) {
+        int rows = M - i < 6 ? M - i : 6;
+        const double *a = A + (size_t)i * ars;
+        double *c = C + (size_t)i * ldc;
+        for (int j = 0; j < N; j += 8) {
+            int nc = N - j < 8 ? N - j : 8;
+            if (rows >= 5)
+                spdl_gemm_6x8_(K, a, ars, aks, B + j, ldb, c + j, ldc, acc, rows, nc);
+            else
+                spdl_gemm_4x8_(K, a, ars, aks, B + j, ldb, c + j, ldc, acc, rows, nc);
+        }
+        i += rows;
+    }
+}
+#endif
+
+SPDL_KERNEL double spdl_madd_d_(double a, double b, double c)
+{
+#ifdef FP_FAST_FMA
+    return fma(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
+SPDL_KERNEL float spdl_madd_f_(float a, float b, float c)
+{
+#ifdef FP_FAST_FMAF
+    return fmaf(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
+/* s + x * y in the precision of s, one rounding where that is fast */
+#define SPDL_MADD_(x, y, s) _Generic((s), float: spdl_madd_f_, default: spdl_madd_d_)(x, y, s)
+
 SPDL_KERNEL void spdl_gemm(int M, int N, int K, const real *restrict A, size_t ars, size_t aks,
                              const real *restrict B, size_t ldb, real *restrict C, size_t ldc, int acc)
 {
+#ifdef SPDL_GEMM_AVX2
+    if (sizeof(real) == sizeof(double)) {
+        spdl_gemm_avx2_(M, N, K, (const double *)(const void *)A, ars, aks, (const double *)(const void *)B, ldb,
+                        (double *)(void *)C, ldc, acc);
+        return;
+    }
+#endif
     int i = 0;
     for (; i + 4 <= M; i += 4) {
         const real *a0 = A + (size_t)i * ars, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
@@ -264,14 +404,14 @@ SPDL_KERNEL void spdl_gemm(int M, int N, int K, const real *restrict A, size_t a
                 const real *b = B + (size_t)k * ldb + j;
                 real b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3], b4 = b[4], b5 = b[5], b6 = b[6], b7 = b[7];
                 real x0 = a0[(size_t)k * aks], x1 = a1[(size_t)k * aks], x2 = a2[(size_t)k * aks], x3 = a3[(size_t)k * aks];
-                s00 += x0 * b0; s01 += x0 * b1; s02 += x0 * b2; s03 += x0 * b3;
-                s04 += x0 * b4; s05 += x0 * b5; s06 += x0 * b6; s07 += x0 * b7;
-                s10 += x1 * b0; s11 += x1 * b1; s12 += x1 * b2; s13 += x1 * b3;
-                s14 += x1 * b4; s15 += x1 * b5; s16 += x1 * b6; s17 += x1 * b7;
-                s20 += x2 * b0; s21 += x2 * b1; s22 += x2 * b2; s23 += x2 * b3;
-                s24 += x2 * b4; s25 += x2 * b5; s26 += x2 * b6; s27 += x2 * b7;
-                s30 += x3 * b0; s31 += x3 * b1; s32 += x3 * b2; s33 += x3 * b3;
-                s34 += x3 * b4; s35 += x3 * b5; s36 += x3 * b6; s37 += x3 * b7;
+                s00 = SPDL_MADD_(x0, b0, s00); s01 = SPDL_MADD_(x0, b1, s01); s02 = SPDL_MADD_(x0, b2, s02); s03 = SPDL_MADD_(x0, b3, s03);
+                s04 = SPDL_MADD_(x0, b4, s04); s05 = SPDL_MADD_(x0, b5, s05); s06 = SPDL_MADD_(x0, b6, s06); s07 = SPDL_MADD_(x0, b7, s07);
+                s10 = SPDL_MADD_(x1, b0, s10); s11 = SPDL_MADD_(x1, b1, s11); s12 = SPDL_MADD_(x1, b2, s12); s13 = SPDL_MADD_(x1, b3, s13);
+                s14 = SPDL_MADD_(x1, b4, s14); s15 = SPDL_MADD_(x1, b5, s15); s16 = SPDL_MADD_(x1, b6, s16); s17 = SPDL_MADD_(x1, b7, s17);
+                s20 = SPDL_MADD_(x2, b0, s20); s21 = SPDL_MADD_(x2, b1, s21); s22 = SPDL_MADD_(x2, b2, s22); s23 = SPDL_MADD_(x2, b3, s23);
+                s24 = SPDL_MADD_(x2, b4, s24); s25 = SPDL_MADD_(x2, b5, s25); s26 = SPDL_MADD_(x2, b6, s26); s27 = SPDL_MADD_(x2, b7, s27);
+                s30 = SPDL_MADD_(x3, b0, s30); s31 = SPDL_MADD_(x3, b1, s31); s32 = SPDL_MADD_(x3, b2, s32); s33 = SPDL_MADD_(x3, b3, s33);
+                s34 = SPDL_MADD_(x3, b4, s34); s35 = SPDL_MADD_(x3, b5, s35); s36 = SPDL_MADD_(x3, b6, s36); s37 = SPDL_MADD_(x3, b7, s37);
             }
             if (acc) {
                 c0[j] += s00; c0[j + 1] += s01; c0[j + 2] += s02; c0[j + 3] += s03;
@@ -297,10 +437,10 @@ SPDL_KERNEL void spdl_gemm(int M, int N, int K, const real *restrict A, size_t a
             real s0 = 0, s1 = 0, s2 = 0, s3 = 0;
             for (int k = 0; k < K; k++) {
                 real b = B[(size_t)k * ldb + j];
-                s0 += a0[(size_t)k * aks] * b;
-                s1 += a1[(size_t)k * aks] * b;
-                s2 += a2[(size_t)k * aks] * b;
-                s3 += a3[(size_t)k * aks] * b;
+                s0 = SPDL_MADD_(a0[(size_t)k * aks], b, s0);
+                s1 = SPDL_MADD_(a1[(size_t)k * aks], b, s1);
+                s2 = SPDL_MADD_(a2[(size_t)k * aks], b, s2);
+                s3 = SPDL_MADD_(a3[(size_t)k * aks], b, s3);
             }
             c0[j] = acc ? c0[j] + s0 : s0;
             c1[j] = acc ? c1[j] + s1 : s1;
@@ -317,8 +457,8 @@ SPDL_KERNEL void spdl_gemm(int M, int N, int K, const real *restrict A, size_t a
             for (int k = 0; k < K; k++) {
                 const real *b = B + (size_t)k * ldb + j;
                 real x = a0[(size_t)k * aks];
-                s0 += x * b[0]; s1 += x * b[1]; s2 += x * b[2]; s3 += x * b[3];
-                s4 += x * b[4]; s5 += x * b[5]; s6 += x * b[6]; s7 += x * b[7];
+                s0 = SPDL_MADD_(x, b[0], s0); s1 = SPDL_MADD_(x, b[1], s1); s2 = SPDL_MADD_(x, b[2], s2); s3 = SPDL_MADD_(x, b[3], s3);
+                s4 = SPDL_MADD_(x, b[4], s4); s5 = SPDL_MADD_(x, b[5], s5); s6 = SPDL_MADD_(x, b[6], s6); s7 = SPDL_MADD_(x, b[7], s7);
             }
             if (acc) {
                 c0[j] += s0; c0[j + 1] += s1; c0[j + 2] += s2; c0[j + 3] += s3;
@@ -331,7 +471,7 @@ SPDL_KERNEL void spdl_gemm(int M, int N, int K, const real *restrict A, size_t a
         for (; j < N; j++) {
             real s = 0;
             for (int k = 0; k < K; k++)
-                s += a0[(size_t)k * aks] * B[(size_t)k * ldb + j];
+                s = SPDL_MADD_(a0[(size_t)k * aks], B[(size_t)k * ldb + j], s);
             c0[j] = acc ? c0[j] + s : s;
         }
     }

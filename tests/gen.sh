@@ -17,6 +17,10 @@ out=${GEN_OUT:-build/gen}
 mkdir -p "$out"
 pass=0; fail=0
 PEDANTIC="-std=c11 -Wall -Wextra -Werror -pedantic"
+# On a CPU with AVX2 and FMA, `spdlc build` adds -march=x86-64-v3, which switches spdl_gemm to its intrinsics
+# path (and fma() in float): compile and gradient-check that build too.
+V3=
+grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo && V3=-march=x86-64-v3
 for spn in "$@"; do
     name=$(basename "$spn" .spn)
     model=$(sed -n 's/^model \([A-Za-z_0-9]*\).*/\1/p' "$spn" | head -1)
@@ -34,6 +38,8 @@ for spn in "$@"; do
         [ $ok = 1 ] || break
         $cc $PEDANTIC -O2 -I"$root/runtime" -c "$dir/$model.c" -o "$dir/$model.$cc.o" 2>"$dir/$cc.log" ||
             { echo "$cc rejects the C emitted for $spn:"; head -20 "$dir/$cc.log"; ok=0; }
+        [ $ok = 1 ] && [ -n "$V3" ] && { $cc $PEDANTIC -O2 $V3 -I"$root/runtime" -c "$dir/$model.c" -o "$dir/$model.$cc.v3.o" \
+            2>"$dir/$cc.v3.log" || { echo "$cc $V3 rejects the C emitted for $spn:"; head -20 "$dir/$cc.v3.log"; ok=0; }; }
     done
     if [ $ok = 1 ]; then
         gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/gradcheck.c "$dir/$model.gcc.o" \
@@ -41,6 +47,14 @@ for spn in "$@"; do
         for b in $batches; do
             [ $ok = 1 ] && { "$dir/gradcheck" $b $tol || ok=0; }
         done
+        if [ $ok = 1 ] && [ -n "$V3" ]; then
+            gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/gradcheck.c "$dir/$model.gcc.v3.o" \
+                -o "$dir/gradcheck_v3" -lm || ok=0
+            for b in $batches; do
+                [ $ok = 1 ] && { "$dir/gradcheck_v3" $b $tol >"$dir/gradcheck_v3.log" 2>&1 ||
+                    { echo "gradient check of the $V3 build of $spn:"; tail -5 "$dir/gradcheck_v3.log"; ok=0; }; }
+            done
+        fi
     fi
     if [ $ok = 1 ]; then
         gcc -std=c11 -O2 -pthread -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/apitest.c "$dir/$model.gcc.o" \
@@ -55,6 +69,12 @@ for spn in "$@"; do
             gcc -std=c11 -O1 -g -pthread -fsanitize=address,undefined -fno-sanitize-recover=all -I"$root/runtime" \
                 -DMODEL_FN=${model}_model tests/gen/apitest.c "$dir/$model.c" -o "$dir/apitest_asan" -lm &&
             "$dir/apitest_asan" >>"$dir/asan.log" 2>&1 || { echo "sanitizers on $spn:"; tail -20 "$dir/asan.log"; ok=0; }
+    fi
+    if [ $ok = 1 ] && [ -n "$V3" ]; then
+        gcc -std=c11 -O1 -g $V3 -fsanitize=address,undefined -fno-sanitize-recover=all -I"$root/runtime" \
+            -DMODEL_FN=${model}_model tests/gen/gradcheck.c "$dir/$model.c" -o "$dir/gradcheck_asan_v3" -lm &&
+            "$dir/gradcheck_asan_v3" 5 $tol >"$dir/asan_v3.log" 2>&1 ||
+            { echo "sanitizers on the $V3 build of $spn:"; tail -20 "$dir/asan_v3.log"; ok=0; }
     fi
     if [ $ok = 1 ]; then
         # --precision float: the same code in float, within 1e-4 of double

@@ -1,0 +1,170 @@
+/* test_gemm.c - runtime/spdl_kernels.h's spdl_gemm against a naive triple
+ * loop (in long double) over many shapes, including M, N, K that are not
+ * multiples of the register blocks, the three stride patterns of training
+ * (Y = A X, X' += A' G, dA += G X^T with X transposed first), padded leading
+ * dimensions, acc 0 and 1. Padding around the operands holds NaN (A, B) or a
+ * sentinel (C): reading an element outside the operands or writing one
+ * outside C fails the test.
+ *
+ * The Makefile compiles this file twice: into the unit binary with the
+ * default flags (the portable kernel), and alone with -march=x86-64-v3 when
+ * the CPU has AVX2 and FMA (the intrinsics kernel; `avx2_path_compiled`
+ * checks it really is the one tested). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef double real;
+#define SPDL_BT 64
+#include "spdl_kernels.h"
+
+#define SENTINEL 12345.0
+
+static uint64_t rng = 88172645463325252u;
+static double uniform(void) /* in [-1, 1) */
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (double)(rng >> 11) * 0x1p-52 - 1.0;
+}
+
+/* one product of shape M x N x K with the given strides; returns the worst
+ * error relative to sum_k |A||B| + |C before| (plus a tiny floor) */
+static double check_one(int M, int N, int K, size_t ars, size_t aks, size_t ldb, size_t ldc, int acc)
+{
+    size_t na = (M ? (size_t)(M - 1) * ars : 0) + (K ? (size_t)(K - 1) * aks : 0) + 1 + 8;
+    size_t nb = (K ? (size_t)(K - 1) * ldb : 0) + (size_t)N + 8;
+    size_t nc = (M ? (size_t)(M - 1) * ldc : 0) + (size_t)N + 8;
+    double *A = malloc(na * sizeof *A), *B = malloc(nb * sizeof *B), *C = malloc(nc * sizeof *C);
+    double *C0 = malloc(nc * sizeof *C0), *C1 = malloc(nc * sizeof *C1);
+    cr_assert(A && B && C && C0 && C1);
+    for (size_t i = 0; i < na; i++)
+        A[i] = NAN;
+    for (size_t i = 0; i < nb; i++)
+        B[i] = NAN;
+    for (size_t i = 0; i < nc; i++)
+        C[i] = SENTINEL;
+    for (int i = 0; i < M; i++)
+        for (int k = 0; k < K; k++)
+            A[(size_t)i * ars + (size_t)k * aks] = uniform();
+    for (int k = 0; k < K; k++)
+        for (int j = 0; j < N; j++)
+            B[(size_t)k * ldb + (size_t)j] = uniform();
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+            C[(size_t)i * ldc + (size_t)j] = uniform();
+    memcpy(C0, C, nc * sizeof *C);
+    memcpy(C1, C, nc * sizeof *C);
+    spdl_gemm(M, N, K, A, ars, aks, B, ldb, C, ldc, acc);
+    spdl_gemm(M, N, K, A, ars, aks, B, ldb, C1, ldc, acc);
+    cr_assert(memcmp(C, C1, nc * sizeof *C) == 0, "not deterministic: %d x %d x %d", M, N, K);
+    double worst = 0;
+    for (size_t p = 0; p < nc; p++) {
+        size_t i = p / ldc, j = p % ldc;
+        if ((int)i < M && (int)j < N) {
+            long double s = acc ? (long double)C0[p] : 0.0L, mag = acc ? fabsl((long double)C0[p]) : 0.0L;
+            for (int k = 0; k < K; k++) {
+                long double x = A[i * ars + (size_t)k * aks], y = B[(size_t)k * ldb + j];
+                s += x * y;
+                mag += fabsl(x * y);
+            }
+            double err = (double)(fabsl((long double)C[p] - s) / (mag + 1e-300L));
+            cr_assert(!isnan(C[p]), "NaN at (%zu, %zu) of %d x %d x %d: an element outside A or B was read", i, j,
+                      M, N, K);
+            if (err > worst)
+                worst = err;
+        } else
+            cr_assert(C[p] == SENTINEL, "C[%zu] outside the %d x %d block (ldc %zu) was written", p, M, N, ldc);
+    }
+    free(A), free(B), free(C), free(C0), free(C1);
+    return worst;
+}
+
+static const int Ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 16, 17, 64, 67};
+static const int Ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 64, 70};
+static const int Ks[] = {0, 1, 2, 3, 4, 7, 8, 16, 33, 64, 257};
+#define COUNT(a) (int)(sizeof a / sizeof a[0])
+
+enum { FWD, ADJT, DK, PADDED };
+
+static void sweep(int pattern)
+{
+    double worst = 0;
+    for (int mi = 0; mi < COUNT(Ms); mi++)
+        for (int ni = 0; ni < COUNT(Ns); ni++)
+            for (int ki = 0; ki < COUNT(Ks); ki++)
+                for (int acc = 0; acc <= 1; acc++) {
+                    int M = Ms[mi], N = Ns[ni], K = Ks[ki];
+                    size_t ars, aks, ldb = (size_t)N, ldc = (size_t)N;
+                    switch (pattern) {
+                    case FWD: /* Y = A X: A row-major M x K */
+                        ars = (size_t)K, aks = 1;
+                        break;
+                    case ADJT: /* X' += A' G: A is K x M row-major, used transposed */
+                        ars = 1, aks = (size_t)M;
+                        break;
+                    case DK: /* dA += G X^T: G is M rows of a wider tile, X^T sample-major scratch */
+                        ars = (size_t)K + 3, aks = 1;
+                        break;
+                    default: /* every leading dimension padded, A transposed */
+                        ars = 1, aks = (size_t)M + 5, ldb = (size_t)N + 3, ldc = (size_t)N + 6;
+                        break;
+                    }
+                    double e = check_one(M, N, K, ars, aks, ldb, ldc, acc);
+                    cr_assert(e <= 1e-13, "pattern %d, %d x %d x %d, acc %d: relative error %.3g", pattern, M, N, K,
+                              acc, e);
+                    if (e > worst)
+                        worst = e;
+                }
+    cr_log_info("pattern %d: worst relative error %.3g", pattern, worst);
+}
+
+Test(gemm, forward_strides) { sweep(FWD); }
+Test(gemm, adjoint_strides) { sweep(ADJT); }
+Test(gemm, gradient_strides) { sweep(DK); }
+Test(gemm, padded_strides) { sweep(PADDED); }
+
+/* the widths of the generated code: M = K = w, N = 64 lanes, and dK's w x w x 64 */
+Test(gemm, model_widths)
+{
+    const int ws[] = {4, 16, 64, 256};
+    for (int t = 0; t < COUNT(ws); t++) {
+        int w = ws[t];
+        for (int acc = 0; acc <= 1; acc++) {
+            cr_assert(check_one(w, SPDL_BT, w, (size_t)w, 1, SPDL_BT, SPDL_BT, acc) <= 1e-13);
+            cr_assert(check_one(w, SPDL_BT, w, 1, (size_t)w, SPDL_BT, SPDL_BT, acc) <= 1e-13);
+            cr_assert(check_one(w, w, SPDL_BT, SPDL_BT, 1, (size_t)w, (size_t)w, acc) <= 1e-13);
+        }
+    }
+}
+
+/* M or N zero: nothing is touched; K zero: C = 0 or C unchanged */
+Test(gemm, empty)
+{
+    double A[4] = {1, 2, 3, 4}, B[4] = {1, 2, 3, 4}, C[4] = {5, 6, 7, 8};
+    spdl_gemm(0, 2, 2, A, 2, 1, B, 2, C, 2, 0);
+    spdl_gemm(2, 0, 2, A, 2, 1, B, 2, C, 2, 0);
+    cr_assert(C[0] == 5 && C[1] == 6 && C[2] == 7 && C[3] == 8);
+    spdl_gemm(2, 2, 0, A, 2, 1, B, 2, C, 2, 1);
+    cr_assert(C[0] == 5 && C[1] == 6 && C[2] == 7 && C[3] == 8);
+    spdl_gemm(2, 2, 0, A, 2, 1, B, 2, C, 2, 0);
+    cr_assert(C[0] == 0 && C[1] == 0 && C[2] == 0 && C[3] == 0);
+}
+
+/* built with AVX2 and FMA, the intrinsics kernel is the one under test */
+Test(gemm, avx2_path_compiled)
+{
+#if defined(__AVX2__) && defined(__FMA__)
+#ifndef SPDL_GEMM_AVX2
+    cr_assert_fail("AVX2 and FMA are on but spdl_gemm's intrinsics path is not compiled");
+#endif
+    cr_log_info("spdl_gemm: AVX2/FMA intrinsics path");
+#else
+    cr_log_info("spdl_gemm: portable path");
+#endif
+}
