@@ -21,7 +21,7 @@ COMPILER_SRC := arena diag ast parse source resolve tableau step check check_sta
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
-.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-experiment check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-inv check-e2e check-attack
+.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-inv check-e2e check-attack
 all: $(B)/spdlc $(B)/libspdl.a
 
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -196,10 +196,10 @@ fuzz: $(B)/fuzz/fuzz_front
 
 # ---- benchmarks (not part of make check; see bench/README.md) ---------------------
 # Speed against PyTorch and OpenBLAS dgemm (issue 3), memory by --memory mode and
-# depth (issue 6); bench-experiment times hand-changed copies of the generated code.
+# depth (issue 6); bench-hotspots profiles one training step with perf (WIDTH=64).
 # Results go to build/bench/*.md. ROUNDS, REPEATS, SEC etc. override the defaults.
 BENCH_PY := /usr/bin/python3
-bench bench-speed bench-memory bench-experiment: DEPS_FOR = bench
+bench bench-speed bench-memory bench-hotspots: DEPS_FOR = bench
 bench: deps all
 	$(BENCH_PY) bench/speed.py
 	$(BENCH_PY) bench/memory.py
@@ -207,5 +207,5 @@ bench-speed: deps all
 	$(BENCH_PY) bench/speed.py
 bench-memory: deps all
 	$(BENCH_PY) bench/memory.py
-bench-experiment: deps all
-	$(BENCH_PY) bench/experiment.py
+bench-hotspots: deps all
+	$(BENCH_PY) bench/hotspots.py $(or $(WIDTH),64)

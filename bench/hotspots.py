@@ -11,7 +11,7 @@ generated M.c and grouped by
   - libc's memcpy/memset (the loops gcc turned into calls, the buffer
     clears) as they are.
 Usage: hotspots.py WIDTH [LAYERS] [VARIANT_DIR]. Prints a table (share of
-samples); needs perf. Used by bench/experiment.py."""
+samples); needs perf (linux-perf)."""
 import collections
 import os
 import re
@@ -101,7 +101,7 @@ def group(rows):
     g = collections.Counter()
     for cat, share in rows:
         if cat == "kernel spdl_gemm" or cat.endswith("matmul") or any(
-                h in cat for h in ("fmaintrin.h", "avxintrin.h", "fastgemm.h", "libopenblas", "dgemm")):
+                h in cat for h in ("fmaintrin.h", "avxintrin.h", "libopenblas", "dgemm")):
             g["matrix products (the gemm kernel and its call sites)"] += share
         elif cat in ("kernel spdl_tanh", "kernel spdl_expm1", "kernel spdl_expm1_reduced", "kernel spdl_select",
                      "kernel spdl_clamp", "kernel spdl_min", "kernel spdl_exp_reduce", "kernel spdl_fma",

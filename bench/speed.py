@@ -27,13 +27,13 @@ def flops(w, n, b):
     """Floating-point operations of the matrix products of one M_loss_grad
     call with --memory=store (multiply and add counted apart: an m x k by
     k x n product is 2 m k n). Per layer the Verlet step has 3 products of
-    the w x w matrix K (or K') with a w x b block of states: 3 forward, the
-    3 again when the backward sweep recomputes the layer from its stored
-    input, and 2 per product in the adjoint (K' G for the state's adjoint,
-    G X' for K's gradient): 12 products of 2 b w^2. The read-out W * y
-    (2 x w) adds one product forward and two backward. Element-wise work
-    (bias, tanh, scaling, softmax, the smooth regulariser) is not counted."""
-    return 12 * n * 2 * b * w * w + 3 * 2 * b * 2 * w
+    the w x w matrix K (or K') with a w x b block of states in the forward
+    pass and 2 per product in the adjoint (K' G for the state's adjoint,
+    G X' for K's gradient; store keeps the layer's values, so nothing is
+    recomputed): 9 products of 2 b w^2. The read-out W * y (2 x w) adds one
+    product forward and two backward. Element-wise work (bias, tanh,
+    scaling, softmax, the smooth regulariser) is not counted."""
+    return 9 * n * 2 * b * w * w + 3 * 2 * b * 2 * w
 
 
 def main():
@@ -131,9 +131,10 @@ def main():
     out("## Peak memory of one training step (fresh process each)")
     out()
     out("stored states = the tape of --memory=store: the state (y, z) before every layer and after the last, "
-        "(N+1) x 2w x %d lanes (one tile of samples at a time); parameter-sized = the work buffer's copy of "
-        "theta and K' and their gradient accumulators, 2 P + 2 N w^2 doubles; the rest is per-tile scratch, "
-        "the same for every depth and batch." % common.BT)
+        "(N+1) x 2w x %d lanes (one tile of samples at a time), and every layer's values that are not fused "
+        "away (the products' results, the tanh values, the half-step y: 7 w x %d per layer); parameter-sized "
+        "= the work buffer's copy of theta and K' and their gradient accumulators, 2 P + 2 N w^2 doubles; the "
+        "rest is per-tile scratch, the same for every depth and batch." % (common.BT, common.BT))
     out()
     out("| width | work buffer KiB | = stored states KiB | + parameter-sized KiB | + rest KiB | RSS before step KiB "
         "| peak RSS KiB | peak - before KiB | peak - before - work KiB |")
@@ -143,7 +144,7 @@ def main():
         m = common.run_kv([exes[w], "mem", str(BATCH)])
         ws = int(m["work_size"])
         P = int(m["nparam"])
-        states = (LAYERS + 1) * 2 * w * common.BT * 8
+        states = ((LAYERS + 1) * 2 * w + LAYERS * 7 * w) * common.BT * 8
         params = (2 * P + 2 * LAYERS * w * w) * 8
         rest = ws - states - params
         before, peak = int(m["rss_before_kib"]), int(m["hwm_kib"])

@@ -56,6 +56,7 @@ typedef struct E {
     size_t *gslot;            /* per segment: a block's two adjoint slots */
     int layer_seg;            /* the block whose layer function is being written, or -1 */
     bool *fused;              /* computed inside its one consumer's loop, never stored */
+    bool *gfused;             /* its adjoint is computed inside its adjoint's loops, never stored */
     int *user;                /* a fused value's one consumer */
     size_t *lstride;          /* per segment: the layer values of layer k live at + k * lstride */
     int nptr;                 /* operand pointers declared in the current block */
@@ -94,12 +95,15 @@ static void nl(E *e) { fputc('\n', e->f); }
 static const char *S_(E *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static const char *S_(E *e, const char *fmt, ...)
 {
-    char buf[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    return arena_strdup(e->a, buf);
+    char *buf = arena_alloc(e->a, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(buf, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return buf;
 }
 
 static const char *lit(E *e, double x)
@@ -211,11 +215,11 @@ static void mark_read(E *e, bool *read)
 }
 
 /* Fusion: an elementwise layer value used once, by an elementwise consumer
- * over the same rows, whose buffer nothing else reads, is never stored;
- * its consumer's loop computes it (operand_at). Chains such as
- * y + h * tanh(K z + b) after the product become one loop. Its adjoint is
- * not stored either: its own adjoint loops compute the consumer's
- * contribution (adj_at). */
+ * over the same rows, has an adjoint that is never stored: its own adjoint
+ * loops compute the consumer's contribution (adj_at). If nothing else reads
+ * its value either, the value is not stored: its consumer's loop computes
+ * it (operand_at). Chains such as y + h * tanh(K z + b) after the product
+ * become one loop each way. */
 static void plan_fusion(E *e)
 {
     const StepProgram *p = e->p;
@@ -235,12 +239,14 @@ static void plan_fusion(E *e)
             uses[v->args[j]]++, user[v->args[j]] = i;
     }
     mark_read(e, read);
+    e->gfused = ARENA_ARRAY(e->a, bool, nv);
     for (int i = 0; i < nv; i++) {
         const Val *v = p->vals[i];
-        if (v->dead || !is_elementwise(v->op) || home(v) != H_LAYERS || is_alias(e, v) || uses[i] != 1 || read[i])
+        if (v->dead || !is_elementwise(v->op) || home(v) != H_LAYERS || is_alias(e, v) || uses[i] != 1)
             continue;
         const Val *c = p->vals[user[i]];
-        e->fused[i] = is_elementwise(c->op) && c->seg == v->seg && c->vary == VARY_SAMPLE && c->size == v->size;
+        e->gfused[i] = is_elementwise(c->op) && c->seg == v->seg && c->vary == VARY_SAMPLE && c->size == v->size;
+        e->fused[i] = e->gfused[i] && !read[i];
     }
 }
 
@@ -701,28 +707,56 @@ static void ew_forward(E *e, const Val *v)
     loop_close(e, v);
 }
 
-/* The adjoint of fused value x at row i, lane l of a loop over res: its
- * one consumer's contribution, from the consumer's adjoint. */
+/* Elementwise v's contribution to the adjoint of its first operand (or of
+ * its second, of_b), in G_ (v's adjoint), A_ and B_ (the operands' values)
+ * and Y_ (v's value). */
+static const char *contrib(E *e, const Val *v, bool of_b)
+{
+    const Val *a = VAL(e, v->a), *b = v->b >= 0 ? VAL(e, v->b) : NULL;
+    switch (v->op) {
+    case OP_SUB: return of_b ? "-G_" : "G_";
+    case OP_NEG: return "-G_";
+    case OP_MUL:
+        if (of_b)
+            return is_lit(a) ? S_(e, "G_ * (real)%s", lit(e, a->num)) : "G_ * A_";
+        return is_lit(b) ? S_(e, "G_ * (real)%s", lit(e, b->num)) : "G_ * B_";
+    case OP_DIV:
+        if (of_b)
+            return "-G_ * Y_ / B_";
+        return is_lit(b) ? S_(e, "G_ / (real)%s", lit(e, b->num)) : "G_ / B_";
+    case OP_POW: return S_(e, "G_ * (real)%s * %s", lit(e, v->num), pow_expr(e, "A_", v->num - 1));
+    case OP_ACT: return act_adj(e, v, "G_", "A_", "Y_");
+    default: return "G_"; /* add, copy, fill */
+    }
+}
+
+/* The adjoint of x (gfused) at row i, lane l of a loop over res: its one
+ * consumer's contribution, from the consumer's adjoint. The values the
+ * contribution reads are stored: mark_read saw them. */
 static const char *adj_at(E *e, int x, const Val *res)
 {
     const Val *c = VAL(e, e->user[x]);
-    const char *g = e->fused[c->id] ? adj_at(e, c->id, res)
-                                    : at(e, operand(e, c->id, res, S_(e, "Q%d", e->nptr++), true, false));
-    int other = c->a == x ? c->b : c->a;
-    switch (c->op) {
-    case OP_SUB:
-        return c->a == x ? g : S_(e, "(-%s)", g);
-    case OP_NEG:
-        return S_(e, "(-%s)", g);
-    case OP_MUL:
-        return S_(e, "(%s * %s)", g, at(e, operand(e, other, res, S_(e, "Q%d", e->nptr++), false, false)));
-    case OP_DIV: /* x is the numerator: a fused value is never a divisor (mark_read) */
-        return S_(e, "(%s / %s)", g, at(e, operand(e, c->b, res, S_(e, "Q%d", e->nptr++), false, false)));
-    case OP_ACT: /* tanh, sigmoid, exp, identity: from the consumer's value alone (mark_read) */
-        return S_(e, "(%s)", act_adj(e, c, g, "?", at(e, operand(e, c->id, res, S_(e, "Q%d", e->nptr++), false, false))));
-    default: /* add, copy, fill */
-        return g;
+    const char *t = contrib(e, c, c->b == x), *r_ = "";
+    const char *val[3] = {NULL, NULL, NULL}; /* A_, B_, Y_, each declared once */
+    for (const char *p = t; *p; p++) {
+        const char *r = NULL;
+        if (p[1] == '_' && (p == t || !(p[-1] == '_' || (p[-1] >= 'A' && p[-1] <= 'z')))) {
+            if (p[0] == 'G')
+                r = e->gfused[c->id] ? adj_at(e, c->id, res)
+                                     : at(e, operand(e, c->id, res, S_(e, "Q%d", e->nptr++), true, false));
+            else if (p[0] == 'A' || p[0] == 'B' || p[0] == 'Y') {
+                int k = p[0] == 'A' ? 0 : p[0] == 'B' ? 1 : 2, o = k == 0 ? c->a : k == 1 ? c->b : c->id;
+                if (!val[k])
+                    val[k] = at(e, operand(e, o, res, S_(e, "Q%d", e->nptr++), false, false));
+                r = val[k];
+            }
+        }
+        if (r)
+            r_ = S_(e, "%s%s", r_, r), p++;
+        else
+            r_ = S_(e, "%s%c", r_, *p);
     }
+    return S_(e, "(%s)", r_);
 }
 
 /* Adds contrib (an expression in A_, B_, Y_, G_) into the adjoint of
@@ -731,7 +765,7 @@ static void ew_contrib(E *e, const Val *v, int o, const char *contrib)
 {
     if (!wants_adj(e, o))
         return;
-    if (e->fused[o]) { /* o's adjoint loops compute this contribution (adj_at) */
+    if (e->gfused[o]) { /* o's adjoint loops compute this contribution (adj_at) */
         e->touched[o] = true;
         return;
     }
@@ -744,7 +778,7 @@ static void ew_contrib(E *e, const Val *v, int o, const char *contrib)
     e->indent++;
     Acc GO = operand(e, o, v, "GO", true, true);
     e->nptr = 0;
-    const char *gy = e->fused[v->id] ? adj_at(e, v->id, v) : at(e, operand(e, v->id, v, "GY", true, false));
+    const char *gy = e->gfused[v->id] ? adj_at(e, v->id, v) : at(e, operand(e, v->id, v, "GY", true, false));
     bool need_a = strstr(contrib, "A_") != NULL, need_b = strstr(contrib, "B_") != NULL,
          need_y = strstr(contrib, "Y_") != NULL;
     Acc A = need_a ? operand(e, v->a, v, "A", false, false) : (Acc){0};
@@ -795,39 +829,9 @@ static void ew_contrib(E *e, const Val *v, int o, const char *contrib)
 
 static void ew_adjoint(E *e, const Val *v)
 {
-    switch (v->op) {
-    case OP_ADD:
-        ew_contrib(e, v, v->a, "G_");
-        ew_contrib(e, v, v->b, "G_");
-        break;
-    case OP_SUB:
-        ew_contrib(e, v, v->a, "G_");
-        ew_contrib(e, v, v->b, "-G_");
-        break;
-    case OP_MUL:
-        ew_contrib(e, v, v->a, is_lit(VAL(e, v->b)) ? S_(e, "G_ * (real)%s", lit(e, VAL(e, v->b)->num)) : "G_ * B_");
-        ew_contrib(e, v, v->b, is_lit(VAL(e, v->a)) ? S_(e, "G_ * (real)%s", lit(e, VAL(e, v->a)->num)) : "G_ * A_");
-        break;
-    case OP_DIV:
-        ew_contrib(e, v, v->a, is_lit(VAL(e, v->b)) ? S_(e, "G_ / (real)%s", lit(e, VAL(e, v->b)->num)) : "G_ / B_");
-        ew_contrib(e, v, v->b, "-G_ * Y_ / B_");
-        break;
-    case OP_NEG:
-        ew_contrib(e, v, v->a, "-G_");
-        break;
-    case OP_POW:
-        ew_contrib(e, v, v->a, S_(e, "G_ * (real)%s * %s", lit(e, v->num), pow_expr(e, "A_", v->num - 1)));
-        break;
-    case OP_ACT:
-        ew_contrib(e, v, v->a, act_adj(e, v, "G_", "A_", "Y_"));
-        break;
-    case OP_COPY:
-    case OP_FILL:
-        ew_contrib(e, v, v->a, "G_");
-        break;
-    default:
-        break;
-    }
+    ew_contrib(e, v, v->a, contrib(e, v, false));
+    if (v->b >= 0 && v->op != OP_POW && v->op != OP_ACT)
+        ew_contrib(e, v, v->b, contrib(e, v, true));
 }
 
 /* ---- the other operations ---------------------------------------------------------- */
@@ -1174,8 +1178,8 @@ static void op_adjoint(E *e, const Val *v)
         int ops[2] = {v->a, v->b};
         for (int j = 0; j < 2; j++)
             if (wants_adj(e, ops[j])) {
-                any |= !e->fused[ops[j]];
-                e->touched[ops[j]] |= e->fused[ops[j]]; /* its own adjoint computes the contribution */
+                any |= !e->gfused[ops[j]];
+                e->touched[ops[j]] |= e->gfused[ops[j]]; /* its own adjoint computes the contribution */
             }
         for (int i = 0; i < v->nargs; i++)
             any |= wants_adj(e, v->args[i]);

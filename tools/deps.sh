@@ -25,6 +25,7 @@ if [ "$what" = bench ]; then
     need libopenblas-dev has_header cblas.h
     need python3-numpy /usr/bin/python3 -c 'import numpy'
     need python3-torch /usr/bin/python3 -c 'import torch'
+    need linux-perf command -v perf
 fi
 
 [ -z "$missing" ] && exit 0
