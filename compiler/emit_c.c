@@ -4,9 +4,13 @@
  * to `real`, the parameter code's values (per layer where they depend on k),
  * their adjoints and the gradient (zeroed once per call), then one tile's
  * sample data: input, labels, state buffers, model-level values, the layer
- * values of each block and its tape of layer inputs, and the adjoints of the
- * sample values. Every buffer has a compile-time offset, so generated loops
- * index `w + constant` and the C compiler sees that they do not overlap. */
+ * values of each block (one set per layer under --memory=store, so the
+ * adjoint recomputes nothing) and its tape of layer inputs, and the
+ * adjoints of the sample values. Every buffer has a compile-time offset, so
+ * generated loops index `w + constant` (or `w + constant + k * stride`) and
+ * the C compiler sees that they do not overlap. Elementwise chains are
+ * fused (plan_fusion), so most of a layer's intermediate values have no
+ * buffer at all. */
 #include "emit_c.h"
 
 #include <errno.h>
@@ -890,6 +894,29 @@ static void slice_rows(E *e, const Val *v, const char *Y, const char *A, bool ad
     out(e, "}");
 }
 
+/* A stored value holding the transpose of matrix a, row-major, or -1:
+ * a's operand when a is a transpose, or a transpose of a in the program
+ * (K' next to K in a Hamiltonian pair). Structured parameters (skew, lu,
+ * orth) are not stored as their matrix, so they do not count. */
+static int transposed(E *e, int a)
+{
+    const Val *v = VAL(e, a);
+    if (v->shape.rank != 2)
+        return -1;
+    if (v->op == OP_TRANSPOSE) {
+        const Val *s = VAL(e, v->a);
+        return s->op != OP_PARAM || param_of(e, s)->kind == PK_FREE ? s->id : -1;
+    }
+    if (v->op == OP_PARAM && param_of(e, v)->kind != PK_FREE)
+        return -1;
+    for (int i = 0; i < e->p->nvals; i++) {
+        const Val *t = e->p->vals[i];
+        if (t->op == OP_TRANSPOSE && t->a == a && !t->dead && home(t) == home(v) && e->fwd[i] != NONE)
+            return i;
+    }
+    return -1;
+}
+
 static void matmul_forward(E *e, const Val *v)
 {
     const Val *A = VAL(e, v->a), *B = VAL(e, v->b);
@@ -928,9 +955,14 @@ static void matmul_adjoint(E *e, const Val *v)
         if (wants_adj(e, v->b)) { /* dB (+)= A' dY */
             bool assign = first(e, v->b);
             out(e, "real *restrict GB = %s;", G(e, v->b));
+            int t = transposed(e, v->a);
+            if (t >= 0) { /* A' is stored row by row: the faster product */
+                out(e, "const real *restrict AT = %s;", F(e, t));
+                out(e, "(void)A;");
+            }
             for (int c = 0; c < p; c++)
-                out(e, "spdl_gemm(%d, SPDL_BT, %d, A, 1, %d, GY + %d, %d, GB + %d, %d, %d);", n, m, n, c * BT, p * BT,
-                    c * BT, p * BT, assign ? 0 : 1);
+                out(e, "spdl_gemm(%d, SPDL_BT, %d, %s, %d, %d, GY + %d, %d, GB + %d, %d, %d);", n, m, t >= 0 ? "AT" : "A",
+                    t >= 0 ? m : 1, t >= 0 ? 1 : n, c * BT, p * BT, c * BT, p * BT, assign ? 0 : 1);
         }
         if (wants_adj(e, v->a)) { /* dA += dY B' (summed over lanes and columns) */
             first(e, v->a);
