@@ -765,13 +765,15 @@ static const char *adj_at(E *e, int x, const Val *res)
 
 /* Adds contrib (an expression in A_, B_, Y_, G_) into the adjoint of
  * operand o, reducing over lanes, rows or channels as o's shape needs. */
-static void ew_contrib(E *e, const Val *v, int o, const char *contrib)
+/* gsrc >= 0: v's adjoint is already in gsrc's adjoint buffer (see
+ * ew_adjoint). Returns whether o's adjoint was assigned (not added to). */
+static bool ew_contrib(E *e, const Val *v, int o, const char *contrib, int gsrc)
 {
     if (!wants_adj(e, o))
-        return;
+        return false;
     if (e->gfused[o]) { /* o's adjoint loops compute this contribution (adj_at) */
         e->touched[o] = true;
-        return;
+        return false;
     }
     const Val *ov = VAL(e, o);
     bool full = ov->vary == v->vary && ov->size == v->size;
@@ -782,7 +784,9 @@ static void ew_contrib(E *e, const Val *v, int o, const char *contrib)
     e->indent++;
     Acc GO = operand(e, o, v, "GO", true, true);
     e->nptr = 0;
-    const char *gy = e->gfused[v->id] ? adj_at(e, v->id, v) : at(e, operand(e, v->id, v, "GY", true, false));
+    const char *gy = gsrc >= 0           ? at(e, operand(e, gsrc, v, "GY", true, false))
+                     : e->gfused[v->id] ? adj_at(e, v->id, v)
+                                        : at(e, operand(e, v->id, v, "GY", true, false));
     bool need_a = strstr(contrib, "A_") != NULL, need_b = strstr(contrib, "B_") != NULL,
          need_y = strstr(contrib, "Y_") != NULL;
     Acc A = need_a ? operand(e, v->a, v, "A", false, false) : (Acc){0};
@@ -829,13 +833,18 @@ static void ew_contrib(E *e, const Val *v, int o, const char *contrib)
         out(e, "%s[0] += s_;", GO.name);
     e->indent--;
     out(e, "}");
+    return assign;
 }
 
+/* When v's adjoint is an expression (gfused) and the first contribution
+ * assigned it unchanged to a full-size operand (the product before a bias
+ * add), the second reads that buffer instead of evaluating it again. */
 static void ew_adjoint(E *e, const Val *v)
 {
-    ew_contrib(e, v, v->a, contrib(e, v, false));
+    bool copied = ew_contrib(e, v, v->a, contrib(e, v, false), -1) && e->gfused[v->id] &&
+                  (v->op == OP_ADD || v->op == OP_SUB);
     if (v->b >= 0 && v->op != OP_POW && v->op != OP_ACT)
-        ew_contrib(e, v, v->b, contrib(e, v, true));
+        ew_contrib(e, v, v->b, contrib(e, v, true), copied ? v->a : -1);
 }
 
 /* ---- the other operations ---------------------------------------------------------- */
