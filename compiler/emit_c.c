@@ -689,8 +689,11 @@ static const char *ew_expr(E *e, const Val *v, const char *a, const char *b)
 static const char *operand_at(E *e, int o, const Val *res)
 {
     const Val *v = VAL(e, o);
-    if (e->fused[o])
-        return S_(e, "(%s)", ew_expr(e, v, operand_at(e, v->a, res), v->b >= 0 ? operand_at(e, v->b, res) : "0"));
+    if (e->fused[o]) { /* operands in order: the declared names must not depend on the C compiler */
+        const char *a = operand_at(e, v->a, res);
+        const char *b = v->b >= 0 ? operand_at(e, v->b, res) : "0";
+        return S_(e, "(%s)", ew_expr(e, v, a, b));
+    }
     int n = e->nptr++;
     const char *name = n == 0 ? "A" : n == 1 ? "B" : S_(e, "P%d", n);
     Acc acc = operand(e, o, res, name, false, false);
