@@ -142,3 +142,20 @@ def print_machine(m, out):
     out("compiler: %s; generated model: %s; bench C: %s" % (m["cc"], m["model_cflags"], m["own_cflags"]))
     out("OPENBLAS_NUM_THREADS=1, OMP_NUM_THREADS=1, torch.set_num_threads(1), OPENBLAS_CORETYPE=%s"
         % m["openblas_coretype"])
+
+
+def start_report():
+    """What speed.py and memory.py write: (lines, out, machine), where out(s)
+    prints s and keeps it for the .md file; the report opens with the
+    machine and the load average."""
+    lines = []
+
+    def out(s=""):
+        print(s, flush=True)
+        lines.append(s)
+
+    os.makedirs(BUILD, exist_ok=True)
+    mach = machine()
+    print_machine(mach, out)
+    out("load average at start: %s" % loadavg())
+    return lines, out, mach

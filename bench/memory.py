@@ -29,16 +29,7 @@ MiB = 1024.0
 
 
 def main():
-    lines = []
-
-    def out(s=""):
-        print(s, flush=True)
-        lines.append(s)
-
-    os.makedirs(common.BUILD, exist_ok=True)
-    mach = common.machine()
-    common.print_machine(mach, out)
-    out("load average at start: %s" % common.loadavg())
+    lines, out, mach = common.start_report()
     med = common.median
     exes = {(n, m): common.build_model(WIDTH, n, m) for n in sorted(set(DEPTHS + TIME_DEPTHS)) for m in MODES}
     shared = {(n, m): common.build_model(WIDTH, n, m, shared=True) for n in DEPTHS for m in MODES}

@@ -37,16 +37,7 @@ def flops(w, n, b):
 
 
 def main():
-    lines = []
-
-    def out(s=""):
-        print(s, flush=True)
-        lines.append(s)
-
-    os.makedirs(common.BUILD, exist_ok=True)
-    mach = common.machine()
-    common.print_machine(mach, out)
-    out("load average at start: %s" % common.loadavg())
+    lines, out, mach = common.start_report()
     exes = {w: common.build_model(w, LAYERS) for w in WIDTHS}
     dgemm = common.build_dgemm()
     torch_py = [common.TORCH_PY, os.path.join(common.ROOT, "bench", "torch_spirals.py")]

@@ -62,6 +62,7 @@ typedef struct E {
     bool *fused;              /* computed inside its one consumer's loop, never stored */
     bool *gfused;             /* its adjoint is computed inside its adjoint's loops, never stored */
     int *user;                /* a fused value's one consumer */
+    int *transpose_of;        /* a live transpose of each value, or -1 */
     size_t *lstride;          /* per segment: the layer values of layer k live at + k * lstride */
     int nptr;                 /* operand pointers declared in the current block */
     const char *hoist[8];     /* per-row operand reads loop_open puts outside the lane loop */
@@ -231,10 +232,15 @@ static void plan_fusion(E *e)
     int *uses = ARENA_ARRAY(e->a, int, nv), *user = e->user = ARENA_ARRAY(e->a, int, nv);
     bool *read = ARENA_ARRAY(e->a, bool, nv);
     e->fused = ARENA_ARRAY(e->a, bool, nv);
+    e->transpose_of = ARENA_ARRAY(e->a, int, nv);
+    for (int i = 0; i < nv; i++)
+        e->transpose_of[i] = -1;
     for (int i = 0; i < nv; i++) {
         const Val *v = p->vals[i];
         if (v->dead)
             continue;
+        if (v->op == OP_TRANSPOSE && e->transpose_of[v->a] < 0)
+            e->transpose_of[v->a] = i;
         int ops[2] = {v->a, v->b};
         for (int j = 0; j < 2; j++)
             if (ops[j] >= 0)
@@ -921,12 +927,8 @@ static int transposed(E *e, int a)
     }
     if (v->op == OP_PARAM && param_of(e, v)->kind != PK_FREE)
         return -1;
-    for (int i = 0; i < e->p->nvals; i++) {
-        const Val *t = e->p->vals[i];
-        if (t->op == OP_TRANSPOSE && t->a == a && !t->dead && home(t) == home(v) && e->fwd[i] != NONE)
-            return i;
-    }
-    return -1;
+    int t = e->transpose_of[a];
+    return t >= 0 && home(VAL(e, t)) == home(v) && e->fwd[t] != NONE ? t : -1;
 }
 
 static void matmul_forward(E *e, const Val *v)

@@ -359,15 +359,6 @@ SPDL_KERNEL void spdl_gemm_avx2_(int M, int N, int K, const double *restrict A, 
 }
 #endif
 
-SPDL_KERNEL double spdl_madd_d_(double a, double b, double c)
-{
-#ifdef FP_FAST_FMA
-    return fma(a, b, c);
-#else
-    return a * b + c;
-#endif
-}
-
 SPDL_KERNEL float spdl_madd_f_(float a, float b, float c)
 {
 #ifdef FP_FAST_FMAF
@@ -378,7 +369,7 @@ SPDL_KERNEL float spdl_madd_f_(float a, float b, float c)
 }
 
 /* s + x * y in the precision of s, one rounding where that is fast */
-#define SPDL_MADD_(x, y, s) _Generic((s), float: spdl_madd_f_, default: spdl_madd_d_)(x, y, s)
+#define SPDL_MADD_(x, y, s) _Generic((s), float: spdl_madd_f_, default: spdl_fma)(x, y, s)
 
 SPDL_KERNEL void spdl_gemm(int M, int N, int K, const real *restrict A, size_t ars, size_t aks,
                              const real *restrict B, size_t ldb, real *restrict C, size_t ldc, int acc)
