@@ -12,6 +12,7 @@
  * No global state: the RNG is a local splitmix64, buffers are the caller's or
  * malloc'ed per call. runtime/DATA.md documents the formats and generators. */
 #include "data.h"
+#include "errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,32 +37,7 @@
 #define DIGITS_FILE "digits.csv.gz"
 #define DIGITS_N 1797
 
-#if defined(__GNUC__)
-#define PRINTF_LIKE(a, b) __attribute__((format(printf, a, b)))
-#else
-#define PRINTF_LIKE(a, b)
-#endif
-
-/* ---- errors ------------------------------------------------------------ */
-
-PRINTF_LIKE(4, 5)
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
-static const char *errno_text(int e, char *buf, size_t len)
-{
-    if (strerror_r(e, buf, len) != 0)
-        snprintf(buf, len, "error %d", e);
-    return buf;
-}
+/* ---- errors (spdl_fail, errmsg.h) --------------------------------------- */
 
 /* Copies s[0..len) into out for quoting in a message: at most 40 bytes,
    control and non-ASCII bytes as \xNN, "..." when cut. */
@@ -253,40 +229,40 @@ static int read_all(const char *path, char **out, size_t *outlen, char *err, siz
     *outlen = 0;
     int fd = open(path, O_RDONLY);
     if (fd < 0)
-        return fail(err, errlen, SPDL_EIO, "%s: cannot open: %s", path, errno_text(errno, eb, sizeof eb));
+        return spdl_fail(err, errlen, SPDL_EIO, "%s: cannot open: %s", path, spdl_errno_text(errno, eb, sizeof eb));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return fail(err, errlen, SPDL_EIO, "%s: cannot stat: %s", path, errno_text(e, eb, sizeof eb));
+        return spdl_fail(err, errlen, SPDL_EIO, "%s: cannot stat: %s", path, spdl_errno_text(e, eb, sizeof eb));
     }
     if (S_ISDIR(st.st_mode)) {
         close(fd);
-        return fail(err, errlen, SPDL_EIO, "%s: is a directory, expected a .csv or .npy file", path);
+        return spdl_fail(err, errlen, SPDL_EIO, "%s: is a directory, expected a .csv or .npy file", path);
     }
     gzFile gz = gzdopen(fd, "rb");
     if (!gz) {
         close(fd);
-        return fail(err, errlen, SPDL_ENOMEM, "%s: out of memory opening the file", path);
+        return spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory opening the file", path);
     }
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap + 1);
     if (!buf) {
         gzclose_r(gz);
-        return fail(err, errlen, SPDL_ENOMEM, "%s: out of memory reading the file", path);
+        return spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory reading the file", path);
     }
     for (;;) {
         if (cap - len < (1 << 15)) {
             if (cap > SIZE_MAX / 4) {
                 free(buf);
                 gzclose_r(gz);
-                return fail(err, errlen, SPDL_ENOMEM, "%s: file too large", path);
+                return spdl_fail(err, errlen, SPDL_ENOMEM, "%s: file too large", path);
             }
             char *nb = realloc(buf, cap * 2 + 1);
             if (!nb) {
                 free(buf);
                 gzclose_r(gz);
-                return fail(err, errlen, SPDL_ENOMEM, "%s: out of memory reading the file", path);
+                return spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory reading the file", path);
             }
             buf = nb;
             cap *= 2;
@@ -298,8 +274,8 @@ static int read_all(const char *path, char **out, size_t *outlen, char *err, siz
             const char *msg = gzerror(gz, &zerr);
             int code = zerr == Z_ERRNO ? SPDL_EIO : SPDL_EFORMAT;
             if (zerr == Z_ERRNO)
-                msg = errno_text(errno, eb, sizeof eb);
-            fail(err, errlen, code, "%s: cannot read: %s", path, msg);
+                msg = spdl_errno_text(errno, eb, sizeof eb);
+            spdl_fail(err, errlen, code, "%s: cannot read: %s", path, msg);
             free(buf);
             gzclose_r(gz);
             return code;
@@ -311,11 +287,11 @@ static int read_all(const char *path, char **out, size_t *outlen, char *err, siz
     int zrc = gzclose_r(gz);
     if (zrc == Z_BUF_ERROR) {
         free(buf);
-        return fail(err, errlen, SPDL_EFORMAT, "%s: truncated gzip file", path);
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: truncated gzip file", path);
     }
     if (zrc != Z_OK) {
         free(buf);
-        return fail(err, errlen, SPDL_EIO, "%s: cannot read the file", path);
+        return spdl_fail(err, errlen, SPDL_EIO, "%s: cannot read the file", path);
     }
     buf[len] = '\0';
     *out = buf;
@@ -394,13 +370,13 @@ static int parse_csv(const load_ctx *c, const char *buf, size_t len, spdl_data *
     d->x = alloc_doubles(lines, c->nin);
     d->t = c->ntarget ? alloc_doubles(lines, c->ntarget) : NULL;
     if (!d->x || (c->ntarget && !d->t))
-        return fail(err, errlen, SPDL_ENOMEM, "%s: out of memory for %zu rows", path, lines);
+        return spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory for %zu rows", path, lines);
     int rc = 0, maxlabel = -1;
     size_t rows = 0, line = 0, cap = ncol;
     int seen_first = 0;
     field *f = malloc(cap * sizeof *f);
     if (!f)
-        return fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", path);
+        return spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", path);
     while (p < end) {
         line++;
         const char *ls = p, *nl = memchr(p, '\n', (size_t)(end - p));
@@ -422,7 +398,7 @@ static int parse_csv(const load_ctx *c, const char *buf, size_t len, spdl_data *
             if (total > cap) {
                 field *nf = realloc(f, total * sizeof *f);
                 if (!nf) {
-                    rc = fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", path);
+                    rc = spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", path);
                     break;
                 }
                 f = nf;
@@ -439,7 +415,7 @@ static int parse_csv(const load_ctx *c, const char *buf, size_t len, spdl_data *
             if (numbers == 0)
                 continue;
             if (bad < total) {
-                rc = fail(err, errlen, SPDL_EFORMAT,
+                rc = spdl_fail(err, errlen, SPDL_EFORMAT,
                           "%s:%zu:%zu: expected a number, found %s%s%s (the first line mixes numbers and text: "
                           "neither a header nor a row)",
                           path, line, (size_t)(f[bad].s - ls) + 1, f[bad].len ? "'" : "an empty field",
@@ -458,7 +434,7 @@ static int parse_csv(const load_ctx *c, const char *buf, size_t len, spdl_data *
                     s = (const char *)memchr(s, ',', (size_t)(le - s)) + 1;
                 col = (size_t)(s - ls) + 1;
             }
-            rc = fail(err, errlen, rows == 0 ? SPDL_EMODEL : SPDL_EFORMAT,
+            rc = spdl_fail(err, errlen, rows == 0 ? SPDL_EMODEL : SPDL_EFORMAT,
                       "%s:%zu:%zu: expected %zu number%s per row (%s), found %zu", path, line, col, ncol,
                       ncol == 1 ? "" : "s", row_layout(c->nin, c->ntarget, c->labels, lb, sizeof lb), total);
             break;
@@ -466,13 +442,13 @@ static int parse_csv(const load_ctx *c, const char *buf, size_t len, spdl_data *
         for (size_t k = 0; k < ncol && rc == 0; k++) {
             size_t col = (size_t)(f[k].s - ls) + 1;
             if (f[k].len == 0) {
-                rc = fail(err, errlen, SPDL_EFORMAT, "%s:%zu:%zu: expected a number, found an empty field", path,
+                rc = spdl_fail(err, errlen, SPDL_EFORMAT, "%s:%zu:%zu: expected a number, found an empty field", path,
                           line, col);
             } else if (!scan_number(f[k].s, f[k].len, &v)) {
-                rc = fail(err, errlen, SPDL_EFORMAT, "%s:%zu:%zu: expected a number, found '%s'", path, line, col,
+                rc = spdl_fail(err, errlen, SPDL_EFORMAT, "%s:%zu:%zu: expected a number, found '%s'", path, line, col,
                           quote(f[k].s, f[k].len, qb, sizeof qb));
             } else if (!isfinite(v)) {
-                rc = fail(err, errlen, SPDL_ENONFINITE, "%s:%zu:%zu: expected a finite number, found '%s'", path,
+                rc = spdl_fail(err, errlen, SPDL_ENONFINITE, "%s:%zu:%zu: expected a finite number, found '%s'", path,
                           line, col, quote(f[k].s, f[k].len, qb, sizeof qb));
             } else if (k < c->nin) {
                 d->x[rows * c->nin + k] = v;
@@ -480,7 +456,7 @@ static int parse_csv(const load_ctx *c, const char *buf, size_t len, spdl_data *
                 if (c->labels) {
                     rc = check_label(c, v, mb, sizeof mb);
                     if (rc) {
-                        fail(err, errlen, rc, "%s:%zu:%zu: %s, found '%s'", path, line, col, mb,
+                        spdl_fail(err, errlen, rc, "%s:%zu:%zu: %s, found '%s'", path, line, col, mb,
                              quote(f[k].s, f[k].len, qb, sizeof qb));
                         break;
                     }
@@ -498,7 +474,7 @@ static int parse_csv(const load_ctx *c, const char *buf, size_t len, spdl_data *
     if (rc)
         return rc;
     if (rows == 0)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: %s", path,
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: %s", path,
                     len == 0 ? "the file is empty" : "no data rows (only a header or blank lines)");
     d->n = rows;
     d->nin = c->nin;
@@ -706,10 +682,10 @@ static int parse_npy(const load_ctx *c, const unsigned char *b, size_t len, spdl
     const char *path = c->path;
     char msg[256], sb[128], lb[96], qb[200];
     if (len < 10)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: truncated .npy file (%zu bytes, a header needs at least 10)",
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: truncated .npy file (%zu bytes, a header needs at least 10)",
                     path, len);
     if (memcmp(b, "\x93NUMPY", 6) != 0)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: not a NumPy .npy file (it does not start with \\x93NUMPY)",
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: not a NumPy .npy file (it does not start with \\x93NUMPY)",
                     path);
     size_t hs, hl;
     if (b[6] == 1 && b[7] == 0) {
@@ -717,21 +693,21 @@ static int parse_npy(const load_ctx *c, const unsigned char *b, size_t len, spdl
         hl = (size_t)b[8] | (size_t)b[9] << 8;
     } else if (b[6] == 2 && b[7] == 0) {
         if (len < 12)
-            return fail(err, errlen, SPDL_EFORMAT, "%s: truncated .npy file (%zu bytes)", path, len);
+            return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: truncated .npy file (%zu bytes)", path, len);
         hs = 12;
         hl = le32(b + 8);
     } else {
-        return fail(err, errlen, SPDL_EFORMAT, "%s: .npy format version %u.%u is not supported (supported: 1.0, 2.0)",
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: .npy format version %u.%u is not supported (supported: 1.0, 2.0)",
                     path, b[6], b[7]);
     }
     if (hl > len - hs)
-        return fail(err, errlen, SPDL_EFORMAT,
+        return spdl_fail(err, errlen, SPDL_EFORMAT,
                     "%s: truncated .npy file: the header length %zu runs past the end of the file (%zu bytes)", path,
                     hl, len);
     npy_header h;
     memset(&h, 0, sizeof h);
     if (npy_parse_header((const char *)b + hs, hl, &h, msg, sizeof msg) != 0)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: %s", path, msg);
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: %s", path, msg);
 
     static const struct {
         const char *name;
@@ -748,37 +724,37 @@ static int parse_npy(const load_ctx *c, const unsigned char *b, size_t len, spdl
             why = "is big-endian, which is not supported";
         else if (h.descr_len > 1 && h.descr[1] == 'O')
             why = "is an object array, which is not supported";
-        return fail(err, errlen, SPDL_EFORMAT, "%s: dtype '%s' %s (supported: '<f8', '<f4', '<i8', '<i4')", path,
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: dtype '%s' %s (supported: '<f8', '<f4', '<i8', '<i4')", path,
                     quote(h.descr, h.descr_len, qb, sizeof qb), why);
     }
     if (h.fortran)
-        return fail(err, errlen, SPDL_EFORMAT,
+        return spdl_fail(err, errlen, SPDL_EFORMAT,
                     "%s: Fortran-order arrays are not supported (save a C-order array, e.g. np.ascontiguousarray)",
                     path);
     if (h.rank != 1 && h.rank != 2)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: a %d-dimensional array of shape %s is not supported (expected "
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: a %d-dimensional array of shape %s is not supported (expected "
                     "(n,) or (n, k))", path, h.rank, fmt_shape(&h, sb, sizeof sb));
     size_t ncol = c->nin + c->ntarget;
     uint64_t rows = h.shape[0], cols = h.rank == 2 ? h.shape[1] : 1;
     if (cols != ncol)
-        return fail(err, errlen, SPDL_EMODEL, "%s: shape %s has %llu number%s per sample, the model expects %zu (%s)",
+        return spdl_fail(err, errlen, SPDL_EMODEL, "%s: shape %s has %llu number%s per sample, the model expects %zu (%s)",
                     path, fmt_shape(&h, sb, sizeof sb), (unsigned long long)cols, cols == 1 ? "" : "s", ncol,
                     row_layout(c->nin, c->ntarget, c->labels, lb, sizeof lb));
     size_t isz = types[ty].size;
     if (rows > SIZE_MAX / isz / ncol)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: shape %s is too large", path, fmt_shape(&h, sb, sizeof sb));
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: shape %s is too large", path, fmt_shape(&h, sb, sizeof sb));
     size_t need = (size_t)rows * ncol * isz, have = len - hs - hl;
     if (have != need)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: %s: shape %s of '%s' needs %zu bytes of data, the file has %zu",
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: %s: shape %s of '%s' needs %zu bytes of data, the file has %zu",
                     path, have < need ? "truncated" : "the header does not match the data", fmt_shape(&h, sb, sizeof sb),
                     types[ty].name, need, have);
     if (rows == 0)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: no samples (shape %s)", path, fmt_shape(&h, sb, sizeof sb));
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: no samples (shape %s)", path, fmt_shape(&h, sb, sizeof sb));
 
     d->x = alloc_doubles((size_t)rows, c->nin);
     d->t = c->ntarget ? alloc_doubles((size_t)rows, c->ntarget) : NULL;
     if (!d->x || (c->ntarget && !d->t))
-        return fail(err, errlen, SPDL_ENOMEM, "%s: out of memory for %llu samples", path, (unsigned long long)rows);
+        return spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory for %llu samples", path, (unsigned long long)rows);
     const unsigned char *q = b + hs + hl;
     int maxlabel = -1;
     for (size_t i = 0; i < rows; i++) {
@@ -806,7 +782,7 @@ static int parse_npy(const load_ctx *c, const unsigned char *b, size_t len, spdl
             char at[64];
             if (!isfinite(v)) {
                 element_name(at, sizeof at, h.rank, i, j);
-                return fail(err, errlen, SPDL_ENONFINITE, "%s: element %s is %s, expected a finite number", path, at,
+                return spdl_fail(err, errlen, SPDL_ENONFINITE, "%s: element %s is %s, expected a finite number", path, at,
                             isnan(v) ? "NaN" : "infinite");
             }
             if (j < c->nin) {
@@ -817,7 +793,7 @@ static int parse_npy(const load_ctx *c, const unsigned char *b, size_t len, spdl
                 int rc = check_label(c, v, msg, sizeof msg);
                 if (rc) {
                     element_name(at, sizeof at, h.rank, i, j);
-                    return fail(err, errlen, rc, "%s: element %s: %s, found %.17g", path, at, msg, v);
+                    return spdl_fail(err, errlen, rc, "%s: element %s: %s, found %.17g", path, at, msg, v);
                 }
                 if ((int)v > maxlabel)
                     maxlabel = (int)v;
@@ -838,7 +814,7 @@ int spdl_npy_write(const char *path, const double *a, size_t rows, size_t cols, 
 {
     char eb[128];
     if (!path || (!a && rows && cols))
-        return fail(err, errlen, SPDL_EINVAL, "spdl_npy_write: NULL argument");
+        return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_npy_write: NULL argument");
     char hdr[256];
     int n = snprintf(hdr, sizeof hdr, "{'descr': '<f8', 'fortran_order': False, 'shape': (%zu, %zu), }", rows, cols);
     size_t hl = (size_t)n + 1; /* with the final newline */
@@ -850,7 +826,7 @@ int spdl_npy_write(const char *path, const double *a, size_t rows, size_t cols, 
     hdr[hl - 1] = '\n';
     FILE *fp = fopen(path, "wb");
     if (!fp)
-        return fail(err, errlen, SPDL_EIO, "%s: cannot create: %s", path, errno_text(errno, eb, sizeof eb));
+        return spdl_fail(err, errlen, SPDL_EIO, "%s: cannot create: %s", path, spdl_errno_text(errno, eb, sizeof eb));
     int ok = fwrite(pre, 1, sizeof pre, fp) == sizeof pre && fwrite(hdr, 1, hl, fp) == hl;
     unsigned char buf[8 * 512];
     size_t total = rows * cols, k = 0;
@@ -873,7 +849,7 @@ int spdl_npy_write(const char *path, const double *a, size_t rows, size_t cols, 
     }
     if (!ok) {
         remove(path);
-        return fail(err, errlen, SPDL_EIO, "%s: cannot write: %s", path, errno_text(e, eb, sizeof eb));
+        return spdl_fail(err, errlen, SPDL_EIO, "%s: cannot write: %s", path, spdl_errno_text(e, eb, sizeof eb));
     }
     return 0;
 }
@@ -904,7 +880,7 @@ static int parse_spec(const char *spec, spec_t *s, char *err, size_t errlen)
     size_t len = strlen(spec);
     s->buf = malloc(len + 1);
     if (!s->buf)
-        return fail(err, errlen, SPDL_ENOMEM, "out of memory");
+        return spdl_fail(err, errlen, SPDL_ENOMEM, "out of memory");
     memcpy(s->buf, spec, len + 1);
     s->source = s->buf;
     /* a file whose name contains '?' is taken whole */
@@ -915,7 +891,7 @@ static int parse_spec(const char *spec, spec_t *s, char *err, size_t errlen)
     if (q)
         *q++ = '\0';
     if (!*s->source)
-        return fail(err, errlen, SPDL_EINVAL, "empty data spec: expected a .csv or .npy file or builtin:NAME");
+        return spdl_fail(err, errlen, SPDL_EINVAL, "empty data spec: expected a .csv or .npy file or builtin:NAME");
     if (!q || !*q)
         return 0;
     for (char *item = q;;) {
@@ -924,15 +900,15 @@ static int parse_spec(const char *spec, spec_t *s, char *err, size_t errlen)
             *amp = '\0';
         char *eq = strchr(item, '=');
         if (!eq || eq == item || !eq[1])
-            return fail(err, errlen, SPDL_EINVAL, "%s: expected key=value after '?', found '%s'", s->source,
+            return spdl_fail(err, errlen, SPDL_EINVAL, "%s: expected key=value after '?', found '%s'", s->source,
                         quote(item, strlen(item), qb, sizeof qb));
         *eq = '\0';
         for (size_t i = 0; i < s->nkv; i++)
             if (strcmp(s->key[i], item) == 0)
-                return fail(err, errlen, SPDL_EINVAL, "%s: key '%s' is given twice", s->source,
+                return spdl_fail(err, errlen, SPDL_EINVAL, "%s: key '%s' is given twice", s->source,
                             quote(item, strlen(item), qb, sizeof qb));
         if (s->nkv == MAX_KEYS)
-            return fail(err, errlen, SPDL_EINVAL, "%s: more than %d keys", s->source, MAX_KEYS);
+            return spdl_fail(err, errlen, SPDL_EINVAL, "%s: more than %d keys", s->source, MAX_KEYS);
         s->key[s->nkv] = item;
         s->val[s->nkv++] = eq + 1;
         if (!amp)
@@ -967,7 +943,7 @@ static int check_keys(const spec_t *s, const char *known, char *err, size_t errl
             size_t o = 0;
             for (const char *k = known; *k && o + 1 < sizeof list; k++)
                 o += (size_t)snprintf(list + o, sizeof list - o, *k == ' ' ? ", " : "%c", *k);
-            return fail(err, errlen, SPDL_EINVAL, "%s: unknown key '%s' (known keys: %s)", s->source,
+            return spdl_fail(err, errlen, SPDL_EINVAL, "%s: unknown key '%s' (known keys: %s)", s->source,
                         quote(s->key[i], kl, qb, sizeof qb), list);
         }
     }
@@ -984,10 +960,10 @@ static int get_double(const spec_t *s, const char *key, double def, double lo, d
     if (!val)
         return 0;
     if (!scan_number(val, strlen(val), v) || !isfinite(*v))
-        return fail(err, errlen, SPDL_EINVAL, "%s: %s=%s is not a number", s->source, key,
+        return spdl_fail(err, errlen, SPDL_EINVAL, "%s: %s=%s is not a number", s->source, key,
                     quote(val, strlen(val), qb, sizeof qb));
     if (open ? !(*v > lo && *v < hi) : !(*v >= lo && *v <= hi))
-        return fail(err, errlen, SPDL_EINVAL, "%s: %s=%s is out of range (%s %g and %g)", s->source, key,
+        return spdl_fail(err, errlen, SPDL_EINVAL, "%s: %s=%s is out of range (%s %g and %g)", s->source, key,
                     quote(val, strlen(val), qb, sizeof qb), open ? "strictly between" : "between", lo, hi);
     return 0;
 }
@@ -1000,14 +976,14 @@ static int get_common(const spec_t *s, common_t *cm, char *err, size_t errlen)
     uint64_t u;
     if ((v = spec_get(s, "n"))) {
         if (!scan_u64(v, &u) || u == 0 || u > SIZE_MAX / 2)
-            return fail(err, errlen, SPDL_EINVAL, "%s: n=%s is not a positive integer", s->source,
+            return spdl_fail(err, errlen, SPDL_EINVAL, "%s: n=%s is not a positive integer", s->source,
                         quote(v, strlen(v), qb, sizeof qb));
         cm->has_n = 1;
         cm->n = (size_t)u;
     }
     if ((v = spec_get(s, "seed"))) {
         if (!scan_u64(v, &cm->seed))
-            return fail(err, errlen, SPDL_EINVAL, "%s: seed=%s is not a non-negative 64-bit integer", s->source,
+            return spdl_fail(err, errlen, SPDL_EINVAL, "%s: seed=%s is not a non-negative 64-bit integer", s->source,
                         quote(v, strlen(v), qb, sizeof qb));
         cm->has_seed = 1;
     }
@@ -1021,13 +997,13 @@ static int get_common(const spec_t *s, common_t *cm, char *err, size_t errlen)
         else if (strcmp(part, "test") == 0)
             cm->part = 2;
         else
-            return fail(err, errlen, SPDL_EINVAL, "%s: part=%s: expected part=train or part=test", s->source,
+            return spdl_fail(err, errlen, SPDL_EINVAL, "%s: part=%s: expected part=train or part=test", s->source,
                         quote(part, strlen(part), qb, sizeof qb));
     }
     if (cm->part && !spec_get(s, "split"))
-        return fail(err, errlen, SPDL_EINVAL, "%s: part=%s needs split=F (0 < F < 1)", s->source, part);
+        return spdl_fail(err, errlen, SPDL_EINVAL, "%s: part=%s needs split=F (0 < F < 1)", s->source, part);
     if (!cm->part && spec_get(s, "split"))
-        return fail(err, errlen, SPDL_EINVAL, "%s: split=%s needs part=train or part=test", s->source,
+        return spdl_fail(err, errlen, SPDL_EINVAL, "%s: split=%s needs part=train or part=test", s->source,
                     spec_get(s, "split"));
     return 0;
 }
@@ -1136,7 +1112,7 @@ static int find_data_file(const char *name, char *path, size_t pathlen, char *er
         if (o < sizeof tried)
             o += (size_t)snprintf(tried + o, sizeof tried - o, "%s%s", o ? ", " : "", dirs[i]);
     }
-    return fail(err, errlen, SPDL_EIO, "builtin:digits: cannot find %s; looked in %s (set SPDL_DATA to the "
+    return spdl_fail(err, errlen, SPDL_EIO, "builtin:digits: cannot find %s; looked in %s (set SPDL_DATA to the "
                 "directory that holds it, e.g. the repository's data/)", name, tried);
 }
 
@@ -1160,14 +1136,14 @@ static int load_digits(int scale, spdl_data *d, char *err, size_t errlen)
     for (size_t i = 0; i < d->n; i++)
         count[(int)d->t[i]]++;
     if (d->n != DIGITS_N || memcmp(count, digits_counts, sizeof count) != 0)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: not the UCI digits file: expected %d rows with class counts "
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: not the UCI digits file: expected %d rows with class counts "
                     "178/182/177/183/181/182/181/179/174/180, found %zu rows with %d/%d/%d/%d/%d/%d/%d/%d/%d/%d",
                     path, DIGITS_N, d->n, count[0], count[1], count[2], count[3], count[4], count[5], count[6],
                     count[7], count[8], count[9]);
     for (size_t k = 0; k < d->n * 64; k++) {
         double v = d->x[k];
         if (!(v >= 0 && v <= 16 && v == floor(v)))
-            return fail(err, errlen, SPDL_EFORMAT, "%s:%zu: pixel %zu is %g, expected an integer in 0..16", path,
+            return spdl_fail(err, errlen, SPDL_EFORMAT, "%s:%zu: pixel %zu is %g, expected an integer in 0..16", path,
                         k / 64 + 1, k % 64 + 1, v);
         if (scale)
             d->x[k] = v / 16.0;
@@ -1198,25 +1174,25 @@ static int load_builtin(const spec_t *s, const common_t *cm, size_t nin, size_t 
             k = i;
     char qb[200];
     if (k < 0)
-        return fail(err, errlen, SPDL_EINVAL, "unknown data set '%s' (built-in sets: builtin:spirals, "
+        return spdl_fail(err, errlen, SPDL_EINVAL, "unknown data set '%s' (built-in sets: builtin:spirals, "
                     "builtin:moons, builtin:circles, builtin:digits)", quote(s->source, strlen(s->source), qb, sizeof qb));
     int rc = check_keys(s, sets[k].keys, err, errlen);
     if (rc)
         return rc;
     if (nin != sets[k].nin)
-        return fail(err, errlen, SPDL_EMODEL, "%s has %zu inputs per sample, the model has %zu", s->source,
+        return spdl_fail(err, errlen, SPDL_EMODEL, "%s has %zu inputs per sample, the model has %zu", s->source,
                     sets[k].nin, nin);
     if (ntarget > 1 || (ntarget == 1 && nclass == 0))
-        return fail(err, errlen, SPDL_EMODEL, "%s gives one class label per sample, the model expects %zu real "
+        return spdl_fail(err, errlen, SPDL_EMODEL, "%s gives one class label per sample, the model expects %zu real "
                     "target%s", s->source, ntarget, ntarget == 1 ? "" : "s");
     if (nclass > 0 && nclass != sets[k].nclass)
-        return fail(err, errlen, SPDL_EMODEL, "%s has %d classes, the model has %d", s->source, sets[k].nclass,
+        return spdl_fail(err, errlen, SPDL_EMODEL, "%s has %d classes, the model has %d", s->source, sets[k].nclass,
                     nclass);
     uint64_t seed = cm->has_seed ? cm->seed : seed_arg;
     if (k == 3) {
         const char *sc = spec_get(s, "scale");
         if (sc && strcmp(sc, "0") != 0 && strcmp(sc, "1") != 0)
-            return fail(err, errlen, SPDL_EINVAL, "%s: scale=%s: expected scale=1 (pixels / 16) or scale=0 "
+            return spdl_fail(err, errlen, SPDL_EINVAL, "%s: scale=%s: expected scale=1 (pixels / 16) or scale=0 "
                         "(pixels 0..16)", s->source, quote(sc, strlen(sc), qb, sizeof qb));
         int scale = !sc || strcmp(sc, "1") == 0;
         rc = load_digits(scale, d, err, errlen);
@@ -1226,7 +1202,7 @@ static int load_builtin(const spec_t *s, const common_t *cm, size_t nin, size_t 
     } else {
         size_t n = cm->has_n ? cm->n : 1000;
         if (n > MAX_BUILTIN_N)
-            return fail(err, errlen, SPDL_EINVAL, "%s: n=%zu is too large (at most %u)", s->source, n,
+            return spdl_fail(err, errlen, SPDL_EINVAL, "%s: n=%zu is too large (at most %u)", s->source, n,
                         MAX_BUILTIN_N);
         double noise, turns = 0, factor = 0;
         rc = get_double(s, "noise", k == 1 ? 0.1 : 0.05, 0, 10, 0, &noise, err, errlen);
@@ -1239,7 +1215,7 @@ static int load_builtin(const spec_t *s, const common_t *cm, size_t nin, size_t 
         d->x = alloc_doubles(n, 2);
         d->t = alloc_doubles(n, 1);
         if (!d->x || !d->t)
-            return fail(err, errlen, SPDL_ENOMEM, "%s: out of memory for %zu samples", s->source, n);
+            return spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory for %zu samples", s->source, n);
         if (k == 0) {
             gen_spirals(n, noise, turns, seed, d->x, d->t);
             snprintf(base, baselen, "%s (n=%zu, noise=%g, turns=%g, seed=%llu)", s->source, n, noise, turns,
@@ -1327,7 +1303,7 @@ static void split_sizes(size_t n, double frac, size_t *ntrain, size_t *ntest)
     *ntrain = n - *ntest;
 }
 
-static void append(char *buf, size_t len, const char *fmt, ...) PRINTF_LIKE(3, 4);
+static void append(char *buf, size_t len, const char *fmt, ...) SPDL_PRINTF_LIKE(3, 4);
 
 static void append(char *buf, size_t len, const char *fmt, ...)
 {
@@ -1372,16 +1348,16 @@ static int load_inner(const char *spec, size_t nin, size_t ntarget, int nclass, 
         split_sizes(out->n, cm.split, &ntrain, &ntest);
         const char *pn = cm.part == 1 ? "train" : "test";
         if (!idx) {
-            rc = fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", s.source);
+            rc = spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", s.source);
         } else if (ntrain == 0 || ntest == 0) {
-            rc = fail(err, errlen, SPDL_EINVAL, "%s: split=%g of %zu samples leaves the %s part empty", s.source,
+            rc = spdl_fail(err, errlen, SPDL_EINVAL, "%s: split=%g of %zu samples leaves the %s part empty", s.source,
                       cm.split, out->n, ntrain == 0 ? "train" : "test");
         } else {
             permutation(idx, out->n, cm.seed);
             spdl_data part;
             rc = cm.part == 1 ? gather(out, idx, ntrain, &part) : gather(out, idx + ntrain, ntest, &part);
             if (rc) {
-                fail(err, errlen, rc, "%s: out of memory", s.source);
+                spdl_fail(err, errlen, rc, "%s: out of memory", s.source);
             } else {
                 append(part.desc, sizeof part.desc, ", %s part: %zu of %zu samples (split=%g, seed=%llu)", pn,
                        part.n, out->n, cm.split, (unsigned long long)cm.seed);
@@ -1405,13 +1381,13 @@ int spdl_data_load_ex(const char *spec, size_t nin, size_t ntarget, int nclass, 
     if (out)
         memset(out, 0, sizeof *out);
     if (!spec || !out)
-        return fail(err, errlen, SPDL_EINVAL, "spdl_data_load: NULL argument");
+        return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_data_load: NULL argument");
     if (nin == 0)
-        return fail(err, errlen, SPDL_EINVAL, "spdl_data_load: the model has no inputs");
+        return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_data_load: the model has no inputs");
     if (nclass > 0 && ntarget != 1)
-        return fail(err, errlen, SPDL_EINVAL, "spdl_data_load: class labels need exactly one target per sample");
+        return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_data_load: class labels need exactly one target per sample");
     if (ntarget > SIZE_MAX / 2 || nin > SIZE_MAX / 2 - ntarget)
-        return fail(err, errlen, SPDL_EINVAL, "spdl_data_load: too many inputs or targets");
+        return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_data_load: too many inputs or targets");
     /* strtod and printf see "0.5", whatever locale the program chose */
     locale_t cl = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
     locale_t old = cl ? uselocale(cl) : (locale_t)0;

@@ -9,6 +9,7 @@
  * target, fsyncs it, renames it over the target and fsyncs the directory, so
  * a reader sees the old file or the new one, never half of one. */
 #include "safetensors.h"
+#include "errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,31 +24,6 @@
 
 #define MAX_HEADER ((uint64_t)100 << 20) /* the reference implementation's limit */
 #define MAX_DEPTH 64                     /* JSON nesting */
-
-#if defined(__GNUC__)
-#define PRINTF_LIKE(a, b) __attribute__((format(printf, a, b)))
-#else
-#define PRINTF_LIKE(a, b)
-#endif
-
-PRINTF_LIKE(4, 5)
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
-static const char *errno_text(int e, char *buf, size_t len)
-{
-    if (strerror_r(e, buf, len) != 0)
-        snprintf(buf, len, "error %d", e);
-    return buf;
-}
 
 /* Length of the well-formed UTF-8 sequence at s[0..n), or 0. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
@@ -153,7 +129,7 @@ static void j_free(jval *v)
     memset(v, 0, sizeof *v);
 }
 
-PRINTF_LIKE(2, 3)
+SPDL_PRINTF_LIKE(2, 3)
 static int j_err(jparser *p, const char *fmt, ...)
 {
     if (!p->msg[0]) {
@@ -532,30 +508,30 @@ static int slurp(const char *path, unsigned char **out, size_t *outlen, char *er
     char eb[128];
     int fd = open(path, O_RDONLY);
     if (fd < 0)
-        return fail(err, errlen, SPDL_EIO, "%s: cannot open: %s", path, errno_text(errno, eb, sizeof eb));
+        return spdl_fail(err, errlen, SPDL_EIO, "%s: cannot open: %s", path, spdl_errno_text(errno, eb, sizeof eb));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return fail(err, errlen, SPDL_EIO, "%s: cannot stat: %s", path, errno_text(e, eb, sizeof eb));
+        return spdl_fail(err, errlen, SPDL_EIO, "%s: cannot stat: %s", path, spdl_errno_text(e, eb, sizeof eb));
     }
     if (S_ISDIR(st.st_mode)) {
         close(fd);
-        return fail(err, errlen, SPDL_EIO, "%s: is a directory, expected a safetensors file", path);
+        return spdl_fail(err, errlen, SPDL_EIO, "%s: is a directory, expected a safetensors file", path);
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(err, errlen, SPDL_EIO, "%s: not a regular file, expected a safetensors file", path);
+        return spdl_fail(err, errlen, SPDL_EIO, "%s: not a regular file, expected a safetensors file", path);
     }
     if ((uint64_t)st.st_size > SIZE_MAX - 1) {
         close(fd);
-        return fail(err, errlen, SPDL_ENOMEM, "%s: file too large", path);
+        return spdl_fail(err, errlen, SPDL_ENOMEM, "%s: file too large", path);
     }
     size_t size = (size_t)st.st_size, got = 0;
     unsigned char *buf = malloc(size ? size : 1);
     if (!buf) {
         close(fd);
-        return fail(err, errlen, SPDL_ENOMEM, "%s: out of memory for %zu bytes", path, size);
+        return spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory for %zu bytes", path, size);
     }
     while (got < size) {
         ssize_t r = read(fd, buf + got, size - got);
@@ -566,8 +542,8 @@ static int slurp(const char *path, unsigned char **out, size_t *outlen, char *er
             free(buf);
             close(fd);
             if (r == 0)
-                return fail(err, errlen, SPDL_EIO, "%s: the file shrank while being read", path);
-            return fail(err, errlen, SPDL_EIO, "%s: cannot read: %s", path, errno_text(e, eb, sizeof eb));
+                return spdl_fail(err, errlen, SPDL_EIO, "%s: the file shrank while being read", path);
+            return spdl_fail(err, errlen, SPDL_EIO, "%s: cannot read: %s", path, spdl_errno_text(e, eb, sizeof eb));
         }
         got += (size_t)r;
     }
@@ -584,24 +560,24 @@ static int check_entry(const char *path, const char *name, const jval *e, spdl_t
     char qn[256];
     quote(name, qn, sizeof qn);
     if (e->type != J_OBJ)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': the entry is not a JSON object", path, qn);
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': the entry is not a JSON object", path, qn);
     for (size_t i = 0; i < e->n; i++) {
         const char *k = e->keys[i];
         if (strcmp(k, "dtype") && strcmp(k, "shape") && strcmp(k, "data_offsets")) {
             char qk[256];
-            return fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': unexpected key \"%s\" (expected dtype, shape, "
+            return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': unexpected key \"%s\" (expected dtype, shape, "
                         "data_offsets)", path, qn, quote(k, qk, sizeof qk));
         }
     }
     const jval *dt = j_get(e, "dtype"), *sh = j_get(e, "shape"), *of = j_get(e, "data_offsets");
     if (!dt)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': missing \"dtype\"", path, qn);
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': missing \"dtype\"", path, qn);
     if (!sh)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': missing \"shape\"", path, qn);
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': missing \"shape\"", path, qn);
     if (!of)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': missing \"data_offsets\"", path, qn);
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': missing \"data_offsets\"", path, qn);
     if (dt->type != J_STR)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': \"dtype\" is not a string", path, qn);
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': \"dtype\" is not a string", path, qn);
     size_t isz;
     if (strcmp(dt->str, "F64") == 0) {
         isz = 8;
@@ -611,22 +587,22 @@ static int check_entry(const char *path, const char *name, const jval *e, spdl_t
         sp->f32 = 1;
     } else {
         char qd[256];
-        return fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': dtype \"%s\" is not supported (F64, or F32 "
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': dtype \"%s\" is not supported (F64, or F32 "
                     "converted to F64)", path, qn, quote(dt->str, qd, sizeof qd));
     }
     if (sh->type != J_ARR)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': \"shape\" is not an array", path, qn);
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': \"shape\" is not an array", path, qn);
     if (sh->n > 4)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': rank %zu is not supported (at most 4)", path, qn,
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': rank %zu is not supported (at most 4)", path, qn,
                     sh->n);
     uint64_t count = 1;
     for (size_t i = 0; i < sh->n; i++) {
         const jval *d = &sh->items[i];
         if (d->type != J_NUM || !d->isuint)
-            return fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': \"shape\" is not an array of non-negative "
+            return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': \"shape\" is not an array of non-negative "
                         "integers", path, qn);
         if (d->u > SIZE_MAX || (d->u && count > (uint64_t)(SIZE_MAX / 8) / d->u))
-            return fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': shape too large", path, qn);
+            return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': shape too large", path, qn);
         count *= d->u;
         t->shape[i] = (size_t)d->u;
     }
@@ -634,15 +610,15 @@ static int check_entry(const char *path, const char *name, const jval *e, spdl_t
     t->size = (size_t)count;
     if (of->type != J_ARR || of->n != 2 || of->items[0].type != J_NUM || !of->items[0].isuint ||
         of->items[1].type != J_NUM || !of->items[1].isuint)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': \"data_offsets\" is not [begin, end] of "
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': \"data_offsets\" is not [begin, end] of "
                     "non-negative integers", path, qn);
     sp->begin = of->items[0].u;
     sp->end = of->items[1].u;
     if (sp->end < sp->begin)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] end before they begin",
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] end before they begin",
                     path, qn, (unsigned long long)sp->begin, (unsigned long long)sp->end);
     if (sp->end - sp->begin != count * isz)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes, but "
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes, but "
                     "%llu %s values need %llu (the header lies about the size)", path, qn,
                     (unsigned long long)sp->begin, (unsigned long long)sp->end,
                     (unsigned long long)(sp->end - sp->begin), (unsigned long long)count, dt->str,
@@ -656,10 +632,10 @@ static int read_header(const char *path, const unsigned char *buf, size_t size, 
     char qn[256], qm[256];
     uint64_t hl = le64(buf);
     if (hl > size - 8)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: the header length %llu is larger than the rest of the file "
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: the header length %llu is larger than the rest of the file "
                     "(%zu bytes): truncated, or not a safetensors file", path, (unsigned long long)hl, size - 8);
     if (hl > MAX_HEADER)
-        return fail(err, errlen, SPDL_EFORMAT, "%s: the header length %llu exceeds the limit of %llu bytes", path,
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: the header length %llu exceeds the limit of %llu bytes", path,
                     (unsigned long long)hl, (unsigned long long)MAX_HEADER);
     jparser p;
     memset(&p, 0, sizeof p);
@@ -675,18 +651,18 @@ static int read_header(const char *path, const unsigned char *buf, size_t size, 
     }
     if (rc) {
         j_free(&root);
-        return fail(err, errlen, strcmp(p.msg, "out of memory") == 0 ? SPDL_ENOMEM : SPDL_EFORMAT,
+        return spdl_fail(err, errlen, strcmp(p.msg, "out of memory") == 0 ? SPDL_ENOMEM : SPDL_EFORMAT,
                     "%s: the header is not valid JSON: %s at header byte %zu", path, p.msg, p.errpos);
     }
     if (root.type != J_OBJ) {
         j_free(&root);
-        return fail(err, errlen, SPDL_EFORMAT, "%s: the header is not a JSON object", path);
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: the header is not a JSON object", path);
     }
     int oom;
     const char *dup = j_duplicate_key(&root, &oom);
     if (dup || oom) {
-        rc = oom ? fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", path)
-                 : fail(err, errlen, SPDL_EFORMAT, "%s: the header names '%s' twice", path, quote(dup, qn, sizeof qn));
+        rc = oom ? spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", path)
+                 : spdl_fail(err, errlen, SPDL_EFORMAT, "%s: the header names '%s' twice", path, quote(dup, qn, sizeof qn));
         j_free(&root);
         return rc;
     }
@@ -701,25 +677,25 @@ static int read_header(const char *path, const unsigned char *buf, size_t size, 
     if (!sp || !out->t) {
         free(sp);
         j_free(&root);
-        return fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", path);
+        return spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", path);
     }
     rc = 0;
     if (meta) {
         if (meta->type != J_OBJ)
-            rc = fail(err, errlen, SPDL_EFORMAT, "%s: \"__metadata__\" is not an object", path);
+            rc = spdl_fail(err, errlen, SPDL_EFORMAT, "%s: \"__metadata__\" is not an object", path);
         else if ((dup = j_duplicate_key(meta, &oom)) || oom)
-            rc = oom ? fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", path)
-                     : fail(err, errlen, SPDL_EFORMAT, "%s: \"__metadata__\" names '%s' twice", path,
+            rc = oom ? spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", path)
+                     : spdl_fail(err, errlen, SPDL_EFORMAT, "%s: \"__metadata__\" names '%s' twice", path,
                             quote(dup, qn, sizeof qn));
         for (size_t i = 0; !rc && i < meta->n; i++)
             if (meta->items[i].type != J_STR)
-                rc = fail(err, errlen, SPDL_EFORMAT, "%s: \"__metadata__\" value for '%s' is not a string", path,
+                rc = spdl_fail(err, errlen, SPDL_EFORMAT, "%s: \"__metadata__\" value for '%s' is not a string", path,
                           quote(meta->keys[i], qn, sizeof qn));
         if (!rc && meta->n) {
             out->meta_key = calloc(meta->n, sizeof *out->meta_key);
             out->meta_val = calloc(meta->n, sizeof *out->meta_val);
             if (!out->meta_key || !out->meta_val)
-                rc = fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", path);
+                rc = spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", path);
             for (size_t i = 0; !rc && i < meta->n; i++) {
                 /* take the strings over from the tree */
                 out->meta_key[i] = meta->keys[i];
@@ -740,7 +716,7 @@ static int read_header(const char *path, const unsigned char *buf, size_t size, 
         if (rc)
             break;
         if (sp[nspan].end > datalen) {
-            rc = fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] run past the end of "
+            rc = spdl_fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] run past the end of "
                       "the data section (%zu bytes): truncated, or the header lies", path,
                       quote(root.keys[i], qn, sizeof qn), (unsigned long long)sp[nspan].begin,
                       (unsigned long long)sp[nspan].end, datalen);
@@ -758,11 +734,11 @@ static int read_header(const char *path, const unsigned char *buf, size_t size, 
         size_t last = 0; /* the span that ends at `at` */
         for (size_t k = 0; k < nspan && !rc; k++) {
             if (sp[k].begin < at)
-                rc = fail(err, errlen, SPDL_EFORMAT, "%s: tensors '%s' and '%s' overlap in the data section", path,
+                rc = spdl_fail(err, errlen, SPDL_EFORMAT, "%s: tensors '%s' and '%s' overlap in the data section", path,
                           quote(out->t[sp[last].out].name, qm, sizeof qm),
                           quote(out->t[sp[k].out].name, qn, sizeof qn));
             else if (sp[k].begin > at)
-                rc = fail(err, errlen, SPDL_EFORMAT, "%s: bytes [%llu, %llu) of the data section belong to no "
+                rc = spdl_fail(err, errlen, SPDL_EFORMAT, "%s: bytes [%llu, %llu) of the data section belong to no "
                           "tensor", path, (unsigned long long)at, (unsigned long long)sp[k].begin);
             if (sp[k].end > at) {
                 at = sp[k].end;
@@ -770,7 +746,7 @@ static int read_header(const char *path, const unsigned char *buf, size_t size, 
             }
         }
         if (!rc && at != datalen)
-            rc = fail(err, errlen, SPDL_EFORMAT, "%s: bytes [%llu, %zu) of the data section belong to no tensor",
+            rc = spdl_fail(err, errlen, SPDL_EFORMAT, "%s: bytes [%llu, %zu) of the data section belong to no tensor",
                       path, (unsigned long long)at, datalen);
     }
     /* values, in the header's order */
@@ -778,7 +754,7 @@ static int read_header(const char *path, const unsigned char *buf, size_t size, 
         spdl_tensor *t = &out->t[sp[k].out];
         t->data = malloc(t->size ? t->size * sizeof(double) : 1);
         if (!t->data) {
-            rc = fail(err, errlen, SPDL_ENOMEM, "%s: out of memory for tensor '%s'", path,
+            rc = spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory for tensor '%s'", path,
                       quote(t->name, qn, sizeof qn));
             break;
         }
@@ -796,7 +772,7 @@ static int read_header(const char *path, const unsigned char *buf, size_t size, 
                 memcpy(&v, &u, sizeof v);
             }
             if (!isfinite(v)) {
-                rc = fail(err, errlen, SPDL_ENONFINITE, "%s: tensor '%s' holds %s at element %zu", path,
+                rc = spdl_fail(err, errlen, SPDL_ENONFINITE, "%s: tensor '%s' holds %s at element %zu", path,
                           quote(t->name, qn, sizeof qn), isnan(v) ? "a NaN" : "an infinity", j);
                 break;
             }
@@ -815,16 +791,16 @@ int spdl_st_read(const char *path, spdl_st *out, char *err, size_t errlen)
     if (out)
         memset(out, 0, sizeof *out);
     if (!path || !out)
-        return fail(err, errlen, SPDL_EINVAL, "spdl_st_read: NULL argument");
+        return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_st_read: NULL argument");
     unsigned char *buf;
     size_t size;
     int rc = slurp(path, &buf, &size, err, errlen);
     if (rc)
         return rc;
     if (size == 0)
-        rc = fail(err, errlen, SPDL_EFORMAT, "%s: the file is empty, expected a safetensors file", path);
+        rc = spdl_fail(err, errlen, SPDL_EFORMAT, "%s: the file is empty, expected a safetensors file", path);
     else if (size < 8)
-        rc = fail(err, errlen, SPDL_EFORMAT, "%s: truncated: %zu bytes, too short for the 8-byte header length",
+        rc = spdl_fail(err, errlen, SPDL_EFORMAT, "%s: truncated: %zu bytes, too short for the 8-byte header length",
                   path, size);
     else
         rc = read_header(path, buf, size, out, err, errlen);
@@ -903,7 +879,7 @@ static void sb_put(sbuf *b, const char *s, size_t n)
 
 static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
 
-PRINTF_LIKE(2, 3)
+SPDL_PRINTF_LIKE(2, 3)
 static void sb_fmt(sbuf *b, const char *fmt, ...)
 {
     char tmp[128];
@@ -959,47 +935,47 @@ static int check_inputs(const spdl_tensor *t, size_t nt, const char *const *mk, 
 {
     char qn[256];
     if ((nt && !t) || (nm && (!mk || !mv)))
-        return fail(err, errlen, SPDL_EINVAL, "spdl_st_write: NULL argument");
+        return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_st_write: NULL argument");
     for (size_t i = 0; i < nt; i++) {
         const spdl_tensor *a = &t[i];
         if (!a->name || !a->name[0])
-            return fail(err, errlen, SPDL_EINVAL, "spdl_st_write: tensor %zu has no name", i);
+            return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_st_write: tensor %zu has no name", i);
         if (!utf8_valid(a->name))
-            return fail(err, errlen, SPDL_EINVAL, "spdl_st_write: tensor %zu: the name is not valid UTF-8", i);
+            return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_st_write: tensor %zu: the name is not valid UTF-8", i);
         quote(a->name, qn, sizeof qn);
         if (strcmp(a->name, "__metadata__") == 0)
-            return fail(err, errlen, SPDL_EINVAL, "spdl_st_write: a tensor cannot be named __metadata__");
+            return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_st_write: a tensor cannot be named __metadata__");
         for (size_t j = 0; j < i; j++)
             if (strcmp(t[j].name, a->name) == 0)
-                return fail(err, errlen, SPDL_EINVAL, "spdl_st_write: two tensors are named '%s'", qn);
+                return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_st_write: two tensors are named '%s'", qn);
         if (a->rank < 0 || a->rank > 4)
-            return fail(err, errlen, SPDL_EINVAL, "spdl_st_write: tensor '%s': rank %d (expected 0 to 4)", qn,
+            return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_st_write: tensor '%s': rank %d (expected 0 to 4)", qn,
                         a->rank);
         size_t count = 1;
         for (int k = 0; k < a->rank; k++) {
             if (a->shape[k] && count > SIZE_MAX / 8 / a->shape[k])
-                return fail(err, errlen, SPDL_EINVAL, "spdl_st_write: tensor '%s': shape too large", qn);
+                return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_st_write: tensor '%s': shape too large", qn);
             count *= a->shape[k];
         }
         if (count != a->size)
-            return fail(err, errlen, SPDL_EINVAL, "spdl_st_write: tensor '%s': size %zu does not match its shape "
+            return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_st_write: tensor '%s': size %zu does not match its shape "
                         "(%zu elements)", qn, a->size, count);
         if (a->size && !a->data)
-            return fail(err, errlen, SPDL_EINVAL, "spdl_st_write: tensor '%s': no data", qn);
+            return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_st_write: tensor '%s': no data", qn);
         for (size_t j = 0; j < a->size; j++)
             if (!isfinite(a->data[j]))
-                return fail(err, errlen, SPDL_ENONFINITE, "spdl_st_write: tensor '%s' holds %s at element %zu; "
+                return spdl_fail(err, errlen, SPDL_ENONFINITE, "spdl_st_write: tensor '%s' holds %s at element %zu; "
                             "nothing written", qn, isnan(a->data[j]) ? "a NaN" : "an infinity", j);
     }
     for (size_t i = 0; i < nm; i++) {
         if (!mk[i] || !mv[i])
-            return fail(err, errlen, SPDL_EINVAL, "spdl_st_write: metadata %zu is NULL", i);
+            return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_st_write: metadata %zu is NULL", i);
         if (!utf8_valid(mk[i]) || !utf8_valid(mv[i]))
-            return fail(err, errlen, SPDL_EINVAL, "spdl_st_write: metadata '%s' is not valid UTF-8",
+            return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_st_write: metadata '%s' is not valid UTF-8",
                         quote(mk[i], qn, sizeof qn));
         for (size_t j = 0; j < i; j++)
             if (strcmp(mk[j], mk[i]) == 0)
-                return fail(err, errlen, SPDL_EINVAL, "spdl_st_write: metadata key '%s' is given twice",
+                return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_st_write: metadata key '%s' is given twice",
                             quote(mk[i], qn, sizeof qn));
     }
     return 0;
@@ -1012,7 +988,7 @@ int spdl_st_write(const char *path, const spdl_tensor *t, size_t nt, const char 
     if (err && errlen)
         err[0] = '\0';
     if (!path || !*path)
-        return fail(err, errlen, SPDL_EINVAL, "spdl_st_write: no path");
+        return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_st_write: no path");
     int rc = check_inputs(t, nt, meta_key, meta_val, nmeta, err, errlen);
     if (rc)
         return rc;
@@ -1048,7 +1024,7 @@ int spdl_st_write(const char *path, const spdl_tensor *t, size_t nt, const char 
         sb_str(&h, " ");
     if (h.oom) {
         free(h.p);
-        return fail(err, errlen, SPDL_ENOMEM, "%s: out of memory for the header", path);
+        return spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory for the header", path);
     }
 
     /* a temp file next to the target: same filesystem, so rename is atomic */
@@ -1061,7 +1037,7 @@ int spdl_st_write(const char *path, const spdl_tensor *t, size_t nt, const char 
         free(tmp);
         free(dir);
         free(h.p);
-        return fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", path);
+        return spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", path);
     }
     if (slash) {
         memcpy(dir, path, dirlen);
@@ -1074,8 +1050,8 @@ int spdl_st_write(const char *path, const spdl_tensor *t, size_t nt, const char 
     snprintf(tmp, tl, "%.*s%s.%s.XXXXXX", (int)dirlen, path, slash ? "/" : "", base);
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        rc = fail(err, errlen, SPDL_EIO, "%s: cannot create a temporary file in %s: %s", path, dir,
-                  errno_text(errno, eb, sizeof eb));
+        rc = spdl_fail(err, errlen, SPDL_EIO, "%s: cannot create a temporary file in %s: %s", path, dir,
+                  spdl_errno_text(errno, eb, sizeof eb));
         free(tmp);
         free(dir);
         free(h.p);
@@ -1114,13 +1090,13 @@ int spdl_st_write(const char *path, const spdl_tensor *t, size_t nt, const char 
     }
     if (!ok) {
         unlink(tmp);
-        rc = fail(err, errlen, SPDL_EIO, "%s: cannot write: %s", path, errno_text(e, eb, sizeof eb));
+        rc = spdl_fail(err, errlen, SPDL_EIO, "%s: cannot write: %s", path, spdl_errno_text(e, eb, sizeof eb));
     } else {
         /* make the rename itself durable */
         int dfd = open(dir, O_RDONLY | O_DIRECTORY);
         if (dfd < 0 || (fsync(dfd) != 0 && errno != EINVAL && errno != EROFS)) {
-            rc = fail(err, errlen, SPDL_EIO, "%s: written, but cannot sync the directory %s: %s", path, dir,
-                      errno_text(errno, eb, sizeof eb));
+            rc = spdl_fail(err, errlen, SPDL_EIO, "%s: written, but cannot sync the directory %s: %s", path, dir,
+                      spdl_errno_text(errno, eb, sizeof eb));
         }
         if (dfd >= 0)
             close(dfd);
