@@ -42,29 +42,14 @@
 #include <string.h>
 
 #include "spdl.h"
+#include "vec.h"
 
 const spdl_model *MODEL_FN(void);
 
 enum { NTH = 6, TOPK = 32, CHUNK = 32 };
 static const double REL_TOL = 1e-9;
 
-/* ---- random numbers: a 64-bit LCG, Box-Muller normals ---------------------- */
-
-static uint64_t rng_state = 0x5eed;
-static double urand(void)
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return ((double)(rng_state >> 11) + 0.5) * 0x1.0p-53;
-}
-static double nrand(void) { return sqrt(-2 * log(urand())) * cos(6.283185307179586 * urand()); }
-
-static double norm(const double *v, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += v[i] * v[i];
-    return sqrt(s);
-}
+/* ---- vectors (random numbers and norm: vec.h) ------------------------------- */
 
 static double dist(const double *a, const double *b, size_t n)
 {

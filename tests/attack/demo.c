@@ -32,26 +32,11 @@
 #include <string.h>
 
 #include "spdl.h"
+#include "vec.h"
 
 const spdl_model *MODEL_FN(void);
 
 enum { NDIR = 64 };
-
-static uint64_t rng_state = 20261127;
-static double urand(void)
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return ((double)(rng_state >> 11) + 0.5) * 0x1.0p-53;
-}
-static double nrand(void) { return sqrt(-2 * log(urand())) * cos(6.283185307179586 * urand()); }
-
-static double norm(const double *v, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += v[i] * v[i];
-    return sqrt(s);
-}
 
 static void unit(double *v, size_t n)
 {
