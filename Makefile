@@ -16,7 +16,7 @@ STDLIB_DIR := $(PREFIX)/share/spdl/stdlib
 LIB_DIR    := $(PREFIX)/lib
 DATA_DIR   := $(PREFIX)/share/spdl/data
 
-COMPILER_SRC := arena diag ast parse source resolve tableau step check check_stable check_lipschitz \
+COMPILER_SRC := arena diag ast parse source resolve tableau step analysis check check_stable check_lipschitz \
                 check_nonexpansive check_invertible summary emit_c build main
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o

@@ -603,6 +603,22 @@ static int step_value(L *l, const Block *b, double scale, Span sp)
     return elementwise(l, OP_MUL, sp, mk_const(l, scale, sp), dt, (Shape){0});
 }
 
+/* Keeps the field values f (equation `only`, or all) and the block
+ * variables' values they read, for the checkers (Seg.field). */
+static void record_field(L *l, Seg *s, const Block *b, int only, const int *f)
+{
+    int nv = b->nvars;
+    for (int k = 0; k < nv; k++) {
+        if (only >= 0 && k != only)
+            continue;
+        s->field[k] = f[k];
+        for (int j = 0; j < nv; j++) {
+            int at = l->cur[b->vars[j]->index];
+            s->field_at[k * nv + j] = at;
+        }
+    }
+}
+
 static void lower_block(L *l, const Block *b)
 {
     StepProgram *p = l->p;
@@ -665,6 +681,10 @@ static void lower_block(L *l, const Block *b)
         for (int k = 0; k < nv; k++)
             var_state[k] = b->vars[k]->index;
         int *f = ARENA_ARRAY(l->a, int, nv);
+        s->field = ARENA_ARRAY(l->a, int, nv);
+        s->field_at = ARENA_ARRAY(l->a, int, nv * nv);
+        for (int k = 0; k < nv; k++)
+            s->field[k] = -1;
         if (sc->kind == SCHEME_RK) {
             int st = sc->stages;
             int *K = ARENA_ARRAY(l->a, int, st * nv);     /* K[i*nv + var] */
@@ -687,6 +707,8 @@ static void lower_block(L *l, const Block *b)
                 eval_field(l, b, -1, f);
                 for (int k = 0; k < nv; k++)
                     K[i * nv + k] = f[k];
+                if (i == 0)
+                    record_field(l, s, b, -1, f);
             }
             for (int k = 0; k < nv; k++)
                 l->cur[var_state[k]] = u0[k];
@@ -728,6 +750,8 @@ static void lower_block(L *l, const Block *b)
                 const State *stt = m->states[var_state[k]];
                 Span sp = eqspan[k];
                 eval_field(l, b, k, f);
+                if (s->field[k] < 0)
+                    record_field(l, s, b, k, f);
                 int term = elementwise(l, OP_MUL, sp, step_value(l, b, scale2[i] / 2.0, sp), f[k], stt->shape);
                 int v = elementwise(l, OP_ADD, sp, l->cur[stt->index], term, stt->shape);
                 add_update(l, s, stt, v, i, sp,
@@ -898,23 +922,29 @@ typedef struct Cur {
 static Cur current_before(const StepProgram *p, const Seg *s, int k)
 {
     Cur c = {malloc(sizeof(int) * ((size_t)s->nvars + 1)), s->nvars};
-    int *pos = malloc(sizeof(int) * ((size_t)p->m->nstates + 1));
-    if (!c.v || !pos) {
-        free(c.v);
-        free(pos);
+    if (!c.v)
         return (Cur){NULL, 0};
-    }
-    for (int i = 0; i < p->m->nstates; i++)
-        pos[i] = -1;
-    for (int i = 0; i < c.n; i++) {
-        c.v[i] = s->inputs[i];
-        pos[s->vars[i]] = i;
+    step_current(p, s, k, c.v);
+    return c;
+}
+
+void step_current(const StepProgram *p, const Seg *s, int k, int *cur)
+{
+    for (int i = 0; i < s->nvars; i++)
+        cur[i] = s->inputs[i];
+    int *pos = malloc(sizeof(int) * ((size_t)p->m->nstates + 1)); /* state -> its place in vars */
+    if (pos) {
+        for (int i = 0; i < s->nvars; i++)
+            pos[s->vars[i]] = i;
+        for (int j = 0; j < k; j++)
+            cur[pos[s->upd[j].state]] = s->upd[j].value;
+        free(pos);
+        return;
     }
     for (int j = 0; j < k; j++)
-        if (pos[s->upd[j].state] >= 0)
-            c.v[pos[s->upd[j].state]] = s->upd[j].value;
-    free(pos);
-    return c;
+        for (int i = 0; i < s->nvars; i++)
+            if (s->vars[i] == s->upd[j].state)
+                cur[i] = s->upd[j].value;
 }
 
 static bool is_exp(const StepProgram *p, int v) { return v >= 0 && p->vals[v]->op == OP_ACT && p->vals[v]->fn == FN_EXP; }
