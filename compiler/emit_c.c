@@ -1480,8 +1480,13 @@ static void emit_prepare(E *e)
     out(e, "static void %s(const double *theta, real *w)", fn(e, "prepare"));
     out(e, "{");
     e->indent++;
-    out(e, "for (size_t i = 0; i < %zu; i++)", e->m->theta_size);
-    out(e, "    w[%zu + i] = (real)theta[i];", e->theta);
+    if (e->m->theta_size) {
+        out(e, "for (size_t i = 0; i < %zu; i++)", e->m->theta_size);
+        out(e, "    w[%zu + i] = (real)theta[i];", e->theta);
+    } else { /* no parameters: a loop to 0 would be a warning (gcc -Wtype-limits) */
+        out(e, "(void)theta;");
+        out(e, "(void)w;");
+    }
     for (int i = 0; i < p->ngcode; i++)
         op_forward(e, VAL(e, p->gcode[i]));
     for (int s = 0; s < p->nsegs; s++) {
@@ -1684,6 +1689,13 @@ static void emit_tile_forward(E *e)
     e->indent++;
     out(e, "(void)keep;");
     out(e, "(void)ld;");
+    bool blocks = false;
+    for (int s = 0; s < p->nsegs; s++)
+        blocks |= p->segs[s].kind == SEG_BLOCK;
+    if (!blocks) { /* only blocks call the hook */
+        out(e, "(void)hook;");
+        out(e, "(void)ctx;");
+    }
     for (int s = 0; s < p->nsegs; s++) {
         const Seg *sg = &p->segs[s];
         if (sg->kind == SEG_CODE) {
@@ -2341,8 +2353,10 @@ static void emit_public(E *e)
     }
     out(e, "if (grad) {");
     out(e, "    %s(w);", fn(e, "prepare_adj"));
-    out(e, "    for (size_t i = 0; i < %zu; i++)", m->theta_size);
-    out(e, "        grad[i] = (double)w[%zu + i];", e->gtheta);
+    if (m->theta_size) {
+        out(e, "    for (size_t i = 0; i < %zu; i++)", m->theta_size);
+        out(e, "        grad[i] = (double)w[%zu + i];", e->gtheta);
+    }
     out(e, "}");
     out(e, "return loss;");
     e->indent--;
@@ -2379,8 +2393,10 @@ static void emit_public(E *e)
     out(e, "}");
     out(e, "if (dtheta) {");
     out(e, "    %s(w);", fn(e, "prepare_adj"));
-    out(e, "    for (size_t i = 0; i < %zu; i++)", m->theta_size);
-    out(e, "        dtheta[i] = (double)w[%zu + i];", e->gtheta);
+    if (m->theta_size) {
+        out(e, "    for (size_t i = 0; i < %zu; i++)", m->theta_size);
+        out(e, "        dtheta[i] = (double)w[%zu + i];", e->gtheta);
+    }
     out(e, "}");
     out(e, "return SPDL_OK;");
     e->indent--;
