@@ -962,23 +962,25 @@ static void matmul_adjoint(E *e, const Val *v)
     const Val *A = VAL(e, v->a), *B = VAL(e, v->b);
     int m = A->shape.dim[0], n = A->shape.dim[1];
     int p = B->shape.rank == 2 ? B->shape.dim[1] : 1;
+    /* dA reads B, dB reads A: declare only what is read (no unused variables) */
+    bool ga = wants_adj(e, v->a), gb = wants_adj(e, v->b);
     if (v->vary == VARY_SAMPLE) {
-        out(e, "const real *restrict A = %s;", F(e, v->a));
-        out(e, "const real *restrict B = %s;", F(e, v->b));
+        int t = gb ? transposed(e, v->a) : -1;
+        if (gb && t < 0)
+            out(e, "const real *restrict A = %s;", F(e, v->a));
+        if (ga)
+            out(e, "const real *restrict B = %s;", F(e, v->b));
         out(e, "const real *restrict GY = %s;", G(e, v->id));
-        if (wants_adj(e, v->b)) { /* dB (+)= A' dY */
+        if (gb) { /* dB (+)= A' dY */
             bool assign = first(e, v->b);
             out(e, "real *restrict GB = %s;", G(e, v->b));
-            int t = transposed(e, v->a);
-            if (t >= 0) { /* A' is stored row by row: the faster product */
+            if (t >= 0) /* A' is stored row by row: the faster product */
                 out(e, "const real *restrict AT = %s;", F(e, t));
-                out(e, "(void)A;");
-            }
             for (int c = 0; c < p; c++)
                 out(e, "spdl_gemm(%d, SPDL_BT, %d, %s, %d, %d, GY + %d, %d, GB + %d, %d, %d);", n, m, t >= 0 ? "AT" : "A",
                     t >= 0 ? m : 1, t >= 0 ? 1 : n, c * BT, p * BT, c * BT, p * BT, assign ? 0 : 1);
         }
-        if (wants_adj(e, v->a)) { /* dA += dY B' (summed over lanes and columns) */
+        if (ga) { /* dA += dY B' (summed over lanes and columns) */
             first(e, v->a);
             out(e, "real *restrict T = w + %zu;", e->scratch);
             out(e, "real *restrict GA = %s;", G(e, v->a));
@@ -989,10 +991,12 @@ static void matmul_adjoint(E *e, const Val *v)
         }
         return;
     }
-    out(e, "const real *restrict A = %s;", F(e, v->a));
-    out(e, "const real *restrict B = %s;", F(e, v->b));
+    if (gb)
+        out(e, "const real *restrict A = %s;", F(e, v->a));
+    if (ga)
+        out(e, "const real *restrict B = %s;", F(e, v->b));
     out(e, "const real *restrict GY = %s;", G(e, v->id));
-    if (wants_adj(e, v->a)) {
+    if (ga) {
         first(e, v->a);
         out(e, "real *restrict GA = %s;", G(e, v->a));
         out(e, "for (size_t i = 0; i < %d; i++)", m);
@@ -1000,7 +1004,7 @@ static void matmul_adjoint(E *e, const Val *v)
         out(e, "        for (size_t c = 0; c < %d; c++)", p);
         out(e, "            GA[i * %d + j] += GY[i * %d + c] * B[j * %d + c];", n, p, p);
     }
-    if (wants_adj(e, v->b)) {
+    if (gb) {
         first(e, v->b);
         out(e, "real *restrict GB = %s;", G(e, v->b));
         out(e, "for (size_t i = 0; i < %d; i++)", m);
