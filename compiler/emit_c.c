@@ -1624,6 +1624,7 @@ static void emit_layer(E *e, int s)
         if (!e->touched[sg->inputs[k]])
             out(e, "memset(gin + %zu, 0, sizeof(real) * %zu);", e->varoff[s][k] * BT,
                 e->m->states[sg->vars[k]]->size * BT);
+    out(e, "(void)k;"); /* unused when the values are in place and the parameters shared */
     out(e, "(void)tin;");
     out(e, "(void)tout;");
     out(e, "(void)gin;");
