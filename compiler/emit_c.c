@@ -2351,10 +2351,16 @@ static void emit_public(E *e)
     e->indent--;
     out(e, "}");
     out(e, "double loss = total / (double)batch;");
-    if (p->loss_param >= 0) {
-        out(e, "loss += (double)%s[0];", F(e, p->loss_param));
-        out(e, "if (grad)");
-        out(e, "    %s[0] += 1;", G(e, p->loss_param));
+    if (p->loss_param >= 0) { /* the parameter-only terms, once; a constant has no gradient (DESIGN §3) */
+        const Val *lp = VAL(e, p->loss_param);
+        if (is_lit(lp))
+            out(e, "loss += %s;", lit(e, lp->num));
+        else
+            out(e, "loss += (double)%s[0];", F(e, p->loss_param));
+        if (lp->vary != VARY_CONST) {
+            out(e, "if (grad)");
+            out(e, "    %s[0] += 1;", G(e, p->loss_param));
+        }
     }
     out(e, "if (grad) {");
     out(e, "    %s(w);", fn(e, "prepare_adj"));
