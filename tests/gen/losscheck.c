@@ -1,6 +1,6 @@
 /* losscheck.c - the loss and the output of a generated model against a
  * computation by hand from theta, x and the target (issue 15: constant terms
- * in the loss). DESIGN §3: the loss of a batch
+ * in the loss, sums and means of constants). DESIGN §3: the loss of a batch
  * is the mean over the batch of the terms that depend on a sample, plus the
  * parameter-only terms (constants among them) once.
  *
@@ -88,6 +88,19 @@ static double ce_const_once(const double *th)
 {
     (void)th;
     return 0.1;
+}
+
+/* mean_const: p = W x + mean(5) + sum(2 * 3) * mean(1) * x; loss mse(p, y) */
+static double mean_const_sample(const double *th, const double *x, const double *t, double *p)
+{
+    for (int i = 0; i < 2; i++)
+        p[i] = matvec_row(th, 2, i, x) + 5 + 6 * 1 * x[i];
+    return mse(p, t, 2);
+}
+static double mean_const_once(const double *th)
+{
+    (void)th;
+    return 0;
 }
 
 /* no_param: p = softmax(x); loss cross_entropy(p, c) */
