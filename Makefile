@@ -21,7 +21,7 @@ COMPILER_SRC := arena diag ast parse source resolve tableau step analysis check 
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
-.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-inv check-e2e check-attack
+.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-warn check-inv check-e2e check-attack
 all: $(B)/spdlc $(B)/libspdl.a
 
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -151,6 +151,13 @@ check-gen: $(B)/spdlc
 check-emit: $(B)/spdlc
 	tests/emit.sh $(B)/spdlc
 
+# DESIGN §6: every model the tests emit compiles warning-free, by gcc and clang at
+# -std=c11 -Werror -pedantic -Wall -Wextra, in double and float, under every memory
+# mode the model allows (compile only, -O0, two at a time).
+WARN_MODELS := $(wildcard tests/gen/*.spn tests/design/*.spn examples/*.spn tests/inv/*.spn tests/emit/*.spn)
+check-warn: $(B)/spdlc
+	tests/warn.sh $(B)/spdlc $(WARN_MODELS)
+
 # Programs made by spdlc build, end to end (train, resume, eval, plot, ...).
 check-e2e: $(B)/spdlc $(B)/libspdl.a
 	tests/e2e.sh $(B)/spdlc
@@ -168,7 +175,7 @@ check-attack: $(B)/spdlc
 	python3 tests/attack/run_attack.py $(B)/spdlc --out $(B)/attack --cc $(CC)
 	python3 tests/attack/run_demo.py $(B)/spdlc --out $(B)/attack/demo --cc $(CC)
 
-check: deps all check-unit check-runtime check-golden check-badinput check-design check-asan check-emit check-gen check-inv check-e2e check-attack
+check: deps all check-unit check-runtime check-golden check-badinput check-design check-asan check-emit check-warn check-gen check-inv check-e2e check-attack
 
 # ---- fuzzing --------------------------------------------------------------------
 # libFuzzer on the front end (lexer, parser, resolver, diagnostics) under ASan

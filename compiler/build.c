@@ -5,7 +5,11 @@
  * bug in spdlc, and the kept sources are what a bug report needs. The
  * compiler runs without a shell ($CC, default cc; extra flags from
  * $SPDL_CFLAGS), with -O2 and, on x86-64 hosts with AVX2 and FMA,
- * -march=x86-64-v3 so the tile loops use 256-bit vectors. */
+ * -march=x86-64-v3 so the tile loops use 256-bit vectors; and with -Wall
+ * -Wextra, since the generated code is promised to compile warning-free
+ * (DESIGN §6): a warning is shown as the C compiler printed it, and the
+ * sources it points into are kept, like a failure's (the program is still
+ * built). */
 #include "build.h"
 
 #include <errno.h>
@@ -135,6 +139,25 @@ static int run(char *const *argv, const char *log)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
 
+/* Copies what the C compiler printed (warnings: it succeeded) to spdlc's
+ * diagnostics stream, after the diagnostics so far; returns whether there
+ * was anything. */
+static bool show_warnings(Diags *d, const char *log)
+{
+    FILE *lf = fopen(log, "r");
+    if (!lf)
+        return false;
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, lf);
+    if (n)
+        diag_flush(d);
+    for (; n; n = fread(buf, 1, sizeof buf, lf))
+        fwrite(buf, 1, n, d->out);
+    bool any = ftell(lf) > 0;
+    fclose(lf);
+    return any;
+}
+
 static void remove_dir(Arena *a, const char *dir, const char *model)
 {
     const char *files[] = {"%s/%s.c", "%s/%s.h", "%s/spdl.h", "%s/main.c", "%s/cc.log"};
@@ -189,6 +212,8 @@ int build_exe(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o, const
     int n = 0;
     argv[n++] = (char *)cc;
     argv[n++] = "-std=c11";
+    argv[n++] = "-Wall";
+    argv[n++] = "-Wextra";
     argv[n++] = "-O2";
     if (want_avx2())
         argv[n++] = "-march=x86-64-v3";
@@ -226,6 +251,11 @@ int build_exe(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o, const
         if (lf)
             fclose(lf);
         return 1;
+    }
+    if (show_warnings(d, log)) {
+        Diag *g = diag_warning(d, NO_SPAN, "%s warned about the code spdlc generated for '%s'", cc, model);
+        diag_note(d, g, NO_SPAN, "this is a bug in spdlc; the generated sources are kept in %s", dir);
+        return 0;
     }
     remove_dir(a, dir, model);
     return 0;

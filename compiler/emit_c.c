@@ -962,23 +962,25 @@ static void matmul_adjoint(E *e, const Val *v)
     const Val *A = VAL(e, v->a), *B = VAL(e, v->b);
     int m = A->shape.dim[0], n = A->shape.dim[1];
     int p = B->shape.rank == 2 ? B->shape.dim[1] : 1;
+    /* dA reads B, dB reads A: declare only what is read (no unused variables) */
+    bool ga = wants_adj(e, v->a), gb = wants_adj(e, v->b);
     if (v->vary == VARY_SAMPLE) {
-        out(e, "const real *restrict A = %s;", F(e, v->a));
-        out(e, "const real *restrict B = %s;", F(e, v->b));
+        int t = gb ? transposed(e, v->a) : -1;
+        if (gb && t < 0)
+            out(e, "const real *restrict A = %s;", F(e, v->a));
+        if (ga)
+            out(e, "const real *restrict B = %s;", F(e, v->b));
         out(e, "const real *restrict GY = %s;", G(e, v->id));
-        if (wants_adj(e, v->b)) { /* dB (+)= A' dY */
+        if (gb) { /* dB (+)= A' dY */
             bool assign = first(e, v->b);
             out(e, "real *restrict GB = %s;", G(e, v->b));
-            int t = transposed(e, v->a);
-            if (t >= 0) { /* A' is stored row by row: the faster product */
+            if (t >= 0) /* A' is stored row by row: the faster product */
                 out(e, "const real *restrict AT = %s;", F(e, t));
-                out(e, "(void)A;");
-            }
             for (int c = 0; c < p; c++)
                 out(e, "spdl_gemm(%d, SPDL_BT, %d, %s, %d, %d, GY + %d, %d, GB + %d, %d, %d);", n, m, t >= 0 ? "AT" : "A",
                     t >= 0 ? m : 1, t >= 0 ? 1 : n, c * BT, p * BT, c * BT, p * BT, assign ? 0 : 1);
         }
-        if (wants_adj(e, v->a)) { /* dA += dY B' (summed over lanes and columns) */
+        if (ga) { /* dA += dY B' (summed over lanes and columns) */
             first(e, v->a);
             out(e, "real *restrict T = w + %zu;", e->scratch);
             out(e, "real *restrict GA = %s;", G(e, v->a));
@@ -989,10 +991,12 @@ static void matmul_adjoint(E *e, const Val *v)
         }
         return;
     }
-    out(e, "const real *restrict A = %s;", F(e, v->a));
-    out(e, "const real *restrict B = %s;", F(e, v->b));
+    if (gb)
+        out(e, "const real *restrict A = %s;", F(e, v->a));
+    if (ga)
+        out(e, "const real *restrict B = %s;", F(e, v->b));
     out(e, "const real *restrict GY = %s;", G(e, v->id));
-    if (wants_adj(e, v->a)) {
+    if (ga) {
         first(e, v->a);
         out(e, "real *restrict GA = %s;", G(e, v->a));
         out(e, "for (size_t i = 0; i < %d; i++)", m);
@@ -1000,7 +1004,7 @@ static void matmul_adjoint(E *e, const Val *v)
         out(e, "        for (size_t c = 0; c < %d; c++)", p);
         out(e, "            GA[i * %d + j] += GY[i * %d + c] * B[j * %d + c];", n, p, p);
     }
-    if (wants_adj(e, v->b)) {
+    if (gb) {
         first(e, v->b);
         out(e, "real *restrict GB = %s;", G(e, v->b));
         out(e, "for (size_t i = 0; i < %d; i++)", m);
@@ -1480,8 +1484,13 @@ static void emit_prepare(E *e)
     out(e, "static void %s(const double *theta, real *w)", fn(e, "prepare"));
     out(e, "{");
     e->indent++;
-    out(e, "for (size_t i = 0; i < %zu; i++)", e->m->theta_size);
-    out(e, "    w[%zu + i] = (real)theta[i];", e->theta);
+    if (e->m->theta_size) {
+        out(e, "for (size_t i = 0; i < %zu; i++)", e->m->theta_size);
+        out(e, "    w[%zu + i] = (real)theta[i];", e->theta);
+    } else { /* no parameters: a loop to 0 would be a warning (gcc -Wtype-limits) */
+        out(e, "(void)theta;");
+        out(e, "(void)w;");
+    }
     for (int i = 0; i < p->ngcode; i++)
         op_forward(e, VAL(e, p->gcode[i]));
     for (int s = 0; s < p->nsegs; s++) {
@@ -1615,6 +1624,7 @@ static void emit_layer(E *e, int s)
         if (!e->touched[sg->inputs[k]])
             out(e, "memset(gin + %zu, 0, sizeof(real) * %zu);", e->varoff[s][k] * BT,
                 e->m->states[sg->vars[k]]->size * BT);
+    out(e, "(void)k;"); /* unused when the values are in place and the parameters shared */
     out(e, "(void)tin;");
     out(e, "(void)tout;");
     out(e, "(void)gin;");
@@ -1684,6 +1694,13 @@ static void emit_tile_forward(E *e)
     e->indent++;
     out(e, "(void)keep;");
     out(e, "(void)ld;");
+    bool blocks = false;
+    for (int s = 0; s < p->nsegs; s++)
+        blocks |= p->segs[s].kind == SEG_BLOCK;
+    if (!blocks) { /* only blocks call the hook */
+        out(e, "(void)hook;");
+        out(e, "(void)ctx;");
+    }
     for (int s = 0; s < p->nsegs; s++) {
         const Seg *sg = &p->segs[s];
         if (sg->kind == SEG_CODE) {
@@ -2334,15 +2351,23 @@ static void emit_public(E *e)
     e->indent--;
     out(e, "}");
     out(e, "double loss = total / (double)batch;");
-    if (p->loss_param >= 0) {
-        out(e, "loss += (double)%s[0];", F(e, p->loss_param));
-        out(e, "if (grad)");
-        out(e, "    %s[0] += 1;", G(e, p->loss_param));
+    if (p->loss_param >= 0) { /* the parameter-only terms, once; a constant has no gradient (DESIGN §3) */
+        const Val *lp = VAL(e, p->loss_param);
+        if (is_lit(lp))
+            out(e, "loss += %s;", lit(e, lp->num));
+        else
+            out(e, "loss += (double)%s[0];", F(e, p->loss_param));
+        if (lp->vary != VARY_CONST) {
+            out(e, "if (grad)");
+            out(e, "    %s[0] += 1;", G(e, p->loss_param));
+        }
     }
     out(e, "if (grad) {");
     out(e, "    %s(w);", fn(e, "prepare_adj"));
-    out(e, "    for (size_t i = 0; i < %zu; i++)", m->theta_size);
-    out(e, "        grad[i] = (double)w[%zu + i];", e->gtheta);
+    if (m->theta_size) {
+        out(e, "    for (size_t i = 0; i < %zu; i++)", m->theta_size);
+        out(e, "        grad[i] = (double)w[%zu + i];", e->gtheta);
+    }
     out(e, "}");
     out(e, "return loss;");
     e->indent--;
@@ -2379,8 +2404,10 @@ static void emit_public(E *e)
     out(e, "}");
     out(e, "if (dtheta) {");
     out(e, "    %s(w);", fn(e, "prepare_adj"));
-    out(e, "    for (size_t i = 0; i < %zu; i++)", m->theta_size);
-    out(e, "        dtheta[i] = (double)w[%zu + i];", e->gtheta);
+    if (m->theta_size) {
+        out(e, "    for (size_t i = 0; i < %zu; i++)", m->theta_size);
+        out(e, "        dtheta[i] = (double)w[%zu + i];", e->gtheta);
+    }
     out(e, "}");
     out(e, "return SPDL_OK;");
     e->indent--;

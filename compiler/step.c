@@ -395,9 +395,12 @@ static int lower_call(L *l, Expr *e)
         return emit(l, v);
     }
     case FN_SUM:
-        return unary(l, OP_SUM, e->span, lower(l, a0), sh);
-    case FN_MEAN:
-        return unary(l, OP_MEAN, e->span, lower(l, a0), sh);
+    case FN_MEAN: { /* of a scalar constant: the constant (a literal; emit has no buffer for it) */
+        int x = lower(l, a0);
+        if (val(l, x)->op == OP_CONST && val(l, x)->shape.rank == 0)
+            return x;
+        return unary(l, e->fn == FN_SUM ? OP_SUM : OP_MEAN, e->span, x, sh);
+    }
     case FN_LIFT: case FN_GCONV: case FN_GCONV_T: {
         Val v = V(e->fn == FN_LIFT ? OP_LIFT : e->fn == FN_GCONV ? OP_GCONV : OP_GCONV_T, e->span, sh);
         v.a = lower(l, a0);

@@ -129,6 +129,18 @@ expect no_data 2 "needs --data" $sp eval --weights $out/a.safetensors
 expect help 0 "usage:" $sp --help
 # spdlc build without a compiler: one line
 expect no_cc 1 "cannot run the C compiler" env CC=/nonexistent/cc $spdlc build examples/spirals.spn -o $out/x
+# spdlc build compiles with -Wall -Wextra (DESIGN §6: the generated C is warning-free), so the builds above
+# printed nothing; a C compiler's warning is shown as printed, with the sources it points into kept
+for b in build_spirals build_moons build_robust build_digits; do
+    [ ! -s $out/$b.log ] && ok || { bad "$b: spdlc build printed something"; sed 's/^/    /' $out/$b.log | head -8; }
+done
+printf '#!/bin/sh\necho "$@" > "$0.args"\necho "fake.c:1:1: warning: a warning [-Wfake]" >&2\nexec cc "$@"\n' > $out/warncc
+chmod +x $out/warncc
+expect cc_warns 0 "^fake.c:1:1: warning: a warning \[-Wfake\]$" env CC=$out/warncc $spdlc build tests/gen/no_param.spn -o $out/np
+kept=$(sed -n 's/.*the generated sources are kept in //p' $out/cc_warns.log)
+[ -n "$kept" ] && [ -f "$kept/no_param.c" ] && ok || bad "cc_warns: the generated sources are not kept"
+[ -n "$kept" ] && rm -rf "$kept"
+grep -q -- "-Wall -Wextra" $out/warncc.args && ok || bad "spdlc build does not pass -Wall -Wextra: $(cat $out/warncc.args)"
 
 # --- make install: an installed spdlc finds its stdlib, libspdl and data ---------------------
 inst=$(pwd)/$out/inst

@@ -5,9 +5,10 @@
 # two (batch 70: a partial tile), and run the check again under
 # AddressSanitizer + UndefinedBehaviorSanitizer; check the API contract
 # (tests/gen/apitest.c: bad arguments, threads, alignment) and the norm
-# projection (tests/gen/projtest.c: true norms after M_project). A model may set its own
-# tolerances (and batch sizes) in a `// gradcheck: GRAD DOT [BATCH...]`
-# comment or a NAME.gradcheck file.
+# projection (tests/gen/projtest.c: true norms after M_project); for the models
+# tests/gen/losscheck.c computes by hand, the loss and the output against that.
+# A model may set its own tolerances (and batch sizes) in a
+# `// gradcheck: GRAD DOT [BATCH...]` comment or a NAME.gradcheck file.
 set -u
 spdlc=$1
 shift
@@ -61,6 +62,10 @@ for spn in "$@"; do
             -o "$dir/apitest" -lm && "$dir/apitest" || ok=0
         gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/projtest.c "$dir/$model.gcc.o" \
             -o "$dir/projtest" -lm && "$dir/projtest" || ok=0
+    fi
+    if [ $ok = 1 ] && grep -q "^static double ${model}_sample(" tests/gen/losscheck.c; then
+        gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model -DREF=$model tests/gen/losscheck.c "$dir/$model.gcc.o" \
+            -o "$dir/losscheck" -lm && "$dir/losscheck" || ok=0
     fi
     if [ $ok = 1 ]; then
         gcc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -I"$root/runtime" \
