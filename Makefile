@@ -144,7 +144,7 @@ check-asan:
 
 # Generated code: gradients against finite differences, gcc and clang
 # -pedantic, sanitizers, the API contract, float builds; golden emitted C.
-GEN_MODELS := $(wildcard tests/gen/*.spn) tests/step/identity_scaled.spn tests/step/let_in_block.spn tests/design/spirals.spn tests/design/robust.spn tests/design/antisym.spn
+GEN_MODELS := $(wildcard tests/gen/*.spn) $(wildcard tests/step/*.spn) tests/design/spirals.spn tests/design/robust.spn tests/design/antisym.spn
 check-gen: $(B)/spdlc
 	tests/gen.sh $(B)/spdlc $(GEN_MODELS)
 
@@ -154,7 +154,7 @@ check-emit: $(B)/spdlc
 # DESIGN §6: every model the tests emit compiles warning-free, by gcc and clang at
 # -std=c11 -Werror -pedantic -Wall -Wextra, in double and float, under every memory
 # mode the model allows (compile only, -O0, two at a time).
-WARN_MODELS := $(wildcard tests/gen/*.spn tests/design/*.spn examples/*.spn tests/inv/*.spn tests/emit/*.spn)
+WARN_MODELS := $(wildcard tests/gen/*.spn tests/step/*.spn tests/design/*.spn examples/*.spn tests/inv/*.spn tests/emit/*.spn)
 check-warn: $(B)/spdlc
 	tests/warn.sh $(B)/spdlc $(WARN_MODELS)
 
