@@ -145,8 +145,8 @@ static int emit(L *l, Val proto)
     h = join_home(h, home_of(l, proto.b));
     for (int i = 0; i < proto.nargs; i++)
         h = join_home(h, home_of(l, proto.args[i]));
-    if (proto.op == OP_COPY && l->block_seg >= 0)
-        h = HOME_LAYERS;
+    if (proto.op == OP_COPY)
+        h = l->block_seg >= 0 ? HOME_LAYERS : join_home(h, HOME_MODEL);
     proto.layer = h == HOME_LAYERP || h == HOME_LAYERS;
     proto.vary = h == HOME_GLOBAL || h == HOME_LAYERP ? (proto.op == OP_CONST ? VARY_CONST : VARY_PARAM) : VARY_SAMPLE;
     proto.scope = h == HOME_GLOBAL ? SCOPE_GLOBAL : h == HOME_MODEL ? -2 : l->block_seg;
@@ -1212,6 +1212,10 @@ StepProgram *step_lower(Arena *a, Diags *d, const Model *m)
             if (val(&l, v)->shape.rank == 0 && st->shape.rank > 0) /* `= 0`: every entry */
                 v = unary(&l, OP_FILL, dc->value->span, v, st->shape);
             model_code(&l);
+            /* a state is per sample even when its initial value is not: a
+             * copy in every lane, which the model's sample code reads */
+            if (val(&l, v)->vary != VARY_SAMPLE)
+                v = unary(&l, OP_COPY, dc->value->span, v, st->shape);
             store_state(&l, st, v, dc->span);
             break;
         }
