@@ -8,7 +8,9 @@
 # projection (tests/gen/projtest.c: true norms after M_project); for the models
 # tests/gen/losscheck.c computes by hand, the loss and the output against that.
 # A model may set its own tolerances (and batch sizes) in a
-# `// gradcheck: GRAD DOT [BATCH...]` comment or a NAME.gradcheck file.
+# `// gradcheck: GRAD DOT [BATCH...]` comment or a NAME.gradcheck file; a
+# `// equivtest: S|Z N` comment runs tests/gen/equivtest.c (invariance under
+# the declared group).
 # Models run GEN_JOBS (default 2) at a time, each in its own `gen.sh --one`
 # whose report is printed in the order given.
 set -u
@@ -80,6 +82,11 @@ for spn in "$@"; do
             -o "$dir/apitest" -lm && "$dir/apitest" || ok=0
         gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/projtest.c "$dir/$model.gcc.o" \
             -o "$dir/projtest" -lm && "$dir/projtest" || ok=0
+        equiv=$(sed -n 's|^// equivtest: ||p' "$spn")
+        if [ $ok = 1 ] && [ -n "$equiv" ]; then
+            gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/equivtest.c "$dir/$model.gcc.o" \
+                -o "$dir/equivtest" -lm && "$dir/equivtest" $equiv || ok=0
+        fi
     fi
     if [ $ok = 1 ] && grep -q "^static double ${model}_sample(" tests/gen/losscheck.c; then
         gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model -DREF=$model tests/gen/losscheck.c "$dir/$model.gcc.o" \
