@@ -197,6 +197,16 @@ bool an_mat(const StepProgram *p, int id, MatInfo *out)
     }
 }
 
+/* The declared bound of a group-convolution kernel value, or INFINITY. */
+static double conv_norm(const StepProgram *p, int k)
+{
+    const Val *v = p->vals[k];
+    if (v->op != OP_PARAM)
+        return INFINITY;
+    const Param *pm = p->m->params[v->index];
+    return pm->has_norm ? pm->norm_bound : INFINITY;
+}
+
 /* ---- Lipschitz bounds of values ----------------------------------------------------- */
 
 struct LipCtx {
@@ -429,10 +439,11 @@ static double lip_op(LipCtx *cx, const Val *v, const Blame **first)
     }
     case OP_LIFT:
     case OP_GCONV:
-    case OP_GCONV_T: {
-        const Val *k = p->vals[v->a];
-        return culprit(cx, first, "is a group-convolution kernel, which has no norm bound yet",
-                       k->op == OP_PARAM ? p->m->params[k->index] : NULL, k->span, NULL);
+    case OP_GCONV_T: { /* a kernel's bound is on the operator v -> conv(K, v) (DESIGN §8), and on its transpose */
+        double lx = child(cx, v->b, first), kn = conv_norm(p, v->a);
+        if (isinf(kn))
+            return culprit(cx, first, "has no norm bound", p->m->params[p->vals[v->a]->index], p->vals[v->a]->span, NULL);
+        return times(kn, lx);
     }
     case OP_CE:
     case OP_MSE:
@@ -538,6 +549,29 @@ static bool match_affine(const StepProgram *p, int id, int u, int *M)
     return false;
 }
 
+/* v = gconv(k, u) [+/- P] with the kernel value k. */
+static bool match_conv(const StepProgram *p, int id, int u, int k, int *conv)
+{
+    for (int guard = 0; guard < 64; guard++) {
+        const Val *v = p->vals[id];
+        if (v->op == OP_ADD || v->op == OP_SUB) {
+            if (p->vals[v->b]->vary != VARY_SAMPLE)
+                id = v->a;
+            else if (v->op == OP_ADD && p->vals[v->a]->vary != VARY_SAMPLE)
+                id = v->b;
+            else
+                return false;
+            continue;
+        }
+        if (v->op == OP_GCONV && v->a == k && v->b == u) {
+            *conv = id;
+            return true;
+        }
+        return false;
+    }
+    return false;
+}
+
 /* M2 is the transpose of M, up to sign *sign. */
 static bool transposed(const StepProgram *p, int M, int M2, double *sign)
 {
@@ -577,6 +611,27 @@ void an_field(const StepProgram *p, const Seg *s, FieldInfo *fi)
         /* -c M2 sigma(M u + b) with M2 = M', the constant anywhere in the product */
         double c_out, c_mat;
         const Val *e = p->vals[strip_scalar(p, s->field[0], &c_out)];
+        if (e->op == OP_GCONV_T) { /* -c gconv'(k, sigma(gconv(k, u) + b)) */
+            int in2 = peel(p, e->b, &c, &af), conv = -1;
+            if (match_conv(p, in2, u, e->a, &conv)) {
+                fi->mat = (MatInfo){0};
+                fi->mat.gen = conv_norm(p, e->a);
+                if (isinf(fi->mat.gen)) {
+                    fi->mat.unbounded = p->m->params[p->vals[e->a]->index];
+                    fi->mat.unbounded_span = fi->mat.unbounded->span;
+                }
+                double coef = c_out * c;
+                if (coef < 0 && af.monotone && af.dmin >= 0) {
+                    fi->cls = FIELD_GRADIENT;
+                    fi->act = af;
+                    fi->scale = -coef;
+                    return;
+                }
+                fi->why = coef >= 0 ? "gconv'(k, sigma(gconv(k, u) + b)) with a positive sign is a gradient ascent"
+                                    : "the gradient form needs a monotone activation with sigma' >= 0";
+                return;
+            }
+        }
         if (e->op == OP_MATMUL && p->vals[e->a]->vary != VARY_SAMPLE) {
             int M2 = strip_scalar(p, e->a, &c_mat);
             int in2 = peel(p, e->b, &c, &af);

@@ -1014,6 +1014,36 @@ static void matmul_adjoint(E *e, const Val *v)
     }
 }
 
+/* Z(n) convolutions (runtime/spdl_kernels.h: spdl_zconv and its transpose):
+ * the kernel's sizes as "cout, cin, k, n". */
+static const char *zconv_dims(E *e, const Val *v)
+{
+    const Param *pm = param_of(e, VAL(e, v->a));
+    return S_(e, "%d, %d, %d, %d", pm->cout, pm->cin, pm->ksize, pm->group->n);
+}
+
+static void zconv_forward(E *e, const Val *v)
+{
+    out(e, "spdl_zconv%s(%s, %s, %s, %s, 0);", v->op == OP_GCONV_T ? "_t" : "", zconv_dims(e, v), F(e, v->a), F(e, v->b),
+        F(e, v->id));
+}
+
+/* gconv: dX (+)= conv'(K, dY), dK += sum dY X(shifted); gconv': dW (+)= conv(K, dZ), dK += sum W dZ(shifted). */
+static void zconv_adjoint(E *e, const Val *v)
+{
+    bool t = v->op == OP_GCONV_T;
+    if (wants_adj(e, v->b)) {
+        bool assign = first(e, v->b);
+        out(e, "spdl_zconv%s(%s, %s, %s, %s, %d);", t ? "" : "_t", zconv_dims(e, v), F(e, v->a), G(e, v->id), G(e, v->b),
+            assign ? 0 : 1);
+    }
+    if (wants_adj(e, v->a)) {
+        first(e, v->a);
+        out(e, "spdl_zconv_dk(%s, %s, %s, %s);", zconv_dims(e, v), t ? F(e, v->b) : G(e, v->id), t ? G(e, v->id) : F(e, v->b),
+            G(e, v->a));
+    }
+}
+
 /* The smooth regulariser's h: the nominal step of the block using P. */
 static double smooth_h(E *e, const Val *pv)
 {
@@ -1070,6 +1100,10 @@ static void op_forward(E *e, const Val *v)
         switch (v->op) {
         case OP_MATMUL:
             matmul_forward(e, v);
+            break;
+        case OP_GCONV:
+        case OP_GCONV_T:
+            zconv_forward(e, v);
             break;
         case OP_STORE: {
             const Val *a = VAL(e, v->a);
@@ -1292,6 +1326,10 @@ static void op_adjoint(E *e, const Val *v)
         switch (v->op) {
         case OP_MATMUL:
             matmul_adjoint(e, v);
+            break;
+        case OP_GCONV:
+        case OP_GCONV_T:
+            zconv_adjoint(e, v);
             break;
         case OP_STORE: {
             const char *gs = S_(e, "(w + %zu)", e->gS[v->index]);
@@ -2576,7 +2614,11 @@ static void emit_init_project(E *e)
         out(e, "for (size_t k = 0; k < %d; k++) {", pm->layers);
         e->indent++;
         out(e, "double *P = theta + %zu + k * %zu;", pm->offset, pm->nstore);
-        if (pm->kind == PK_SKEW) {
+        if (pm->kind == PK_GCONV) { /* the operator norm on Z(n) sequences, from the kernel's symbols */
+            out(e, "double M[4 * %d * %d];", pm->cout, pm->cin);
+            out(e, "const double bound = spdl_zconv_norm_upper(%d, %d, %d, %d, P, M);", pm->cout, pm->cin, pm->ksize,
+                pm->group->n);
+        } else if (pm->kind == PK_SKEW) {
             out(e, "double A[%d * %d];", r, r);
             out(e, "size_t q = 0;");
             out(e, "for (size_t i = 0; i < %d; i++) {", r);
@@ -2601,7 +2643,7 @@ static void emit_init_project(E *e)
     e->indent--;
     out(e, "}");
     nl(e);
-    out(e, "/* Deterministic initialisation: N(0, 1/fan_in) for matrices, zero biases, dt = T/N. */");
+    out(e, "/* Deterministic initialisation: N(0, 1/fan_in) for matrices and kernels, zero biases, dt = T/N. */");
     out(e, "void %s_init(double *theta, uint64_t seed)", M);
     out(e, "{");
     e->indent++;
@@ -2619,8 +2661,8 @@ static void emit_init_project(E *e)
         double fan = 0;
         if (pm->kind == PK_SKEW)
             fan = pm->shape.dim[0];
-        else if (pm->kind == PK_FREE && pm->shape.rank >= 2)
-            fan = (double)shape_size(pm->shape) / pm->shape.dim[0];
+        else if ((pm->kind == PK_FREE && pm->shape.rank >= 2) || pm->kind == PK_LIFT || pm->kind == PK_GCONV)
+            fan = (double)shape_size(pm->shape) / pm->shape.dim[0]; /* kernels: cin x taps (x |G|) */
         if (fan == 0) {
             out(e, "memset(theta + %zu, 0, sizeof(double) * %zu); /* %s */", pm->offset, pm->size, pm->name);
             continue;
@@ -2758,13 +2800,20 @@ int emit_c(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o)
             diag_error(d, pm->norm_span, "norm bounds on skew[n] with n > 128 are not supported yet");
             return 1;
         }
+        if (pm->kind == PK_GCONV && pm->has_norm && (size_t)pm->cout * (size_t)pm->cin > 4096) {
+            diag_error(d, pm->norm_span, "norm bounds on convolution kernels with cout cin > 4096 are not supported yet");
+            return 1;
+        }
     }
     for (int i = 0; i < p->nvals; i++) {
         const Val *v = p->vals[i];
         const char *what = NULL;
         switch (v->op) {
-        case OP_LIFT: case OP_GCONV: case OP_GCONV_T:
-            what = "group convolutions";
+        case OP_LIFT: case OP_GCONV: case OP_GCONV_T: /* Z(n) convolutions are emitted */
+            if (v->op == OP_LIFT || param_of(&e, VAL(&e, v->a))->group->kind != GROUP_Z)
+                what = "C4 and D4 group convolutions";
+            else if (v->vary != VARY_SAMPLE)
+                what = "convolutions of parameters alone";
             break;
         default: break;
         }

@@ -1007,6 +1007,20 @@ static Type call(R *r, Expr *e)
         }
         int g = k->group->order;
         int cin = fn == FN_GCONV_T ? k->cout : k->cin, cout = fn == FN_GCONV_T ? k->cin : k->cout;
+        if (k->group->kind == GROUP_Z) { /* sequences R[c, n] */
+            Shape want = shape2(cin, k->group->n);
+            if (!shape_eq(x.shape, want)) {
+                error(r, a1->span, "%s with kernel '%s' needs R[%d,%d], got %s", bi->name, k->name, cin, k->group->n,
+                      type_str(r->a, x));
+                e->poison = true;
+                return e->type = poison_type();
+            }
+            Type t = x;
+            t.per_layer = x.per_layer || k->per_layer;
+            t.vary = vmax(x.vary, VARY_PARAM);
+            t.shape = shape2(cout, k->group->n);
+            return e->type = t;
+        }
         Shape want = fn == FN_LIFT ? (Shape){3, {cin, x.shape.dim[1], x.shape.dim[2]}}
                                    : (Shape){4, {cin, g, x.shape.dim[2], x.shape.dim[3]}};
         if (!shape_eq(x.shape, want) || (fn == FN_LIFT ? x.shape.dim[1] != x.shape.dim[2] : x.shape.dim[2] != x.shape.dim[3])) {
@@ -1351,14 +1365,24 @@ static void param_decl(R *r, Decl *d, Sym *s)
         if (!const_int(r, a1->lo, "cin", 1, 4096, &p->cin) || !const_int(r, a1->hi, "cout", 1, 4096, &p->cout) ||
             !const_int(r, a2->lo, "the kernel size", 1, 31, &p->ksize))
             return;
-        if (p->ksize % 2 == 0) {
+        p->kind = !strcmp(tn, "lift") ? PK_LIFT : PK_GCONV;
+        bool cyclic = p->group->kind == GROUP_Z;
+        if (p->group->kind == GROUP_S || (cyclic && p->kind == PK_LIFT)) {
+            Diag *g = error(r, a0->span, "%s[%s, ...] is not defined", tn, p->group->name);
+            diag_note(r->d, g, NO_SPAN, cyclic ? "a Z(n) sequence is already a regular field: convolve it with gconv[Z(n), cin -> cout, k]"
+                                               : "S(n) mixes channels only: multiply by K : R[m, c]");
+            return;
+        }
+        if (p->ksize % 2 == 0 && !cyclic) {
             Diag *g = error(r, a2->span, "the kernel size must be odd, not %d", p->ksize);
             diag_note(r->d, g, NO_SPAN, "an odd kernel has a centre, which rotations keep fixed");
             return;
         }
-        p->kind = !strcmp(tn, "lift") ? PK_LIFT : PK_GCONV;
         int k2 = p->ksize * p->ksize;
-        if (p->kind == PK_LIFT) {
+        if (cyclic) { /* K[o, c, u]: circular, any k (DESIGN §8) */
+            p->shape = (Shape){3, {p->cout, p->cin, p->ksize}};
+            p->store = p->shape;
+        } else if (p->kind == PK_LIFT) {
             p->shape = (Shape){4, {p->cout, p->cin, p->ksize, p->ksize}};
             p->store = p->shape;
         } else {
@@ -1385,7 +1409,7 @@ static void param_decl(R *r, Decl *d, Sym *s)
         } else if (strcmp(d->norm_of.s, s->name) != 0) {
             Diag *g = error(r, d->norm_of.span, "the bound names '%s', but the parameter is '%s'", d->norm_of.s, s->name);
             diag_note(r->d, g, NO_SPAN, "write `where norm(%s) <= c`", s->name);
-        } else if (p->shape.rank != 2 || p->kind == PK_LU) {
+        } else if ((p->shape.rank != 2 && p->kind != PK_LIFT && p->kind != PK_GCONV) || p->kind == PK_LU) {
             Diag *g = error(r, d->where_span, "a norm bound needs a matrix parameter; '%s' is %s", s->name,
                             p->kind == PK_LU ? "lu (its norm is not bounded by scaling)" : shape_str(r->a, p->shape));
             (void)g;

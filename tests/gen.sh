@@ -80,9 +80,10 @@ for spn in "$@"; do
     if [ $ok = 1 ]; then
         gcc -std=c11 -O2 -pthread -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/apitest.c "$dir/$model.gcc.o" \
             -o "$dir/apitest" -lm && "$dir/apitest" || ok=0
-        gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/projtest.c "$dir/$model.gcc.o" \
-            -o "$dir/projtest" -lm && "$dir/projtest" || ok=0
         equiv=$(sed -n 's|^// equivtest: ||p' "$spn")
+        zn=$(echo "$equiv" | sed -n 's/^Z //p')
+        gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/projtest.c "$dir/$model.gcc.o" \
+            -o "$dir/projtest" -lm && "$dir/projtest" $zn || ok=0
         if [ $ok = 1 ] && [ -n "$equiv" ]; then
             gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/equivtest.c "$dir/$model.gcc.o" \
                 -o "$dir/equivtest" -lm && "$dir/equivtest" $equiv || ok=0
