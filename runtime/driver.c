@@ -87,7 +87,7 @@ int spdl_evaluate(const spdl_model *m, const double *theta, const spdl_data *d, 
         size_t nb = d->n - s < batch ? d->n - s : batch;
         const double *x = d->x + s * m->nin, *t = d->t ? d->t + s * m->ntarget : NULL;
         double l = m->loss_grad(theta, nb, x, t, NULL, work);
-        if (isnan(l)) {
+        if (!isfinite(l) || !isfinite(total + l * (double)nb)) {
             free(y);
             return SPDL_ENONFINITE;
         }
@@ -135,11 +135,12 @@ static int cmd_eval(const spdl_model *m, const spdl_args *a)
     double loss, acc;
     int rc = spdl_evaluate(m, theta, &d, work, batch, &loss, &acc, conf);
     if (rc) {
-        spdl_error(a, "evaluation failed: %s", spdl_strerror(rc));
+        spdl_error(a, "evaluation failed: %s", rc == SPDL_ENONFINITE ? "the loss is not finite (NaN or infinite)"
+                                                                      : spdl_strerror(rc));
         goto done;
     }
     printf("data      %s (%zu samples)\n", d.desc, d.n);
-    printf("loss      %.6f\n", loss);
+    printf("loss      %.6g\n", loss);
     if (m->nclass) {
         printf("accuracy  %.4f (%ld of %zu)\n", acc, (long)lround(acc * (double)d.n), d.n);
         printf("confusion (rows: true class, columns: predicted)\n       ");

@@ -108,6 +108,15 @@ printf 'x0,x1,label\n0.1,0.2,1\n0.3,abc,0\n' > $out/bad.csv
 expect bad_csv 1 "bad.csv:3:5" $sp eval --data $out/bad.csv --weights $out/a.safetensors
 printf '0.1,0.2,7\n' > $out/badlabel.csv
 expect bad_label 1 "" $sp eval --data $out/badlabel.csv --weights $out/a.safetensors
+# huge inputs: the loss prints in %.6g (it was a 310-digit %f), an infinite one is refused like NaN
+printf '1e308,-1e308,0\n' > $out/huge.csv
+expect eval_huge 0 "^loss  *[0-9.]*e+30[0-9]$" $sp eval --data $out/huge.csv --weights $out/a.safetensors
+printf '1e308,0,0\n' > $out/huge_inf.csv
+expect eval_inf 1 "the loss is not finite" $sp eval --data $out/huge_inf.csv --weights $out/a.safetensors
+# a label that underflows (1e-400 is 0 to strtod) is not class 0
+printf '0.1,0.2,1e-400\n' > $out/tinylabel.csv
+expect tiny_label 1 "tinylabel.csv:1:9: expected a class label (a non-negative integer), found '1e-400'" \
+    $sp eval --data $out/tinylabel.csv --weights $out/a.safetensors
 expect missing_data 1 "nothere.csv" $sp eval --data $out/nothere.csv --weights $out/a.safetensors
 expect missing_weights 1 "nothere.safetensors" $sp eval --data builtin:spirals --weights $out/nothere.safetensors
 expect train_digits 0 "" $out/digits train --data "builtin:digits?n=100" --epochs 1 --out $out/d.safetensors --quiet
