@@ -94,6 +94,8 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
         if (differs)
             fprintf(stderr, "%s: warning: %s was trained from different source text\n", a->prog, a->resume);
         rng = run.rng;
+        if (a->lr <= 0) /* no --lr: the checkpoint's, as one long run would have */
+            opt.lr = run.lr;
         if (!strcmp(a->resume, out))
             saved = run.epoch;
         if (run.epoch >= a->epochs) {

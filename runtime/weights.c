@@ -1,11 +1,14 @@
 /* weights.c - see weights.h. */
 #include "weights.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errmsg.h"
 #include "safetensors.h"
 
 /* The tensor shape of parameter p in the file: [layers, shape...] per layer. */
@@ -70,7 +73,7 @@ int spdl_weights_save(const char *path, const spdl_model *m, const double *theta
     snprintf(rng, sizeof rng, "%016" PRIx64, run ? run->rng : 0);
     snprintf(lr, sizeof lr, "%.17g", opt ? opt->lr : 0);
     const char *keys[] = {"format", "model", "source_hash", "optimizer", "step", "epoch", "rng", "lr"};
-    const char *vals[] = {"spdl-weights-1", m->name, m->source_hash, opt ? spdl_optim_name(opt->kind) : "none",
+    const char *vals[] = {SPDL_WEIGHTS_FORMAT, m->name, m->source_hash, opt ? spdl_optim_name(opt->kind) : "none",
                           step, epoch, rng, lr};
     if (rc == SPDL_OK)
         rc = spdl_st_write(path, t, k, keys, vals, sizeof keys / sizeof keys[0], err, errlen);
@@ -106,6 +109,62 @@ static int load_tensor(const spdl_st *st, const char *path, const char *name, co
     return SPDL_OK;
 }
 
+/* Strict readers of the checkpoint's metadata: the whole string, in range;
+   each returns 0 or writes a message naming the field. */
+static int meta_field(const spdl_st *st, const char *path, const char *key, const char **v, char *err, size_t errlen)
+{
+    *v = spdl_st_meta(st, key);
+    if (!*v)
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s has no '%s' in its metadata, so it cannot resume a run", path,
+                         key);
+    return SPDL_OK;
+}
+
+static int meta_u64(const spdl_st *st, const char *path, const char *key, int base, uint64_t max, uint64_t *out,
+                    char *err, size_t errlen)
+{
+    const char *v;
+    int rc = meta_field(st, path, key, &v, err, errlen);
+    if (rc)
+        return rc;
+    uint64_t x = 0;
+    size_t n = 0;
+    for (const char *c = v; *c; c++, n++) {
+        int d = *c >= '0' && *c <= '9' ? *c - '0' : base == 16 && *c >= 'a' && *c <= 'f' ? *c - 'a' + 10 : -1;
+        if (d < 0 || x > (max - (uint64_t)d) / (uint64_t)base) {
+            n = 0;
+            break;
+        }
+        x = x * (uint64_t)base + (uint64_t)d;
+    }
+    if (n == 0 || (base == 16 && n != 16)) {
+        if (base == 16)
+            return spdl_fail(err, errlen, SPDL_EFORMAT,
+                             "%s: metadata '%s' is '%.40s', expected 16 lowercase hexadecimal digits", path, key, v);
+        return spdl_fail(err, errlen, SPDL_EFORMAT,
+                         "%s: metadata '%s' is '%.40s', expected an integer from 0 to %" PRIu64, path, key, v, max);
+    }
+    *out = x;
+    return SPDL_OK;
+}
+
+static int meta_positive(const spdl_st *st, const char *path, const char *key, double *out, char *err,
+                         size_t errlen)
+{
+    const char *v;
+    int rc = meta_field(st, path, key, &v, err, errlen);
+    if (rc)
+        return rc;
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (end == v || *end || errno || !isfinite(x) || !(x > 0))
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: metadata '%s' is '%.40s', expected a positive number", path,
+                         key, v);
+    *out = x;
+    return SPDL_OK;
+}
+
 int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl_optim *opt, spdl_run_state *run,
                       int *hash_differs, char *err, size_t errlen)
 {
@@ -113,7 +172,17 @@ int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl
     int rc = spdl_st_read(path, &st, err, errlen);
     if (rc)
         return rc;
-    const char *model = spdl_st_meta(&st, "model");
+    const char *model = spdl_st_meta(&st, "model"), *format = spdl_st_meta(&st, "format");
+    if (model && (!format || strcmp(format, SPDL_WEIGHTS_FORMAT) != 0)) {
+        if (format)
+            snprintf(err, errlen, "%s: metadata 'format' is '%.40s', but this program reads '%s'", path, format,
+                     SPDL_WEIGHTS_FORMAT);
+        else
+            snprintf(err, errlen, "%s has no 'format' in its metadata (this program reads '%s')", path,
+                     SPDL_WEIGHTS_FORMAT);
+        spdl_st_free(&st);
+        return SPDL_EFORMAT;
+    }
     if (!model || strcmp(model, m->name) != 0) {
         if (model)
             snprintf(err, errlen, "%s holds weights for model '%s', not '%s'", path, model, m->name);
@@ -130,13 +199,19 @@ int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl
     for (size_t i = 0; i < np && rc == SPDL_OK; i++)
         rc = load_tensor(&st, path, ps[i].name, &ps[i], theta, err, errlen);
     if (rc == SPDL_OK && run) {
-        const char *e = spdl_st_meta(&st, "epoch"), *g = spdl_st_meta(&st, "rng");
-        run->epoch = e ? atoi(e) : 0;
-        run->rng = g ? strtoull(g, NULL, 16) : 0;
+        uint64_t epoch = 0, rng = 0;
         run->has_optim = 0;
+        rc = meta_u64(&st, path, "epoch", 10, SPDL_EPOCHS_MAX, &epoch, err, errlen);
+        if (rc == SPDL_OK)
+            rc = meta_u64(&st, path, "rng", 16, UINT64_MAX, &rng, err, errlen);
+        if (rc == SPDL_OK)
+            rc = meta_positive(&st, path, "lr", &run->lr, err, errlen);
+        run->epoch = (int)epoch;
+        run->rng = rng;
     }
     if (rc == SPDL_OK && opt) {
-        const char *kind = spdl_st_meta(&st, "optimizer"), *step = spdl_st_meta(&st, "step");
+        const char *kind = spdl_st_meta(&st, "optimizer");
+        uint64_t step = 0;
         if (!kind || strcmp(kind, spdl_optim_name(opt->kind)) != 0) {
             snprintf(err, errlen, "%s was trained with optimizer '%s', not '%s'", path, kind ? kind : "none",
                      spdl_optim_name(opt->kind));
@@ -150,8 +225,11 @@ int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl
             if (rc == SPDL_OK)
                 rc = load_tensor(&st, path, name, &ps[i], opt->v, err, errlen);
         }
+        /* 2^53: Adam's bias correction takes the step as a double */
+        if (rc == SPDL_OK)
+            rc = meta_u64(&st, path, "step", 10, (uint64_t)1 << 53, &step, err, errlen);
         if (rc == SPDL_OK) {
-            opt->step = step ? strtoull(step, NULL, 10) : 0;
+            opt->step = step;
             if (run)
                 run->has_optim = 1;
         }

@@ -15,9 +15,15 @@
 #include "optim.h"
 #include "spdl.h"
 
+/* The "format" every spdl weights file carries in its metadata. */
+#define SPDL_WEIGHTS_FORMAT "spdl-weights-1"
+/* The largest --epochs (and a checkpoint's largest epoch). */
+#define SPDL_EPOCHS_MAX 10000000
+
 typedef struct spdl_run_state {
     int epoch;              /* epochs completed */
     uint64_t rng;           /* the shuffling generator's state */
+    double lr;              /* the base learning rate it trained with */
     int has_optim;
 } spdl_run_state;
 
@@ -25,9 +31,13 @@ int spdl_weights_save(const char *path, const spdl_model *m, const double *theta
                       const spdl_run_state *run, char *err, size_t errlen);
 /* Loads parameters into theta (m->nparam doubles). With opt non-NULL, also
  * the optimiser state (which must match the file's optimiser); run receives
- * the epoch and generator state. A file made for another model, a missing
- * tensor or a wrong shape is SPDL_EMODEL with a message naming it; a file
- * made from different source text gives *hash_differs = 1. */
+ * the epoch, generator state and learning rate. A file made for another
+ * model, a missing tensor or a wrong shape is SPDL_EMODEL with a message
+ * naming it; a file made from different source text gives *hash_differs = 1.
+ * The metadata is read strictly: a "format" other than SPDL_WEIGHTS_FORMAT,
+ * and (with run or opt) a missing or malformed "epoch" (0..SPDL_EPOCHS_MAX),
+ * "rng" (16 hex digits), "lr" (positive) or "step" (0..2^53) is
+ * SPDL_EFORMAT naming the field. */
 int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl_optim *opt, spdl_run_state *run,
                       int *hash_differs, char *err, size_t errlen);
 

@@ -48,6 +48,34 @@ expect resume_done 1 "already trained 20 epochs" $sp train --data "builtin:spira
 expect resume_other_opt 1 "was trained with optimizer 'adam', not 'sgd'" $sp train --data builtin:spirals --epochs 21 \
     --opt sgd --resume $out/a.safetensors
 
+# stmeta SRC DST KEY=VALUE...: a copy of a safetensors file with metadata changed (VALUE "-": removed)
+stmeta() {
+    python3 - "$@" <<'PY'
+import json, struct, sys
+src, dst, edits = sys.argv[1], sys.argv[2], sys.argv[3:]
+raw = open(src, "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+head = json.loads(raw[8:8 + n])
+for e in edits:
+    k, v = e.split("=", 1)
+    if v == "-":
+        head["__metadata__"].pop(k, None)
+    else:
+        head["__metadata__"][k] = v
+h = json.dumps(head).encode()
+h += b" " * (-len(h) % 8)
+open(dst, "wb").write(struct.pack("<Q", len(h)) + h + raw[8 + n:])
+PY
+}
+# a checkpoint's metadata is read strictly, each field refused by name
+for f in epoch=abc epoch=-5 epoch=99999999999 epoch=- rng=zz step=-1 format=other; do
+    stmeta $out/b.safetensors $out/meta.safetensors $f
+    key=${f%%=*}
+    expect "resume_meta_$key" 1 "'$key'" $sp train --data "builtin:spirals?n=600" --epochs 20 --resume $out/meta.safetensors \
+        --out $out/meta_out.safetensors --quiet
+done
+[ ! -e $out/meta_out.safetensors ] && ok || bad "a resume from a bad checkpoint wrote a checkpoint"
+
 # --- eval, predict, plot ---------------------------------------------------------------
 expect eval 0 "confusion" $sp eval --data "builtin:spirals?seed=9&n=200" --weights $out/a.safetensors
 expect predict 0 "" $sp predict --data "builtin:spirals?n=50" --weights $out/a.safetensors --out $out/pred.csv
