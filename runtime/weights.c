@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "errmsg.h"
+#include "rt_kernels.h"
 #include "safetensors.h"
 
 /* The tensor shape of parameter p in the file: [layers, shape...] per layer. */
@@ -107,6 +108,129 @@ static int load_tensor(const spdl_st *st, const char *path, const char *name, co
     }
     memcpy(dst + p->offset, t->data, sizeof(double) * p->size);
     return SPDL_OK;
+}
+
+/* ---- the declared bounds --------------------------------------------------- */
+
+int spdl_layer_norm(const spdl_param *p, const double *P, double *out)
+{
+    /* skew[n] stores the n(n-1)/2 numbers above the diagonal of A - A' */
+    size_t q = p->rank == 2 ? 0 : p->shape[0];
+    size_t n = p->rank == 2 ? 0 : (size_t)((1 + sqrt(1 + 8.0 * (double)q)) / 2 + 0.5);
+    size_t rows = p->rank == 2 ? p->shape[0] : n, cols = p->rank == 2 ? p->shape[1] : n;
+    size_t count = p->rank == 2 ? rows * cols : q;
+    double big = 0;
+    for (size_t i = 0; i < count; i++)
+        big = fmax(big, fabs(P[i]));
+    if (big == 0 || !isfinite(big)) {
+        *out = big;
+        return SPDL_OK;
+    }
+    size_t na = rows * cols;
+    double *A = malloc(sizeof(double) * (na ? na : 1));
+    if (!A)
+        return SPDL_ENOMEM;
+    /* scaled by a power of two (exact) so the Gram matrix neither overflows
+       nor underflows: entries of 1e308 give a norm, not infinity */
+    int e = ilogb(big);
+    size_t k = 0;
+    if (p->rank == 2)
+        for (size_t i = 0; i < count; i++)
+            A[i] = ldexp(P[i], -e);
+    else
+        for (size_t i = 0; i < n; i++) {
+            A[i * n + i] = 0;
+            for (size_t j = i + 1; j < n; j++, k++) {
+                A[i * n + j] = ldexp(P[k], -e);
+                A[j * n + i] = -A[i * n + j];
+            }
+        }
+    *out = ldexp(spdl_norm2_upper((int)rows, (int)cols, A, 0, 1e-9), e);
+    free(A);
+    return SPDL_OK;
+}
+
+/* The learned steps' simplex {0 <= dt_k <= hmax, sum dt_k = T}, read off the
+ * projection (the descriptor does not carry T and hmax): projecting gives a
+ * vector summing to T, and projecting (2T + 1, 0, ..., 0) gives min(hmax, T)
+ * as its first entry. th is a projected copy of theta; scratch is nparam. */
+static void simplex_of(const spdl_model *m, const spdl_param *p, const double *th, double *scratch, double *T,
+                       double *hmax)
+{
+    double t = 0;
+    for (size_t k = 0; k < p->size; k++)
+        t += th[p->offset + k];
+    memcpy(scratch, th, sizeof(double) * m->nparam);
+    for (size_t k = 0; k < p->size; k++)
+        scratch[p->offset + k] = k == 0 ? 2 * t + 1 : 0;
+    m->project(scratch);
+    *T = t;
+    *hmax = scratch[p->offset];
+}
+
+int spdl_weights_check(const spdl_model *m, const double *theta, const char *path, char *err, size_t errlen)
+{
+    if (!m->project || !m->norm_bound)
+        return SPDL_OK;
+    size_t np;
+    const spdl_param *ps = m->params(&np);
+    double *th = malloc(sizeof(double) * (m->nparam ? m->nparam : 1));
+    double *scratch = malloc(sizeof(double) * (m->nparam ? m->nparam : 1));
+    int rc = th && scratch ? SPDL_OK : spdl_fail(err, errlen, SPDL_ENOMEM, "out of memory");
+    if (rc == SPDL_OK) {
+        memcpy(th, theta, sizeof(double) * m->nparam);
+        m->project(th);
+    }
+    for (size_t i = 0; i < np && rc == SPDL_OK; i++) {
+        const spdl_param *p = &ps[i];
+        /* what the projection leaves alone satisfies its constraint
+           (orth[n] is orthogonal by construction and never projected) */
+        if (!memcmp(th + p->offset, theta + p->offset, sizeof(double) * p->size))
+            continue;
+        size_t per = p->size / (p->layers ? p->layers : 1);
+        if (!isnan(m->norm_bound[i])) {
+            double c = m->norm_bound[i];
+            for (size_t k = 0; k < p->layers && rc == SPDL_OK; k++) {
+                double nb;
+                rc = spdl_layer_norm(p, theta + p->offset + k * per, &nb);
+                if (rc)
+                    spdl_fail(err, errlen, rc, "out of memory");
+                else if (!(nb <= c * (1 + SPDL_BOUND_TOL))) {
+                    char layer[64] = "";
+                    if (p->layers > 1)
+                        snprintf(layer, sizeof layer, " (layer %zu of %zu)", k + 1, p->layers);
+                    rc = spdl_fail(err, errlen, SPDL_EMODEL,
+                                   "%s: parameter '%s'%s has spectral norm %.6g, but the model declares norm(%s) <= %g: "
+                                   "its guarantees hold only inside the bound",
+                                   path, p->name, layer, nb, p->name, c);
+                }
+            }
+            continue;
+        }
+        /* the learned steps */
+        double T, hmax, sum = 0;
+        simplex_of(m, p, th, scratch, &T, &hmax);
+        size_t bad = p->size;
+        for (size_t k = 0; k < p->size; k++) {
+            double d = theta[p->offset + k];
+            sum += d;
+            if (bad == p->size && !(d >= -SPDL_BOUND_TOL * hmax && d <= hmax * (1 + SPDL_BOUND_TOL)))
+                bad = k;
+        }
+        if (bad < p->size)
+            rc = spdl_fail(err, errlen, SPDL_EMODEL,
+                           "%s: parameter '%s' (the learned steps) has %s_%zu = %.6g, but the model declares "
+                           "0 <= %s_k <= %g with sum %g",
+                           path, p->name, p->name, bad + 1, theta[p->offset + bad], p->name, hmax, T);
+        else if (!(fabs(sum - T) <= SPDL_BOUND_TOL * T))
+            rc = spdl_fail(err, errlen, SPDL_EMODEL,
+                           "%s: parameter '%s' (the learned steps) sums to %.6g, but the model declares "
+                           "0 <= %s_k <= %g with sum %g",
+                           path, p->name, sum, p->name, hmax, T);
+    }
+    free(th);
+    free(scratch);
+    return rc;
 }
 
 /* Strict readers of the checkpoint's metadata: the whole string, in range;
@@ -235,5 +359,7 @@ int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl
         }
     }
     spdl_st_free(&st);
+    if (rc == SPDL_OK)
+        rc = spdl_weights_check(m, theta, path, err, errlen);
     return rc;
 }

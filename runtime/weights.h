@@ -41,4 +41,21 @@ int spdl_weights_save(const char *path, const spdl_model *m, const double *theta
 int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl_optim *opt, spdl_run_state *run,
                       int *hash_differs, char *err, size_t errlen);
 
+/* The tolerance of the declared bounds (the projection's, GUARANTEES.md):
+ * norm(P) <= c (1 + tol); learned steps -tol hmax <= dt_k <= hmax (1 + tol),
+ * |sum dt_k - T| <= tol T. */
+#define SPDL_BOUND_TOL 1e-3
+
+/* Checks theta against the model's declared norm bounds and step simplex
+ * (spdl_weights_load calls it): SPDL_OK, or SPDL_EMODEL with a message
+ * naming the parameter (and layer), its bound and the norm or step found.
+ * Which parameters are constrained is read off m->project: it changes only
+ * those that are (a model without project or norm_bound passes). */
+int spdl_weights_check(const spdl_model *m, const double *theta, const char *path, char *err, size_t errlen);
+
+/* A rigorous upper bound on the spectral norm of one layer's copy P of a
+ * rank-2 or skew parameter (Gram iteration to 1e-9, scaled so huge or tiny
+ * entries neither overflow nor underflow); SPDL_ENOMEM on failure. */
+int spdl_layer_norm(const spdl_param *p, const double *P, double *out);
+
 #endif

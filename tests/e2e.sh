@@ -131,6 +131,69 @@ expect invert 0 "to latents and back" $out/moons invert --data "builtin:moons?n=
 expect sample 0 "x0,x1" $out/moons sample -n 20 --weights $out/m.safetensors
 expect sample_not_density 1 "not a density" $sp sample -n 5 --weights $out/a.safetensors
 
+# --- weights outside the declared bounds are refused by every command that loads them -------------
+# sttensor SRC DST NAME INDEX=VALUE...: a copy of a safetensors file with elements of tensor NAME set
+sttensor() {
+    python3 - "$@" <<'PY'
+import json, struct, sys
+src, dst, name, edits = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+raw = bytearray(open(src, "rb").read())
+n = struct.unpack("<Q", raw[:8])[0]
+b, e = json.loads(raw[8:8 + n])[name]["data_offsets"]
+for ed in edits:
+    i, v = ed.split("=")
+    struct.pack_into("<d", raw, 8 + n + b + 8 * int(i), float(v))
+open(dst, "wb").write(raw)
+PY
+}
+kmsg="parameter 'K' (layer 1 of 32) has spectral norm 1e+308, but the model declares norm(K) <= 4"
+sttensor $out/a.safetensors $out/k308.safetensors K 0=1e308 9=1e308
+for c in eval predict invert; do
+    expect "bound_$c" 1 "$kmsg" $sp $c --data builtin:spirals --weights $out/k308.safetensors
+done
+expect bound_plot 1 "$kmsg" $sp plot --data builtin:spirals --weights $out/k308.safetensors -o $out/k308.png
+expect bound_resume 1 "$kmsg" $sp train --data "builtin:spirals?n=600" --epochs 30 --resume $out/k308.safetensors \
+    --out $out/k308_out.safetensors
+# within the projection's tolerance (1e-3) is inside; beyond it is not
+diag() { v=$1; i=0; while [ $i -lt 64 ]; do if [ $((i % 9)) -eq 0 ]; then printf ' %d=%s' $i $v; else printf ' %d=0' $i; fi; i=$((i+1)); done; }
+sttensor $out/a.safetensors $out/k4002.safetensors K $(diag 4.002)
+expect bound_tolerance 0 "accuracy" $sp eval --data builtin:spirals --weights $out/k4002.safetensors
+sttensor $out/a.safetensors $out/k401.safetensors K $(diag 4.01)
+expect bound_beyond 1 "parameter 'K' (layer 1 of 32) has spectral norm 4.01[0-9]*, but the model declares norm(K) <= 4" \
+    $sp eval --data builtin:spirals --weights $out/k401.safetensors
+sttensor $out/r.safetensors $out/r_bad.safetensors W 5=1.5
+expect bound_certify 1 "parameter 'W' has spectral norm [0-9.]*, but the model declares norm(W) <= 1" \
+    $out/robust certify --data "builtin:digits?split=0.2&part=test" --weights $out/r_bad.safetensors
+# sample: a density with a norm bound
+sed 's/param  S : R\[1, 1\] per layer;/param  S : R[1, 1] per layer where norm(S) <= 1;/; s/moons_flow/bflow/' \
+    examples/moons_flow.spn > $out/bflow.spn
+expect build_bflow 0 "" $spdlc build $out/bflow.spn -o $out/bflow
+expect train_bflow 0 "" $out/bflow train --data "builtin:moons?n=200" --epochs 1 --out $out/bf.safetensors --quiet
+sttensor $out/bf.safetensors $out/bf_bad.safetensors S 3=-1.5
+expect bound_sample 1 "parameter 'S' (layer 4 of 8) has spectral norm 1.5, but the model declares norm(S) <= 1" \
+    $out/bflow sample -n 3 --weights $out/bf_bad.safetensors
+# learned steps: 0 <= dt_k <= 0.25, sum 2 (tests/design/antisym.spn)
+awk 'BEGIN { srand(1); for (i = 0; i < 120; i++) printf "%.4f,%.4f,%.4f,%.4f,%d\n", rand(), rand(), rand(), rand(), i % 3 }' \
+    > $out/d4.csv
+expect build_antisym 0 "" $spdlc build tests/design/antisym.spn -o $out/antisym
+expect train_antisym 0 "" $out/antisym train --data $out/d4.csv --epochs 1 --out $out/an.safetensors --quiet
+sttensor $out/an.safetensors $out/an_neg.safetensors dt 0=-0.1 1=0.35
+expect steps_negative 1 "parameter 'dt' (the learned steps) has dt_1 = -0.1, but the model declares 0 <= dt_k <= 0.25 with sum 2" \
+    $out/antisym eval --data $out/d4.csv --weights $out/an_neg.safetensors
+sttensor $out/an.safetensors $out/an_big.safetensors dt 0=0.3 1=0.075
+expect steps_above 1 "has dt_1 = 0.3, but the model declares 0 <= dt_k <= 0.25 with sum 2" \
+    $out/antisym predict --data $out/d4.csv --weights $out/an_big.safetensors
+sttensor $out/an.safetensors $out/an_sum.safetensors dt 0=0.2
+expect steps_sum 1 "parameter 'dt' (the learned steps) sums to 2.07" \
+    $out/antisym eval --data $out/d4.csv --weights $out/an_sum.safetensors
+# an orth[n] parameter is orthogonal whatever its generator: never refused (tests/inv/orth100.spn)
+awk 'BEGIN { srand(2); for (i = 0; i < 60; i++) printf "%.4f,%.4f,%.4f,%.4f,%.4f,%.4f\n", rand(), rand(), rand(), rand(), rand(), rand() }' \
+    > $out/d6.csv
+expect build_orth 0 "" $spdlc build tests/inv/orth100.spn -o $out/orth
+expect train_orth 0 "" $out/orth train --data $out/d6.csv --epochs 1 --out $out/o.safetensors --quiet
+sttensor $out/o.safetensors $out/o_big.safetensors Q 0=50 1=-30 2=7
+expect orth_big 0 "to latents and back" $out/orth invert --data $out/d6.csv --weights $out/o_big.safetensors --out $out/o.csv
+
 # --- bad inputs: a clear error each --------------------------------------------------------------
 printf 'x0,x1,label\n0.1,0.2,1\n0.3,abc,0\n' > $out/bad.csv
 expect bad_csv 1 "bad.csv:3:5" $sp eval --data $out/bad.csv --weights $out/a.safetensors
