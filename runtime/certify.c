@@ -57,6 +57,15 @@ int spdl_cmd_certify(const spdl_model *m, const spdl_args *a)
     for (size_t i = 0; i < np; i++) {
         if (isnan(m->norm_bound[i]))
             continue;
+        int projected = spdl_param_projected(m, i, theta);
+        if (projected < 0) {
+            spdl_error(a, "out of memory");
+            goto done;
+        }
+        if (!projected) { /* orth[n]: the Cayley transform, orthogonal whatever its generator */
+            printf("  %-8s bound %-8g 1 (orthogonal by construction)\n", ps[i].name, m->norm_bound[i]);
+            continue;
+        }
         size_t per = ps[i].size / ps[i].layers;
         double worst = 0;
         printf("  %-8s bound %-8g", ps[i].name, m->norm_bound[i]);

@@ -168,6 +168,26 @@ static void simplex_of(const spdl_model *m, const spdl_param *p, const double *t
     *hmax = scratch[p->offset];
 }
 
+int spdl_param_projected(const spdl_model *m, size_t i, const double *theta)
+{
+    size_t np;
+    const spdl_param *p = &m->params(&np)[i];
+    double *th = malloc(sizeof(double) * (m->nparam ? m->nparam : 1));
+    if (!th)
+        return SPDL_ENOMEM;
+    memcpy(th, theta, sizeof(double) * m->nparam);
+    double big = 1e3 * (isnan(m->norm_bound[i]) ? 1 : m->norm_bound[i]);
+    for (size_t k = 0; k < p->size; k++)
+        th[p->offset + k] = big;
+    if (m->project)
+        m->project(th);
+    int changed = 0;
+    for (size_t k = 0; k < p->size && !changed; k++)
+        changed = th[p->offset + k] != big;
+    free(th);
+    return changed;
+}
+
 int spdl_weights_check(const spdl_model *m, const double *theta, const char *path, char *err, size_t errlen)
 {
     if (!m->project || !m->norm_bound)

@@ -53,6 +53,12 @@ int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl
  * those that are (a model without project or norm_bound passes). */
 int spdl_weights_check(const spdl_model *m, const double *theta, const char *path, char *err, size_t errlen);
 
+/* Does m->project enforce parameter i's constraint? 1 or 0 (orth[n], whose
+ * norm is 1 by construction, and unconstrained parameters), or SPDL_ENOMEM.
+ * Found by projecting a copy of theta with every entry of i set to 1e3 times
+ * its bound. */
+int spdl_param_projected(const spdl_model *m, size_t i, const double *theta);
+
 /* A rigorous upper bound on the spectral norm of one layer's copy P of a
  * rank-2 or skew parameter (Gram iteration to 1e-9, scaled so huge or tiny
  * entries neither overflow nor underflow); SPDL_ENOMEM on failure. */

@@ -193,6 +193,29 @@ expect build_orth 0 "" $spdlc build tests/inv/orth100.spn -o $out/orth
 expect train_orth 0 "" $out/orth train --data $out/d6.csv --epochs 1 --out $out/o.safetensors --quiet
 sttensor $out/o.safetensors $out/o_big.safetensors Q 0=50 1=-30 2=7
 expect orth_big 0 "to latents and back" $out/orth invert --data $out/d6.csv --weights $out/o_big.safetensors --out $out/o.csv
+# certify: an orth[n] parameter has norm 1 whatever its generator (it printed the generator's norm, and
+# refused a generator of norm 5 as a violated bound)
+cat > $out/orthc.spn <<'SPN'
+model orthc {
+    input  x : R[4];
+    label  c : class[3];
+    state  u : R[4] = x;
+    param  Q : orth[4] per layer;
+    repeat 2 layers {
+        u = Q * u;
+    }
+    param  W : R[3, 4] where norm(W) <= 1;
+    output p = softmax(W * u);
+    loss   cross_entropy(p, c);
+    require lipschitz <= 3;
+}
+SPN
+expect build_orthc 0 "" $spdlc build $out/orthc.spn -o $out/orthc
+expect train_orthc 0 "" $out/orthc train --data $out/d4.csv --epochs 1 --out $out/oc.safetensors --quiet
+sttensor $out/oc.safetensors $out/oc_big.safetensors Q 0=5
+expect certify_orth 0 "Q  *bound 1  *1 (orthogonal by construction)" $out/orthc certify --data $out/d4.csv \
+    --weights $out/oc_big.safetensors
+grep -q "certified accuracy" $out/certify_orth.log && ok || bad "certify with an orth parameter certified nothing"
 
 # --- bad inputs: a clear error each --------------------------------------------------------------
 printf 'x0,x1,label\n0.1,0.2,1\n0.3,abc,0\n' > $out/bad.csv
