@@ -13,6 +13,7 @@
 
 #include "driver.h"
 #include "rt_kernels.h"
+#include "safetensors.h"
 #include "weights.h"
 
 enum { TRAIN_STATS_MAX = 2048 };
@@ -106,6 +107,7 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
     } else {
         m->init(theta, a->seed);
     }
+    spdl_st_remove_stale(out); /* what a run killed while saving left */
     char logbuf[1024];
     log_path(out, logbuf, sizeof logbuf);
     log = fopen(logbuf, a->resume ? "a" : "w");
