@@ -44,6 +44,42 @@ expect train_half 0 "" $sp train --data "builtin:spirals?n=600" --epochs 10 --lr
 expect resume 0 "" $sp train --data "builtin:spirals?n=600" --epochs 20 --lr 0.02 --seed 3 --resume $out/b.safetensors \
     --out $out/b.safetensors --quiet
 cmp -s $out/a.safetensors $out/b.safetensors && ok || bad "10 + resume + 10 epochs differs from 20 epochs"
+# the log after an interrupted run and a resume: rows the interrupted run wrote after its last
+# checkpoint are dropped, not repeated, and `seconds` keeps counting. Here the run went on from
+# epoch 5 to 8, and was killed before its checkpoint at 8 (c5 is the checkpoint on disk).
+lg() { $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --out $out/c.safetensors "$@"; }
+expect log_one 0 "" $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --epochs 10 --out $out/c10.safetensors
+expect log_first 0 "" lg --epochs 5
+cp $out/c.safetensors $out/c5.safetensors
+expect log_on 0 "" lg --epochs 8 --resume $out/c.safetensors
+cp $out/c5.safetensors $out/c.safetensors
+expect log_resume 0 "" lg --epochs 10 --resume $out/c.safetensors
+cut -d, -f1-5 $out/c10.log.csv > $out/c10.cols; cut -d, -f1-5 $out/c.log.csv > $out/c.cols
+cmp -s $out/c10.cols $out/c.cols && ok || { bad "the resumed log differs from one run's"; diff $out/c10.cols $out/c.cols | head -5; }
+awk -F, 'NR > 2 && $6 < s { print "seconds fell at epoch " $1; exit 1 } { s = $6 }' $out/c.log.csv && ok || bad "seconds not cumulative"
+# a resume into another file continues the resumed run's log there
+cp $out/c5.safetensors $out/c.safetensors
+expect log_other 0 "" $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --epochs 10 \
+    --resume $out/c.safetensors --out $out/c_other.safetensors
+cut -d, -f1-5 $out/c_other.log.csv > $out/c_other.cols
+cmp -s $out/c10.cols $out/c_other.cols && ok || bad "the log of a resume into another file lacks the first epochs"
+# real kills: SIGKILL a run every 0.2 s and resume it, 6 times, then let it finish: the same bits as
+# one run, each epoch once in the log, and no temp files left
+kt() { $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --epochs 60 --checkpoint-every 3 "$@"; }
+expect kill_one 0 "" kt --out $out/k1.safetensors
+for i in 1 2 3 4 5 6; do
+    r=; [ -e $out/k.safetensors ] && r="--resume $out/k.safetensors"
+    # exec: $! is the program itself, not a subshell around it
+    (exec $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --epochs 60 --checkpoint-every 3 \
+        --out $out/k.safetensors $r >/dev/null 2>&1) &
+    pid=$!; sleep 0.2; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+done
+if [ -e $out/k.safetensors ]; then expect kill_last 0 "" kt --out $out/k.safetensors --resume $out/k.safetensors
+else expect kill_last 0 "" kt --out $out/k.safetensors; fi
+cmp -s $out/k1.safetensors $out/k.safetensors && ok || bad "killed and resumed 6 times differs from one run"
+[ "$(cut -d, -f1 $out/k.log.csv | tail -n +2 | tr '\n' ' ')" = "$(seq 1 60 | tr '\n' ' ')" ] && ok ||
+    bad "the log of a killed and resumed run does not hold epochs 1 to 60 once each"
+[ -z "$(ls -A $out | grep '^\.k\.safetensors\.')" ] && ok || bad "killed runs left temp files: $(ls -A $out | grep '^\.k\.')"
 expect resume_done 1 "already trained 20 epochs" $sp train --data "builtin:spirals?n=600" --epochs 20 --resume $out/a.safetensors
 expect resume_other_opt 1 "was trained with optimizer 'adam', not 'sgd'" $sp train --data builtin:spirals --epochs 21 \
     --opt sgd --resume $out/a.safetensors
