@@ -1,10 +1,15 @@
 /* train.c - `EXE train`: minibatch training with progress, a log, atomic
  * checkpoints and bit-identical resumption.
  *
- * Determinism: the shuffle generator, the optimiser's moments and the epoch
- * count are saved in every checkpoint, and --epochs is the total number of
- * epochs, so 10 epochs, then --resume and --epochs 20, gives the same bits
- * as 20 epochs in one run. */
+ * Determinism: the shuffle generator, the optimiser's moments, the epoch
+ * count and the schedule are saved in every checkpoint, and --epochs is the
+ * total number of epochs. A run interrupted and resumed with the same
+ * options gives the same bits as the run in one go, under either schedule.
+ * Under the constant schedule, 10 epochs, then --resume and --epochs 20,
+ * also gives the same bits as 20 epochs in one run; the cosine schedule
+ * anneals over --epochs, so a resume that changes --epochs (or the schedule)
+ * changes the learning rates of the epochs already trained, and train says
+ * so when it resumes. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -154,6 +159,13 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
         rng = run.rng;
         if (a->lr <= 0) /* no --lr: the checkpoint's, as one long run would have */
             opt.lr = run.lr;
+        if (run.total_epochs > 0 && (run.cosine || a->cosine) &&
+            (run.cosine != a->cosine || run.total_epochs != a->epochs))
+            fprintf(stderr,
+                    "%s: note: %s was trained with --schedule %s over %d epochs; this run has --schedule %s over %d, "
+                    "so it will not give the same bits as one %d-epoch run (the cosine anneals over --epochs)\n",
+                    a->prog, a->resume, run.cosine ? "cosine" : "constant", run.total_epochs,
+                    a->cosine ? "cosine" : "constant", a->epochs, a->epochs);
         if (!strcmp(a->resume, out))
             saved = run.epoch;
         if (run.epoch >= a->epochs) {
@@ -264,6 +276,8 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
         }
         run.epoch = epoch + 1;
         run.rng = rng;
+        run.cosine = a->cosine;
+        run.total_epochs = a->epochs;
         if (run.epoch % a->ckpt_every == 0 || run.epoch == a->epochs) {
             char err[512];
             if (spdl_weights_save(out, m, theta, &opt, &run, err, sizeof err)) {

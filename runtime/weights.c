@@ -68,16 +68,19 @@ int spdl_weights_save(const char *path, const spdl_model *m, const double *theta
             t[k].data = (double *)(src + ps[i].offset);
             k++;
         }
-    char step[32], epoch[32], rng[32], lr[40];
+    char step[32], epoch[32], rng[32], lr[40], total[32];
     snprintf(step, sizeof step, "%" PRIu64, opt ? opt->step : 0);
     snprintf(epoch, sizeof epoch, "%d", run ? run->epoch : 0);
     snprintf(rng, sizeof rng, "%016" PRIx64, run ? run->rng : 0);
     snprintf(lr, sizeof lr, "%.17g", opt ? opt->lr : 0);
-    const char *keys[] = {"format", "model", "source_hash", "optimizer", "step", "epoch", "rng", "lr"};
+    snprintf(total, sizeof total, "%d", run ? run->total_epochs : 0);
+    const char *keys[] = {"format", "model", "source_hash", "optimizer", "step", "epoch", "rng", "lr",
+                          "schedule", "epochs_total"};
     const char *vals[] = {SPDL_WEIGHTS_FORMAT, m->name, m->source_hash, opt ? spdl_optim_name(opt->kind) : "none",
-                          step, epoch, rng, lr};
+                          step, epoch, rng, lr, run && run->cosine ? "cosine" : "constant", total};
+    size_t nkeys = sizeof keys / sizeof keys[0] - (run && run->total_epochs > 0 ? 0 : 2);
     if (rc == SPDL_OK)
-        rc = spdl_st_write(path, t, k, keys, vals, sizeof keys / sizeof keys[0], err, errlen);
+        rc = spdl_st_write(path, t, k, keys, vals, nkeys, err, errlen);
     else
         snprintf(err, errlen, "out of memory");
     for (size_t i = 0; i < k; i++)
@@ -264,8 +267,8 @@ static int meta_field(const spdl_st *st, const char *path, const char *key, cons
     return SPDL_OK;
 }
 
-static int meta_u64(const spdl_st *st, const char *path, const char *key, int base, uint64_t max, uint64_t *out,
-                    char *err, size_t errlen)
+static int meta_u64(const spdl_st *st, const char *path, const char *key, int base, uint64_t min, uint64_t max,
+                    uint64_t *out, char *err, size_t errlen)
 {
     const char *v;
     int rc = meta_field(st, path, key, &v, err, errlen);
@@ -281,12 +284,13 @@ static int meta_u64(const spdl_st *st, const char *path, const char *key, int ba
         }
         x = x * (uint64_t)base + (uint64_t)d;
     }
-    if (n == 0 || (base == 16 && n != 16)) {
+    if (n == 0 || (base == 16 && n != 16) || x < min) {
         if (base == 16)
             return spdl_fail(err, errlen, SPDL_EFORMAT,
                              "%s: metadata '%s' is '%.40s', expected 16 lowercase hexadecimal digits", path, key, v);
         return spdl_fail(err, errlen, SPDL_EFORMAT,
-                         "%s: metadata '%s' is '%.40s', expected an integer from 0 to %" PRIu64, path, key, v, max);
+                         "%s: metadata '%s' is '%.40s', expected an integer from %" PRIu64 " to %" PRIu64, path, key, v,
+                         min, max);
     }
     *out = x;
     return SPDL_OK;
@@ -345,13 +349,24 @@ int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl
     if (rc == SPDL_OK && run) {
         uint64_t epoch = 0, rng = 0;
         run->has_optim = 0;
-        rc = meta_u64(&st, path, "epoch", 10, SPDL_EPOCHS_MAX, &epoch, err, errlen);
+        rc = meta_u64(&st, path, "epoch", 10, 0, SPDL_EPOCHS_MAX, &epoch, err, errlen);
         if (rc == SPDL_OK)
-            rc = meta_u64(&st, path, "rng", 16, UINT64_MAX, &rng, err, errlen);
+            rc = meta_u64(&st, path, "rng", 16, 0, UINT64_MAX, &rng, err, errlen);
         if (rc == SPDL_OK)
             rc = meta_positive(&st, path, "lr", &run->lr, err, errlen);
         run->epoch = (int)epoch;
         run->rng = rng;
+        /* the schedule: optional (older files lack it), strict when there */
+        const char *sched = spdl_st_meta(&st, "schedule");
+        uint64_t total = 0;
+        run->cosine = sched && !strcmp(sched, "cosine");
+        if (rc == SPDL_OK && sched && strcmp(sched, "cosine") && strcmp(sched, "constant"))
+            rc = spdl_fail(err, errlen, SPDL_EFORMAT, "%s: metadata 'schedule' is '%.40s', expected constant or cosine",
+                           path, sched);
+        if (rc == SPDL_OK && (sched || spdl_st_meta(&st, "epochs_total"))) {
+            rc = meta_u64(&st, path, "epochs_total", 10, 1, SPDL_EPOCHS_MAX, &total, err, errlen);
+        }
+        run->total_epochs = (int)total;
     }
     if (rc == SPDL_OK && opt) {
         const char *kind = spdl_st_meta(&st, "optimizer");
@@ -371,7 +386,7 @@ int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl
         }
         /* 2^53: Adam's bias correction takes the step as a double */
         if (rc == SPDL_OK)
-            rc = meta_u64(&st, path, "step", 10, (uint64_t)1 << 53, &step, err, errlen);
+            rc = meta_u64(&st, path, "step", 10, 0, (uint64_t)1 << 53, &step, err, errlen);
         if (rc == SPDL_OK) {
             opt->step = step;
             if (run)

@@ -65,20 +65,35 @@ cut -d, -f1-5 $out/c_other.log.csv > $out/c_other.cols
 cmp -s $out/c10.cols $out/c_other.cols && ok || bad "the log of a resume into another file lacks the first epochs"
 # real kills: SIGKILL a run every 0.2 s and resume it, 6 times, then let it finish: the same bits as
 # one run, each epoch once in the log, and no temp files left
-kt() { $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --epochs 60 --checkpoint-every 3 "$@"; }
+kt() { $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --epochs 100 --checkpoint-every 3 --schedule cosine "$@"; }
 expect kill_one 0 "" kt --out $out/k1.safetensors
 for i in 1 2 3 4 5 6; do
     r=; [ -e $out/k.safetensors ] && r="--resume $out/k.safetensors"
     # exec: $! is the program itself, not a subshell around it
-    (exec $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --epochs 60 --checkpoint-every 3 \
-        --out $out/k.safetensors $r >/dev/null 2>&1) &
+    (exec $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --epochs 100 --checkpoint-every 3 \
+        --schedule cosine --out $out/k.safetensors $r >/dev/null 2>&1) &
     pid=$!; sleep 0.2; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
 done
-if [ -e $out/k.safetensors ]; then expect kill_last 0 "" kt --out $out/k.safetensors --resume $out/k.safetensors
-else expect kill_last 0 "" kt --out $out/k.safetensors; fi
+# (a slow kill may have let the run finish: then there is nothing left to resume)
+if [ -e $out/k.safetensors ]; then kt --out $out/k.safetensors --resume $out/k.safetensors >$out/kill_last.log 2>&1
+else kt --out $out/k.safetensors >$out/kill_last.log 2>&1; fi
+[ $? -eq 0 ] || grep -q "already trained 100 epochs" $out/kill_last.log && ok || { bad "kill_last"; cat $out/kill_last.log; }
 cmp -s $out/k1.safetensors $out/k.safetensors && ok || bad "killed and resumed 6 times differs from one run"
-[ "$(cut -d, -f1 $out/k.log.csv | tail -n +2 | tr '\n' ' ')" = "$(seq 1 60 | tr '\n' ' ')" ] && ok ||
-    bad "the log of a killed and resumed run does not hold epochs 1 to 60 once each"
+grep -q "note:" $out/kill_last.log && bad "an interrupted cosine run resumed with its options got a note" || ok
+# the cosine schedule anneals over --epochs: a resume that changes it says the bits will differ (they do)
+expect cos_half 0 "" $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --epochs 5 --schedule cosine \
+    --out $out/cos.safetensors
+expect cos_resume 0 "trained with --schedule cosine over 5 epochs; this run has --schedule cosine over 10, so it will not give the same bits" \
+    $sp train --data "builtin:spirals?n=600" --seed 3 --quiet --epochs 10 --schedule cosine --resume $out/cos.safetensors \
+    --out $out/cos.safetensors
+expect cos_one 0 "" $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --epochs 10 --schedule cosine \
+    --out $out/cos10.safetensors
+cmp -s $out/cos.safetensors $out/cos10.safetensors && bad "the note at resume is wrong: the bits are the same" || ok
+expect cos_to_constant 0 "trained with --schedule cosine over 10 epochs; this run has --schedule constant over 12" \
+    $sp train --data "builtin:spirals?n=600" --seed 3 --quiet --epochs 12 --resume $out/cos10.safetensors --out $out/cos12.safetensors
+grep -q "note:" $out/resume.log && bad "a constant-schedule resume got a note" || ok
+[ "$(cut -d, -f1 $out/k.log.csv | tail -n +2 | tr '\n' ' ')" = "$(seq 1 100 | tr '\n' ' ')" ] && ok ||
+    bad "the log of a killed and resumed run does not hold epochs 1 to 100 once each"
 [ -z "$(ls -A $out | grep '^\.k\.safetensors\.')" ] && ok || bad "killed runs left temp files: $(ls -A $out | grep '^\.k\.')"
 expect resume_done 1 "already trained 20 epochs" $sp train --data "builtin:spirals?n=600" --epochs 20 --resume $out/a.safetensors
 expect resume_other_opt 1 "was trained with optimizer 'adam', not 'sgd'" $sp train --data builtin:spirals --epochs 21 \

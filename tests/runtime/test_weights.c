@@ -51,7 +51,7 @@ static void setup(void)
     for (int i = 0; i < 10; i++)
         theta[i] = 0.1 * i, opt.m[i] = i, opt.v[i] = 2 * i;
     opt.step = 42;
-    spdl_run_state run = {3, 0x0123456789abcdefull, 0, 0};
+    spdl_run_state run = {.epoch = 3, .rng = 0x0123456789abcdefull, .cosine = 1, .total_epochs = 10};
     cr_assert_eq(spdl_weights_save(path, &tiny, theta, &opt, &run, err, sizeof err), 0, "%s", err);
 }
 
@@ -115,6 +115,8 @@ Test(weights, a_checkpoint_loads_back)
     cr_assert_eq(run.rng, 0x0123456789abcdefull);
     cr_assert_eq(run.lr, 0.02);
     cr_assert_eq(run.has_optim, 1);
+    cr_assert_eq(run.cosine, 1);
+    cr_assert_eq(run.total_epochs, 10);
     cr_assert_eq(o.step, 42);
     for (int i = 0; i < 10; i++)
         cr_assert(th[i] == theta[i] && o.m[i] == opt.m[i] && o.v[i] == opt.v[i]);
@@ -190,4 +192,26 @@ Test(weights, weights_alone_ignore_the_run_fields)
     set_meta("epoch", "abc");
     double th[10];
     cr_assert_eq(spdl_weights_load(path, &tiny, th, NULL, NULL, NULL, err, sizeof err), 0, "%s", err);
+}
+
+Test(weights, schedule_is_optional_and_strict)
+{
+    set_meta("schedule", "linear");
+    expect_resume_err(SPDL_EFORMAT, "%s: metadata 'schedule' is 'linear', expected constant or cosine");
+    set_meta("schedule", "cosine");
+    set_meta("epochs_total", "0");
+    expect_resume_err(SPDL_EFORMAT, "%s: metadata 'epochs_total' is '0', expected an integer from 1 to 10000000");
+    set_meta("epochs_total", "-10");
+    expect_resume_err(SPDL_EFORMAT, "%s: metadata 'epochs_total' is '-10', expected an integer from 1 to 10000000");
+    set_meta("epochs_total", NULL);
+    expect_resume_err(SPDL_EFORMAT, "%s has no 'epochs_total' in its metadata, so it cannot resume a run");
+    /* a file from before the schedule was saved: unknown, not an error */
+    set_meta("schedule", NULL);
+    double th[10];
+    spdl_optim o;
+    spdl_run_state run;
+    cr_assert_eq(spdl_optim_init(&o, SPDL_ADAM, 10, 0), 0);
+    cr_assert_eq(spdl_weights_load(path, &tiny, th, &o, &run, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(run.total_epochs, 0);
+    spdl_optim_free(&o);
 }
