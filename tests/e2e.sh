@@ -301,6 +301,19 @@ expect bad_epochs 2 "bad value for --epochs" $sp train --data builtin:spirals --
 expect no_command 2 "no command" $sp
 expect no_data 2 "needs --data" $sp eval --weights $out/a.safetensors
 expect help 0 "usage:" $sp --help
+# the options table: --help per command, the same option spelled either way, a warning for one a command ignores
+expect help_train 0 "^  --checkpoint-every K  *epochs between checkpoints" $sp train --help
+expect help_train_after 0 "^usage: spirals train" $sp --data x --help train
+expect help_sample 0 "^  -n N  *how many samples" $sp sample -h
+grep -q -- "--data" $out/help_sample.log && bad "sample --help lists --data" || ok
+expect help_plot 0 "^  plot  *--data D \[--weights W\] -o out.png" $sp --help
+expect bad_int 2 "bad value for --epochs: '2.5' (expected an integer from 1 to 10000000)" $sp train --data builtin:spirals --epochs 2.5
+expect bad_choice 2 "--schedule takes constant or cosine, not 'linear'" $sp train --data builtin:spirals --schedule linear
+expect no_value 2 "option '--lr' needs a value" $sp train --data builtin:spirals --lr
+expect ignored 0 "warning: '--epochs' does nothing for 'eval'" $sp eval --data builtin:spirals --weights $out/a.safetensors --epochs 3
+expect plot_needs_o 2 "'plot' needs -o out.png" $sp plot --data builtin:spirals --weights $out/a.safetensors
+expect unknown_cmd 2 "unknown command 'frob'" $sp frob --data builtin:spirals
+expect two_cmds 2 "unexpected argument 'predict'" $sp eval predict --data builtin:spirals
 # spdlc build without a compiler: one line
 expect no_cc 1 "cannot run the C compiler" env CC=/nonexistent/cc $spdlc build examples/spirals.spn -o $out/x
 
