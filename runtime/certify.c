@@ -77,10 +77,10 @@ int spdl_cmd_certify(const spdl_model *m, const spdl_args *a)
             }
             worst = fmax(worst, nb);
             if (ps[i].layers <= 12)
-                printf(" %.4f", nb);
+                printf(nb < 1e6 ? " %.4f" : " %.4g", nb);
         }
         if (ps[i].layers > 12)
-            printf(" max over %zu layers %.6f", ps[i].layers, worst);
+            printf(worst < 1e6 ? " max over %zu layers %.6f" : " max over %zu layers %.6g", ps[i].layers, worst);
         int bad = worst > m->norm_bound[i] * (1 + 1e-9);
         violated |= bad;
         printf("%s\n", bad ? "  VIOLATED" : "");
