@@ -536,7 +536,9 @@ SPDL_KERNEL void spdl_softmax_adj(int n, const real *restrict Y, const real *res
         }
 }
 
-/* L[l] = logsumexp(Z[:, l]) - Z[c_l][l] = -log softmax(Z)[c]: cross-entropy from logits. */
+/* L[l] = logsumexp(Z[:, l]) - Z[c_l][l] = -log softmax(Z)[c]: cross-entropy from logits,
+ * as (max - Z[c]) + log(sum exp(Z - max)): the difference first, since adding
+ * log(sum) (in [0, log n]) to a max near 1e17 would round it away. */
 SPDL_KERNEL void spdl_ce_logits(int n, const real *restrict Z, const real *restrict C, real *restrict L)
 {
     real p[SPDL_BT * 2];
@@ -553,7 +555,7 @@ SPDL_KERNEL void spdl_ce_logits(int n, const real *restrict Z, const real *restr
             sum[l] += (real)spdl_exp(Z[(size_t)i * SPDL_BT + l] - mx[l]);
     for (int l = 0; l < SPDL_BT; l++) {
         int c = (int)C[l];
-        L[l] = mx[l] + (real)log(sum[l]) - Z[(size_t)c * SPDL_BT + l];
+        L[l] = (mx[l] - Z[(size_t)c * SPDL_BT + l]) + (real)log(sum[l]);
     }
 }
 
