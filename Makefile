@@ -70,8 +70,9 @@ RUNTIME_SRC := $(wildcard runtime/*.c)
 RUNTIME_OBJ := $(RUNTIME_SRC:runtime/%.c=$(B)/runtime/%.o)
 RUNTIME_LIBS := -lz -lm
 
+# -fPIC: `spdlc build --python` links the part of libspdl a model needs into libM.so
 $(B)/runtime/%.o: runtime/%.c $(wildcard runtime/*.h) | $(B)/runtime
-	$(CC) $(CFLAGS_ALL) -Iruntime -c $< -o $@
+	$(CC) $(CFLAGS_ALL) -fPIC -Iruntime -c $< -o $@
 
 $(B)/libspdl.a: $(RUNTIME_OBJ) | $(B)/runtime
 	rm -f $@
