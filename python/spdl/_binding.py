@@ -25,6 +25,7 @@ __all__ = ["load_model", "Binding", "ModelBase"]
 ABI_VERSION = "0.1.0"   # the spdlc versions whose spdl.h this binding mirrors
 
 _c_size = ctypes.c_size_t
+_F64 = np.dtype(np.float64)
 _vp = ctypes.c_void_p
 
 
@@ -138,6 +139,7 @@ class Binding:
         n = SZ(0)
         tab = self._params_fn(ctypes.byref(n))
         cert_params = {p["name"]: p for p in self.certificate.get("params", [])}
+        self._ws = {}   # work_size by batch
         self.params = []
         for i in range(n.value):
             p, info = tab[i], ParamInfo()
@@ -183,6 +185,11 @@ class Binding:
     def check_array(self, fn, what, a, tail, batch=None, out=False):
         """a must be a float64 C-contiguous aligned ndarray of shape
         (batch, *tail) or tail (one sample); returns (batch, single)."""
+        if type(a) is np.ndarray and a.dtype == _F64:   # the common case, quickly
+            sh, fl = a.shape, a.flags
+            if (len(sh) == len(tail) + 1 and sh[1:] == tail and sh[0] > 0 and (batch is None or sh[0] == batch)
+                    and fl.c_contiguous and fl.aligned and (fl.writeable or not out)):
+                return sh[0], False
         if not isinstance(a, np.ndarray):
             raise TypeError("%s.%s: %s must be a numpy.ndarray of float64 with shape (batch, %s), not %s"
                             % (self.name, fn, what, ", ".join(map(str, tail)), type(a).__name__))
@@ -247,20 +254,22 @@ class Binding:
 
     # -- work buffers: one per thread and model object, grown on demand
     def work(self, cache, batch):
-        need = self._work_size(batch) + 64
-        buf = getattr(cache, "buf", None)
-        if buf is None or buf.size < need:
-            buf = cache.buf = np.empty(need, dtype=np.uint8)
-        return buf.ctypes.data
+        need = self._ws.get(batch)
+        if need is None:
+            need = self._ws[batch] = self._work_size(batch) + 64
+        if getattr(cache, "size", 0) < need:
+            cache.buf = np.empty(need, dtype=np.uint8)
+            cache.size, cache.ptr = need, cache.buf.ctypes.data
+        return cache.ptr
 
     # -- the C calls on explicit theta (used by Model and by the torch side)
-    def forward(self, cache, theta, x, out=None, fn="forward"):
+    def forward(self, cache, theta, x, out=None, fn="forward", tp=None):
         b, single = self.check_array(fn, "x", x, self.in_shape)
         if out is None:
             out = np.empty((b, self.nout))
         else:
             self.check_array(fn, "out", out, (self.nout,), b, out=True)
-        rc = self._forward(theta.ctypes.data, b, x.ctypes.data, out.ctypes.data, self.work(cache, b))
+        rc = self._forward(tp or theta.ctypes.data, b, x.ctypes.data, out.ctypes.data, self.work(cache, b))
         if rc:
             raise self.error(fn, rc)
         return out.reshape(self.nout) if single else out
@@ -331,6 +340,7 @@ class ModelBase:
         b = self._b
         self._tls = threading.local()
         self._theta = np.zeros(b.nparam)
+        self._tp = self._theta.ctypes.data   # theta never moves
         self.metadata = []      # the weights file's metadata, kept for save()
         self.extra = []         # its other tensors (an optimiser's moments), kept for save()
         if weights is None:
@@ -388,7 +398,7 @@ class ModelBase:
     # -- functions
     def forward(self, x, out=None):
         """The model's output for x: shape (batch, nout)."""
-        return self._b.forward(self._tls, self._theta, x, out)
+        return self._b.forward(self._tls, self._theta, x, out, tp=self._tp)
 
     __call__ = forward
 

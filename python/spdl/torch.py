@@ -19,6 +19,8 @@ Tensors are float64 on the CPU; any batch size; the GIL is released while
 the generated code runs.
 """
 import functools
+import threading
+import types
 
 import numpy as np
 import torch
@@ -95,16 +97,96 @@ def make_classes(b):
             (grad,) = ctx.saved_tensors
             return None, None, grad * dl
 
+    offsets = [(p.offset, p.size, p.tensor_shape) for p in b.params]
+
+    def flat(params, cache=None):
+        """theta from the parameters' data (one copy, no autograd node). cache
+        (a Module's) keeps a NumPy view of each parameter while the parameter
+        keeps its storage and shape, since torch calls cost microseconds."""
+        if len(params) != len(offsets):
+            raise TypeError("%s: %d parameter tensors, expected %d" % (b.name, len(params), len(offsets)))
+        th = np.empty(b.nparam)
+        for i, ((off, size, shape), p) in enumerate(zip(offsets, params)):
+            c = cache.get(i) if cache is not None else None
+            if c is not None and c[0] is p and c[1] == p.data_ptr() and p.shape == shape:
+                v = c[2]
+            else:
+                if p.dtype != torch.float64 or tuple(p.shape) != shape:
+                    raise TypeError("%s: parameter of dtype %s and shape %s; expected float64 %s (do not convert "
+                                    "the module with .float() or .to())" % (b.name, p.dtype, tuple(p.shape), shape))
+                v = p.detach().numpy().reshape(-1)
+                if cache is not None and p.is_contiguous() and p.device.type == "cpu":
+                    cache[i] = (p, p.data_ptr(), v)
+            th[off:off + size] = v
+        return th
+
+    def split(dth, needs):
+        """dtheta as one gradient per parameter (views), None where none is needed."""
+        return tuple(torch.from_numpy(dth[off:off + size].reshape(shape)) if need else None
+                     for (off, size, shape), need in zip(offsets, needs))
+
+    class ModuleFunction(torch.autograd.Function):
+        """Module.forward: apply(x, *params), theta assembled without an autograd node."""
+
+        @staticmethod
+        def forward(ctx, x, views, *params):
+            th = flat(params, views)
+            y = b.forward(_cache(), th, _np(b, "Module", "x", x), fn="Module")
+            ctx.save_for_backward(x)
+            ctx.theta = th
+            return torch.from_numpy(y)
+
+        @staticmethod
+        @once_differentiable
+        def backward(ctx, dy):
+            (x,) = ctx.saved_tensors
+            needs = ctx.needs_input_grad[2:]
+            need_dx, need_dth = ctx.needs_input_grad[0], any(needs)
+            if not (need_dx or need_dth):
+                return (None,) * (2 + len(needs))
+            dy = dy.to(torch.float64).contiguous()
+            dx, dth = b.vjp(_cache(), ctx.theta, x.detach().numpy(), dy.numpy(), need_dx, need_dth,
+                            fn="Module.backward")
+            return ((torch.from_numpy(dx) if need_dx else None), None) + (split(dth, needs) if need_dth else
+                                                                            (None,) * len(needs))
+
+    class ModuleLoss(torch.autograd.Function):
+        """Module.loss: apply(x, t, *params) -> mean loss, gradients from M_loss_grad."""
+
+        @staticmethod
+        def forward(ctx, x, t, views, *params):
+            if isinstance(x, torch.Tensor) and x.requires_grad:
+                raise ValueError("%s.loss: the model's loss gives gradients for the parameters only; for a "
+                                 "gradient with respect to x, apply a PyTorch loss to module(x)" % b.name)
+            tn = None
+            if t is not None:
+                if not isinstance(t, torch.Tensor):
+                    raise TypeError("%s.loss: t must be a torch.Tensor, not %s" % (b.name, type(t).__name__))
+                tn = t.detach().contiguous().numpy()
+            loss, grad = b.loss_grad(_cache(), flat(params, views), _np(b, "loss", "x", x), tn, fn="loss")
+            ctx.grad = grad
+            return torch.tensor(loss, dtype=torch.float64)
+
+        @staticmethod
+        @once_differentiable
+        def backward(ctx, dl):
+            g = split(ctx.grad, ctx.needs_input_grad[3:])
+            if dl.item() != 1.0:
+                g = tuple(None if t is None else t * dl for t in g)
+            return (None, None, None) + g
+
     class Module(torch.nn.Module):
         __doc__ = ("%s as a torch.nn.Module. Module(weights=None | path, seed=0); its parameters %s are the "
                    "declared ones (float64, declared shapes, [layers, ...] for `per layer`)."
                    % (b.name, ", ".join(b.param_names) or "(none)"))
         _spdl_binding = b
         certificate = b.certificate
+        info = tuple(b.params)   # the declared parameters (spdl.ParamInfo)
 
         def __init__(self, weights=None, seed=0):
             super().__init__()
             m = b.Model(weights, seed)
+            self._np_views = {}
             self.metadata, self.extra = m.metadata, m.extra
             for p, v in zip(b.params, m.params.values()):
                 if p.name in dir(torch.nn.Module) or p.name in self.__dict__:
@@ -120,16 +202,20 @@ def make_classes(b):
             return torch.cat([p.reshape(-1) for p in ps])
 
         def forward(self, x):
-            return Function.apply(x, self.theta())
+            params = [self._parameters[n] for n in b.param_names]
+            if not torch.is_grad_enabled():   # no graph to record: call the C code directly
+                th = flat(params, self._np_views)
+                return torch.from_numpy(b.forward(_cache(), th, _np(b, "Module", "x", x), fn="Module"))
+            return ModuleFunction.apply(x, self._np_views, *params)
 
         def loss(self, x, t=None):
             """The model's mean loss (as declared in the .spn), differentiable in the parameters."""
-            return LossFunction.apply(x, t, self.theta())
+            return ModuleLoss.apply(x, t, self._np_views, *[self._parameters[n] for n in b.param_names])
 
         def project(self):
             """Enforces the declared norm bounds (and other structure) on the parameters, in place."""
             with torch.no_grad():
-                th = np.ascontiguousarray(self.theta().detach().numpy())
+                th = flat([self._parameters[n] for n in b.param_names], self._np_views)
                 b._project(th.ctypes.data)
                 for p in b.params:
                     getattr(self, p.name).copy_(torch.from_numpy(th[p.offset:p.offset + p.size]
@@ -153,13 +239,11 @@ def make_classes(b):
         def extra_repr(self):
             return "%s: %s -> %d, %d parameters, %s" % (b.name, tuple(b.in_shape), b.nout, b.nparam, b.precision)
 
-    for c in (Function, LossFunction, Module):
+    for c in (Function, LossFunction, Module, ModuleFunction, ModuleLoss):
         c.__module__ = b.name
         c.__qualname__ = c.__name__
     return {"Function": Function, "LossFunction": LossFunction, "Module": Module}
 
-
-import threading  # noqa: E402
 
 _tls = threading.local()
 
@@ -179,13 +263,19 @@ def project_after_step(optimizer, *modules):
                 targets.append(sub)
     if not targets:
         raise ValueError("project_after_step: no spdl module among the given modules")
+    def project_all():
+        for t in targets:
+            t.project()
+    if hasattr(optimizer, "register_step_post_hook"):   # PyTorch 2
+        optimizer.register_step_post_hook(lambda opt, a, k: project_all())
+        return optimizer
     step = optimizer.step
 
     @functools.wraps(step)
-    def step_and_project(*args, **kwargs):
+    def step_and_project(self, *args, **kwargs):
         r = step(*args, **kwargs)
-        for t in targets:
-            t.project()
+        project_all()
         return r
-    optimizer.step = step_and_project
+    # a bound method, as learning-rate schedulers expect optimizer.step to be
+    optimizer.step = types.MethodType(step_and_project, optimizer)
     return optimizer

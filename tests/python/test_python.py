@@ -367,6 +367,18 @@ def module_parameters_and_bad_tensors():
            torch.zeros(2, 64, dtype=torch.float64, requires_grad=True), torch.tensor([1, 1]))
     raises(spdl.ModelMismatchError, "holds weights for model 'moons_flow'", R.Module,
            os.path.join(OUT, "moons.safetensors"))
+    # the module follows its parameters: in-place updates, and new storage
+    xt = torch.from_numpy(XT[:5])
+    with torch.no_grad():
+        mod(xt)
+        mod.w.add_(torch.arange(10, dtype=torch.float64))
+        m2 = R.Model.load(CKPT)
+        m2.params["w"][:] += np.arange(10)
+        assert np.array_equal(mod(xt).numpy(), m2.forward(XT[:5]))
+        mod.b.data = torch.zeros(8, 64, dtype=torch.float64)
+        m2.params["b"][:] = 0
+        assert np.array_equal(mod(xt).numpy(), m2.forward(XT[:5]))
+        assert np.array_equal(mod.to_model().theta, m2.theta)
     # the module inside a larger PyTorch model, any batch size
     net = torch.nn.Sequential(torch.nn.Linear(64, 64).double(), R.Module())
     for n in (1, 3, 257):
