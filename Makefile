@@ -23,7 +23,7 @@ PY_DIR  ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX
 PY_SRC  := $(wildcard python/spdl/*.py)
 
 COMPILER_SRC := arena diag ast parse source resolve tableau step analysis check check_stable check_lipschitz \
-                check_nonexpansive check_invertible summary emit_c build main
+                check_nonexpansive check_invertible check_equivariant summary emit_c build main
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
@@ -153,7 +153,7 @@ check-asan:
 
 # Generated code: gradients against finite differences, gcc and clang
 # -pedantic, sanitizers, the API contract, float builds; golden emitted C.
-GEN_MODELS := $(wildcard tests/gen/*.spn) $(wildcard tests/step/*.spn) tests/design/spirals.spn tests/design/robust.spn tests/design/antisym.spn
+GEN_MODELS := $(wildcard tests/gen/*.spn) $(wildcard tests/step/*.spn) tests/design/pointsets.spn tests/design/spirals.spn tests/design/robust.spn tests/design/antisym.spn
 check-gen: $(B)/spdlc
 	tests/gen.sh $(B)/spdlc $(GEN_MODELS)
 

@@ -423,6 +423,10 @@ static double lip_op(LipCtx *cx, const Val *v, const Blame **first)
     }
     case OP_GPOOL: /* a mean over the group axis */
         return child(cx, v->a, first) / sqrt((double)p->vals[v->a]->shape.dim[1]);
+    case OP_MEAN_SET: { /* a mean over the n members */
+        const Shape s = p->vals[v->a]->shape;
+        return child(cx, v->a, first) / sqrt((double)s.dim[s.rank - 1]);
+    }
     case OP_LIFT:
     case OP_GCONV:
     case OP_GCONV_T: {
@@ -510,12 +514,13 @@ static int peel(const StepProgram *p, int id, double *c, ActFacts *af)
     return e;
 }
 
-/* v = M u, M u + b, b + M u, M u - b with M and b parameter code. */
+/* v = M u, M u + b, b + M u, M u - b with M and b parameter code (b may
+ * be a scalar or a channel bias: constant, it leaves the Jacobian alone). */
 static bool match_affine(const StepProgram *p, int id, int u, int *M)
 {
     for (int guard = 0; guard < 64; guard++) {
         const Val *v = p->vals[id];
-        if ((v->op == OP_ADD || v->op == OP_SUB) && v->bcast == BCAST_NONE) {
+        if (v->op == OP_ADD || v->op == OP_SUB) {
             if (p->vals[v->b]->vary != VARY_SAMPLE)
                 id = v->a;
             else if (v->op == OP_ADD && p->vals[v->a]->vary != VARY_SAMPLE)

@@ -64,6 +64,7 @@ Certificate *check_model(Arena *a, Diags *d, const StepProgram *p)
     check_lipschitz(a, c);      /* counts the layers proved non-expansive as 1 */
     check_nonexpansive(a, c);   /* then: L <= 1 */
     check_invertible(a, c);
+    check_equivariant(a, c);
     return c;
 }
 

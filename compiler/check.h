@@ -98,5 +98,6 @@ void check_stable(Arena *a, Certificate *c);
 void check_lipschitz(Arena *a, Certificate *c);
 void check_nonexpansive(Arena *a, Certificate *c);
 void check_invertible(Arena *a, Certificate *c);
+void check_equivariant(Arena *a, Certificate *c);
 
 #endif

@@ -1021,6 +1021,36 @@ static double smooth_h(E *e, const Val *pv)
     return pm->block ? pm->block->h : 1;
 }
 
+/* gpool, mean_space and mean_set average the middle axis of their operand
+ * seen as [A, R, B] (row-major, lanes innermost): gpool axis 1 of
+ * [c, |G|, n, n] or [c, |G|] (Z(n): [c, n]), mean_space the two grid axes,
+ * mean_set the set axis. */
+static void axis_mean_dims(E *e, const Val *v, size_t *A, size_t *R, size_t *B)
+{
+    const Shape s = VAL(e, v->a)->shape;
+    size_t n = VAL(e, v->a)->size;
+    switch (v->op) {
+    case OP_GPOOL:
+        *A = (size_t)s.dim[0];
+        *R = (size_t)s.dim[1];
+        break;
+    case OP_MEAN_SPACE:
+        *R = (size_t)s.dim[s.rank - 1] * (size_t)s.dim[s.rank - 2];
+        *A = n / *R;
+        break;
+    default: /* OP_MEAN_SET */
+        *R = (size_t)s.dim[s.rank - 1];
+        *A = n / *R;
+        break;
+    }
+    *B = n / (*A * *R);
+}
+
+static void comment_mean(E *e, size_t A, size_t R, size_t B)
+{
+    out(e, "/* the mean over the middle axis of [%zu, %zu, %zu] */", A, R, B);
+}
+
 static void op_forward(E *e, const Val *v)
 {
     const StepProgram *p = e->p;
@@ -1117,6 +1147,23 @@ static void op_forward(E *e, const Val *v)
                           v->vary == VARY_SAMPLE, false);
                 off += a->size;
             }
+            break;
+        }
+        case OP_GPOOL:
+        case OP_MEAN_SPACE:
+        case OP_MEAN_SET: {
+            size_t A, R, B, L = lanes_of(v);
+            axis_mean_dims(e, v, &A, &R, &B);
+            comment_mean(e, A, R, B);
+            out(e, "const real *restrict X = %s;", F(e, v->a));
+            out(e, "real *restrict Y = %s;", F(e, v->id));
+            out(e, "memset(Y, 0, sizeof(real) * %zu);", A * B * L);
+            out(e, "for (size_t a = 0; a < %zu; a++)", A);
+            out(e, "    for (size_t r = 0; r < %zu; r++)", R);
+            out(e, "        for (size_t j = 0; j < %zu; j++)", B * L);
+            out(e, "            Y[a * %zu + j] += X[(a * %zu + r) * %zu + j];", B * L, R, B * L);
+            out(e, "for (size_t j = 0; j < %zu; j++)", A * B * L);
+            out(e, "    Y[j] = Y[j] / (real)%zu;", R);
             break;
         }
         case OP_SUM:
@@ -1338,6 +1385,22 @@ static void op_adjoint(E *e, const Val *v)
                 }
                 off += a->size;
             }
+            break;
+        }
+        case OP_GPOOL:
+        case OP_MEAN_SPACE:
+        case OP_MEAN_SET: {
+            size_t A, R, B, L = lanes_of(v);
+            axis_mean_dims(e, v, &A, &R, &B);
+            comment_mean(e, A, R, B);
+            bool assign = first(e, v->a); /* every entry of the operand is in exactly one mean */
+            out(e, "real *restrict GX = %s;", G(e, v->a));
+            out(e, "const real *restrict GY = %s;", G(e, v->id));
+            out(e, "for (size_t a = 0; a < %zu; a++)", A);
+            out(e, "    for (size_t r = 0; r < %zu; r++)", R);
+            out(e, "        for (size_t j = 0; j < %zu; j++)", B * L);
+            out(e, "            GX[(a * %zu + r) * %zu + j] %s GY[a * %zu + j] / (real)%zu;", R, B * L, assign ? "=" : "+=",
+                B * L, R);
             break;
         }
         case OP_SUM:
@@ -2700,7 +2763,7 @@ int emit_c(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o)
         const Val *v = p->vals[i];
         const char *what = NULL;
         switch (v->op) {
-        case OP_LIFT: case OP_GCONV: case OP_GCONV_T: case OP_GPOOL: case OP_MEAN_SPACE:
+        case OP_LIFT: case OP_GCONV: case OP_GCONV_T:
             what = "group convolutions";
             break;
         default: break;

@@ -36,6 +36,7 @@ const BuiltinInfo builtin_info[FN_COUNT] = {
     [FN_GCONV_T] = {"gconv'", 2, 2, false, 0, 0, false, true},
     [FN_GPOOL] = {"gpool", 1, 1, false, 0, 0, false, true},
     [FN_MEAN_SPACE] = {"mean_space", 1, 1, false, 0, 0, false, true},
+    [FN_MEAN_SET] = {"mean_set", 1, 1, false, 0, 0, false, true},
 };
 
 static const char *const type_names[] = {"R", "class", "skew", "orth", "lu", "lift", "gconv"};
@@ -443,9 +444,9 @@ static Type binary(R *r, Expr *e)
             t = combine(L, Rt, s);
         } else if (shape_eq(sl, sr)) {
             t = combine(L, Rt, sl);
-        } else if (sl.rank >= 3 && sr.rank == 1 && sr.dim[0] == sl.dim[0]) {
-            t = combine(L, Rt, sl); /* a per-channel bias */
-        } else if (sr.rank >= 3 && sl.rank == 1 && sl.dim[0] == sr.dim[0]) {
+        } else if (sl.rank >= 2 && sr.rank == 1 && sr.dim[0] == sl.dim[0]) {
+            t = combine(L, Rt, sl); /* a per-channel bias: along the leading axis */
+        } else if (sr.rank >= 2 && sl.rank == 1 && sl.dim[0] == sr.dim[0]) {
             t = combine(L, Rt, sr);
         } else {
             Type p = fail(r, e, e->op_span, e->kind == E_ADD ? "cannot add %s and %s" : "cannot subtract %s from %s",
@@ -1177,6 +1178,17 @@ static Type call(R *r, Expr *e)
         else if (ta.field == FIELD_REGULAR)
             t.field = FIELD_REGULAR_VEC;
         return e->type = t;
+    case FN_MEAN_SET: {
+        Group *g = model_group(r);
+        if (!g || g->kind != GROUP_S)
+            return fail(r, e, callee->span, "mean_set averages the members of a set: declare `group S(n) acts on x;`");
+        if (ta.shape.rank != 2 || ta.shape.dim[1] != g->n)
+            return fail(r, e, a0->span, "mean_set needs R[c, %d] (axis 1 is the set of %s), got %s", g->n, g->name,
+                        type_str(r->a, ta));
+        t.shape = shape1(ta.shape.dim[0]);
+        t.field = FIELD_TRIVIAL;
+        return e->type = t;
+    }
     default:
         return fail(r, e, e->span, "internal: unhandled builtin");
     }
@@ -1444,8 +1456,10 @@ static void group_decl(R *r, Decl *d, Sym *s)
         diag_note(r->d, dg, NO_SPAN, "declare the input as R[channels, n, n]");
         return;
     }
-    if ((g->kind == GROUP_Z || g->kind == GROUP_S) && !(sh.rank >= 1 && sh.dim[0] == n)) {
-        error(r, d->span, "%s acts on an axis of length %d, but '%s' is %s", g->name, n, on->name, shape_str(r->a, sh));
+    if ((g->kind == GROUP_Z || g->kind == GROUP_S) && !((sh.rank == 1 || sh.rank == 2) && sh.dim[sh.rank - 1] == n)) {
+        Diag *dg = error(r, d->span, "%s acts on the last axis, of length %d, but '%s' is %s", g->name, n, on->name,
+                         shape_str(r->a, sh));
+        diag_note(r->d, dg, NO_SPAN, "declare the input as R[channels, %d]", n);
         return;
     }
     g->acts_on = on;

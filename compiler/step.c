@@ -19,7 +19,7 @@ const char *const op_names[OP_COUNT] = {
     [OP_MATMUL] = "matmul", [OP_SLICE] = "slice", [OP_PAD] = "pad", [OP_JOIN] = "join",
     [OP_SUM] = "sum", [OP_MEAN] = "mean", [OP_SOFTMAX] = "softmax", [OP_CE] = "cross_entropy",
     [OP_MSE] = "mse", [OP_NLL] = "nll_gaussian", [OP_SMOOTH] = "smooth", [OP_LIFT] = "lift",
-    [OP_GCONV] = "gconv", [OP_GCONV_T] = "gconv'", [OP_GPOOL] = "gpool", [OP_MEAN_SPACE] = "mean_space",
+    [OP_GCONV] = "gconv", [OP_GCONV_T] = "gconv'", [OP_GPOOL] = "gpool", [OP_MEAN_SPACE] = "mean_space", [OP_MEAN_SET] = "mean_set",
 };
 
 /* Where a value lives, from cheapest to most often computed. */
@@ -145,8 +145,8 @@ static int emit(L *l, Val proto)
     h = join_home(h, home_of(l, proto.b));
     for (int i = 0; i < proto.nargs; i++)
         h = join_home(h, home_of(l, proto.args[i]));
-    if (proto.op == OP_COPY && l->block_seg >= 0)
-        h = HOME_LAYERS;
+    if (proto.op == OP_COPY)
+        h = l->block_seg >= 0 ? HOME_LAYERS : join_home(h, HOME_MODEL);
     proto.layer = h == HOME_LAYERP || h == HOME_LAYERS;
     proto.vary = h == HOME_GLOBAL || h == HOME_LAYERP ? (proto.op == OP_CONST ? VARY_CONST : VARY_PARAM) : VARY_SAMPLE;
     proto.scope = h == HOME_GLOBAL ? SCOPE_GLOBAL : h == HOME_MODEL ? -2 : l->block_seg;
@@ -411,6 +411,8 @@ static int lower_call(L *l, Expr *e)
         return unary(l, OP_GPOOL, e->span, lower(l, a0), sh);
     case FN_MEAN_SPACE:
         return unary(l, OP_MEAN_SPACE, e->span, lower(l, a0), sh);
+    case FN_MEAN_SET:
+        return unary(l, OP_MEAN_SET, e->span, lower(l, a0), sh);
     default:
         break;
     }
@@ -1212,6 +1214,10 @@ StepProgram *step_lower(Arena *a, Diags *d, const Model *m)
             if (val(&l, v)->shape.rank == 0 && st->shape.rank > 0) /* `= 0`: every entry */
                 v = unary(&l, OP_FILL, dc->value->span, v, st->shape);
             model_code(&l);
+            /* a state is per sample even when its initial value is not: a
+             * copy in every lane, which the model's sample code reads */
+            if (val(&l, v)->vary != VARY_SAMPLE)
+                v = unary(&l, OP_COPY, dc->value->span, v, st->shape);
             store_state(&l, st, v, dc->span);
             break;
         }
