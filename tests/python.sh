@@ -36,6 +36,13 @@ expect py_o_nodir 1 "^spdlc: error: cannot create the directory '$out/no/such': 
 expect py_named_spdl 1 "^tests/python/spdl_named.spn:2:7: error: a model named 'spdl' cannot be built as a Python module" \
     $spdlc build tests/python/spdl_named.spn --python -o $out/named
 [ ! -e $out/named/spdl.py ] && ok || bad "py_named_spdl: spdl.py written"
+expect py_named_numpy 1 "note: numpy.py would hide the module 'numpy' that the spdl package imports; rename the model" \
+    $spdlc build tests/python/numpy_named.spn --python -o $out/named
+# a path that is not a Python string: only the docstring mentions it
+mkdir -p "$out/we\"ird\\N" && cp examples/spirals.spn "$out/we\"ird\\N/s.spn"
+expect py_odd_path 0 "" $spdlc build "$out/we\"ird\\N/s.spn" --python -o $out/odd
+expect py_odd_import 0 "<spirals.Model" env PYTHONPATH=python:$out/odd $py -c 'import spirals; print(spirals.Model())'
+
 expect py_no_cc 1 "cannot run the C compiler" env CC=/nonexistent/cc $spdlc build examples/spirals.spn --python -o $out/nocc
 [ ! -e $out/nocc/libspirals.so ] && ok || bad "py_no_cc: a library was left behind"
 

@@ -321,6 +321,40 @@ def threads():
     assert all(np.array_equal(g, want) for g in got)
 
 
+@test
+def gil_released_during_c_calls():
+    import time
+    m = R.Model.load(CKPT)
+    big = X
+    while True:                                          # a call of at least 50 ms
+        t0 = time.perf_counter()
+        m.forward(big)
+        dur = time.perf_counter() - t0
+        if dur >= 0.05:
+            break
+        big = np.ascontiguousarray(np.tile(big, (2, 1)))
+    go = threading.Event()          # the worker enters C only once this thread is in its loop
+
+    def work():
+        go.wait()
+        m.forward(big)
+    th = threading.Thread(target=work)
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(0.001)
+    try:
+        th.start()
+        go.set()
+        gap, last = 0.0, time.perf_counter()
+        while th.is_alive():         # with the GIL held by the call, this loop would stall for the whole call
+            # (checked: through ctypes.PyDLL, which keeps the GIL, the stall is the call's length)
+            now = time.perf_counter()
+            gap, last = max(gap, now - last), now
+        th.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert gap < 0.5 * dur, "the main thread stalled %.3f s during a %.3f s call" % (gap, dur)
+
+
 # ---- PyTorch ------------------------------------------------------------------------------
 import torch  # noqa: E402
 
