@@ -22,7 +22,7 @@ from ._errors import Error, ModelMismatchError, NotInvertibleError
 
 __all__ = ["load_model", "Binding", "ModelBase"]
 
-ABI_VERSION = "0.1.0"   # the spdlc versions whose spdl.h this binding mirrors
+ABI_VERSION = "0.1.0"   # the spdlc version whose spdl.h this binding mirrors (compiler/version.h)
 
 _c_size = ctypes.c_size_t
 _F64 = np.dtype(np.float64)
@@ -110,7 +110,7 @@ class Binding:
             raise ImportError("%s: %d parameters, but the certificate in %s.py counts %s"
                               % (library, self.nparam, name, self.certificate.get("parameters")))
 
-        P, D, I, SZ = ctypes.POINTER(ctypes.c_double), ctypes.c_double, ctypes.c_int, _c_size
+        D, I, SZ = ctypes.c_double, ctypes.c_int, _c_size
         self._params_fn = sym("params")
         self._params_fn.restype, self._params_fn.argtypes = ctypes.POINTER(_Param), [ctypes.POINTER(SZ)]
         self._work_size = sym("work_size")
@@ -134,7 +134,6 @@ class Binding:
                 setattr(self, "_" + s, f)
         self._strerror = sym("strerror")
         self._strerror.restype, self._strerror.argtypes = ctypes.c_char_p, [I]
-        del P
 
         n = SZ(0)
         tab = self._params_fn(ctypes.byref(n))
