@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "summary.h"
 #include "version.h"
 
 static const char *exe_dir(Arena *a)
@@ -405,8 +406,28 @@ static int write_py(const char *path, const StepProgram *p, const EmitOpts *o, c
     return fclose(f);
 }
 
-int build_python(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o, const char *outdir, const char *cert,
-                 size_t cert_len)
+/* What `spdlc check --json` prints for the model, in an arena copy. */
+static const char *certificate_json(Arena *a, const StepProgram *p, const EmitOpts *o, size_t *len)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (!f)
+        return NULL;
+    summary_print(f, a, p->m, true);
+    check_print(f, a, o->cert, true);
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    char *copy = arena_alloc(a, n + 1);
+    memcpy(copy, buf, n + 1);
+    free(buf);
+    *len = n;
+    return copy;
+}
+
+int build_python(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o, const char *outdir)
 {
     const char *model = p->m->name;
     if (python_shadows(model)) {
@@ -429,6 +450,12 @@ int build_python(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o, co
     }
     if (stat(outdir, &st) != 0 && mkdir(outdir, 0777) != 0) {
         diag_error(d, NO_SPAN, "cannot create the directory '%s': %s", outdir, strerror(errno));
+        return 1;
+    }
+    size_t cert_len = 0;
+    const char *cert = certificate_json(a, p, o, &cert_len);
+    if (!cert) {
+        diag_error(d, NO_SPAN, "out of memory for the certificate of '%s'", model);
         return 1;
     }
     const char *lib = libspdl_or_error(a, d);

@@ -11,9 +11,8 @@
 int build_exe(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o, const char *exe);
 
 /* Writes outdir/libM.so (the generated code and libspdl's spdl_strerror,
- * -fPIC -O2) and outdir/M.py, which embeds `cert` (cert_len bytes: the
- * `spdlc check --json` object). Returns 0, or 1 after reporting the error. */
-int build_python(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o, const char *outdir, const char *cert,
-                 size_t cert_len);
+ * -fPIC -O2) and outdir/M.py, which embeds the `spdlc check --json` object of
+ * the model and o->cert. Returns 0, or 1 after reporting the error. */
+int build_python(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o, const char *outdir);
 
 #endif

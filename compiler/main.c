@@ -232,25 +232,10 @@ int main(int argc, char **argv)
                        .lipschitz = cert->lipschitz, .cert = cert, .memory = o.memory};
         if (!strcmp(o.cmd, "emit"))
             status = emit_c(&arena, &d, prog, &eo);
-        else if (!o.python)
+        else if (o.python)
+            status = build_python(&arena, &d, prog, &eo, o.out);
+        else
             status = build_exe(&arena, &d, prog, &eo, o.out);
-        else {
-            /* the module embeds what `spdlc check --json` prints */
-            char *json = NULL;
-            size_t len = 0;
-            FILE *jf = open_memstream(&json, &len);
-            if (jf) {
-                summary_print(jf, &arena, res.model, true);
-                check_print(jf, &arena, cert, true);
-            }
-            if (!jf || fclose(jf) != 0) {
-                diag_error(&d, NO_SPAN, "out of memory for the certificate");
-                status = 1;
-            } else {
-                status = build_python(&arena, &d, prog, &eo, o.out, json, len);
-            }
-            free(json);
-        }
         diag_flush(&d);
     }
 out:
