@@ -448,7 +448,9 @@ int build_python(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o, co
         diag_note(d, g, NO_SPAN, "with --python, -o names the directory for lib%s.so and %s.py", model, model);
         return 1;
     }
-    if (stat(outdir, &st) != 0 && mkdir(outdir, 0777) != 0) {
+    /* another build may create it between the stat and the mkdir: EEXIST of a directory is fine */
+    if (stat(outdir, &st) != 0 && mkdir(outdir, 0777) != 0 &&
+        !(errno == EEXIST && stat(outdir, &st) == 0 && S_ISDIR(st.st_mode))) {
         diag_error(d, NO_SPAN, "cannot create the directory '%s': %s", outdir, strerror(errno));
         return 1;
     }

@@ -47,6 +47,7 @@ typedef struct E {
     size_t theta, gtheta, padj_begin, padj_end;
     size_t x, gx, lab, scratch, madj_begin, madj_end;
     size_t pscratch;          /* 2 n^2 for lu / orth kernels */
+    size_t gscratch;          /* C4/D4 convolutions: the expanded filter bank and its gradient */
     size_t **minv;            /* per segment, per update: N copies of M^{-1} (linear updates) */
     size_t ld;                /* per-lane log-determinant accumulator */
     size_t ldwork;            /* residual layers' log-determinant: Jacobian rows or series vectors */
@@ -285,6 +286,19 @@ static void layout(E *e)
         if (p->vals[i]->op == OP_CAYLEY || p->vals[i]->op == OP_LU)
             nmax = nmax > (size_t)p->vals[i]->shape.dim[0] ? nmax : (size_t)p->vals[i]->shape.dim[0];
     e->pscratch = alloc(e, 2 * nmax * nmax);
+    size_t bank = 0;
+    for (int i = 0; i < nv; i++) {
+        const Val *v = p->vals[i];
+        if ((v->op == OP_LIFT || v->op == OP_GCONV || v->op == OP_GCONV_T) && !v->dead) {
+            const Param *pm = m->params[p->vals[v->a]->index];
+            if (pm->group->kind != GROUP_Z) {
+                size_t b = (size_t)pm->cout * (size_t)pm->group->order * (size_t)pm->cin *
+                           (size_t)(pm->kind == PK_GCONV ? pm->group->order : 1) * (size_t)pm->ksize * (size_t)pm->ksize;
+                bank = bank > b ? bank : b;
+            }
+        }
+    }
+    e->gscratch = alloc(e, 2 * bank);
     /* parameter code values */
     for (int i = 0; i < p->ngcode; i++) {
         const Val *v = VAL(e, p->gcode[i]);
@@ -1022,15 +1036,63 @@ static const char *zconv_dims(E *e, const Val *v)
     return S_(e, "%d, %d, %d, %d", pm->cout, pm->cin, pm->ksize, pm->group->n);
 }
 
+/* C4/D4 lift and gconv (spdl_gbank, spdl_corr2): the bank WB in the work
+ * buffer, expanded from the kernel here, and the correlation's sizes as
+ * "cout |G|, cin (|G|), k, n". */
+static const char *gconv_bank(E *e, const Val *v, const char **dims)
+{
+    const Param *pm = param_of(e, VAL(e, v->a));
+    int G = pm->group->order, gc = pm->kind == PK_GCONV;
+    out(e, "real *restrict WB = w + %zu;", e->gscratch);
+    out(e, "spdl_gbank(%d, %d, %d, %d, %d, %s, WB);", G, gc, pm->cout, pm->cin, pm->ksize, F(e, v->a));
+    const Shape s = VAL(e, v->id)->shape;
+    *dims = S_(e, "%d, %d, %d, %d", pm->cout * G, pm->cin * (gc ? G : 1), pm->ksize, s.dim[s.rank - 1]);
+    return S_(e, "%d, %d, %d, %d, %d", G, gc, pm->cout, pm->cin, pm->ksize);
+}
+
+static bool cyclic(E *e, const Val *v) { return param_of(e, VAL(e, v->a))->group->kind == GROUP_Z; }
+
 static void zconv_forward(E *e, const Val *v)
 {
+    if (!cyclic(e, v)) {
+        const char *dims;
+        gconv_bank(e, v, &dims);
+        out(e, "spdl_corr2%s(%s, WB, %s, %s, 0);", v->op == OP_GCONV_T ? "_t" : "", dims, F(e, v->b), F(e, v->id));
+        return;
+    }
     out(e, "spdl_zconv%s(%s, %s, %s, %s, 0);", v->op == OP_GCONV_T ? "_t" : "", zconv_dims(e, v), F(e, v->a), F(e, v->b),
         F(e, v->id));
+}
+
+/* lift and gconv: dX (+)= corr'(W, dY), dW = sum dY X(shifted); gconv': dV (+)= corr(W, dZ), dW = sum V dZ(shifted);
+ * then dK += the bank's transpose of dW. */
+static void gconv_adjoint(E *e, const Val *v)
+{
+    bool t = v->op == OP_GCONV_T;
+    const char *dims, *bank = gconv_bank(e, v, &dims);
+    if (wants_adj(e, v->b)) {
+        bool assign = first(e, v->b);
+        out(e, "spdl_corr2%s(%s, WB, %s, %s, %d);", t ? "" : "_t", dims, G(e, v->id), G(e, v->b), assign ? 0 : 1);
+    }
+    if (wants_adj(e, v->a)) {
+        first(e, v->a);
+        const Param *pm = param_of(e, VAL(e, v->a));
+        size_t nb = (size_t)pm->cout * (size_t)pm->group->order * (size_t)pm->cin *
+                    (size_t)(pm->kind == PK_GCONV ? pm->group->order : 1) * (size_t)pm->ksize * (size_t)pm->ksize;
+        out(e, "real *restrict GWB = w + %zu;", e->gscratch + ((nb + 7) & ~(size_t)7));
+        out(e, "memset(GWB, 0, sizeof(real) * %zu);", nb);
+        out(e, "spdl_corr2_dw(%s, %s, %s, GWB);", dims, t ? F(e, v->b) : G(e, v->id), t ? G(e, v->id) : F(e, v->b));
+        out(e, "spdl_gbank_adj(%s, GWB, %s);", bank, G(e, v->a));
+    }
 }
 
 /* gconv: dX (+)= conv'(K, dY), dK += sum dY X(shifted); gconv': dW (+)= conv(K, dZ), dK += sum W dZ(shifted). */
 static void zconv_adjoint(E *e, const Val *v)
 {
+    if (!cyclic(e, v)) {
+        gconv_adjoint(e, v);
+        return;
+    }
     bool t = v->op == OP_GCONV_T;
     if (wants_adj(e, v->b)) {
         bool assign = first(e, v->b);
@@ -1101,6 +1163,7 @@ static void op_forward(E *e, const Val *v)
         case OP_MATMUL:
             matmul_forward(e, v);
             break;
+        case OP_LIFT:
         case OP_GCONV:
         case OP_GCONV_T:
             zconv_forward(e, v);
@@ -1342,6 +1405,7 @@ static void op_adjoint(E *e, const Val *v)
         case OP_MATMUL:
             matmul_adjoint(e, v);
             break;
+        case OP_LIFT:
         case OP_GCONV:
         case OP_GCONV_T:
             zconv_adjoint(e, v);
@@ -2408,12 +2472,12 @@ static void emit_public(E *e)
         const Param *pm = m->params[i];
         char shape[128] = "";
         int n = 0;
-        for (int d = 0; d < 4; d++)
+        for (int d = 0; d < 6; d++)
             n += snprintf(shape + n, sizeof shape - (size_t)n, "%s%d", d ? ", " : "", d < pm->store.rank ? pm->store.dim[d] : 0);
         out(e, "    {\"%s\", %zu, %zu, %d, %d, {%s}},", pm->name, pm->offset, pm->size, pm->layers, pm->store.rank, shape);
     }
     if (!m->nparams)
-        out(e, "    {\"\", 0, 0, 0, 0, {0, 0, 0, 0}},");
+        out(e, "    {\"\", 0, 0, 0, 0, {0, 0, 0, 0, 0, 0}},");
     out(e, "};");
     nl(e);
     out(e, "const spdl_param *%s_params(size_t *count)", M);
@@ -2830,6 +2894,11 @@ int emit_c(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o)
             diag_error(d, pm->norm_span, "norm bounds on skew[n] with n > 128 are not supported yet");
             return 1;
         }
+        if ((pm->kind == PK_GCONV || pm->kind == PK_LIFT) && pm->has_norm && pm->group->kind != GROUP_Z) {
+            Diag *g = diag_error(d, pm->norm_span, "norm bounds on C4 and D4 kernels are not enforced yet");
+            diag_note(d, g, NO_SPAN, "M_project bounds Z(n) convolutions only; drop the bound or use Z(n)");
+            return 1;
+        }
         if (pm->kind == PK_GCONV && pm->has_norm && (size_t)pm->cout * (size_t)pm->cin > 4096) {
             diag_error(d, pm->norm_span, "norm bounds on convolution kernels with cout cin > 4096 are not supported yet");
             return 1;
@@ -2839,10 +2908,8 @@ int emit_c(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o)
         const Val *v = p->vals[i];
         const char *what = NULL;
         switch (v->op) {
-        case OP_LIFT: case OP_GCONV: case OP_GCONV_T: /* Z(n) convolutions are emitted */
-            if (v->op == OP_LIFT || param_of(&e, VAL(&e, v->a))->group->kind != GROUP_Z)
-                what = "C4 and D4 group convolutions";
-            else if (v->vary != VARY_SAMPLE)
+        case OP_LIFT: case OP_GCONV: case OP_GCONV_T:
+            if (v->vary != VARY_SAMPLE)
                 what = "convolutions of parameters alone";
             break;
         default: break;

@@ -1394,7 +1394,6 @@ static void param_decl(R *r, Decl *d, Sym *s)
             diag_note(r->d, g, NO_SPAN, "an odd kernel has a centre, which rotations keep fixed");
             return;
         }
-        int k2 = p->ksize * p->ksize;
         if (cyclic) { /* K[o, c, u]: circular, any k (DESIGN §8) */
             p->shape = (Shape){3, {p->cout, p->cin, p->ksize}};
             p->store = p->shape;
@@ -1403,7 +1402,7 @@ static void param_decl(R *r, Decl *d, Sym *s)
             p->store = p->shape;
         } else {
             p->shape = (Shape){5, {p->cout, p->cin, p->group->order, p->ksize, p->ksize}};
-            p->store = (Shape){4, {p->cout, p->cin, p->group->order, k2}};
+            p->store = p->shape; /* DESIGN §8: R[cout, cin, |G|, k, k] */
         }
         p->nstore = shape_size(p->shape);
         if (p->nstore > MAX_TENSOR) {

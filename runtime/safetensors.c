@@ -596,9 +596,9 @@ static int check_entry(const char *path, const char *name, const jval *e, spdl_t
     }
     if (sh->type != J_ARR)
         return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': \"shape\" is not an array", path, qn);
-    if (sh->n > 4)
-        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': rank %zu is not supported (at most 4)", path, qn,
-                    sh->n);
+    if (sh->n > SPDL_ST_MAX_RANK)
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: tensor '%s': rank %zu is not supported (at most %d)", path, qn,
+                    sh->n, SPDL_ST_MAX_RANK);
     uint64_t count = 1;
     for (size_t i = 0; i < sh->n; i++) {
         const jval *d = &sh->items[i];
@@ -952,9 +952,9 @@ static int check_inputs(const spdl_tensor *t, size_t nt, const char *const *mk, 
         for (size_t j = 0; j < i; j++)
             if (strcmp(t[j].name, a->name) == 0)
                 return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_st_write: two tensors are named '%s'", qn);
-        if (a->rank < 0 || a->rank > 4)
-            return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_st_write: tensor '%s': rank %d (expected 0 to 4)", qn,
-                        a->rank);
+        if (a->rank < 0 || a->rank > SPDL_ST_MAX_RANK)
+            return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_st_write: tensor '%s': rank %d (expected 0 to %d)", qn,
+                        a->rank, SPDL_ST_MAX_RANK);
         size_t count = 1;
         for (int k = 0; k < a->rank; k++) {
             if (a->shape[k] && count > SIZE_MAX / 8 / a->shape[k])

@@ -17,7 +17,8 @@
 extern "C" {
 #endif
 
-typedef struct spdl_tensor { char *name; int rank; size_t shape[4]; double *data; size_t size; } spdl_tensor;
+enum { SPDL_ST_MAX_RANK = 6 }; /* a rank-5 group-convolution kernel, one copy per layer */
+typedef struct spdl_tensor { char *name; int rank; size_t shape[SPDL_ST_MAX_RANK]; double *data; size_t size; } spdl_tensor;
 typedef struct spdl_st {
     spdl_tensor *t; size_t nt;
     char **meta_key, **meta_val; size_t nmeta;   /* __metadata__ */
@@ -25,7 +26,7 @@ typedef struct spdl_st {
 
 /* Writes atomically: a unique temp file in the same directory (mkstemp), write, fsync, rename over path,
    fsync the directory. Tensors are F64; metadata strings are JSON-escaped.
-   Each tensor needs a unique non-empty UTF-8 name other than "__metadata__", 0 <= rank <= 4,
+   Each tensor needs a unique non-empty UTF-8 name other than "__metadata__", 0 <= rank <= 6,
    size == the product of shape[0..rank) (1 for rank 0) and finite data (SPDL_ENONFINITE otherwise, and
    the file at `path` is left as it was). The header is padded with spaces so the data starts at a multiple
    of 8 bytes. A new file gets mode 0644; an existing file keeps its mode. */

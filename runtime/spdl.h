@@ -20,7 +20,7 @@ typedef struct {
     size_t size;         /* elements in all, over every layer                 */
     size_t layers;       /* 1 for a shared parameter, N for `per layer`       */
     int    rank;         /* rank of one layer's copy                          */
-    size_t shape[4];     /* shape of one layer's copy, row-major              */
+    size_t shape[6];     /* shape of one layer's copy, row-major              */
 } spdl_param;
 
 /* Return codes: 0 is success; every failure is negative. */

@@ -1083,3 +1083,150 @@ SPDL_KERNEL double spdl_zconv_norm_upper(int cout, int cin, int k, int n, const 
      * Frobenius norm, 2 sqrt(cout cin) times that */
     return best + 2 * sqrt((double)cout * (double)cin) * (double)k * kmax * 16 * 0x1p-52 + 1e-300;
 }
+
+/* ---- group convolutions on square grids: C4 and D4 (DESIGN §8) ------------------
+ * Group elements e = k + 4 s stand for R^k M^s (mirror first, then k
+ * rotations); (R^k M^s)(R^l M^t) = R^(k + (-1)^s l) M^(s + t). A k x k
+ * filter transforms like an image: (R w)[u, v] = w[v, k-1-u],
+ * (M w)[u, v] = w[u, k-1-v]. lift and gconv are run as plain correlations
+ * with an expanded filter bank (as GrouPy and escnn do):
+ *   lift:  W[(o, e), i][u, v]      = (g_e K[o, i])[u, v]
+ *   gconv: W[(o, e), (i, f)][u, v] = (g_e K[o, i, idx(g_e^-1 g_f)])[u, v]
+ * and corr(a, w)[p, q] = sum_{u, v} w[u, v] a[p + u - r, q + v - r] (zero
+ * outside the grid, r = (k - 1) / 2) over tiles of SPDL_BT lanes. */
+
+SPDL_KERNEL int spdl_g_compose(int e1, int e2)
+{
+    int k1 = e1 & 3, s1 = e1 >> 2, k2 = e2 & 3, s2 = e2 >> 2;
+    return ((k1 + (s1 ? 4 - k2 : k2)) & 3) + 4 * (s1 ^ s2);
+}
+
+SPDL_KERNEL int spdl_g_inverse(int e) { return e >> 2 ? e : (4 - (e & 3)) & 3; } /* (R^k M)^-1 = R^k M */
+
+/* (g_e w)[u, v] = w[tap] for a k x k filter stored row-major */
+SPDL_KERNEL size_t spdl_g_tap(int e, int k, int u, int v)
+{
+    int a = u, b = v;
+    for (int t = 0; t < (e & 3); t++) {
+        int na = b, nb = k - 1 - a;
+        a = na, b = nb;
+    }
+    if (e >> 2)
+        b = k - 1 - b;
+    return (size_t)a * (size_t)k + (size_t)b;
+}
+
+/* where bank entry (o, e, j, u, v) comes from in K (j = i for lift, i G + f for gconv) */
+SPDL_KERNEL size_t spdl_gbank_src(int G, int gconv, int cin, int k, int o, int e, int j, int u, int v)
+{
+    size_t k2 = (size_t)k * (size_t)k, t = spdl_g_tap(e, k, u, v);
+    if (!gconv)
+        return ((size_t)o * (size_t)cin + (size_t)j) * k2 + t;
+    int i = j / G, f = j % G, h = spdl_g_compose(spdl_g_inverse(e), f);
+    return (((size_t)o * (size_t)cin + (size_t)i) * (size_t)G + (size_t)h) * k2 + t;
+}
+
+/* W = the expanded bank of K: cout G x (cin or cin G) x k x k */
+SPDL_KERNEL void spdl_gbank(int G, int gconv, int cout, int cin, int k, const real *restrict K, real *restrict W)
+{
+    int cinx = gconv ? cin * G : cin;
+    size_t q = 0;
+    for (int o = 0; o < cout; o++)
+        for (int e = 0; e < G; e++)
+            for (int j = 0; j < cinx; j++)
+                for (int u = 0; u < k; u++)
+                    for (int v = 0; v < k; v++)
+                        W[q++] = K[spdl_gbank_src(G, gconv, cin, k, o, e, j, u, v)];
+}
+
+/* GK += the expansion's transpose applied to GW */
+SPDL_KERNEL void spdl_gbank_adj(int G, int gconv, int cout, int cin, int k, const real *restrict GW, real *restrict GK)
+{
+    int cinx = gconv ? cin * G : cin;
+    size_t q = 0;
+    for (int o = 0; o < cout; o++)
+        for (int e = 0; e < G; e++)
+            for (int j = 0; j < cinx; j++)
+                for (int u = 0; u < k; u++)
+                    for (int v = 0; v < k; v++)
+                        GK[spdl_gbank_src(G, gconv, cin, k, o, e, j, u, v)] += GW[q++];
+}
+
+/* Y[o] (+)= sum_i corr(X[i], W[o, i]) on n x n grids of tiles */
+SPDL_KERNEL void spdl_corr2(int co, int ci, int k, int n, const real *restrict W, const real *restrict X,
+                            real *restrict Y, int acc)
+{
+    const int r = (k - 1) / 2;
+    if (!acc)
+        memset(Y, 0, sizeof(real) * (size_t)co * (size_t)n * (size_t)n * SPDL_BT);
+    for (int o = 0; o < co; o++)
+        for (int i = 0; i < ci; i++)
+            for (int u = 0; u < k; u++)
+                for (int v = 0; v < k; v++) {
+                    const real w = W[(((size_t)o * (size_t)ci + (size_t)i) * (size_t)k + (size_t)u) * (size_t)k + (size_t)v];
+                    int p0 = r - u > 0 ? r - u : 0, p1 = n + r - u < n ? n + r - u : n;
+                    int q0 = r - v > 0 ? r - v : 0, q1 = n + r - v < n ? n + r - v : n;
+                    for (int p = p0; p < p1; p++)
+                        for (int q = q0; q < q1; q++) {
+                            const real *restrict xs =
+                                X + (((size_t)i * (size_t)n + (size_t)(p + u - r)) * (size_t)n + (size_t)(q + v - r)) * SPDL_BT;
+                            real *restrict ys = Y + (((size_t)o * (size_t)n + (size_t)p) * (size_t)n + (size_t)q) * SPDL_BT;
+                            for (int l = 0; l < SPDL_BT; l++)
+                                ys[l] += w * xs[l];
+                        }
+                }
+}
+
+/* the transpose: Z[i] (+)= sum_o corr'(Y[o], W[o, i]) */
+SPDL_KERNEL void spdl_corr2_t(int co, int ci, int k, int n, const real *restrict W, const real *restrict Y,
+                              real *restrict Z, int acc)
+{
+    const int r = (k - 1) / 2;
+    if (!acc)
+        memset(Z, 0, sizeof(real) * (size_t)ci * (size_t)n * (size_t)n * SPDL_BT);
+    for (int o = 0; o < co; o++)
+        for (int i = 0; i < ci; i++)
+            for (int u = 0; u < k; u++)
+                for (int v = 0; v < k; v++) {
+                    const real w = W[(((size_t)o * (size_t)ci + (size_t)i) * (size_t)k + (size_t)u) * (size_t)k + (size_t)v];
+                    int p0 = r - u > 0 ? r - u : 0, p1 = n + r - u < n ? n + r - u : n;
+                    int q0 = r - v > 0 ? r - v : 0, q1 = n + r - v < n ? n + r - v : n;
+                    for (int p = p0; p < p1; p++)
+                        for (int q = q0; q < q1; q++) {
+                            const real *restrict ys = Y + (((size_t)o * (size_t)n + (size_t)p) * (size_t)n + (size_t)q) * SPDL_BT;
+                            real *restrict zs =
+                                Z + (((size_t)i * (size_t)n + (size_t)(p + u - r)) * (size_t)n + (size_t)(q + v - r)) * SPDL_BT;
+                            for (int l = 0; l < SPDL_BT; l++)
+                                zs[l] += w * ys[l];
+                        }
+                }
+}
+
+/* GW[o, i, u, v] += sum_{p, q, lanes} A[o, p, q] B[i, p + u - r, q + v - r] */
+SPDL_KERNEL void spdl_corr2_dw(int co, int ci, int k, int n, const real *restrict A, const real *restrict B,
+                               real *restrict GW)
+{
+    const int r = (k - 1) / 2;
+    for (int o = 0; o < co; o++)
+        for (int i = 0; i < ci; i++)
+            for (int u = 0; u < k; u++)
+                for (int v = 0; v < k; v++) {
+                    real t[SPDL_BT];
+                    for (int l = 0; l < SPDL_BT; l++)
+                        t[l] = 0;
+                    int p0 = r - u > 0 ? r - u : 0, p1 = n + r - u < n ? n + r - u : n;
+                    int q0 = r - v > 0 ? r - v : 0, q1 = n + r - v < n ? n + r - v : n;
+                    for (int p = p0; p < p1; p++)
+                        for (int q = q0; q < q1; q++) {
+                            const real *restrict as = A + (((size_t)o * (size_t)n + (size_t)p) * (size_t)n + (size_t)q) * SPDL_BT;
+                            const real *restrict bs =
+                                B + (((size_t)i * (size_t)n + (size_t)(p + u - r)) * (size_t)n + (size_t)(q + v - r)) * SPDL_BT;
+                            for (int l = 0; l < SPDL_BT; l++)
+                                t[l] += as[l] * bs[l];
+                        }
+                    real s = 0;
+                    for (int l = 0; l < SPDL_BT; l++)
+                        s += t[l];
+                    GW[(((size_t)o * (size_t)ci + (size_t)i) * (size_t)k + (size_t)u) * (size_t)k + (size_t)v] += s;
+                }
+}

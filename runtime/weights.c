@@ -18,7 +18,7 @@ static int tensor_shape(const spdl_param *p, size_t *shape)
     int r = 0;
     if (p->layers > 1)
         shape[r++] = p->layers;
-    for (int i = 0; i < p->rank && r < 4; i++)
+    for (int i = 0; i < p->rank && r < SPDL_ST_MAX_RANK; i++)
         shape[r++] = p->shape[i];
     if (r == 0 && p->size > 1) /* a rank-0 value per layer */
         shape[r++] = p->size;
@@ -98,7 +98,7 @@ static int load_tensor(const spdl_st *st, const char *path, const char *name, co
         snprintf(err, errlen, "%s: no tensor '%s' (the model declares it)", path, name);
         return SPDL_EMODEL;
     }
-    size_t want[4];
+    size_t want[SPDL_ST_MAX_RANK];
     int r = tensor_shape(p, want);
     int same = t->rank == r && t->size == p->size;
     for (int i = 0; same && i < r; i++)

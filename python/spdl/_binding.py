@@ -31,7 +31,7 @@ _vp = ctypes.c_void_p
 
 class _Param(ctypes.Structure):   # spdl_param
     _fields_ = [("name", ctypes.c_char_p), ("offset", _c_size), ("size", _c_size), ("layers", _c_size),
-                ("rank", ctypes.c_int), ("shape", _c_size * 4)]
+                ("rank", ctypes.c_int), ("shape", _c_size * 6)]
 
 
 class _ModelDesc(ctypes.Structure):   # spdl_model

@@ -358,8 +358,8 @@ Test(safetensors, write_rejects_bad_input)
         {{{"", 1, {4}, a, 4}}, 1, "spdl_st_write: tensor 0 has no name"},
         {{{"__metadata__", 1, {4}, a, 4}}, 1, "spdl_st_write: a tensor cannot be named __metadata__"},
         {{{"x\xff", 1, {4}, a, 4}}, 1, "spdl_st_write: tensor 0: the name is not valid UTF-8"},
-        {{{"a", 5, {4}, a, 4}}, 1, "spdl_st_write: tensor 'a': rank 5 (expected 0 to 4)"},
-        {{{"a", -1, {4}, a, 4}}, 1, "spdl_st_write: tensor 'a': rank -1 (expected 0 to 4)"},
+        {{{"a", 7, {4}, a, 4}}, 1, "spdl_st_write: tensor 'a': rank 7 (expected 0 to 6)"},
+        {{{"a", -1, {4}, a, 4}}, 1, "spdl_st_write: tensor 'a': rank -1 (expected 0 to 6)"},
         {{{"a", 2, {2, 3}, a, 4}}, 1, "spdl_st_write: tensor 'a': size 4 does not match its shape (6 elements)"},
         {{{"a", 1, {4}, NULL, 4}}, 1, "spdl_st_write: tensor 'a': no data"},
     };
@@ -702,8 +702,8 @@ Test(st_corrupt, tensor_entries)
         snprintf(e, sizeof e, "{\"dtype\":\"F64\",\"shape\":%s,\"data_offsets\":[0,16]}", bad_shapes[i]);
         expect_entry_err(e, SPDL_EFORMAT, "%P: tensor 'w': \"shape\" is not an array of non-negative integers");
     }
-    expect_entry_err("{\"dtype\":\"F64\",\"shape\":[1,1,1,1,2],\"data_offsets\":[0,16]}", SPDL_EFORMAT,
-                     "%P: tensor 'w': rank 5 is not supported (at most 4)");
+    expect_entry_err("{\"dtype\":\"F64\",\"shape\":[1,1,1,1,1,1,2],\"data_offsets\":[0,16]}", SPDL_EFORMAT,
+                     "%P: tensor 'w': rank 7 is not supported (at most 6)");
     expect_entry_err("{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,16]}", SPDL_EFORMAT,
                      "%P: tensor 'w': shape too large");
     const char *bad_offsets[] = {"[0]", "[0,16,32]", "16", "[0,-16]", "[0,16.0]", "[0,18446744073709551616]"};
