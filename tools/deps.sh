@@ -20,6 +20,8 @@ need python3 command -v python3
 if [ "$what" = check ]; then
     need libcriterion-dev has_header criterion/criterion.h
     need clang command -v clang
+    need python3-numpy /usr/bin/python3 -c 'import numpy'
+    need python3-torch /usr/bin/python3 -c 'import torch'
 fi
 if [ "$what" = bench ]; then
     need libopenblas-dev has_header cblas.h

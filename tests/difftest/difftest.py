@@ -582,7 +582,7 @@ def main(argv):
     args.spdlc = os.path.abspath(args.spdlc)
     en = set(x for x in args.enable.split(",") if x)
     if "all" in en:
-        en = set(spngen.KNOWN_BROKEN)
+        en = set(spngen.KNOWN_BROKEN) | set(spngen.NEGATIVE)
     t0 = time.time()
     os.makedirs(args.out, exist_ok=True)
     args.out = tempfile.mkdtemp(prefix="run-", dir=args.out)

@@ -588,13 +588,13 @@ class Gen:
                 b.learned = (P, hmax)   # in theta where the block is: after the parameters declared above it
                 p.facts.add("learned steps" + (" <= hmax" if hmax is not None else ""))
             lets = []
-            if "blocklet" in self.en and self.chance(0.4) and fam == "random":
+            if "blocklet" in self.en and self.chance(0.5) and fam in ("random", "contractive", "gradflow"):
+                # q = tanh(K * v) of a block variable, used by the first equation
                 v, n = r.choice(svars)
                 name = "q%d" % self.nlet
                 self.nlet += 1
-                e = ("act", "tanh", self.vec(n, 1))
+                e = ("act", "tanh", ("mv", ("var", self.new_param("R", (svars[0][1], n)).name), ("var", v)))
                 b.items.append(("let", name, e))
-                self.env[name] = n
                 lets.append(name)
                 p.facts.add("let in block")
             if fam == "hamilton":
@@ -611,7 +611,9 @@ class Gen:
                 for v, n in svars:
                     b.items.append(("eq", v, self.block_field(fam, v, n, None)))
             for name in lets:
-                del self.env[name]
+                i = next(j for j, it in enumerate(b.items) if it[0] == "eq")
+                it = b.items[i]
+                b.items[i] = ("eq", it[1], ("add", it[2], ("smul", ("num", 0.5, "0.5"), ("var", name))))
         if b.learned:
             p.items.append(("param", b.learned[0]))
             p.params.append(b.learned[0])
@@ -643,6 +645,11 @@ class Gen:
                     p.facts.add("let in block")
                 if kind == "shear":
                     o = r.choice(others)
+                    if o.startswith("q"):   # the block's let: v = v + tanh(K * q)
+                        K = self.new_param("R", (n, sizes[o]))
+                        b.items.append(("set", v, ("add", ("var", v), ("act", "tanh", ("mv", ("var", K.name), ("var", o))))))
+                        p.facts.add("repeat shear")
+                        continue
                     f = self.cond_field(n, o, sizes[o])
                     sub = self.chance(0.3)
                     b.items.append(("set", v, ("sub" if sub else "add", ("var", v), f)))
