@@ -144,7 +144,7 @@ check-asan:
 
 # Generated code: gradients against finite differences, gcc and clang
 # -pedantic, sanitizers, the API contract, float builds; golden emitted C.
-GEN_MODELS := $(wildcard tests/gen/*.spn) tests/design/spirals.spn tests/design/robust.spn tests/design/antisym.spn
+GEN_MODELS := $(wildcard tests/gen/*.spn) tests/step/identity_scaled.spn tests/step/let_in_block.spn tests/design/spirals.spn tests/design/robust.spn tests/design/antisym.spn
 check-gen: $(B)/spdlc
 	tests/gen.sh $(B)/spdlc $(GEN_MODELS)
 

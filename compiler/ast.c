@@ -371,7 +371,7 @@ void ast_add_item(Ast *ast, Item *it)
 /* ---- dump ---------------------------------------------------------------- */
 
 static const char *expr_op[] = {
-    [E_ADD] = "+", [E_SUB] = "-", [E_MUL] = "*", [E_DIV] = "/", [E_POW] = "^", [E_RANGE] = ":",
+    [E_ADD] = "+", [E_SUB] = "-", [E_MUL] = "*", [E_EMUL] = ".*", [E_DIV] = "/", [E_POW] = "^", [E_RANGE] = ":",
 };
 
 void ast_dump_expr(FILE *out, const Expr *e)
@@ -380,7 +380,7 @@ void ast_dump_expr(FILE *out, const Expr *e)
     case E_NUM: fprintf(out, "%.17g", e->num); break;
     case E_NAME: fputs(e->name.s, out); break;
     case E_NEG: fputs("(-", out); ast_dump_expr(out, e->lhs); fputc(')', out); break;
-    case E_ADD: case E_SUB: case E_MUL: case E_DIV: case E_POW: case E_RANGE:
+    case E_ADD: case E_SUB: case E_MUL: case E_EMUL: case E_DIV: case E_POW: case E_RANGE:
         fputc('(', out);
         ast_dump_expr(out, e->lhs);
         fprintf(out, " %s ", expr_op[e->kind]);

@@ -33,7 +33,7 @@ typedef enum {
     E_NUM,       /* num */
     E_NAME,      /* name */
     E_NEG,       /* -lhs */
-    E_ADD, E_SUB, E_MUL, E_DIV, E_POW,  /* lhs op rhs */
+    E_ADD, E_SUB, E_MUL, E_EMUL, E_DIV, E_POW,  /* lhs op rhs; E_EMUL is `.*` */
     E_TRANSPOSE, /* lhs' */
     E_CALL,      /* lhs(args): lhs is a name or a transposed name */
     E_INDEX,     /* lhs[args]: each arg an index or E_RANGE */

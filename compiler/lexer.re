@@ -160,6 +160,7 @@ loop:
         "+"   { TOKEN(TK_PLUS); }
         "-"   { TOKEN(TK_MINUS); }
         "*"   { TOKEN(TK_STAR); }
+        ".*"  { TOKEN(TK_DOTSTAR); }
         "/"   { TOKEN(TK_SLASH); }
         "^"   { TOKEN(TK_CARET); }
         "'"   { TOKEN(TK_TICK); }
@@ -212,6 +213,7 @@ const char *lex_kind_name(int kind)
     case TK_PLUS: return "'+'";
     case TK_MINUS: return "'-'";
     case TK_STAR: return "'*'";
+    case TK_DOTSTAR: return "'.*'";
     case TK_SLASH: return "'/'";
     case TK_CARET: return "'^'";
     case TK_TICK: return "'''";

@@ -24,7 +24,7 @@
 %fallback IDENT OVER IN BY ACTS ON STEPS LEARNED LAYER LAYERS PER.
 
 %left PLUS MINUS.
-%left STAR SLASH.
+%left STAR DOTSTAR SLASH.
 %right UMINUS.
 %right CARET.
 %left TICK LPAREN LBRACKET.
@@ -117,6 +117,7 @@ name(N) ::= IDENT(T).                                     { N = ast_name(ps->are
 expr(E) ::= expr(L) PLUS(O) expr(R).                      { E = parse_expr(ps, ast_binary(ps->arena, E_ADD, L, O, R)); }
 expr(E) ::= expr(L) MINUS(O) expr(R).                     { E = parse_expr(ps, ast_binary(ps->arena, E_SUB, L, O, R)); }
 expr(E) ::= expr(L) STAR(O) expr(R).                      { E = parse_expr(ps, ast_binary(ps->arena, E_MUL, L, O, R)); }
+expr(E) ::= expr(L) DOTSTAR(O) expr(R).                   { E = parse_expr(ps, ast_binary(ps->arena, E_EMUL, L, O, R)); }
 expr(E) ::= expr(L) SLASH(O) expr(R).                     { E = parse_expr(ps, ast_binary(ps->arena, E_DIV, L, O, R)); }
 expr(E) ::= expr(L) CARET(O) expr(R).                     { E = parse_expr(ps, ast_binary(ps->arena, E_POW, L, O, R)); }
 expr(E) ::= MINUS(O) expr(X). [UMINUS]                    { E = parse_expr(ps, ast_unary(ps->arena, E_NEG, O, X)); }

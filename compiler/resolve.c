@@ -408,7 +408,7 @@ static Type binary(R *r, Expr *e)
         switch (e->kind) {
         case E_ADD: v = x + y; break;
         case E_SUB: v = x - y; break;
-        case E_MUL: v = x * y; break;
+        case E_MUL: case E_EMUL: v = x * y; break;
         case E_DIV:
             if (y == 0)
                 return fail(r, e, e->op_span, "division by zero");
@@ -498,7 +498,7 @@ static Type binary(R *r, Expr *e)
                 set_broken(&t, e->op_span);
             return e->type = t;
         }
-        if (shape_eq(sl, sr)) {
+        if (shape_eq(sl, sr) && sl.rank != 2) { /* vectors, and tensors of rank 3 or more */
             t = combine(L, Rt, sl);
             t.field = field_join(r, &t, L, Rt, e->op_span);
             return e->type = t;
@@ -508,15 +508,39 @@ static Type binary(R *r, Expr *e)
             diag_note(r->d, g, NO_SPAN, "a matrix R[m,n] multiplies a vector R[n] or a matrix R[n,p]; here n = %d but the right side has %d rows",
                       sl.dim[1], sr.dim[0]);
         else
-            diag_note(r->d, g, NO_SPAN, "'*' is matrix-vector, matrix-matrix, scalar-tensor, or elementwise for equal shapes");
+            diag_note(r->d, g, NO_SPAN, "'*' is scalar-tensor, matrix-vector, matrix-matrix, or elementwise for equal vectors; '.*' is elementwise for any equal shapes");
+        if (shape_eq(sl, sr))
+            diag_note(r->d, g, NO_SPAN, "for the elementwise product of two matrices write '.*'");
         e->poison = true;
         return e->type = poison_type();
+    }
+    case E_EMUL: {
+        if (L.identity && Rt.identity)
+            return fail(r, e, e->op_span, "cannot tell the size of I here");
+        if (L.identity || Rt.identity) {
+            Shape s = L.identity ? sr : sl;
+            if (!is_square(s))
+                return fail(r, e, e->op_span, "cannot multiply %s by %s elementwise: I is square", ls, rs);
+            fix_identity(L.identity ? e->lhs : e->rhs, s.dim[0]);
+            t = combine(L, Rt, s);
+            return e->type = t;
+        }
+        if (!shape_eq(sl, sr)) {
+            Diag *g = error(r, e->op_span, "cannot multiply %s by %s elementwise", ls, rs);
+            diag_note(r->d, g, NO_SPAN, "'.*' multiplies tensors of equal shape; use '*' for a scalar multiple or a matrix product");
+            e->poison = true;
+            return e->type = poison_type();
+        }
+        t = combine(L, Rt, sl);
+        t.field = field_join(r, &t, L, Rt, e->op_span);
+        return e->type = t;
     }
     case E_DIV:
         if (rsc) {
             if (e->rhs->has_value && e->rhs->num == 0)
                 return fail(r, e, e->op_span, "division by zero");
             t = combine(L, Rt, sl);
+            t.identity = L.identity; /* I / 2 is the matrix I / 2 */
             t.field = L.field;
             return e->type = t;
         }
@@ -724,7 +748,7 @@ static Type rx_node(R *r, Expr *e)
         }
         return e->type = t;
     }
-    case E_ADD: case E_SUB: case E_MUL: case E_DIV: case E_POW:
+    case E_ADD: case E_SUB: case E_MUL: case E_EMUL: case E_DIV: case E_POW:
         return binary(r, e);
     case E_TRANSPOSE: {
         Type t = rx(r, e->lhs);
@@ -1166,6 +1190,7 @@ static Sym *new_sym(R *r, SymKind k, const char *name, Span sp)
     s->kind = k;
     s->name = name;
     s->span = sp;
+    s->low = -1;
     return s;
 }
 
@@ -1549,8 +1574,10 @@ static void block_decl(R *r, Decl *d)
             s->decl = it;
             s->order = r->order;
             let_decl(r, it, s);
-            if (declare(r, s))
+            if (declare(r, s)) {
+                it->sem = s; /* lowering evaluates it in every layer and stage */
                 push_item(r, b, it);
+            }
             break;
         }
         case D_STEPS:

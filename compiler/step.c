@@ -223,6 +223,31 @@ static bool is_const(L *l, int id, double x)
     return v->op == OP_CONST && v->shape.rank == 0 && v->num == x;
 }
 
+/* Whether value id is c I, a multiple of the identity (I, c * I, I / c,
+ * -(c I)); *c gets the multiple. */
+static bool identity_scale(L *l, int id, double *c)
+{
+    const Val *v = val(l, id);
+    double k;
+    switch (v->op) {
+    case OP_IDENTITY:
+        *c = 1;
+        return true;
+    case OP_NEG:
+        if (!identity_scale(l, v->a, &k))
+            return false;
+        *c = -k;
+        return true;
+    case OP_MUL: case OP_DIV:
+        if (v->bcast != BCAST_SCALAR || val(l, v->b)->op != OP_CONST || !identity_scale(l, v->a, &k))
+            return false;
+        *c = v->op == OP_MUL ? k * val(l, v->b)->num : k / val(l, v->b)->num;
+        return true;
+    default:
+        return false;
+    }
+}
+
 static int unary(L *l, Op op, Span sp, int a, Shape sh)
 {
     Val v = V(op, sp, sh);
@@ -411,7 +436,10 @@ static int lower(L *l, Expr *e)
         case S_LABEL: case S_TARGET: return l->p->label;
         case S_STATE: return l->cur[s->state->index];
         case S_PARAM: return param_value(l, s->param, e->span);
-        case S_LET: return s->low;
+        case S_LET:
+            if (s->low >= 0)
+                return s->low;
+            break; /* a let lowering never reached: the internal error below */
         case S_OUTPUT: return l->p->out;
         default: break;
         }
@@ -427,11 +455,14 @@ static int lower(L *l, Expr *e)
         Type tl = e->lhs->type, tr = e->rhs->type;
         int a = lower(l, e->lhs), b = lower(l, e->rhs);
         const Val *va = val(l, a), *vb = val(l, b);
-        if (va->op == OP_IDENTITY)
-            return b;
-        if (vb->op == OP_IDENTITY)
-            return a;
-        if (tl.shape.rank == 2 && tr.shape.rank >= 1 && !(shape_eq(tl.shape, tr.shape) && tr.shape.rank != 2)) {
+        /* c I times a matrix or vector is the product c x; times a scalar
+         * it stays the matrix c I (DESIGN §3: I is never a number) */
+        double c;
+        if (va->shape.rank == 2 && vb->shape.rank >= 1 && identity_scale(l, a, &c))
+            return elementwise(l, OP_MUL, e->op_span, mk_const(l, c, e->op_span), b, sh);
+        if (vb->shape.rank == 2 && va->shape.rank == 2 && identity_scale(l, b, &c))
+            return elementwise(l, OP_MUL, e->op_span, mk_const(l, c, e->op_span), a, sh);
+        if (tl.shape.rank == 2 && tr.shape.rank >= 1) {
             Val v = V(OP_MATMUL, e->op_span, sh);
             v.a = a;
             v.b = b;
@@ -439,16 +470,21 @@ static int lower(L *l, Expr *e)
         }
         return elementwise(l, OP_MUL, e->op_span, a, b, sh);
     }
+    case E_EMUL:
+        return elementwise(l, OP_MUL, e->op_span, lower(l, e->lhs), lower(l, e->rhs), sh);
     case E_POW: {
         Val v = V(OP_POW, e->op_span, sh);
         v.a = lower(l, e->lhs);
         v.num = e->rhs->num;
         return emit(l, v);
     }
-    case E_TRANSPOSE:
-        if (e->type.identity || val(l, lower(l, e->lhs))->op == OP_IDENTITY)
-            return lower(l, e->lhs);
-        return unary(l, OP_TRANSPOSE, e->op_span, lower(l, e->lhs), sh);
+    case E_TRANSPOSE: {
+        double c;
+        int a = lower(l, e->lhs);
+        if (identity_scale(l, a, &c)) /* (c I)' = c I */
+            return a;
+        return unary(l, OP_TRANSPOSE, e->op_span, a, sh);
+    }
     case E_CALL:
         return lower_call(l, e);
     case E_INDEX: {

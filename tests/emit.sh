@@ -2,7 +2,8 @@
 # emit.sh SPDLC - golden tests of the step program and the emitted C: for
 # every tests/emit/NAME.spn, `spdlc emit --dump-ir` must match NAME.ir and
 # the emitted M.h and M.c must match NAME.h.golden and NAME.c.golden byte for
-# byte; emitting twice must give identical bytes. UPDATE=1 rewrites the
+# byte; emitting twice must give identical bytes. For every tests/step/NAME.spn,
+# `spdlc -d step` must match NAME.ir. UPDATE=1 rewrites the
 # expected files (review the diff).
 set -u
 spdlc=$1
@@ -27,5 +28,12 @@ for spn in tests/emit/*.spn; do
     done
     if [ $ok = 1 ]; then pass=$((pass+1)); else fail=$((fail+1)); fi
 done
-echo "emit: $pass golden models passed, $fail failed"
+# Step programs alone (tests/step/NAME.spn against NAME.ir): the lowering's regression tests.
+for spn in tests/step/*.spn; do
+    $spdlc -d step "$spn" > "$tmp/ir" 2>&1
+    [ "${UPDATE:-0}" = 1 ] && cp "$tmp/ir" "${spn%.spn}.ir"
+    if cmp -s "$tmp/ir" "${spn%.spn}.ir"; then pass=$((pass+1)); else
+        echo "FAIL $spn: ${spn%.spn}.ir differs"; diff -u "${spn%.spn}.ir" "$tmp/ir" | head -20; fail=$((fail+1)); fi
+done
+echo "emit: $pass golden models and step programs passed, $fail failed"
 [ $fail -eq 0 ]
