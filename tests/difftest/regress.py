@@ -73,19 +73,18 @@ def one(spdlc, cc, path, out):
 
 def main(argv):
     spdlc, out = os.path.abspath(argv[0]), argv[1]
-    en, cc = set(), os.environ.get("CC", "cc")
+    en, cc = "", os.environ.get("CC", "cc")
     i = 2
     while i < len(argv):
         if argv[i] == "--enable":
-            en = set(argv[i + 1].split(","))
+            en = argv[i + 1]
             i += 2
         elif argv[i] == "--cc":
             cc = argv[i + 1]
             i += 2
         else:
             raise SystemExit("regress.py: unknown option " + argv[i])
-    if "all" in en:
-        en = set(spngen.KNOWN_BROKEN) | set(spngen.NEGATIVE)
+    en = spngen.enabled(en)
     os.makedirs(out, exist_ok=True)
     bad = 0
     rdir = os.path.join(HERE, "regress")
@@ -95,8 +94,7 @@ def main(argv):
         path = os.path.join(rdir, fn)
         tag = re.search(r"^// construct: (\w+)", open(path).read(), re.M)
         tag = tag.group(1) if tag else None
-        known = tag in spngen.KNOWN_BROKEN or tag in spngen.NEGATIVE
-        known = known and tag not in en
+        known = tag in spngen.SWITCHES and tag not in en
         try:
             ok, msg = one(spdlc, cc, path, out)
         except Exception as ex:  # noqa: BLE001 - a harness error is a failure

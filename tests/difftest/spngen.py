@@ -32,19 +32,35 @@ import random
 from fractions import Fraction
 
 ACTS = ["tanh", "relu", "sigmoid", "softplus", "identity", "exp", "leaky_relu"]
-# The constructs the compiler is known to get wrong (tests/difftest/FAILURES.md):
-# excluded from generation unless enabled (--enable NAME or --enable all).
-KNOWN_BROKEN = {
-    "cI": "c * I, I * c, I / c (and A - A' - c * I) lowered with c as a number (F1)",
-    "Idiv": "I / c refused (F2)",
-    "blocklet": "a let inside a block (F3)",
+# Constructs with a switch (FAILURES.md): each is generated unless it is in
+# KNOWN_BROKEN (open bugs; `--enable NAME` puts one back, `--disable NAME`
+# takes a working one out). mm_equal is the negative test of F5.
+SWITCHES = {
+    "cI": "c * I, I * c (and A - A' - c * I) (F1, fixed on main 57f19b7)",
+    "Idiv": "I / c (F2, fixed on main 57f19b7)",
+    "blocklet": "a let inside a block (F3, fixed on main 57f19b7)",
+    "mm_equal": "A * B of equal-shaped non-square matrices must be refused (F5, fixed on main 57f19b7)",
+    "emul": "the .* operator (landed on main 57f19b7)",
     "constloss": "a constant term in the loss (F4)",
-    "emul": "the .* operator (not on main yet)",
     "conststate": "a state left at its constant initial value, read per sample (F6)",
 }
-NEGATIVE = {
-    "mm_equal": "A * B of equal-shaped non-square matrices must be refused (F5)",
-}
+KNOWN_BROKEN = {"constloss", "conststate"}
+
+
+def enabled(enable="", disable=""):
+    """The switches in force: the working ones, plus --enable, minus --disable."""
+    on = set(SWITCHES) - KNOWN_BROKEN
+    for x in enable.split(","):
+        if x == "all":
+            on |= set(SWITCHES)
+        elif x:
+            if x not in SWITCHES:
+                raise SystemExit("unknown construct switch '%s' (%s)" % (x, ", ".join(SWITCHES)))
+            on.add(x)
+    for x in disable.split(","):
+        if x:
+            on.discard(x)
+    return on
 
 
 def fmt(v):
@@ -203,7 +219,7 @@ def loss_text(p):
         elif k == "const":
             s = fmt(t[1])
         elif k == "psum":
-            s = "%s * sum(%s * %s)" % (fmt(t[1]), t[2].name, t[2].name)
+            s = "%s * sum(%s %s %s)" % (fmt(t[1]), t[2].name, ".*" if len(t[2].shape) > 1 else "*", t[2].name)
         elif k == "smean":
             s = "%s * mean(p)" % fmt(t[1])
         else:
@@ -362,7 +378,7 @@ class Gen:
         A = ("var", self.new_param("R", (n, n)).name)
         f = r.choice(["A-A'-gI", "2I-A", "A+I", "I*c", "I/2"])
         if f == "A-A'-gI":
-            self.p.facts.add("A - A' - c I")
+            self.p.facts.add("A - A' - I" if "cI" not in self.en else "A - A' - c I")
             return ("sub", ("sub", A, ("T", A)), self.ident(n))
         if f == "2I-A":
             return ("sub", self.ident(n), A)
@@ -588,7 +604,7 @@ class Gen:
                 b.learned = (P, hmax)   # in theta where the block is: after the parameters declared above it
                 p.facts.add("learned steps" + (" <= hmax" if hmax is not None else ""))
             lets = []
-            if "blocklet" in self.en and self.chance(0.5) and fam in ("random", "contractive", "gradflow"):
+            if "blocklet" in self.en and self.chance(0.6) and fam == "random":
                 # q = tanh(K * v) of a block variable, used by the first equation
                 v, n = r.choice(svars)
                 name = "q%d" % self.nlet
@@ -835,7 +851,8 @@ class Gen:
                 p.loss.append(("smooth", r.choice([0.01, 0.1, 1e-3]), names, b.h))
                 p.facts.add("smooth")
         if self.chance(0.2):
-            vecs = [q for q in p.params if q.kind == "R" and len(q.shape) == 1 and not q.per_layer]
+            vecs = [q for q in p.params if q.kind == "R" and not q.per_layer and
+                    (len(q.shape) == 1 or "emul" in self.en)]
             if vecs:
                 p.loss.append(("psum", 0.01, r.choice(vecs)))
                 p.facts.add("parameter-only loss term")
