@@ -28,6 +28,7 @@ Nodes are tuples (op, ...):
   ('slice', a, lo, hi), ('pad', a, n), ('join', a, b, ...)
   ('softmax', a), ('call', defname, args...)
 """
+import math
 import random
 from fractions import Fraction
 
@@ -517,7 +518,8 @@ class Gen:
         u = ("var", var)
         if fam == "gradflow":
             m = r.randint(1, 6)
-            K = self.new_param("R", (m, n), bound=r.choice([0.5, 1.0, 2.0]))
+            # |K| <= 1 with h <= 0.5 keeps h |K|^2 <= 2 (non-expansive) in most programs
+            K = self.new_param("R", (m, n), bound=r.choice([0.5, 1.0, 1.0, 1.0, 2.0]))
             b = self.new_param("R", (m,))
             act = r.choice(["tanh", "relu", "sigmoid", "softplus", "leaky_relu"])
             self.p.facts.add("act " + act)
@@ -579,6 +581,9 @@ class Gen:
             b.t1 = b.t0 + T
             if fam == "hamilton":
                 b.scheme = r.choice(["verlet", "symplectic_euler"]) if len(svars) == 2 else "symplectic_euler"
+            elif fam == "gradflow" and self.chance(0.8):
+                b.scheme = r.choice(["euler", "heun"])     # SSP (kutta3 is not): non-expansive for small steps
+                b.layers = max(b.layers, int(math.ceil(T)) * 2)
             else:
                 b.scheme = r.choice(["euler", "heun", "kutta3", "rk4", "user", "user"])
                 if len(svars) >= 2 and fam == "random" and self.chance(0.3):
@@ -744,8 +749,12 @@ class Gen:
                 fam = "random"
             if fam == "coupling" and len(states) < 2:
                 fam = "random"
+            if main == "gradflow" and bi > 0 and self.chance(0.7):
+                fam = "gradflow"
             if fam in ("hamilton",):
                 sv = states[:]
+            elif fam == "gradflow" and self.chance(0.8):
+                sv = [r.choice(states)]   # one variable: -K' act(K u + b) is recognised per block
             elif fam == "coupling":
                 sv = r.sample(states, r.randint(2, len(states)))
             else:
