@@ -177,13 +177,14 @@ DIFFTEST_PY := /usr/bin/python3
 N ?= 1000
 SEED ?= 20261201
 ENABLE ?=
+DIFFTEST_OPT ?= -O1
 check-difftest: DEPS_FOR = check
 check-difftest: deps $(B)/spdlc
 	$(DIFFTEST_PY) tests/difftest/regress.py $(B)/spdlc $(B)/difftest/regress --cc $(CC) $(if $(ENABLE),--enable $(ENABLE))
 	$(DIFFTEST_PY) tests/difftest/difftest.py $(B)/spdlc --count 200 --out $(B)/difftest --cc $(CC) $(if $(ENABLE),--enable $(ENABLE))
 difftest: DEPS_FOR = check
 difftest: deps $(B)/spdlc
-	$(DIFFTEST_PY) tests/difftest/difftest.py $(B)/spdlc --count $(N) --seed $(SEED) --out $(B)/difftest --opt=-O2 --memory --cc $(CC) $(if $(ENABLE),--enable $(ENABLE))
+	$(DIFFTEST_PY) tests/difftest/difftest.py $(B)/spdlc --count $(N) --seed $(SEED) --out $(B)/difftest --opt=$(DIFFTEST_OPT) --memory --cc $(CC) $(if $(ENABLE),--enable $(ENABLE))
 
 check: deps all check-unit check-runtime check-golden check-badinput check-design check-asan check-emit check-gen check-inv check-e2e check-attack check-difftest
 

@@ -333,7 +333,11 @@ class Gen:
             opts += ["lu"]
         if depth > 0:
             opts += ["T", "prod", "scale", "sum"]
+        if n == m:
+            opts += ["ident"]
         k = r.choice(opts)
+        if k == "ident":
+            return self.ident(n)
         if k == "R":
             return ("var", self.new_param("R", (n, m), bound=bound).name)
         if k == "T":
