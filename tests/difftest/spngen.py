@@ -332,7 +332,7 @@ class Gen:
                 opts += ["skew", "orth"]
             opts += ["lu"]
         if depth > 0:
-            opts += ["T", "prod", "scale", "sum"]
+            opts += ["T", "prod", "prod", "prod", "scale", "sum"]
         if n == m:
             opts += ["ident"]
         k = r.choice(opts)
@@ -345,7 +345,7 @@ class Gen:
         if k in ("skew", "orth", "lu"):
             return ("var", self.new_param(k, (n,), bound=None).name)
         if k == "prod":
-            kk = r.randint(1, 6)
+            kk = r.choice([n, m, r.randint(1, 6)])
             self.p.facts.add("matrix product" + (" (non-square)" if (n != kk or m != kk) else ""))
             return ("mm", self.mat(n, kk, depth - 1), self.mat(kk, m, depth - 1))
         if k == "scale":
@@ -431,7 +431,7 @@ class Gen:
         if k == "mv":
             m = r.choice([n, n, r.randint(1, 6)])
             self.p.facts.add("matrix * vector")
-            return ("mv", self.mat(n, m, 1 if depth > 1 else 0), self.vec(m, depth - 1))
+            return ("mv", self.mat(n, m, 1 if depth > 1 or self.chance(0.3) else 0), self.vec(m, depth - 1))
         if k == "add":
             return (r.choice(["add", "sub"]), self.vec(n, depth - 1), self.vec(n, depth - 1))
         if k == "scale":
@@ -562,6 +562,11 @@ class Gen:
             return ("smul", self.num(0.2, 0.9, frac=False), ("act", "tanh", ("add", ("mv", ("var", K.name), u), ("var", b.name))))
         # random
         e = self.vec(n, r.randint(1, 3))
+        if self.chance(0.3):
+            # a matrix product of parameter expressions, square or not
+            kk = r.randint(1, 6)
+            self.p.facts.add("matrix product" + (" (non-square)" if kk != n else ""))
+            e = ("add", e, ("mv", ("mm", self.mat(n, kk, 0), self.mat(kk, n, 0)), u))
         if self.chance(0.5):
             e = ("act", "tanh", e)
         return e
