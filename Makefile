@@ -15,13 +15,19 @@ CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(EXTRA_CFLAGS)
 STDLIB_DIR := $(PREFIX)/share/spdl/stdlib
 LIB_DIR    := $(PREFIX)/lib
 DATA_DIR   := $(PREFIX)/share/spdl/data
+# The spdl Python package (python/spdl), where Debian's python3 finds it: /usr/lib/python3/dist-packages
+# for PREFIX=/usr, PREFIX/lib/python3.X/dist-packages otherwise (on sys.path for /usr/local).
+PYTHON  ?= /usr/bin/python3
+PY_VER  := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo 3)
+PY_DIR  ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/python$(PY_VER)/dist-packages)
+PY_SRC  := $(wildcard python/spdl/*.py)
 
-COMPILER_SRC := arena diag ast parse source resolve tableau step check check_stable check_lipschitz \
-                check_nonexpansive check_invertible summary emit_c build main
+COMPILER_SRC := arena diag ast parse source resolve tableau step analysis check check_stable check_lipschitz \
+                check_nonexpansive check_invertible check_equivariant summary emit_c build main
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
-.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-inv check-e2e check-attack check-difftest difftest
+.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-warn check-inv check-e2e check-attack check-python bench-python check-difftest difftest
 all: $(B)/spdlc $(B)/libspdl.a
 
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -70,8 +76,9 @@ RUNTIME_SRC := $(wildcard runtime/*.c)
 RUNTIME_OBJ := $(RUNTIME_SRC:runtime/%.c=$(B)/runtime/%.o)
 RUNTIME_LIBS := -lz -lm
 
+# -fPIC: `spdlc build --python` links the part of libspdl a model needs into libM.so
 $(B)/runtime/%.o: runtime/%.c $(wildcard runtime/*.h) | $(B)/runtime
-	$(CC) $(CFLAGS_ALL) -Iruntime -c $< -o $@
+	$(CC) $(CFLAGS_ALL) -fPIC -Iruntime -c $< -o $@
 
 $(B)/libspdl.a: $(RUNTIME_OBJ) | $(B)/runtime
 	rm -f $@
@@ -85,6 +92,8 @@ install: all
 	install -m 644 runtime/spdl.h $(DESTDIR)$(PREFIX)/include/spdl.h
 	install -m 644 stdlib/schemes.spn $(DESTDIR)$(STDLIB_DIR)/schemes.spn
 	install -m 644 data/digits.csv.gz $(DESTDIR)$(DATA_DIR)/digits.csv.gz
+	install -d $(DESTDIR)$(PY_DIR)/spdl
+	install -m 644 $(PY_SRC) $(DESTDIR)$(PY_DIR)/spdl/
 
 clean:
 	rm -rf $(B)
@@ -144,12 +153,19 @@ check-asan:
 
 # Generated code: gradients against finite differences, gcc and clang
 # -pedantic, sanitizers, the API contract, float builds; golden emitted C.
-GEN_MODELS := $(wildcard tests/gen/*.spn) tests/step/identity_scaled.spn tests/step/let_in_block.spn tests/design/spirals.spn tests/design/robust.spn tests/design/antisym.spn
+GEN_MODELS := $(wildcard tests/gen/*.spn) $(wildcard tests/step/*.spn) tests/design/pointsets.spn tests/design/spirals.spn tests/design/robust.spn tests/design/antisym.spn
 check-gen: $(B)/spdlc
 	tests/gen.sh $(B)/spdlc $(GEN_MODELS)
 
 check-emit: $(B)/spdlc
 	tests/emit.sh $(B)/spdlc
+
+# DESIGN §6: every model the tests emit compiles warning-free, by gcc and clang at
+# -std=c11 -Werror -pedantic -Wall -Wextra, in double and float, under every memory
+# mode the model allows (compile only, -O0, two at a time).
+WARN_MODELS := $(wildcard tests/gen/*.spn tests/step/*.spn tests/design/*.spn examples/*.spn tests/inv/*.spn tests/emit/*.spn)
+check-warn: $(B)/spdlc
+	tests/warn.sh $(B)/spdlc $(WARN_MODELS)
 
 # Programs made by spdlc build, end to end (train, resume, eval, plot, ...).
 check-e2e: $(B)/spdlc $(B)/libspdl.a
@@ -186,7 +202,12 @@ difftest: DEPS_FOR = check
 difftest: deps $(B)/spdlc
 	$(DIFFTEST_PY) tests/difftest/difftest.py $(B)/spdlc --count $(N) --seed $(SEED) --out $(B)/difftest --opt=$(DIFFTEST_OPT) --memory --cc $(CC) $(if $(ENABLE),--enable $(ENABLE))
 
-check: deps all check-unit check-runtime check-golden check-badinput check-design check-asan check-emit check-gen check-inv check-e2e check-attack check-difftest
+# From Python (DESIGN §10): spdlc build --python, the spdl package with NumPy and PyTorch
+# (tests/python/README.md); Debian's python3, which has python3-numpy and python3-torch.
+check-python: $(B)/spdlc $(B)/libspdl.a
+	tests/python.sh $(B)/spdlc $(PYTHON)
+
+check: deps all check-unit check-runtime check-golden check-badinput check-design check-asan check-emit check-warn check-gen check-inv check-e2e check-attack check-python check-difftest
 
 # ---- fuzzing --------------------------------------------------------------------
 # libFuzzer on the front end (lexer, parser, resolver, diagnostics) under ASan
@@ -217,7 +238,7 @@ fuzz: $(B)/fuzz/fuzz_front
 # depth (issue 6); bench-hotspots profiles one training step with perf (WIDTH=64).
 # Results go to build/bench/*.md. ROUNDS, REPEATS, SEC etc. override the defaults.
 BENCH_PY := /usr/bin/python3
-bench bench-speed bench-memory bench-hotspots: DEPS_FOR = bench
+bench bench-speed bench-memory bench-hotspots bench-python: DEPS_FOR = bench
 bench: deps all
 	$(BENCH_PY) bench/speed.py
 	$(BENCH_PY) bench/memory.py
@@ -227,3 +248,6 @@ bench-memory: deps all
 	$(BENCH_PY) bench/memory.py
 bench-hotspots: deps all
 	$(BENCH_PY) bench/hotspots.py $(or $(WIDTH),64)
+# the Python binding's per-call cost and a PyTorch training loop against pure PyTorch (issue 13)
+bench-python: deps all
+	$(BENCH_PY) bench/python_overhead.py

@@ -15,8 +15,10 @@
  *     generated code checks the residual and reports SPDL_ENOCONV); the
  *     log-determinant comes from the layer Jacobian or Behrmann et al.'s
  *     series (logdet_way).
- * For a Runge-Kutta layer v' = v + h sum b_i K_i, Lip(x) <= beta - 1 with
- * beta the layer's Lipschitz bound (check_lipschitz.c's formula). The whole
+ * For a Runge-Kutta layer v' = v + h sum b_i K_i, x = h sum b_i K_i is
+ * bounded through its stages as the step program computes them (analysis.c;
+ * for one variable this is the tableau bound 1 + sum_m (hL)^(m+1) |b|'|A|^m 1
+ * less 1); simultaneous updates of several variables are bounded jointly. The whole
  * flow is then invertible, and M_flow_inverse exists, when every block's
  * layers invert and the blocks read no sample value but their own states. */
 #include <math.h>
@@ -25,60 +27,6 @@
 #include "check.h"
 
 static const State *update_state(const Model *m, const Update *u) { return m->states[u->state]; }
-
-/* The Lipschitz bound of the field the update adds, for a residual step. */
-static double residual_q(const Model *m, const Block *b, const Seg *s, const Update *u, Blame *bl)
-{
-    LipCtx cx = {.m = m, .input_w = INFINITY};
-    double h = block_step(b);
-    if (b->kind == BLOCK_REPEAT) {
-        for (int i = 0; i < b->nitems; i++) {
-            const Decl *it = b->items[i];
-            if (it->kind == D_ASSIGN && it->span.off == u->span.off && it->span.file == u->span.file) {
-                const Expr *e = it->value;
-                /* v = v + f: q = Lip(f) */
-                const Expr *f = e->kind == E_ADD ? (e->lhs->kind == E_NAME && e->lhs->sym && e->lhs->sym->kind == S_STATE &&
-                                                    e->lhs->sym->state == update_state(m, u)
-                                                        ? e->rhs
-                                                        : e->lhs)
-                                                 : e;
-                return expr_lipschitz(f, &cx, bl);
-            }
-        }
-        return INFINITY;
-    }
-    const Scheme *sc = b->scheme;
-    double sum2 = 0, mine = 0;
-    for (int i = 0, eq = 0; i < b->nitems; i++)
-        if (b->items[i]->kind == D_EQUATION) {
-            double l = expr_lipschitz(b->items[i]->value, &cx, bl);
-            sum2 += l * l;
-            if (b->vars[eq] == update_state(m, u))
-                mine = l;
-            eq++;
-        }
-    if (sc->kind != SCHEME_RK) /* one partitioned update: h_i F_i */
-        return (sc->kind == SCHEME_VERLET && b->vars[0] == update_state(m, u) ? h / 2 : h) * mine;
-    (void)s;
-    /* beta - 1 = sum_m (hL)^(m+1) |b|'|A|^m 1 */
-    double L = sqrt(sum2), v[SCHEME_MAX_STAGES], w[SCHEME_MAX_STAGES], q = 0, hl = h * L, pw = hl;
-    for (int i = 0; i < sc->stages; i++)
-        v[i] = 1;
-    for (int mm = 0; mm < sc->stages; mm++) {
-        double dot = 0;
-        for (int i = 0; i < sc->stages; i++)
-            dot += fabs(sc->b[i]) * v[i];
-        q += pw * dot;
-        pw *= hl;
-        for (int i = 0; i < sc->stages; i++) {
-            w[i] = 0;
-            for (int j = 0; j < sc->stages; j++)
-                w[i] += fabs(sc->a[i][j]) * v[j];
-        }
-        memcpy(v, w, sizeof v);
-    }
-    return q;
-}
 
 /* How M_logdet handles a block with residual steps (largest factor q, on a
  * state of size nres). Small blocks: the layer Jacobian's determinant, n
@@ -121,6 +69,7 @@ void check_invertible(Arena *a, Certificate *c)
     v->reference = "Dinh et al. 2015/2017 (NICE, RealNVP); Behrmann et al. 2019 (i-ResNet); Haber & Ruthotto 2018; "
                    "Celledoni et al. 2021 (Sec. 4)";
     c->inverse = ARENA_ARRAY(a, UpdInverse *, p->nsegs + 1);
+    LipCtx *lx = c->layer_lip;
     c->logdet_way = ARENA_ARRAY(a, LogdetWay, p->nsegs + 1);
     c->series_terms = ARENA_ARRAY(a, int, p->nsegs + 1);
     bool ok = true, fixed = false, any = false, no_logdet = false;
@@ -155,7 +104,6 @@ void check_invertible(Arena *a, Certificate *c)
         if (sg->kind != SEG_BLOCK)
             continue;
         any = true;
-        const Block *b = sg->blk;
         c->inverse[s] = ARENA_ARRAY(a, UpdInverse, sg->nupd + 1);
         /* the layer may read its own states and parameters only */
         for (int i = 0; i < sg->ncode; i++) {
@@ -190,7 +138,7 @@ void check_invertible(Arena *a, Certificate *c)
                 break;
             case UPD_RESIDUAL: {
                 Blame bl = {0};
-                double q = residual_q(m, b, sg, u, &bl);
+                double q = an_residual_q(lx, p, s, k, ui->info.x, &bl);
                 ui->q = q;
                 if (q < 1) {
                     fixed = true;

@@ -225,11 +225,12 @@ static void missing_bound(Arena *a, BlockVerdict *bv, const MatInfo *mi, const c
     }
 }
 
-static BlockVerdict stable_block(Arena *a, const Block *b)
+static BlockVerdict stable_block(Arena *a, const StepProgram *p, const Seg *sg)
 {
+    const Block *b = sg->blk;
     BlockVerdict bv = {0};
     FieldInfo fi;
-    field_classify(b, &fi);
+    an_field(p, sg, &fi);
     const Scheme *sc = b->scheme;
     double h = block_step(b);
     const char *hs = b->learned ? arena_printf(a, "steps up to %s", fmt_g(a, h)) : arena_printf(a, "h = %s", fmt_g(a, h));
@@ -347,7 +348,7 @@ void check_stable(Arena *a, Certificate *c)
                                         "structured field, or drop `require stable`");
             continue;
         }
-        BlockVerdict bv = stable_block(a, b);
+        BlockVerdict bv = stable_block(a, p, sg);
         if (bv.hmax < hmin)
             hmin = bv.hmax;
         if (!bv.holds) {

@@ -962,23 +962,25 @@ static void matmul_adjoint(E *e, const Val *v)
     const Val *A = VAL(e, v->a), *B = VAL(e, v->b);
     int m = A->shape.dim[0], n = A->shape.dim[1];
     int p = B->shape.rank == 2 ? B->shape.dim[1] : 1;
+    /* dA reads B, dB reads A: declare only what is read (no unused variables) */
+    bool ga = wants_adj(e, v->a), gb = wants_adj(e, v->b);
     if (v->vary == VARY_SAMPLE) {
-        out(e, "const real *restrict A = %s;", F(e, v->a));
-        out(e, "const real *restrict B = %s;", F(e, v->b));
+        int t = gb ? transposed(e, v->a) : -1;
+        if (gb && t < 0)
+            out(e, "const real *restrict A = %s;", F(e, v->a));
+        if (ga)
+            out(e, "const real *restrict B = %s;", F(e, v->b));
         out(e, "const real *restrict GY = %s;", G(e, v->id));
-        if (wants_adj(e, v->b)) { /* dB (+)= A' dY */
+        if (gb) { /* dB (+)= A' dY */
             bool assign = first(e, v->b);
             out(e, "real *restrict GB = %s;", G(e, v->b));
-            int t = transposed(e, v->a);
-            if (t >= 0) { /* A' is stored row by row: the faster product */
+            if (t >= 0) /* A' is stored row by row: the faster product */
                 out(e, "const real *restrict AT = %s;", F(e, t));
-                out(e, "(void)A;");
-            }
             for (int c = 0; c < p; c++)
                 out(e, "spdl_gemm(%d, SPDL_BT, %d, %s, %d, %d, GY + %d, %d, GB + %d, %d, %d);", n, m, t >= 0 ? "AT" : "A",
                     t >= 0 ? m : 1, t >= 0 ? 1 : n, c * BT, p * BT, c * BT, p * BT, assign ? 0 : 1);
         }
-        if (wants_adj(e, v->a)) { /* dA += dY B' (summed over lanes and columns) */
+        if (ga) { /* dA += dY B' (summed over lanes and columns) */
             first(e, v->a);
             out(e, "real *restrict T = w + %zu;", e->scratch);
             out(e, "real *restrict GA = %s;", G(e, v->a));
@@ -989,10 +991,12 @@ static void matmul_adjoint(E *e, const Val *v)
         }
         return;
     }
-    out(e, "const real *restrict A = %s;", F(e, v->a));
-    out(e, "const real *restrict B = %s;", F(e, v->b));
+    if (gb)
+        out(e, "const real *restrict A = %s;", F(e, v->a));
+    if (ga)
+        out(e, "const real *restrict B = %s;", F(e, v->b));
     out(e, "const real *restrict GY = %s;", G(e, v->id));
-    if (wants_adj(e, v->a)) {
+    if (ga) {
         first(e, v->a);
         out(e, "real *restrict GA = %s;", G(e, v->a));
         out(e, "for (size_t i = 0; i < %d; i++)", m);
@@ -1000,7 +1004,7 @@ static void matmul_adjoint(E *e, const Val *v)
         out(e, "        for (size_t c = 0; c < %d; c++)", p);
         out(e, "            GA[i * %d + j] += GY[i * %d + c] * B[j * %d + c];", n, p, p);
     }
-    if (wants_adj(e, v->b)) {
+    if (gb) {
         first(e, v->b);
         out(e, "real *restrict GB = %s;", G(e, v->b));
         out(e, "for (size_t i = 0; i < %d; i++)", m);
@@ -1010,11 +1014,71 @@ static void matmul_adjoint(E *e, const Val *v)
     }
 }
 
+/* Z(n) convolutions (runtime/spdl_kernels.h: spdl_zconv and its transpose):
+ * the kernel's sizes as "cout, cin, k, n". */
+static const char *zconv_dims(E *e, const Val *v)
+{
+    const Param *pm = param_of(e, VAL(e, v->a));
+    return S_(e, "%d, %d, %d, %d", pm->cout, pm->cin, pm->ksize, pm->group->n);
+}
+
+static void zconv_forward(E *e, const Val *v)
+{
+    out(e, "spdl_zconv%s(%s, %s, %s, %s, 0);", v->op == OP_GCONV_T ? "_t" : "", zconv_dims(e, v), F(e, v->a), F(e, v->b),
+        F(e, v->id));
+}
+
+/* gconv: dX (+)= conv'(K, dY), dK += sum dY X(shifted); gconv': dW (+)= conv(K, dZ), dK += sum W dZ(shifted). */
+static void zconv_adjoint(E *e, const Val *v)
+{
+    bool t = v->op == OP_GCONV_T;
+    if (wants_adj(e, v->b)) {
+        bool assign = first(e, v->b);
+        out(e, "spdl_zconv%s(%s, %s, %s, %s, %d);", t ? "" : "_t", zconv_dims(e, v), F(e, v->a), G(e, v->id), G(e, v->b),
+            assign ? 0 : 1);
+    }
+    if (wants_adj(e, v->a)) {
+        first(e, v->a);
+        out(e, "spdl_zconv_dk(%s, %s, %s, %s);", zconv_dims(e, v), t ? F(e, v->b) : G(e, v->id), t ? G(e, v->id) : F(e, v->b),
+            G(e, v->a));
+    }
+}
+
 /* The smooth regulariser's h: the nominal step of the block using P. */
 static double smooth_h(E *e, const Val *pv)
 {
     const Param *pm = param_of(e, pv);
     return pm->block ? pm->block->h : 1;
+}
+
+/* gpool, mean_space and mean_set average the middle axis of their operand
+ * seen as [A, R, B] (row-major, lanes innermost): gpool axis 1 of
+ * [c, |G|, n, n] or [c, |G|] (Z(n): [c, n]), mean_space the two grid axes,
+ * mean_set the set axis. */
+static void axis_mean_dims(E *e, const Val *v, size_t *A, size_t *R, size_t *B)
+{
+    const Shape s = VAL(e, v->a)->shape;
+    size_t n = VAL(e, v->a)->size;
+    switch (v->op) {
+    case OP_GPOOL:
+        *A = (size_t)s.dim[0];
+        *R = (size_t)s.dim[1];
+        break;
+    case OP_MEAN_SPACE:
+        *R = (size_t)s.dim[s.rank - 1] * (size_t)s.dim[s.rank - 2];
+        *A = n / *R;
+        break;
+    default: /* OP_MEAN_SET */
+        *R = (size_t)s.dim[s.rank - 1];
+        *A = n / *R;
+        break;
+    }
+    *B = n / (*A * *R);
+}
+
+static void comment_mean(E *e, size_t A, size_t R, size_t B)
+{
+    out(e, "/* the mean over the middle axis of [%zu, %zu, %zu] */", A, R, B);
 }
 
 static void op_forward(E *e, const Val *v)
@@ -1036,6 +1100,10 @@ static void op_forward(E *e, const Val *v)
         switch (v->op) {
         case OP_MATMUL:
             matmul_forward(e, v);
+            break;
+        case OP_GCONV:
+        case OP_GCONV_T:
+            zconv_forward(e, v);
             break;
         case OP_STORE: {
             const Val *a = VAL(e, v->a);
@@ -1113,6 +1181,23 @@ static void op_forward(E *e, const Val *v)
                           v->vary == VARY_SAMPLE, false);
                 off += a->size;
             }
+            break;
+        }
+        case OP_GPOOL:
+        case OP_MEAN_SPACE:
+        case OP_MEAN_SET: {
+            size_t A, R, B, L = lanes_of(v);
+            axis_mean_dims(e, v, &A, &R, &B);
+            comment_mean(e, A, R, B);
+            out(e, "const real *restrict X = %s;", F(e, v->a));
+            out(e, "real *restrict Y = %s;", F(e, v->id));
+            out(e, "memset(Y, 0, sizeof(real) * %zu);", A * B * L);
+            out(e, "for (size_t a = 0; a < %zu; a++)", A);
+            out(e, "    for (size_t r = 0; r < %zu; r++)", R);
+            out(e, "        for (size_t j = 0; j < %zu; j++)", B * L);
+            out(e, "            Y[a * %zu + j] += X[(a * %zu + r) * %zu + j];", B * L, R, B * L);
+            out(e, "for (size_t j = 0; j < %zu; j++)", A * B * L);
+            out(e, "    Y[j] = Y[j] / (real)%zu;", R);
             break;
         }
         case OP_SUM:
@@ -1242,6 +1327,10 @@ static void op_adjoint(E *e, const Val *v)
         case OP_MATMUL:
             matmul_adjoint(e, v);
             break;
+        case OP_GCONV:
+        case OP_GCONV_T:
+            zconv_adjoint(e, v);
+            break;
         case OP_STORE: {
             const char *gs = S_(e, "(w + %zu)", e->gS[v->index]);
             const Val *a = VAL(e, v->a);
@@ -1334,6 +1423,22 @@ static void op_adjoint(E *e, const Val *v)
                 }
                 off += a->size;
             }
+            break;
+        }
+        case OP_GPOOL:
+        case OP_MEAN_SPACE:
+        case OP_MEAN_SET: {
+            size_t A, R, B, L = lanes_of(v);
+            axis_mean_dims(e, v, &A, &R, &B);
+            comment_mean(e, A, R, B);
+            bool assign = first(e, v->a); /* every entry of the operand is in exactly one mean */
+            out(e, "real *restrict GX = %s;", G(e, v->a));
+            out(e, "const real *restrict GY = %s;", G(e, v->id));
+            out(e, "for (size_t a = 0; a < %zu; a++)", A);
+            out(e, "    for (size_t r = 0; r < %zu; r++)", R);
+            out(e, "        for (size_t j = 0; j < %zu; j++)", B * L);
+            out(e, "            GX[(a * %zu + r) * %zu + j] %s GY[a * %zu + j] / (real)%zu;", R, B * L, assign ? "=" : "+=",
+                B * L, R);
             break;
         }
         case OP_SUM:
@@ -1480,8 +1585,13 @@ static void emit_prepare(E *e)
     out(e, "static void %s(const double *theta, real *w)", fn(e, "prepare"));
     out(e, "{");
     e->indent++;
-    out(e, "for (size_t i = 0; i < %zu; i++)", e->m->theta_size);
-    out(e, "    w[%zu + i] = (real)theta[i];", e->theta);
+    if (e->m->theta_size) {
+        out(e, "for (size_t i = 0; i < %zu; i++)", e->m->theta_size);
+        out(e, "    w[%zu + i] = (real)theta[i];", e->theta);
+    } else { /* no parameters: a loop to 0 would be a warning (gcc -Wtype-limits) */
+        out(e, "(void)theta;");
+        out(e, "(void)w;");
+    }
     for (int i = 0; i < p->ngcode; i++)
         op_forward(e, VAL(e, p->gcode[i]));
     for (int s = 0; s < p->nsegs; s++) {
@@ -1615,6 +1725,7 @@ static void emit_layer(E *e, int s)
         if (!e->touched[sg->inputs[k]])
             out(e, "memset(gin + %zu, 0, sizeof(real) * %zu);", e->varoff[s][k] * BT,
                 e->m->states[sg->vars[k]]->size * BT);
+    out(e, "(void)k;"); /* unused when the values are in place and the parameters shared */
     out(e, "(void)tin;");
     out(e, "(void)tout;");
     out(e, "(void)gin;");
@@ -1684,6 +1795,13 @@ static void emit_tile_forward(E *e)
     e->indent++;
     out(e, "(void)keep;");
     out(e, "(void)ld;");
+    bool blocks = false;
+    for (int s = 0; s < p->nsegs; s++)
+        blocks |= p->segs[s].kind == SEG_BLOCK;
+    if (!blocks) { /* only blocks call the hook */
+        out(e, "(void)hook;");
+        out(e, "(void)ctx;");
+    }
     for (int s = 0; s < p->nsegs; s++) {
         const Seg *sg = &p->segs[s];
         if (sg->kind == SEG_CODE) {
@@ -2334,15 +2452,23 @@ static void emit_public(E *e)
     e->indent--;
     out(e, "}");
     out(e, "double loss = total / (double)batch;");
-    if (p->loss_param >= 0) {
-        out(e, "loss += (double)%s[0];", F(e, p->loss_param));
-        out(e, "if (grad)");
-        out(e, "    %s[0] += 1;", G(e, p->loss_param));
+    if (p->loss_param >= 0) { /* the parameter-only terms, once; a constant has no gradient (DESIGN §3) */
+        const Val *lp = VAL(e, p->loss_param);
+        if (is_lit(lp))
+            out(e, "loss += %s;", lit(e, lp->num));
+        else
+            out(e, "loss += (double)%s[0];", F(e, p->loss_param));
+        if (lp->vary != VARY_CONST) {
+            out(e, "if (grad)");
+            out(e, "    %s[0] += 1;", G(e, p->loss_param));
+        }
     }
     out(e, "if (grad) {");
     out(e, "    %s(w);", fn(e, "prepare_adj"));
-    out(e, "    for (size_t i = 0; i < %zu; i++)", m->theta_size);
-    out(e, "        grad[i] = (double)w[%zu + i];", e->gtheta);
+    if (m->theta_size) {
+        out(e, "    for (size_t i = 0; i < %zu; i++)", m->theta_size);
+        out(e, "        grad[i] = (double)w[%zu + i];", e->gtheta);
+    }
     out(e, "}");
     out(e, "return loss;");
     e->indent--;
@@ -2379,8 +2505,10 @@ static void emit_public(E *e)
     out(e, "}");
     out(e, "if (dtheta) {");
     out(e, "    %s(w);", fn(e, "prepare_adj"));
-    out(e, "    for (size_t i = 0; i < %zu; i++)", m->theta_size);
-    out(e, "        dtheta[i] = (double)w[%zu + i];", e->gtheta);
+    if (m->theta_size) {
+        out(e, "    for (size_t i = 0; i < %zu; i++)", m->theta_size);
+        out(e, "        dtheta[i] = (double)w[%zu + i];", e->gtheta);
+    }
     out(e, "}");
     out(e, "return SPDL_OK;");
     e->indent--;
@@ -2486,7 +2614,11 @@ static void emit_init_project(E *e)
         out(e, "for (size_t k = 0; k < %d; k++) {", pm->layers);
         e->indent++;
         out(e, "double *P = theta + %zu + k * %zu;", pm->offset, pm->nstore);
-        if (pm->kind == PK_SKEW) {
+        if (pm->kind == PK_GCONV) { /* the operator norm on Z(n) sequences, from the kernel's symbols */
+            out(e, "double M[4 * %d * %d];", pm->cout, pm->cin);
+            out(e, "const double bound = spdl_zconv_norm_upper(%d, %d, %d, %d, P, M);", pm->cout, pm->cin, pm->ksize,
+                pm->group->n);
+        } else if (pm->kind == PK_SKEW) {
             out(e, "double A[%d * %d];", r, r);
             out(e, "size_t q = 0;");
             out(e, "for (size_t i = 0; i < %d; i++) {", r);
@@ -2511,7 +2643,7 @@ static void emit_init_project(E *e)
     e->indent--;
     out(e, "}");
     nl(e);
-    out(e, "/* Deterministic initialisation: N(0, 1/fan_in) for matrices, zero biases, dt = T/N. */");
+    out(e, "/* Deterministic initialisation: N(0, 1/fan_in) for matrices and kernels, zero biases, dt = T/N. */");
     out(e, "void %s_init(double *theta, uint64_t seed)", M);
     out(e, "{");
     e->indent++;
@@ -2529,8 +2661,8 @@ static void emit_init_project(E *e)
         double fan = 0;
         if (pm->kind == PK_SKEW)
             fan = pm->shape.dim[0];
-        else if (pm->kind == PK_FREE && pm->shape.rank >= 2)
-            fan = (double)shape_size(pm->shape) / pm->shape.dim[0];
+        else if ((pm->kind == PK_FREE && pm->shape.rank >= 2) || pm->kind == PK_LIFT || pm->kind == PK_GCONV)
+            fan = (double)shape_size(pm->shape) / pm->shape.dim[0]; /* kernels: cin x taps (x |G|) */
         if (fan == 0) {
             out(e, "memset(theta + %zu, 0, sizeof(double) * %zu); /* %s */", pm->offset, pm->size, pm->name);
             continue;
@@ -2668,13 +2800,20 @@ int emit_c(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o)
             diag_error(d, pm->norm_span, "norm bounds on skew[n] with n > 128 are not supported yet");
             return 1;
         }
+        if (pm->kind == PK_GCONV && pm->has_norm && (size_t)pm->cout * (size_t)pm->cin > 4096) {
+            diag_error(d, pm->norm_span, "norm bounds on convolution kernels with cout cin > 4096 are not supported yet");
+            return 1;
+        }
     }
     for (int i = 0; i < p->nvals; i++) {
         const Val *v = p->vals[i];
         const char *what = NULL;
         switch (v->op) {
-        case OP_LIFT: case OP_GCONV: case OP_GCONV_T: case OP_GPOOL: case OP_MEAN_SPACE:
-            what = "group convolutions";
+        case OP_LIFT: case OP_GCONV: case OP_GCONV_T: /* Z(n) convolutions are emitted */
+            if (v->op == OP_LIFT || param_of(&e, VAL(&e, v->a))->group->kind != GROUP_Z)
+                what = "C4 and D4 group convolutions";
+            else if (v->vary != VARY_SAMPLE)
+                what = "convolutions of parameters alone";
             break;
         default: break;
         }

@@ -33,6 +33,8 @@ static const char usage[] =
     "  emit  FILE.spn -o DIR [--precision double|float] [--standalone]\n"
     "                                     write DIR/M.h and DIR/M.c\n"
     "  build FILE.spn -o EXE              emit, compile and link with libspdl\n"
+    "  build FILE.spn --python -o DIR     DIR/libM.so and DIR/M.py: the model from\n"
+    "                                     NumPy and PyTorch (the spdl package loads it)\n"
     "\n"
     "emit and build take --memory=store|invert|checkpoint: what the gradient keeps\n"
     "of the layers (every input; nothing, rebuilding inputs with the proved inverse;\n"
@@ -47,7 +49,7 @@ static const char usage[] =
 
 typedef struct Options {
     const char *cmd, *file, *out, *model, *dump;
-    bool json, standalone, dump_ir;
+    bool json, standalone, dump_ir, python;
     const char *precision;
     MemoryMode memory;
     SourceOpts src;
@@ -91,6 +93,8 @@ static int parse_args(int argc, char **argv, Options *o)
                 o->memory = MEMORY_CHECKPOINT;
             else
                 return usage_error("--memory takes store, invert or checkpoint, not '%s'", mv);
+        } else if (!strcmp(a, "--python")) {
+            o->python = true;
         } else if (!strcmp(a, "--dump-ir")) {
             o->dump_ir = true;
         } else if (!strcmp(a, "--standalone")) {
@@ -137,6 +141,13 @@ static int parse_args(int argc, char **argv, Options *o)
         return usage_error("unknown command '%s' (the commands are check, emit and build)", o->cmd);
     if (!o->file)
         return usage_error("'%s' needs a .spn file", o->cmd);
+    if (o->python && strcmp(o->cmd, "build"))
+        return usage_error("--python is an option of build, not of '%s' (spdlc build FILE.spn --python -o DIR)",
+                           o->cmd);
+    if (o->python && o->standalone)
+        return usage_error("%s", "--standalone is an option of emit; build --python always includes what it needs");
+    if (o->python && !o->out)
+        return usage_error("%s", "'build --python' needs -o DIR (the directory for libM.so and M.py)");
     if (strcmp(o->cmd, "check") && !o->out && !o->dump_ir)
         return usage_error("'%s' needs -o", o->cmd);
     return 0;
@@ -219,7 +230,12 @@ int main(int argc, char **argv)
         EmitOpts eo = {.dir = o.out, .fp32 = !strcmp(o.precision, "float"), .standalone = o.standalone,
                        .source_path = sf->path, .source_hash = emit_hash(&arena, sf->text, sf->len),
                        .lipschitz = cert->lipschitz, .cert = cert, .memory = o.memory};
-        status = !strcmp(o.cmd, "emit") ? emit_c(&arena, &d, prog, &eo) : build_exe(&arena, &d, prog, &eo, o.out);
+        if (!strcmp(o.cmd, "emit"))
+            status = emit_c(&arena, &d, prog, &eo);
+        else if (o.python)
+            status = build_python(&arena, &d, prog, &eo, o.out);
+        else
+            status = build_exe(&arena, &d, prog, &eo, o.out);
         diag_flush(&d);
     }
 out:

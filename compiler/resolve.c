@@ -36,6 +36,7 @@ const BuiltinInfo builtin_info[FN_COUNT] = {
     [FN_GCONV_T] = {"gconv'", 2, 2, false, 0, 0, false, true},
     [FN_GPOOL] = {"gpool", 1, 1, false, 0, 0, false, true},
     [FN_MEAN_SPACE] = {"mean_space", 1, 1, false, 0, 0, false, true},
+    [FN_MEAN_SET] = {"mean_set", 1, 1, false, 0, 0, false, true},
 };
 
 static const char *const type_names[] = {"R", "class", "skew", "orth", "lu", "lift", "gconv"};
@@ -443,9 +444,9 @@ static Type binary(R *r, Expr *e)
             t = combine(L, Rt, s);
         } else if (shape_eq(sl, sr)) {
             t = combine(L, Rt, sl);
-        } else if (sl.rank >= 3 && sr.rank == 1 && sr.dim[0] == sl.dim[0]) {
-            t = combine(L, Rt, sl); /* a per-channel bias */
-        } else if (sr.rank >= 3 && sl.rank == 1 && sl.dim[0] == sr.dim[0]) {
+        } else if (sl.rank >= 2 && sr.rank == 1 && sr.dim[0] == sl.dim[0]) {
+            t = combine(L, Rt, sl); /* a per-channel bias: along the leading axis */
+        } else if (sr.rank >= 2 && sl.rank == 1 && sl.dim[0] == sr.dim[0]) {
             t = combine(L, Rt, sr);
         } else {
             Type p = fail(r, e, e->op_span, e->kind == E_ADD ? "cannot add %s and %s" : "cannot subtract %s from %s",
@@ -1006,6 +1007,20 @@ static Type call(R *r, Expr *e)
         }
         int g = k->group->order;
         int cin = fn == FN_GCONV_T ? k->cout : k->cin, cout = fn == FN_GCONV_T ? k->cin : k->cout;
+        if (k->group->kind == GROUP_Z) { /* sequences R[c, n] */
+            Shape want = shape2(cin, k->group->n);
+            if (!shape_eq(x.shape, want)) {
+                error(r, a1->span, "%s with kernel '%s' needs R[%d,%d], got %s", bi->name, k->name, cin, k->group->n,
+                      type_str(r->a, x));
+                e->poison = true;
+                return e->type = poison_type();
+            }
+            Type t = x;
+            t.per_layer = x.per_layer || k->per_layer;
+            t.vary = vmax(x.vary, VARY_PARAM);
+            t.shape = shape2(cout, k->group->n);
+            return e->type = t;
+        }
         Shape want = fn == FN_LIFT ? (Shape){3, {cin, x.shape.dim[1], x.shape.dim[2]}}
                                    : (Shape){4, {cin, g, x.shape.dim[2], x.shape.dim[3]}};
         if (!shape_eq(x.shape, want) || (fn == FN_LIFT ? x.shape.dim[1] != x.shape.dim[2] : x.shape.dim[2] != x.shape.dim[3])) {
@@ -1177,6 +1192,17 @@ static Type call(R *r, Expr *e)
         else if (ta.field == FIELD_REGULAR)
             t.field = FIELD_REGULAR_VEC;
         return e->type = t;
+    case FN_MEAN_SET: {
+        Group *g = model_group(r);
+        if (!g || g->kind != GROUP_S)
+            return fail(r, e, callee->span, "mean_set averages the members of a set: declare `group S(n) acts on x;`");
+        if (ta.shape.rank != 2 || ta.shape.dim[1] != g->n)
+            return fail(r, e, a0->span, "mean_set needs R[c, %d] (axis 1 is the set of %s), got %s", g->n, g->name,
+                        type_str(r->a, ta));
+        t.shape = shape1(ta.shape.dim[0]);
+        t.field = FIELD_TRIVIAL;
+        return e->type = t;
+    }
     default:
         return fail(r, e, e->span, "internal: unhandled builtin");
     }
@@ -1339,14 +1365,24 @@ static void param_decl(R *r, Decl *d, Sym *s)
         if (!const_int(r, a1->lo, "cin", 1, 4096, &p->cin) || !const_int(r, a1->hi, "cout", 1, 4096, &p->cout) ||
             !const_int(r, a2->lo, "the kernel size", 1, 31, &p->ksize))
             return;
-        if (p->ksize % 2 == 0) {
+        p->kind = !strcmp(tn, "lift") ? PK_LIFT : PK_GCONV;
+        bool cyclic = p->group->kind == GROUP_Z;
+        if (p->group->kind == GROUP_S || (cyclic && p->kind == PK_LIFT)) {
+            Diag *g = error(r, a0->span, "%s[%s, ...] is not defined", tn, p->group->name);
+            diag_note(r->d, g, NO_SPAN, cyclic ? "a Z(n) sequence is already a regular field: convolve it with gconv[Z(n), cin -> cout, k]"
+                                               : "S(n) mixes channels only: multiply by K : R[m, c]");
+            return;
+        }
+        if (p->ksize % 2 == 0 && !cyclic) {
             Diag *g = error(r, a2->span, "the kernel size must be odd, not %d", p->ksize);
             diag_note(r->d, g, NO_SPAN, "an odd kernel has a centre, which rotations keep fixed");
             return;
         }
-        p->kind = !strcmp(tn, "lift") ? PK_LIFT : PK_GCONV;
         int k2 = p->ksize * p->ksize;
-        if (p->kind == PK_LIFT) {
+        if (cyclic) { /* K[o, c, u]: circular, any k (DESIGN §8) */
+            p->shape = (Shape){3, {p->cout, p->cin, p->ksize}};
+            p->store = p->shape;
+        } else if (p->kind == PK_LIFT) {
             p->shape = (Shape){4, {p->cout, p->cin, p->ksize, p->ksize}};
             p->store = p->shape;
         } else {
@@ -1373,7 +1409,7 @@ static void param_decl(R *r, Decl *d, Sym *s)
         } else if (strcmp(d->norm_of.s, s->name) != 0) {
             Diag *g = error(r, d->norm_of.span, "the bound names '%s', but the parameter is '%s'", d->norm_of.s, s->name);
             diag_note(r->d, g, NO_SPAN, "write `where norm(%s) <= c`", s->name);
-        } else if (p->shape.rank != 2 || p->kind == PK_LU) {
+        } else if ((p->shape.rank != 2 && p->kind != PK_LIFT && p->kind != PK_GCONV) || p->kind == PK_LU) {
             Diag *g = error(r, d->where_span, "a norm bound needs a matrix parameter; '%s' is %s", s->name,
                             p->kind == PK_LU ? "lu (its norm is not bounded by scaling)" : shape_str(r->a, p->shape));
             (void)g;
@@ -1444,8 +1480,10 @@ static void group_decl(R *r, Decl *d, Sym *s)
         diag_note(r->d, dg, NO_SPAN, "declare the input as R[channels, n, n]");
         return;
     }
-    if ((g->kind == GROUP_Z || g->kind == GROUP_S) && !(sh.rank >= 1 && sh.dim[0] == n)) {
-        error(r, d->span, "%s acts on an axis of length %d, but '%s' is %s", g->name, n, on->name, shape_str(r->a, sh));
+    if ((g->kind == GROUP_Z || g->kind == GROUP_S) && !((sh.rank == 1 || sh.rank == 2) && sh.dim[sh.rank - 1] == n)) {
+        Diag *dg = error(r, d->span, "%s acts on the last axis, of length %d, but '%s' is %s", g->name, n, on->name,
+                         shape_str(r->a, sh));
+        diag_note(r->d, dg, NO_SPAN, "declare the input as R[channels, %d]", n);
         return;
     }
     g->acts_on = on;

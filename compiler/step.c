@@ -19,7 +19,7 @@ const char *const op_names[OP_COUNT] = {
     [OP_MATMUL] = "matmul", [OP_SLICE] = "slice", [OP_PAD] = "pad", [OP_JOIN] = "join",
     [OP_SUM] = "sum", [OP_MEAN] = "mean", [OP_SOFTMAX] = "softmax", [OP_CE] = "cross_entropy",
     [OP_MSE] = "mse", [OP_NLL] = "nll_gaussian", [OP_SMOOTH] = "smooth", [OP_LIFT] = "lift",
-    [OP_GCONV] = "gconv", [OP_GCONV_T] = "gconv'", [OP_GPOOL] = "gpool", [OP_MEAN_SPACE] = "mean_space",
+    [OP_GCONV] = "gconv", [OP_GCONV_T] = "gconv'", [OP_GPOOL] = "gpool", [OP_MEAN_SPACE] = "mean_space", [OP_MEAN_SET] = "mean_set",
 };
 
 /* Where a value lives, from cheapest to most often computed. */
@@ -145,8 +145,8 @@ static int emit(L *l, Val proto)
     h = join_home(h, home_of(l, proto.b));
     for (int i = 0; i < proto.nargs; i++)
         h = join_home(h, home_of(l, proto.args[i]));
-    if (proto.op == OP_COPY && l->block_seg >= 0)
-        h = HOME_LAYERS;
+    if (proto.op == OP_COPY)
+        h = l->block_seg >= 0 ? HOME_LAYERS : join_home(h, HOME_MODEL);
     proto.layer = h == HOME_LAYERP || h == HOME_LAYERS;
     proto.vary = h == HOME_GLOBAL || h == HOME_LAYERP ? (proto.op == OP_CONST ? VARY_CONST : VARY_PARAM) : VARY_SAMPLE;
     proto.scope = h == HOME_GLOBAL ? SCOPE_GLOBAL : h == HOME_MODEL ? -2 : l->block_seg;
@@ -395,9 +395,12 @@ static int lower_call(L *l, Expr *e)
         return emit(l, v);
     }
     case FN_SUM:
-        return unary(l, OP_SUM, e->span, lower(l, a0), sh);
-    case FN_MEAN:
-        return unary(l, OP_MEAN, e->span, lower(l, a0), sh);
+    case FN_MEAN: { /* of a scalar constant: the constant (a literal; emit has no buffer for it) */
+        int x = lower(l, a0);
+        if (val(l, x)->op == OP_CONST && val(l, x)->shape.rank == 0)
+            return x;
+        return unary(l, e->fn == FN_SUM ? OP_SUM : OP_MEAN, e->span, x, sh);
+    }
     case FN_LIFT: case FN_GCONV: case FN_GCONV_T: {
         Val v = V(e->fn == FN_LIFT ? OP_LIFT : e->fn == FN_GCONV ? OP_GCONV : OP_GCONV_T, e->span, sh);
         v.a = lower(l, a0);
@@ -408,6 +411,8 @@ static int lower_call(L *l, Expr *e)
         return unary(l, OP_GPOOL, e->span, lower(l, a0), sh);
     case FN_MEAN_SPACE:
         return unary(l, OP_MEAN_SPACE, e->span, lower(l, a0), sh);
+    case FN_MEAN_SET:
+        return unary(l, OP_MEAN_SET, e->span, lower(l, a0), sh);
     default:
         break;
     }
@@ -603,6 +608,22 @@ static int step_value(L *l, const Block *b, double scale, Span sp)
     return elementwise(l, OP_MUL, sp, mk_const(l, scale, sp), dt, (Shape){0});
 }
 
+/* Keeps the field values f (equation `only`, or all) and the block
+ * variables' values they read, for the checkers (Seg.field). */
+static void record_field(L *l, Seg *s, const Block *b, int only, const int *f)
+{
+    int nv = b->nvars;
+    for (int k = 0; k < nv; k++) {
+        if (only >= 0 && k != only)
+            continue;
+        s->field[k] = f[k];
+        for (int j = 0; j < nv; j++) {
+            int at = l->cur[b->vars[j]->index];
+            s->field_at[k * nv + j] = at;
+        }
+    }
+}
+
 static void lower_block(L *l, const Block *b)
 {
     StepProgram *p = l->p;
@@ -665,6 +686,10 @@ static void lower_block(L *l, const Block *b)
         for (int k = 0; k < nv; k++)
             var_state[k] = b->vars[k]->index;
         int *f = ARENA_ARRAY(l->a, int, nv);
+        s->field = ARENA_ARRAY(l->a, int, nv);
+        s->field_at = ARENA_ARRAY(l->a, int, nv * nv);
+        for (int k = 0; k < nv; k++)
+            s->field[k] = -1;
         if (sc->kind == SCHEME_RK) {
             int st = sc->stages;
             int *K = ARENA_ARRAY(l->a, int, st * nv);     /* K[i*nv + var] */
@@ -687,6 +712,8 @@ static void lower_block(L *l, const Block *b)
                 eval_field(l, b, -1, f);
                 for (int k = 0; k < nv; k++)
                     K[i * nv + k] = f[k];
+                if (i == 0)
+                    record_field(l, s, b, -1, f);
             }
             for (int k = 0; k < nv; k++)
                 l->cur[var_state[k]] = u0[k];
@@ -728,6 +755,8 @@ static void lower_block(L *l, const Block *b)
                 const State *stt = m->states[var_state[k]];
                 Span sp = eqspan[k];
                 eval_field(l, b, k, f);
+                if (s->field[k] < 0)
+                    record_field(l, s, b, k, f);
                 int term = elementwise(l, OP_MUL, sp, step_value(l, b, scale2[i] / 2.0, sp), f[k], stt->shape);
                 int v = elementwise(l, OP_ADD, sp, l->cur[stt->index], term, stt->shape);
                 add_update(l, s, stt, v, i, sp,
@@ -898,23 +927,29 @@ typedef struct Cur {
 static Cur current_before(const StepProgram *p, const Seg *s, int k)
 {
     Cur c = {malloc(sizeof(int) * ((size_t)s->nvars + 1)), s->nvars};
-    int *pos = malloc(sizeof(int) * ((size_t)p->m->nstates + 1));
-    if (!c.v || !pos) {
-        free(c.v);
-        free(pos);
+    if (!c.v)
         return (Cur){NULL, 0};
-    }
-    for (int i = 0; i < p->m->nstates; i++)
-        pos[i] = -1;
-    for (int i = 0; i < c.n; i++) {
-        c.v[i] = s->inputs[i];
-        pos[s->vars[i]] = i;
+    step_current(p, s, k, c.v);
+    return c;
+}
+
+void step_current(const StepProgram *p, const Seg *s, int k, int *cur)
+{
+    for (int i = 0; i < s->nvars; i++)
+        cur[i] = s->inputs[i];
+    int *pos = malloc(sizeof(int) * ((size_t)p->m->nstates + 1)); /* state -> its place in vars */
+    if (pos) {
+        for (int i = 0; i < s->nvars; i++)
+            pos[s->vars[i]] = i;
+        for (int j = 0; j < k; j++)
+            cur[pos[s->upd[j].state]] = s->upd[j].value;
+        free(pos);
+        return;
     }
     for (int j = 0; j < k; j++)
-        if (pos[s->upd[j].state] >= 0)
-            c.v[pos[s->upd[j].state]] = s->upd[j].value;
-    free(pos);
-    return c;
+        for (int i = 0; i < s->nvars; i++)
+            if (s->vars[i] == s->upd[j].state)
+                cur[i] = s->upd[j].value;
 }
 
 static bool is_exp(const StepProgram *p, int v) { return v >= 0 && p->vals[v]->op == OP_ACT && p->vals[v]->fn == FN_EXP; }
@@ -1179,6 +1214,10 @@ StepProgram *step_lower(Arena *a, Diags *d, const Model *m)
             if (val(&l, v)->shape.rank == 0 && st->shape.rank > 0) /* `= 0`: every entry */
                 v = unary(&l, OP_FILL, dc->value->span, v, st->shape);
             model_code(&l);
+            /* a state is per sample even when its initial value is not: a
+             * copy in every lane, which the model's sample code reads */
+            if (val(&l, v)->vary != VARY_SAMPLE)
+                v = unary(&l, OP_COPY, dc->value->span, v, st->shape);
             store_state(&l, st, v, dc->span);
             break;
         }

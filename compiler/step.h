@@ -47,7 +47,7 @@ typedef enum {
     OP_MSE,        /* sum_i (a_i - b_i)^2; b a one-hot label if is_class */
     OP_NLL,        /* 0.5 |a|^2 + d/2 log(2 pi) - log det                 */
     OP_SMOOTH,     /* sum over args P of sum_k |P_{k+1} - P_k|^2 / h      */
-    OP_LIFT, OP_GCONV, OP_GCONV_T, OP_GPOOL, OP_MEAN_SPACE,
+    OP_LIFT, OP_GCONV, OP_GCONV_T, OP_GPOOL, OP_MEAN_SPACE, OP_MEAN_SET,
     OP_COUNT
 } Op;
 
@@ -105,6 +105,14 @@ typedef struct Seg {
     int nvars;
     Update *upd;
     int nupd, capupd;
+    /* flow blocks: the vector field as the layer evaluates it, for the
+     * checkers. field[e] is equation e's right-hand side (Block.vars order)
+     * the first time the layer computes it (a Runge-Kutta scheme's first
+     * stage, a partitioned scheme's first update of that variable), and
+     * field_at[e * nvars + j] the value of block variable j it read then
+     * (Block.vars order). */
+    int *field;
+    int *field_at;
     Span span;
 } Seg;
 
@@ -147,6 +155,9 @@ typedef struct UpdInfo {
     int mat;        /* LINEAR */
 } UpdInfo;
 
+/* The current values of the block's variables just before update k, one
+ * per s->vars entry, into cur. */
+void step_current(const struct StepProgram *p, const struct Seg *s, int k, int *cur);
 /* Whether value v depends on value target (through sample operands). */
 bool step_depends(const struct StepProgram *p, int v, int target);
 /* Classifies update k of block segment s; the other variables' current

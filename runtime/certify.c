@@ -13,28 +13,9 @@
 #include <string.h>
 
 #include "driver.h"
-#include "rt_kernels.h"
+#include "weights.h"
 
 enum { EPS_MAX = 16 };
-
-/* An upper bound on the spectral norm of one layer's copy of parameter p. */
-static double layer_norm(const spdl_param *p, const double *P, double *scratch)
-{
-    if (p->rank == 2)
-        return spdl_norm2_upper((int)p->shape[0], (int)p->shape[1], P, 0, 1e-9);
-    /* skew[n]: n(n-1)/2 numbers, the matrix has them above the diagonal */
-    size_t q = p->shape[0];
-    size_t n = (size_t)((1 + sqrt(1 + 8.0 * (double)q)) / 2 + 0.5);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        scratch[i * n + i] = 0;
-        for (size_t j = i + 1; j < n; j++, k++) {
-            scratch[i * n + j] = P[k];
-            scratch[j * n + i] = -P[k];
-        }
-    }
-    return spdl_norm2_upper((int)n, (int)n, scratch, 0, 1e-9);
-}
 
 int spdl_cmd_certify(const spdl_model *m, const spdl_args *a)
 {
@@ -64,7 +45,6 @@ int spdl_cmd_certify(const spdl_model *m, const spdl_args *a)
     double *theta = calloc(m->nparam ? m->nparam : 1, sizeof *theta);
     void *work = malloc(m->work_size(batch));
     double *y = malloc(sizeof(double) * batch * m->nout);
-    double *scratch = NULL;
     int status = 1;
     if (!theta || !work || !y) {
         spdl_error(a, "out of memory");
@@ -77,24 +57,30 @@ int spdl_cmd_certify(const spdl_model *m, const spdl_args *a)
     for (size_t i = 0; i < np; i++) {
         if (isnan(m->norm_bound[i]))
             continue;
-        size_t n = ps[i].rank == 2 ? ps[i].shape[0] * ps[i].shape[1] : ps[i].shape[0] * 4 + 16;
-        free(scratch);
-        scratch = malloc(sizeof(double) * n * n);
-        if (!scratch) {
+        int projected = spdl_param_projected(m, i, theta);
+        if (projected < 0) {
             spdl_error(a, "out of memory");
             goto done;
+        }
+        if (!projected) { /* orth[n]: the Cayley transform, orthogonal whatever its generator */
+            printf("  %-8s bound %-8g 1 (orthogonal by construction)\n", ps[i].name, m->norm_bound[i]);
+            continue;
         }
         size_t per = ps[i].size / ps[i].layers;
         double worst = 0;
         printf("  %-8s bound %-8g", ps[i].name, m->norm_bound[i]);
         for (size_t k = 0; k < ps[i].layers; k++) {
-            double nb = layer_norm(&ps[i], theta + ps[i].offset + k * per, scratch);
+            double nb;
+            if (spdl_layer_norm(&ps[i], theta + ps[i].offset + k * per, &nb)) {
+                spdl_error(a, "out of memory");
+                goto done;
+            }
             worst = fmax(worst, nb);
             if (ps[i].layers <= 12)
-                printf(" %.4f", nb);
+                printf(nb < 1e6 ? " %.4f" : " %.4g", nb);
         }
         if (ps[i].layers > 12)
-            printf(" max over %zu layers %.6f", ps[i].layers, worst);
+            printf(worst < 1e6 ? " max over %zu layers %.6f" : " max over %zu layers %.6g", ps[i].layers, worst);
         int bad = worst > m->norm_bound[i] * (1 + 1e-9);
         violated |= bad;
         printf("%s\n", bad ? "  VIOLATED" : "");
@@ -143,6 +129,5 @@ done:
     free(theta);
     free(work);
     free(y);
-    free(scratch);
     return status;
 }

@@ -189,6 +189,43 @@ static int scan_number(const char *s, size_t len, double *v)
     return 1;
 }
 
+/* Does s[0..len), a number scan_number accepted, denote an integer exactly?
+   Its digits (integer part and fraction, concatenated) must all be zero past
+   the decimal point that the exponent moves: "2", "2.0", "2e0", "20e-1" and
+   "1.000000000000000000e+00" (numpy's savetxt) do; "1.5" and "1e-400" (which
+   strtod rounds to 0) do not. */
+static int text_is_integer(const char *s, size_t len)
+{
+    size_t i = 0, nint = 0;
+    if (i < len && (s[i] == '+' || s[i] == '-'))
+        i++;
+    size_t d0 = i;
+    while (i < len && is_digit(s[i]))
+        i++, nint++;
+    size_t f0 = i < len && s[i] == '.' ? i + 1 : i, nfrac = 0;
+    for (i = f0; i < len && is_digit(s[i]); i++)
+        nfrac++;
+    long ex = 0;
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        int neg = i < len && s[i] == '-';
+        if (i < len && (s[i] == '+' || s[i] == '-'))
+            i++;
+        for (; i < len && is_digit(s[i]); i++)
+            ex = ex < 100000000 ? ex * 10 + (s[i] - '0') : ex; /* saturates; far past any label */
+        ex = neg ? -ex : ex;
+    }
+    /* digit k (0-based over integer then fraction digits) sits before the
+       point iff k < nint + ex */
+    long point = (long)nint + ex;
+    for (size_t k = 0; k < nint + nfrac; k++) {
+        char c = k < nint ? s[d0 + k] : s[f0 + (k - nint)];
+        if (c != '0' && (long)k >= point)
+            return 0;
+    }
+    return 1;
+}
+
 /* a decimal unsigned integer that fits in uint64_t */
 static int scan_u64(const char *s, uint64_t *v)
 {
@@ -455,6 +492,10 @@ static int parse_csv(const load_ctx *c, const char *buf, size_t len, spdl_data *
             } else {
                 if (c->labels) {
                     rc = check_label(c, v, mb, sizeof mb);
+                    if (!rc && !text_is_integer(f[k].s, f[k].len)) {
+                        snprintf(mb, sizeof mb, "expected a class label (a non-negative integer)");
+                        rc = SPDL_ELABEL;
+                    }
                     if (rc) {
                         spdl_fail(err, errlen, rc, "%s:%zu:%zu: %s, found '%s'", path, line, col, mb,
                              quote(f[k].s, f[k].len, qb, sizeof qb));

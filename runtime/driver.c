@@ -1,4 +1,5 @@
-/* driver.c - spdl_main: the command line of DESIGN §5, eval and predict.
+/* driver.c - spdl_main: the command line of DESIGN §5 (one table of commands and
+ * one of options, which the parser reads and --help prints), eval and predict.
  * train lives in train.c, plot in plot.c. */
 #include "driver.h"
 
@@ -10,25 +11,6 @@
 #include <time.h>
 
 #include "weights.h"
-
-static const char usage_text[] =
-    "usage: %s COMMAND [options]\n"
-    "\n"
-    "commands:\n"
-    "  train   --data D [--epochs N] [--batch B] [--lr X] [--opt adam|sgd]\n"
-    "          [--schedule constant|cosine] [--val F] [--seed S] [--out W] [--resume W] [--quiet]\n"
-    "  eval    --data D --weights W          loss, accuracy and confusion matrix\n"
-    "  predict --data D --weights W [--out F.csv|F.npy]   one row of outputs per input\n"
-    "  certify --data D --weights W [--eps E[,E...]]   norm bounds, Lipschitz bound and\n"
-    "          certified accuracy at radius E (Euclidean)\n"
-    "  invert  --weights W --data D [--out F]   latents z = f(x) (CSV or .npy) and the\n"
-    "          round trip's error (models proved invertible)\n"
-    "  sample  --weights W -n N [--seed S] [--out F]   x = f^-1(z), z ~ N(0, I) (densities)\n"
-    "  plot    --weights W --data D -o out.png\n"
-    "\n"
-    "D is a .csv or .npy file or builtin:spirals|moons|circles|digits, with options\n"
-    "like builtin:spirals?n=2000&noise=0.1 and split=F&part=train|test for any source.\n"
-    "W is a safetensors file (default: MODEL.safetensors).\n";
 
 int spdl_error(const spdl_args *a, const char *fmt, ...)
 {
@@ -87,7 +69,7 @@ int spdl_evaluate(const spdl_model *m, const double *theta, const spdl_data *d, 
         size_t nb = d->n - s < batch ? d->n - s : batch;
         const double *x = d->x + s * m->nin, *t = d->t ? d->t + s * m->ntarget : NULL;
         double l = m->loss_grad(theta, nb, x, t, NULL, work);
-        if (isnan(l)) {
+        if (!isfinite(l) || !isfinite(total + l * (double)nb)) {
             free(y);
             return SPDL_ENONFINITE;
         }
@@ -135,11 +117,12 @@ static int cmd_eval(const spdl_model *m, const spdl_args *a)
     double loss, acc;
     int rc = spdl_evaluate(m, theta, &d, work, batch, &loss, &acc, conf);
     if (rc) {
-        spdl_error(a, "evaluation failed: %s", spdl_strerror(rc));
+        spdl_error(a, "evaluation failed: %s", rc == SPDL_ENONFINITE ? "the loss is not finite (NaN or infinite)"
+                                                                      : spdl_strerror(rc));
         goto done;
     }
     printf("data      %s (%zu samples)\n", d.desc, d.n);
-    printf("loss      %.6f\n", loss);
+    printf("loss      %.6g\n", loss);
     if (m->nclass) {
         printf("accuracy  %.4f (%ld of %zu)\n", acc, (long)lround(acc * (double)d.n), d.n);
         printf("confusion (rows: true class, columns: predicted)\n       ");
@@ -229,6 +212,165 @@ done:
     return status;
 }
 
+/* ---- the command line ------------------------------------------------------------
+ * One table of commands and one of options: the parser reads it, and --help
+ * prints it (all commands, or one command's options with their defaults). */
+
+enum { C_TRAIN = 1, C_EVAL = 2, C_PREDICT = 4, C_CERTIFY = 8, C_INVERT = 16, C_SAMPLE = 32, C_PLOT = 64, C_ALL = 127 };
+
+static const struct command {
+    const char *name;
+    unsigned bit;
+    const char *what;
+} commands[] = {
+    {"train", C_TRAIN, "minibatch training with a progress line, a log (W.log.csv) and checkpoints"},
+    {"eval", C_EVAL, "loss, accuracy and confusion matrix"},
+    {"predict", C_PREDICT, "one row of outputs per input"},
+    {"certify", C_CERTIFY, "norm bounds, Lipschitz bound and certified accuracy at radius E (Euclidean)"},
+    {"invert", C_INVERT, "latents z = f(x) (CSV or .npy) and the round trip's error (models proved invertible)"},
+    {"sample", C_SAMPLE, "x = f^-1(z), z ~ N(0, I) (densities)"},
+    {"plot", C_PLOT, "decision regions, trajectories through the layers and training curves (gnuplot)"},
+};
+enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
+
+typedef enum { O_HELP, O_DATA, O_WEIGHTS, O_OUT, O_RESUME, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_SCHEDULE, O_VAL,
+               O_SEED, O_EPS, O_COUNT, O_CKPT, O_QUIET, O_COUNT_IDS } opt_id;
+typedef enum { V_NONE, V_TEXT, V_NUMBER, V_INT, V_CHOICE } value_kind;
+
+static const struct option {
+    opt_id id;
+    const char *name, *alias; /* "--out", "-o" */
+    value_kind kind;
+    const char *arg;          /* the value's name in the help; for V_CHOICE the choices, '|'-separated */
+    double lo, hi;            /* V_NUMBER, V_INT: the range */
+    unsigned cmds, required;  /* the commands it applies to, and those that need it (an option may
+                                 have one entry per group of commands, for its help) */
+    const char *help;
+} options[] = {
+    {O_DATA, "--data", NULL, V_TEXT, "D", 0, 0, C_ALL & ~C_SAMPLE, C_ALL & ~C_SAMPLE,
+     "the data: a .csv or .npy file or builtin:spirals|moons|circles|digits (options: see below)"},
+    {O_WEIGHTS, "--weights", NULL, V_TEXT, "W", 0, 0, C_TRAIN, 0,
+     "where the checkpoints go without --out (default MODEL.safetensors)"},
+    {O_WEIGHTS, "--weights", NULL, V_TEXT, "W", 0, 0, C_ALL & ~C_TRAIN, 0,
+     "the weights, a safetensors file (default MODEL.safetensors)"},
+    {O_OUT, "--out", "-o", V_TEXT, "W", 0, 0, C_TRAIN, 0, "where the checkpoints go (default: --weights)"},
+    {O_OUT, "--out", "-o", V_TEXT, "F", 0, 0, C_PREDICT | C_INVERT | C_SAMPLE, 0,
+     "where the rows go: F.csv or F.npy (default: CSV on stdout)"},
+    {O_OUT, "-o", "--out", V_TEXT, "out.png", 0, 0, C_PLOT, C_PLOT,
+     "the picture; its data and gnuplot script go next to it (out.*.csv, out.gp)"},
+    {O_RESUME, "--resume", NULL, V_TEXT, "W", 0, 0, C_TRAIN, 0,
+     "continue the run that wrote checkpoint W (its optimiser, generator and epoch)"},
+    {O_EPOCHS, "--epochs", NULL, V_INT, "N", 1, SPDL_EPOCHS_MAX, C_TRAIN, 0,
+     "epochs in all, counting those of a resumed run (default 100)"},
+    {O_BATCH, "--batch", NULL, V_INT, "B", 1, 1e7, C_TRAIN, 0, "samples per step (default 64)"},
+    {O_LR, "--lr", NULL, V_NUMBER, "X", 1e-300, 1e300, C_TRAIN, 0,
+     "base learning rate (default 1e-3 for adam, 0.1 for sgd; a resumed run's own)"},
+    {O_OPT, "--opt", NULL, V_CHOICE, "adam|sgd", 0, 0, C_TRAIN, 0, "the optimiser (default adam)"},
+    {O_SCHEDULE, "--schedule", NULL, V_CHOICE, "constant|cosine", 0, 0, C_TRAIN, 0,
+     "the learning rate over the run: constant, or cosine annealed to 0 over --epochs (default constant)"},
+    {O_VAL, "--val", NULL, V_NUMBER, "F", 0, 0.9, C_TRAIN, 0,
+     "fraction of the data held out for validation (default 0.1)"},
+    {O_SEED, "--seed", NULL, V_INT, "S", 0, 9007199254740992.0, C_ALL, 0,
+     "seed of the initialisation, shuffles, splits and samples (default 1)"},
+    {O_EPS, "--eps", NULL, V_TEXT, "E[,E...]", 0, 0, C_CERTIFY, 0, "radii to certify at (default 0.1)"},
+    {O_COUNT, "-n", NULL, V_INT, "N", 1, 1e9, C_SAMPLE, 0, "how many samples (default 1000)"},
+    {O_CKPT, "--checkpoint-every", NULL, V_INT, "K", 1, SPDL_EPOCHS_MAX, C_TRAIN, 0,
+     "epochs between checkpoints (default 1; the last epoch always writes one)"},
+    {O_QUIET, "--quiet", "-q", V_NONE, NULL, 0, 0, C_TRAIN, 0, "no progress and no summary"},
+    {O_HELP, "--help", "-h", V_NONE, NULL, 0, 0, C_ALL, 0, "this help"},
+};
+enum { NOPTIONS = sizeof options / sizeof options[0] };
+
+static const char data_help[] =
+    "D is a .csv or .npy file or builtin:spirals|moons|circles|digits, with options\n"
+    "like builtin:spirals?n=2000&noise=0.1 and split=F&part=train|test for any source.\n";
+
+static const struct command *find_command(const char *s)
+{
+    for (int c = 0; c < NCOMMANDS; c++)
+        if (!strcmp(s, commands[c].name))
+            return &commands[c];
+    return NULL;
+}
+
+/* "--epochs N" or "--out F" (with its alias "-o") into buf */
+static const char *option_text(const struct option *o, int alias, char *buf, size_t n)
+{
+    int k = snprintf(buf, n, "%s%s%s", o->name, alias && o->alias ? ", " : "", alias && o->alias ? o->alias : "");
+    if (o->arg && k >= 0 && (size_t)k < n)
+        snprintf(buf + k, n - (size_t)k, " %s", o->arg);
+    return buf;
+}
+
+/* "train   --data D [--epochs N] ...", wrapped under the first option */
+static void print_synopsis(FILE *f, const struct command *c)
+{
+    int col = fprintf(f, "  %-8s", c->name), indent = col;
+    for (int i = 0; i < NOPTIONS; i++) {
+        const struct option *o = &options[i];
+        if (!(o->cmds & c->bit) || o->id == O_HELP)
+            continue;
+        char t[96], w[100];
+        option_text(o, 0, t, sizeof t);
+        snprintf(w, sizeof w, (o->required & c->bit) ? "%s" : "[%s]", t);
+        if (col + 1 + (int)strlen(w) > 100) {
+            fprintf(f, "\n%*s", indent, "");
+            col = indent;
+        } else if (col > indent) {
+            col += fprintf(f, " ");
+        }
+        col += fprintf(f, "%s", w);
+    }
+    fprintf(f, "\n");
+}
+
+static void print_help(const char *prog, const struct command *c)
+{
+    if (!c) {
+        printf("usage: %s COMMAND [options]   (%s COMMAND --help: its options)\n\ncommands:\n", prog, prog);
+        for (int k = 0; k < NCOMMANDS; k++)
+            print_synopsis(stdout, &commands[k]);
+        printf("\n%sW is a safetensors file (default: MODEL.safetensors).\n", data_help);
+        return;
+    }
+    printf("usage: %s %s [options]\n%s.\n\n", prog, c->name, c->what);
+    print_synopsis(stdout, c);
+    printf("\noptions:\n");
+    for (int i = 0; i < NOPTIONS; i++) {
+        const struct option *o = &options[i];
+        if (!(o->cmds & c->bit))
+            continue;
+        char t[96], text[400];
+        option_text(o, 1, t, sizeof t);
+        snprintf(text, sizeof text, "%s%s", o->help, (o->required & c->bit) ? " (required)" : "");
+        /* the option, then its help wrapped at 100 columns from column 27 */
+        int col = printf("  %s", t);
+        const char *w = text;
+        while (*w) {
+            size_t len = strlen(w), take = len;
+            if (len > 73) {
+                take = 73;
+                while (take > 0 && w[take] != ' ')
+                    take--;
+                if (take == 0)
+                    take = 73;
+            }
+            if (col > 26) {
+                printf("\n");
+                col = 0;
+            }
+            printf("%*s%.*s", 27 - col, "", (int)take, w);
+            col = 27 + (int)take;
+            w += take;
+            while (*w == ' ')
+                w++;
+        }
+        printf("\n");
+    }
+    if (c->bit & ~C_SAMPLE)
+        printf("\n%s", data_help);
+}
+
 static int usage(const spdl_args *a, const char *fmt, const char *arg)
 {
     fprintf(stderr, "%s: error: ", a->prog);
@@ -248,6 +390,44 @@ static int parse_number(const char *s, double *out)
     return 0;
 }
 
+/* The position of v among o's choices ("adam|sgd"), or -1. */
+static int choice_index(const struct option *o, const char *v)
+{
+    size_t n = strlen(v);
+    int k = 0;
+    for (const char *c = o->arg; *c; k++) {
+        const char *bar = strchr(c, '|');
+        size_t len = bar ? (size_t)(bar - c) : strlen(c);
+        if (len == n && !strncmp(c, v, n))
+            return k;
+        c += len + (bar != NULL);
+    }
+    return -1;
+}
+
+static void set_option(spdl_args *a, opt_id id, const char *v, double num, int choice)
+{
+    switch (id) {
+    case O_DATA: a->data = v; break;
+    case O_WEIGHTS: a->weights = v; break;
+    case O_OUT: a->out = v; break;
+    case O_RESUME: a->resume = v; break;
+    case O_EPS: a->eps_list = v; break;
+    case O_EPOCHS: a->epochs = (int)num; break;
+    case O_BATCH: a->batch = (size_t)num; break;
+    case O_LR: a->lr = num; break;
+    case O_VAL: a->val = num; break;
+    case O_SEED: a->seed = (uint64_t)num; break;
+    case O_COUNT: a->count = (long)num; break;
+    case O_CKPT: a->ckpt_every = (int)num; break;
+    case O_OPT: a->opt = choice == 0 ? SPDL_ADAM : SPDL_SGD; break;
+    case O_SCHEDULE: a->cosine = choice == 1; break;
+    case O_QUIET: a->quiet = 1; break;
+    case O_HELP:
+    case O_COUNT_IDS: break;
+    }
+}
+
 int spdl_main(const spdl_model *m, int argc, char **argv)
 {
     spdl_args a = {0};
@@ -262,101 +442,85 @@ int spdl_main(const spdl_model *m, int argc, char **argv)
     a.ckpt_every = 1;
     char default_weights[512];
     snprintf(default_weights, sizeof default_weights, "%s.safetensors", m->name);
+    /* --help anywhere: the command's help if a command is named, else all */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            const struct command *c = NULL;
+            for (int k = 1; k < argc && !c; k++)
+                c = find_command(argv[k]);
+            print_help(a.prog, c);
+            return 0;
+        }
+    const struct command *cmd = NULL;
+    const char *given[O_COUNT_IDS] = {0}; /* the spelling used, for the warning below */
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        double num;
-#define VALUE() do { if (!v) return usage(&a, "option '%s' needs a value", s); i++; } while (0)
-#define NUMBER(lo, hi) do { VALUE(); if (parse_number(v, &num) || num < (lo) || num > (hi)) \
-            return usage(&a, "bad value for %s", s); } while (0)
-        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
-            printf(usage_text, a.prog);
-            return 0;
-        } else if (!strcmp(s, "--data")) {
-            VALUE();
-            a.data = v;
-        } else if (!strcmp(s, "--weights")) {
-            VALUE();
-            a.weights = v;
-        } else if (!strcmp(s, "--out") || !strcmp(s, "-o")) {
-            VALUE();
-            a.out = v;
-        } else if (!strcmp(s, "--resume")) {
-            VALUE();
-            a.resume = v;
-        } else if (!strcmp(s, "--epochs")) {
-            NUMBER(1, 1e7);
-            a.epochs = (int)num;
-        } else if (!strcmp(s, "--batch")) {
-            NUMBER(1, 1e7);
-            a.batch = (size_t)num;
-        } else if (!strcmp(s, "--lr")) {
-            NUMBER(1e-300, 1e300);
-            a.lr = num;
-        } else if (!strcmp(s, "--val")) {
-            NUMBER(0, 0.9);
-            a.val = num;
-        } else if (!strcmp(s, "--seed")) {
-            NUMBER(0, 9007199254740992.0);
-            a.seed = (uint64_t)num;
-        } else if (!strcmp(s, "--eps")) {
-            VALUE();
-            a.eps_list = v;
-        } else if (!strcmp(s, "-n")) {
-            NUMBER(1, 1e9);
-            a.count = (long)num;
-        } else if (!strcmp(s, "--checkpoint-every")) {
-            NUMBER(1, 1e7);
-            a.ckpt_every = (int)num;
-        } else if (!strcmp(s, "--opt")) {
-            VALUE();
-            if (!strcmp(v, "adam"))
-                a.opt = SPDL_ADAM;
-            else if (!strcmp(v, "sgd"))
-                a.opt = SPDL_SGD;
-            else
-                return usage(&a, "--opt takes adam or sgd, not '%s'", v);
-        } else if (!strcmp(s, "--schedule")) {
-            VALUE();
-            if (!strcmp(v, "cosine"))
-                a.cosine = 1;
-            else if (strcmp(v, "constant"))
-                return usage(&a, "--schedule takes constant or cosine, not '%s'", v);
-        } else if (!strcmp(s, "--quiet") || !strcmp(s, "-q")) {
-            a.quiet = 1;
-        } else if (s[0] == '-') {
-            return usage(&a, "unknown option '%s'", s);
-        } else if (!a.cmd) {
-            a.cmd = s;
-        } else {
-            return usage(&a, "unexpected argument '%s'", s);
+        const struct option *o = NULL;
+        for (int k = 0; k < NOPTIONS && !o; k++)
+            if (!strcmp(s, options[k].name) || (options[k].alias && !strcmp(s, options[k].alias)))
+                o = &options[k];
+        if (!o) {
+            if (s[0] == '-')
+                return usage(&a, "unknown option '%s'", s);
+            if (cmd)
+                return usage(&a, "unexpected argument '%s'", s);
+            if (!(cmd = find_command(s)))
+                return usage(&a, "unknown command '%s' (the commands are train, eval, predict, certify, invert, sample "
+                                 "and plot)", s);
+            continue;
         }
-#undef VALUE
-#undef NUMBER
+        given[o->id] = s;
+        const char *v = NULL;
+        double num = 0;
+        int choice = -1;
+        if (o->kind != V_NONE) {
+            if (i + 1 >= argc)
+                return usage(&a, "option '%s' needs a value", s);
+            v = argv[++i];
+        }
+        if ((o->kind == V_NUMBER || o->kind == V_INT) &&
+            (parse_number(v, &num) || num < o->lo || num > o->hi || (o->kind == V_INT && num != floor(num)))) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "bad value for %s: '%%s' (expected %s from %.17g to %.17g)", s,
+                     o->kind == V_INT ? "an integer" : "a number", o->lo, o->hi);
+            return usage(&a, msg, v);
+        }
+        if (o->kind == V_CHOICE && (choice = choice_index(o, v)) < 0) {
+            char msg[160], alt[64];
+            snprintf(alt, sizeof alt, "%s", o->arg);
+            char *bar = strchr(alt, '|');
+            if (bar)
+                *bar = '\0';
+            snprintf(msg, sizeof msg, "%s takes %s or %s, not '%%s'", s, alt, bar ? bar + 1 : "");
+            return usage(&a, msg, v);
+        }
+        set_option(&a, o->id, v, num, choice);
     }
-    if (!a.cmd)
+    if (!cmd)
         return usage(&a, "%s", "no command given (train, eval, predict, certify, invert, sample or plot)");
+    a.cmd = cmd->name;
+    unsigned applies[O_COUNT_IDS] = {0};
+    for (int k = 0; k < NOPTIONS; k++)
+        applies[options[k].id] |= options[k].cmds;
+    for (int id = 0; id < O_COUNT_IDS; id++)
+        if (given[id] && !(applies[id] & cmd->bit))
+            fprintf(stderr, "%s: warning: '%s' does nothing for '%s' (%s %s --help lists its options)\n", a.prog,
+                    given[id], cmd->name, a.prog, cmd->name);
+    for (int k = 0; k < NOPTIONS; k++)
+        if (!given[options[k].id] && (options[k].required & cmd->bit)) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "'%%s' needs %s %s", options[k].name, options[k].arg);
+            return usage(&a, msg, cmd->name);
+        }
     if (!a.weights)
         a.weights = default_weights;
-    int needs_data = strcmp(a.cmd, "sample") != 0;
-    if (needs_data && !a.data)
-        return usage(&a, "'%s' needs --data", a.cmd);
-    if (!strcmp(a.cmd, "train"))
-        return spdl_cmd_train(m, &a);
-    if (!strcmp(a.cmd, "eval"))
-        return cmd_eval(m, &a);
-    if (!strcmp(a.cmd, "predict"))
-        return cmd_predict(m, &a);
-    if (!strcmp(a.cmd, "certify"))
-        return spdl_cmd_certify(m, &a);
-    if (!strcmp(a.cmd, "invert"))
-        return spdl_cmd_invert(m, &a);
-    if (!strcmp(a.cmd, "sample"))
-        return spdl_cmd_sample(m, &a);
-    if (!strcmp(a.cmd, "plot")) {
-        if (!a.out)
-            return usage(&a, "%s", "'plot' needs -o out.png");
-        return spdl_cmd_plot(m, &a);
+    switch (cmd->bit) {
+    case C_TRAIN: return spdl_cmd_train(m, &a);
+    case C_EVAL: return cmd_eval(m, &a);
+    case C_PREDICT: return cmd_predict(m, &a);
+    case C_CERTIFY: return spdl_cmd_certify(m, &a);
+    case C_INVERT: return spdl_cmd_invert(m, &a);
+    case C_SAMPLE: return spdl_cmd_sample(m, &a);
+    default: return spdl_cmd_plot(m, &a);
     }
-    return usage(&a, "unknown command '%s' (the commands are train, eval, predict, certify, invert, sample and plot)", a.cmd);
 }

@@ -1,9 +1,11 @@
 /* driver.h - libspdl's command-line driver, shared by its command files.
  *
  * `spdlc build` links a model with a three-line main that calls spdl_main;
- * the driver parses the command line of DESIGN §5 and runs train, eval,
- * predict, plot (and the checker's and inverter's commands). Every error is
- * one line "PROG: error: ..." on stderr and exit status 1; usage errors exit 2. */
+ * the driver parses the command line of DESIGN §5 (one table of options in
+ * driver.c, which also prints `EXE --help` and `EXE COMMAND --help`) and runs
+ * train, eval, predict, plot (and the checker's and inverter's commands).
+ * Every error is one line "PROG: error: ..." on stderr and exit status 1;
+ * usage errors exit 2. */
 #ifndef SPDL_DRIVER_H
 #define SPDL_DRIVER_H
 

@@ -7,7 +7,9 @@
  * is one, the tensor; nothing is read outside the bytes the file holds.
  * Writing builds the header in memory, then writes a mkstemp file next to the
  * target, fsyncs it, renames it over the target and fsyncs the directory, so
- * a reader sees the old file or the new one, never half of one. */
+ * a reader sees the old file or the new one, never half of one. The writer
+ * holds an flock on its temp file; one left by a killed writer (unlocked)
+ * is removed at the next write of the same path. */
 #include "safetensors.h"
 #include "errmsg.h"
 
@@ -19,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -981,6 +985,55 @@ static int check_inputs(const spdl_tensor *t, size_t nt, const char *const *mk, 
     return 0;
 }
 
+/* Is name ".BASE.XXXXXX", one of spdl_st_write's temp files for base? */
+static int is_temp_of(const char *name, const char *base)
+{
+    size_t bl = strlen(base), nl = strlen(name);
+    if (nl != bl + 8 || name[0] != '.' || strncmp(name + 1, base, bl) != 0 || name[bl + 1] != '.')
+        return 0;
+    for (size_t i = bl + 2; i < nl; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            return 0;
+    }
+    return 1;
+}
+
+void spdl_st_remove_stale(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t dirlen = slash ? (size_t)(slash - path) : 0;
+    char dir[4096];
+    if (dirlen + 2 > sizeof dir || !*base)
+        return;
+    snprintf(dir, sizeof dir, "%.*s", (int)dirlen, path);
+    if (!slash)
+        strcpy(dir, ".");
+    else if (dirlen == 0)
+        strcpy(dir, "/");
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!is_temp_of(e->d_name, base))
+            continue;
+        char p[4096 + 256];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        int fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        struct stat st;
+        /* a live writer holds its lock until the rename; the kernel drops
+           the lock of a killed one */
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0)
+            unlink(p);
+        close(fd);
+    }
+    closedir(d);
+}
+
 int spdl_st_write(const char *path, const spdl_tensor *t, size_t nt, const char *const *meta_key,
                   const char *const *meta_val, size_t nmeta, char *err, size_t errlen)
 {
@@ -1047,8 +1100,22 @@ int spdl_st_write(const char *path, const spdl_tensor *t, size_t nt, const char 
     } else {
         strcpy(dir, ".");
     }
-    snprintf(tmp, tl, "%.*s%s.%s.XXXXXX", (int)dirlen, path, slash ? "/" : "", base);
-    int fd = mkstemp(tmp);
+    spdl_st_remove_stale(path);
+    int fd = -1;
+    for (int attempt = 0; attempt < 8 && fd < 0; attempt++) {
+        snprintf(tmp, tl, "%.*s%s.%s.XXXXXX", (int)dirlen, path, slash ? "/" : "", base);
+        fd = mkstemp(tmp);
+        if (fd < 0)
+            break;
+        /* locked, and still ours: another writer's cleanup may have taken it
+           for stale between mkstemp and flock */
+        struct stat ts;
+        if (flock(fd, LOCK_EX) != 0 || fstat(fd, &ts) != 0 || ts.st_nlink == 0) {
+            close(fd);
+            fd = -1;
+            errno = EEXIST;
+        }
+    }
     if (fd < 0) {
         rc = spdl_fail(err, errlen, SPDL_EIO, "%s: cannot create a temporary file in %s: %s", path, dir,
                   spdl_errno_text(errno, eb, sizeof eb));
@@ -1080,6 +1147,7 @@ int spdl_st_write(const char *path, const spdl_tensor *t, size_t nt, const char 
     }
     ok = ok && fsync(fd) == 0;
     int e = errno;
+    int lock = dup(fd); /* holds the lock past close, until the rename */
     if (close(fd) != 0 && ok) {
         ok = 0;
         e = errno;
@@ -1088,6 +1156,8 @@ int spdl_st_write(const char *path, const spdl_tensor *t, size_t nt, const char 
         ok = 0;
         e = errno;
     }
+    if (lock >= 0)
+        close(lock);
     if (!ok) {
         unlink(tmp);
         rc = spdl_fail(err, errlen, SPDL_EIO, "%s: cannot write: %s", path, spdl_errno_text(e, eb, sizeof eb));

@@ -32,6 +32,10 @@ typedef struct spdl_st {
 int  spdl_st_write(const char *path, const spdl_tensor *t, size_t nt, const char *const *meta_key,
                    const char *const *meta_val, size_t nmeta, char *err, size_t errlen);
 
+/* Removes the temp files ".BASE.XXXXXX" next to path that a killed spdl_st_write left (those no live
+   writer holds locked). spdl_st_write calls it; a program may call it at start. */
+void spdl_st_remove_stale(const char *path);
+
 /* Reads and validates: header length within the file, JSON well-formed (a small strict JSON parser:
    objects, arrays, strings with escapes incl. \uXXXX, numbers, no trailing garbage, nesting limited), every
    tensor F64 (F32 is accepted and converted), offsets inside the data section, end - begin == 8 * product(shape),

@@ -536,7 +536,9 @@ SPDL_KERNEL void spdl_softmax_adj(int n, const real *restrict Y, const real *res
         }
 }
 
-/* L[l] = logsumexp(Z[:, l]) - Z[c_l][l] = -log softmax(Z)[c]: cross-entropy from logits. */
+/* L[l] = logsumexp(Z[:, l]) - Z[c_l][l] = -log softmax(Z)[c]: cross-entropy from logits,
+ * as (max - Z[c]) + log(sum exp(Z - max)): the difference first, since adding
+ * log(sum) (in [0, log n]) to a max near 1e17 would round it away. */
 SPDL_KERNEL void spdl_ce_logits(int n, const real *restrict Z, const real *restrict C, real *restrict L)
 {
     real p[SPDL_BT * 2];
@@ -553,7 +555,7 @@ SPDL_KERNEL void spdl_ce_logits(int n, const real *restrict Z, const real *restr
             sum[l] += (real)spdl_exp(Z[(size_t)i * SPDL_BT + l] - mx[l]);
     for (int l = 0; l < SPDL_BT; l++) {
         int c = (int)C[l];
-        L[l] = mx[l] + (real)log(sum[l]) - Z[(size_t)c * SPDL_BT + l];
+        L[l] = (mx[l] - Z[(size_t)c * SPDL_BT + l]) + (real)log(sum[l]);
     }
 }
 
@@ -962,4 +964,122 @@ SPDL_KERNEL size_t spdl_revolve_split(size_t n, int f)
     double right = spdl_beta(f - 1, t);
     size_t m = (double)n > right ? n - (size_t)right : 1;
     return m < 1 ? 1 : m >= n ? n - 1 : m;
+}
+
+/* ---- circular convolutions of Z(n) sequences (DESIGN §8) ---------------------
+ * A kernel K[o, c, u] (cout x cin x k) maps a sequence X[c, i] (cin rows of
+ * n positions, each a row of SPDL_BT lanes) to
+ *     Y[o, i] = sum_{c, u} K[o, c, u] X[c, (i + u - r) mod n],  r = floor((k - 1) / 2).
+ * spdl_zconv is that map, spdl_zconv_t its transpose
+ *     Z[c, j] = sum_{o, u} K[o, c, u] W[o, (j - u + r) mod n],
+ * and spdl_zconv_dk the kernel's gradient of either,
+ *     GK[o, c, u] += sum_{i, lanes} A[o, i] B[c, (i + u - r) mod n]
+ * (A = dY, B = X for the map; A = W, B = dZ for the transpose). acc = 0
+ * overwrites the result, 1 adds to it. Lanes are innermost: one vector
+ * loop per kernel tap and position. */
+
+SPDL_KERNEL int spdl_zmod(int i, int n) { return ((i % n) + n) % n; }
+
+SPDL_KERNEL void spdl_zconv(int cout, int cin, int k, int n, const real *restrict K, const real *restrict X,
+                            real *restrict Y, int acc)
+{
+    const int r = (k - 1) / 2;
+    if (!acc)
+        memset(Y, 0, sizeof(real) * (size_t)cout * (size_t)n * SPDL_BT);
+    for (int o = 0; o < cout; o++)
+        for (int c = 0; c < cin; c++)
+            for (int u = 0; u < k; u++) {
+                const real w = K[((size_t)o * (size_t)cin + (size_t)c) * (size_t)k + (size_t)u];
+                for (int i = 0; i < n; i++) {
+                    const real *restrict xs = X + ((size_t)c * (size_t)n + (size_t)spdl_zmod(i + u - r, n)) * SPDL_BT;
+                    real *restrict ys = Y + ((size_t)o * (size_t)n + (size_t)i) * SPDL_BT;
+                    for (int l = 0; l < SPDL_BT; l++)
+                        ys[l] += w * xs[l];
+                }
+            }
+}
+
+SPDL_KERNEL void spdl_zconv_t(int cout, int cin, int k, int n, const real *restrict K, const real *restrict W,
+                              real *restrict Z, int acc)
+{
+    const int r = (k - 1) / 2;
+    if (!acc)
+        memset(Z, 0, sizeof(real) * (size_t)cin * (size_t)n * SPDL_BT);
+    for (int c = 0; c < cin; c++)
+        for (int o = 0; o < cout; o++)
+            for (int u = 0; u < k; u++) {
+                const real w = K[((size_t)o * (size_t)cin + (size_t)c) * (size_t)k + (size_t)u];
+                for (int j = 0; j < n; j++) {
+                    const real *restrict ws = W + ((size_t)o * (size_t)n + (size_t)spdl_zmod(j - u + r, n)) * SPDL_BT;
+                    real *restrict zs = Z + ((size_t)c * (size_t)n + (size_t)j) * SPDL_BT;
+                    for (int l = 0; l < SPDL_BT; l++)
+                        zs[l] += w * ws[l];
+                }
+            }
+}
+
+SPDL_KERNEL void spdl_zconv_dk(int cout, int cin, int k, int n, const real *restrict A, const real *restrict B,
+                               real *restrict GK)
+{
+    const int r = (k - 1) / 2;
+    for (int o = 0; o < cout; o++)
+        for (int c = 0; c < cin; c++)
+            for (int u = 0; u < k; u++) {
+                real t[SPDL_BT];
+                for (int l = 0; l < SPDL_BT; l++)
+                    t[l] = 0;
+                for (int i = 0; i < n; i++) {
+                    const real *restrict as = A + ((size_t)o * (size_t)n + (size_t)i) * SPDL_BT;
+                    const real *restrict bs = B + ((size_t)c * (size_t)n + (size_t)spdl_zmod(i + u - r, n)) * SPDL_BT;
+                    for (int l = 0; l < SPDL_BT; l++)
+                        t[l] += as[l] * bs[l];
+                }
+                real s = 0;
+                for (int l = 0; l < SPDL_BT; l++)
+                    s += t[l];
+                GK[((size_t)o * (size_t)cin + (size_t)c) * (size_t)k + (size_t)u] += s;
+            }
+}
+
+/* A sound upper bound on the operator norm of X -> zconv(K, X) on Z(n)
+ * sequences. The map is block-circulant, so the discrete Fourier transform
+ * along the sequence diagonalises it: its singular values are those of the
+ * symbols K^(w) = sum_u K[:, :, u] e^{i w (u - r)}, w = 2 pi j / n, j < n
+ * (a cout x cin complex matrix each; K real, so j and n - j have the same
+ * norm). Each complex P + i Q is bounded through its real form
+ * [[P, -Q], [Q, P]] (the same singular values, each twice) by
+ * spdl_norm2_upper, and the symbols' own rounding (k terms of size |K|) by
+ * a margin. M: scratch of 4 cout cin doubles. */
+SPDL_KERNEL double spdl_zconv_norm_upper(int cout, int cin, int k, int n, const double *K, double *M)
+{
+    const int r = (k - 1) / 2;
+    const size_t R = 2 * (size_t)cin; /* row length of the real form */
+    double best = 0, kmax = 0;
+    for (size_t q = 0; q < (size_t)cout * (size_t)cin * (size_t)k; q++)
+        kmax = fmax(kmax, fabs(K[q]));
+    for (int j = 0; j <= n / 2; j++) {
+        for (int o = 0; o < cout; o++)
+            for (int c = 0; c < cin; c++) {
+                double re = 0, im = 0;
+                for (int u = 0; u < k; u++) {
+                    /* the angle reduced exactly: (j (u - r)) mod n, then 2 pi / n times it */
+                    long a = ((long)j * (long)(u - r)) % (long)n;
+                    double t = 2 * 3.14159265358979323846 * (double)a / (double)n;
+                    double w = K[((size_t)o * (size_t)cin + (size_t)c) * (size_t)k + (size_t)u];
+                    re += w * cos(t);
+                    im += w * sin(t);
+                }
+                M[(size_t)o * R + (size_t)c] = re;
+                M[(size_t)o * R + (size_t)cin + (size_t)c] = -im;
+                M[((size_t)cout + (size_t)o) * R + (size_t)c] = im;
+                M[((size_t)cout + (size_t)o) * R + (size_t)cin + (size_t)c] = re;
+            }
+        double b = spdl_norm2_upper(2 * cout, 2 * cin, M, 0, 1e-9);
+        if (b > best)
+            best = b;
+    }
+    /* each symbol entry is within k |K| 16 eps of the exact one (cos, sin,
+     * products, sums): the real form's error matrix has norm at most its
+     * Frobenius norm, 2 sqrt(cout cin) times that */
+    return best + 2 * sqrt((double)cout * (double)cin) * (double)k * kmax * 16 * 0x1p-52 + 1e-300;
 }

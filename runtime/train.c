@@ -1,10 +1,15 @@
 /* train.c - `EXE train`: minibatch training with progress, a log, atomic
  * checkpoints and bit-identical resumption.
  *
- * Determinism: the shuffle generator, the optimiser's moments and the epoch
- * count are saved in every checkpoint, and --epochs is the total number of
- * epochs, so 10 epochs, then --resume and --epochs 20, gives the same bits
- * as 20 epochs in one run. */
+ * Determinism: the shuffle generator, the optimiser's moments, the epoch
+ * count and the schedule are saved in every checkpoint, and --epochs is the
+ * total number of epochs. A run interrupted and resumed with the same
+ * options gives the same bits as the run in one go, under either schedule.
+ * Under the constant schedule, 10 epochs, then --resume and --epochs 20,
+ * also gives the same bits as 20 epochs in one run; the cosine schedule
+ * anneals over --epochs, so a resume that changes --epochs (or the schedule)
+ * changes the learning rates of the epochs already trained, and train says
+ * so when it resumes. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -13,6 +18,7 @@
 
 #include "driver.h"
 #include "rt_kernels.h"
+#include "safetensors.h"
 #include "weights.h"
 
 enum { TRAIN_STATS_MAX = 2048 };
@@ -38,6 +44,63 @@ static void fmt_time(char *buf, size_t n, double s)
         snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
     else
         snprintf(buf, n, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
+}
+
+/* A resumed run's log: the rows of the resumed run's log (src) up to its
+ * checkpoint's epoch, written to dst (the same file, or the new run's), so
+ * rows an interrupted run wrote after its last checkpoint do not repeat.
+ * *seconds receives the kept last row's `seconds`, which the new rows continue.
+ * Returns the log open for appending, or NULL (errno set). */
+static FILE *resume_log(const char *src, const char *dst, int epoch, double *seconds)
+{
+    static const char header[] = "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n";
+    *seconds = 0;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = fopen(src, "rb");
+    if (f) {
+        FILE *mem = open_memstream(&text, &len);
+        char buf[4096];
+        size_t n;
+        while (mem && (n = fread(buf, 1, sizeof buf, f)) > 0)
+            fwrite(buf, 1, n, mem);
+        fclose(f);
+        if (!mem || fclose(mem) != 0) {
+            free(text);
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", dst);
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        free(text);
+        return NULL;
+    }
+    fputs(header, out);
+    for (char *line = text ? strchr(text, '\n') : NULL; line && line[1];) { /* the rows after the header */
+        char *row = line + 1, *end = strchr(row, '\n');
+        line = end;
+        if (end)
+            *end = '\0';
+        char *after;
+        long e = strtol(row, &after, 10);
+        if (after == row || *after != ',' || e < 1 || e > epoch)
+            continue;
+        const char *last = strrchr(row, ',');
+        *seconds = strtod(last + 1, NULL);
+        fprintf(out, "%s\n", row);
+    }
+    free(text);
+    if (fflush(out) != 0 || rename(tmp, dst) != 0) {
+        int err = errno;
+        fclose(out);
+        unlink(tmp);
+        errno = err;
+        return NULL;
+    }
+    return out; /* the renamed file, still open for writing at its end */
 }
 
 static int all_finite(const double *v, size_t n)
@@ -94,6 +157,15 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
         if (differs)
             fprintf(stderr, "%s: warning: %s was trained from different source text\n", a->prog, a->resume);
         rng = run.rng;
+        if (a->lr <= 0) /* no --lr: the checkpoint's, as one long run would have */
+            opt.lr = run.lr;
+        if (run.total_epochs > 0 && (run.cosine || a->cosine) &&
+            (run.cosine != a->cosine || run.total_epochs != a->epochs))
+            fprintf(stderr,
+                    "%s: note: %s was trained with --schedule %s over %d epochs; this run has --schedule %s over %d, "
+                    "so it will not give the same bits as one %d-epoch run (the cosine anneals over --epochs)\n",
+                    a->prog, a->resume, run.cosine ? "cosine" : "constant", run.total_epochs,
+                    a->cosine ? "cosine" : "constant", a->epochs, a->epochs);
         if (!strcmp(a->resume, out))
             saved = run.epoch;
         if (run.epoch >= a->epochs) {
@@ -104,15 +176,22 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
     } else {
         m->init(theta, a->seed);
     }
-    char logbuf[1024];
+    spdl_st_remove_stale(out); /* what a run killed while saving left */
+    char logbuf[1024], srclog[1024];
+    double t_before = 0; /* seconds the resumed run had trained, by its log */
     log_path(out, logbuf, sizeof logbuf);
-    log = fopen(logbuf, a->resume ? "a" : "w");
+    if (a->resume) {
+        log_path(a->resume, srclog, sizeof srclog);
+        log = resume_log(srclog, logbuf, run.epoch, &t_before);
+    } else {
+        log = fopen(logbuf, "w");
+        if (log)
+            fprintf(log, "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n");
+    }
     if (!log) {
         spdl_error(a, "cannot write %s: %s", logbuf, strerror(errno));
         goto done;
     }
-    if (!a->resume)
-        fprintf(log, "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n");
     int tty = isatty(fileno(stdout)) && !a->quiet;
     size_t nbatch = (train.n + B - 1) / B;
     size_t total_steps = nbatch * (size_t)a->epochs;
@@ -123,6 +202,7 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
     spdl_data stats = train;
     if (stats.n > TRAIN_STATS_MAX)
         stats.n = TRAIN_STATS_MAX; /* the first samples: a fixed subset for epoch statistics */
+    const int first_epoch = run.epoch;
     for (int epoch = run.epoch; epoch < a->epochs; epoch++) {
         double t0 = spdl_now(), sum = 0;
         for (size_t i = 0; i < train.n; i++)
@@ -177,7 +257,7 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
         if (have_val)
             spdl_evaluate(m, theta, &val, work, stats_batch, &vl, &vacc, NULL);
         double el = spdl_now() - t0;
-        fprintf(log, "%d,%.10g,%.6g,%.10g,%.6g,%.4f\n", epoch + 1, tl, acc, vl, vacc, spdl_now() - t_start);
+        fprintf(log, "%d,%.10g,%.6g,%.10g,%.6g,%.4f\n", epoch + 1, tl, acc, vl, vacc, t_before + spdl_now() - t_start);
         fflush(log);
         if (!a->quiet) {
             double rate = (double)train.n / (el > 0 ? el : 1e-9);
@@ -196,6 +276,8 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
         }
         run.epoch = epoch + 1;
         run.rng = rng;
+        run.cosine = a->cosine;
+        run.total_epochs = a->epochs;
         if (run.epoch % a->ckpt_every == 0 || run.epoch == a->epochs) {
             char err[512];
             if (spdl_weights_save(out, m, theta, &opt, &run, err, sizeof err)) {
@@ -207,7 +289,7 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
     }
     if (!a->quiet)
         printf("trained %d epochs in %.1f s (%.1f s in the optimiser loop); weights in %s, log in %s\n",
-               a->epochs - (a->resume ? 0 : 0), spdl_now() - t_start, t_run, out, logbuf);
+               a->epochs - first_epoch, spdl_now() - t_start, t_run, out, logbuf);
     status = 0;
 done:
     if (log)

@@ -1,11 +1,15 @@
 /* weights.c - see weights.h. */
 #include "weights.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errmsg.h"
+#include "rt_kernels.h"
 #include "safetensors.h"
 
 /* The tensor shape of parameter p in the file: [layers, shape...] per layer. */
@@ -64,16 +68,19 @@ int spdl_weights_save(const char *path, const spdl_model *m, const double *theta
             t[k].data = (double *)(src + ps[i].offset);
             k++;
         }
-    char step[32], epoch[32], rng[32], lr[40];
+    char step[32], epoch[32], rng[32], lr[40], total[32];
     snprintf(step, sizeof step, "%" PRIu64, opt ? opt->step : 0);
     snprintf(epoch, sizeof epoch, "%d", run ? run->epoch : 0);
     snprintf(rng, sizeof rng, "%016" PRIx64, run ? run->rng : 0);
     snprintf(lr, sizeof lr, "%.17g", opt ? opt->lr : 0);
-    const char *keys[] = {"format", "model", "source_hash", "optimizer", "step", "epoch", "rng", "lr"};
-    const char *vals[] = {"spdl-weights-1", m->name, m->source_hash, opt ? spdl_optim_name(opt->kind) : "none",
-                          step, epoch, rng, lr};
+    snprintf(total, sizeof total, "%d", run ? run->total_epochs : 0);
+    const char *keys[] = {"format", "model", "source_hash", "optimizer", "step", "epoch", "rng", "lr",
+                          "schedule", "epochs_total"};
+    const char *vals[] = {SPDL_WEIGHTS_FORMAT, m->name, m->source_hash, opt ? spdl_optim_name(opt->kind) : "none",
+                          step, epoch, rng, lr, run && run->cosine ? "cosine" : "constant", total};
+    size_t nkeys = sizeof keys / sizeof keys[0] - (run && run->total_epochs > 0 ? 0 : 2);
     if (rc == SPDL_OK)
-        rc = spdl_st_write(path, t, k, keys, vals, sizeof keys / sizeof keys[0], err, errlen);
+        rc = spdl_st_write(path, t, k, keys, vals, nkeys, err, errlen);
     else
         snprintf(err, errlen, "out of memory");
     for (size_t i = 0; i < k; i++)
@@ -106,6 +113,206 @@ static int load_tensor(const spdl_st *st, const char *path, const char *name, co
     return SPDL_OK;
 }
 
+/* ---- the declared bounds --------------------------------------------------- */
+
+int spdl_layer_norm(const spdl_param *p, const double *P, double *out)
+{
+    /* skew[n] stores the n(n-1)/2 numbers above the diagonal of A - A' */
+    size_t q = p->rank == 2 ? 0 : p->shape[0];
+    size_t n = p->rank == 2 ? 0 : (size_t)((1 + sqrt(1 + 8.0 * (double)q)) / 2 + 0.5);
+    size_t rows = p->rank == 2 ? p->shape[0] : n, cols = p->rank == 2 ? p->shape[1] : n;
+    size_t count = p->rank == 2 ? rows * cols : q;
+    double big = 0;
+    for (size_t i = 0; i < count; i++)
+        big = fmax(big, fabs(P[i]));
+    if (big == 0 || !isfinite(big)) {
+        *out = big;
+        return SPDL_OK;
+    }
+    size_t na = rows * cols;
+    double *A = malloc(sizeof(double) * (na ? na : 1));
+    if (!A)
+        return SPDL_ENOMEM;
+    /* scaled by a power of two (exact) so the Gram matrix neither overflows
+       nor underflows: entries of 1e308 give a norm, not infinity */
+    int e = ilogb(big);
+    size_t k = 0;
+    if (p->rank == 2)
+        for (size_t i = 0; i < count; i++)
+            A[i] = ldexp(P[i], -e);
+    else
+        for (size_t i = 0; i < n; i++) {
+            A[i * n + i] = 0;
+            for (size_t j = i + 1; j < n; j++, k++) {
+                A[i * n + j] = ldexp(P[k], -e);
+                A[j * n + i] = -A[i * n + j];
+            }
+        }
+    *out = ldexp(spdl_norm2_upper((int)rows, (int)cols, A, 0, 1e-9), e);
+    free(A);
+    return SPDL_OK;
+}
+
+/* The learned steps' simplex {0 <= dt_k <= hmax, sum dt_k = T}, read off the
+ * projection (the descriptor does not carry T and hmax): projecting gives a
+ * vector summing to T, and projecting (2T + 1, 0, ..., 0) gives min(hmax, T)
+ * as its first entry. th is a projected copy of theta; scratch is nparam. */
+static void simplex_of(const spdl_model *m, const spdl_param *p, const double *th, double *scratch, double *T,
+                       double *hmax)
+{
+    double t = 0;
+    for (size_t k = 0; k < p->size; k++)
+        t += th[p->offset + k];
+    memcpy(scratch, th, sizeof(double) * m->nparam);
+    for (size_t k = 0; k < p->size; k++)
+        scratch[p->offset + k] = k == 0 ? 2 * t + 1 : 0;
+    m->project(scratch);
+    *T = t;
+    *hmax = scratch[p->offset];
+}
+
+int spdl_param_projected(const spdl_model *m, size_t i, const double *theta)
+{
+    size_t np;
+    const spdl_param *p = &m->params(&np)[i];
+    double *th = malloc(sizeof(double) * (m->nparam ? m->nparam : 1));
+    if (!th)
+        return SPDL_ENOMEM;
+    memcpy(th, theta, sizeof(double) * m->nparam);
+    double big = 1e3 * (isnan(m->norm_bound[i]) ? 1 : m->norm_bound[i]);
+    for (size_t k = 0; k < p->size; k++)
+        th[p->offset + k] = big;
+    if (m->project)
+        m->project(th);
+    int changed = 0;
+    for (size_t k = 0; k < p->size && !changed; k++)
+        changed = th[p->offset + k] != big;
+    free(th);
+    return changed;
+}
+
+int spdl_weights_check(const spdl_model *m, const double *theta, const char *path, char *err, size_t errlen)
+{
+    if (!m->project || !m->norm_bound)
+        return SPDL_OK;
+    size_t np;
+    const spdl_param *ps = m->params(&np);
+    double *th = malloc(sizeof(double) * (m->nparam ? m->nparam : 1));
+    double *scratch = malloc(sizeof(double) * (m->nparam ? m->nparam : 1));
+    int rc = th && scratch ? SPDL_OK : spdl_fail(err, errlen, SPDL_ENOMEM, "out of memory");
+    if (rc == SPDL_OK) {
+        memcpy(th, theta, sizeof(double) * m->nparam);
+        m->project(th);
+    }
+    for (size_t i = 0; i < np && rc == SPDL_OK; i++) {
+        const spdl_param *p = &ps[i];
+        /* what the projection leaves alone satisfies its constraint
+           (orth[n] is orthogonal by construction and never projected) */
+        if (!memcmp(th + p->offset, theta + p->offset, sizeof(double) * p->size))
+            continue;
+        size_t per = p->size / (p->layers ? p->layers : 1);
+        if (!isnan(m->norm_bound[i])) {
+            double c = m->norm_bound[i];
+            for (size_t k = 0; k < p->layers && rc == SPDL_OK; k++) {
+                double nb;
+                rc = spdl_layer_norm(p, theta + p->offset + k * per, &nb);
+                if (rc)
+                    spdl_fail(err, errlen, rc, "out of memory");
+                else if (!(nb <= c * (1 + SPDL_BOUND_TOL))) {
+                    char layer[64] = "";
+                    if (p->layers > 1)
+                        snprintf(layer, sizeof layer, " (layer %zu of %zu)", k + 1, p->layers);
+                    rc = spdl_fail(err, errlen, SPDL_EMODEL,
+                                   "%s: parameter '%s'%s has spectral norm %.6g, but the model declares norm(%s) <= %g: "
+                                   "its guarantees hold only inside the bound",
+                                   path, p->name, layer, nb, p->name, c);
+                }
+            }
+            continue;
+        }
+        /* the learned steps */
+        double T, hmax, sum = 0;
+        simplex_of(m, p, th, scratch, &T, &hmax);
+        size_t bad = p->size;
+        for (size_t k = 0; k < p->size; k++) {
+            double d = theta[p->offset + k];
+            sum += d;
+            if (bad == p->size && !(d >= -SPDL_BOUND_TOL * hmax && d <= hmax * (1 + SPDL_BOUND_TOL)))
+                bad = k;
+        }
+        if (bad < p->size)
+            rc = spdl_fail(err, errlen, SPDL_EMODEL,
+                           "%s: parameter '%s' (the learned steps) has %s_%zu = %.6g, but the model declares "
+                           "0 <= %s_k <= %g with sum %g",
+                           path, p->name, p->name, bad + 1, theta[p->offset + bad], p->name, hmax, T);
+        else if (!(fabs(sum - T) <= SPDL_BOUND_TOL * T))
+            rc = spdl_fail(err, errlen, SPDL_EMODEL,
+                           "%s: parameter '%s' (the learned steps) sums to %.6g, but the model declares "
+                           "0 <= %s_k <= %g with sum %g",
+                           path, p->name, sum, p->name, hmax, T);
+    }
+    free(th);
+    free(scratch);
+    return rc;
+}
+
+/* Strict readers of the checkpoint's metadata: the whole string, in range;
+   each returns 0 or writes a message naming the field. */
+static int meta_field(const spdl_st *st, const char *path, const char *key, const char **v, char *err, size_t errlen)
+{
+    *v = spdl_st_meta(st, key);
+    if (!*v)
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s has no '%s' in its metadata, so it cannot resume a run", path,
+                         key);
+    return SPDL_OK;
+}
+
+static int meta_u64(const spdl_st *st, const char *path, const char *key, int base, uint64_t min, uint64_t max,
+                    uint64_t *out, char *err, size_t errlen)
+{
+    const char *v;
+    int rc = meta_field(st, path, key, &v, err, errlen);
+    if (rc)
+        return rc;
+    uint64_t x = 0;
+    size_t n = 0;
+    for (const char *c = v; *c; c++, n++) {
+        int d = *c >= '0' && *c <= '9' ? *c - '0' : base == 16 && *c >= 'a' && *c <= 'f' ? *c - 'a' + 10 : -1;
+        if (d < 0 || x > (max - (uint64_t)d) / (uint64_t)base) {
+            n = 0;
+            break;
+        }
+        x = x * (uint64_t)base + (uint64_t)d;
+    }
+    if (n == 0 || (base == 16 && n != 16) || x < min) {
+        if (base == 16)
+            return spdl_fail(err, errlen, SPDL_EFORMAT,
+                             "%s: metadata '%s' is '%.40s', expected 16 lowercase hexadecimal digits", path, key, v);
+        return spdl_fail(err, errlen, SPDL_EFORMAT,
+                         "%s: metadata '%s' is '%.40s', expected an integer from %" PRIu64 " to %" PRIu64, path, key, v,
+                         min, max);
+    }
+    *out = x;
+    return SPDL_OK;
+}
+
+static int meta_positive(const spdl_st *st, const char *path, const char *key, double *out, char *err,
+                         size_t errlen)
+{
+    const char *v;
+    int rc = meta_field(st, path, key, &v, err, errlen);
+    if (rc)
+        return rc;
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (end == v || *end || errno || !isfinite(x) || !(x > 0))
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: metadata '%s' is '%.40s', expected a positive number", path,
+                         key, v);
+    *out = x;
+    return SPDL_OK;
+}
+
 int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl_optim *opt, spdl_run_state *run,
                       int *hash_differs, char *err, size_t errlen)
 {
@@ -113,7 +320,17 @@ int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl
     int rc = spdl_st_read(path, &st, err, errlen);
     if (rc)
         return rc;
-    const char *model = spdl_st_meta(&st, "model");
+    const char *model = spdl_st_meta(&st, "model"), *format = spdl_st_meta(&st, "format");
+    if (model && (!format || strcmp(format, SPDL_WEIGHTS_FORMAT) != 0)) {
+        if (format)
+            snprintf(err, errlen, "%s: metadata 'format' is '%.40s', but this program reads '%s'", path, format,
+                     SPDL_WEIGHTS_FORMAT);
+        else
+            snprintf(err, errlen, "%s has no 'format' in its metadata (this program reads '%s')", path,
+                     SPDL_WEIGHTS_FORMAT);
+        spdl_st_free(&st);
+        return SPDL_EFORMAT;
+    }
     if (!model || strcmp(model, m->name) != 0) {
         if (model)
             snprintf(err, errlen, "%s holds weights for model '%s', not '%s'", path, model, m->name);
@@ -130,13 +347,30 @@ int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl
     for (size_t i = 0; i < np && rc == SPDL_OK; i++)
         rc = load_tensor(&st, path, ps[i].name, &ps[i], theta, err, errlen);
     if (rc == SPDL_OK && run) {
-        const char *e = spdl_st_meta(&st, "epoch"), *g = spdl_st_meta(&st, "rng");
-        run->epoch = e ? atoi(e) : 0;
-        run->rng = g ? strtoull(g, NULL, 16) : 0;
+        uint64_t epoch = 0, rng = 0;
         run->has_optim = 0;
+        rc = meta_u64(&st, path, "epoch", 10, 0, SPDL_EPOCHS_MAX, &epoch, err, errlen);
+        if (rc == SPDL_OK)
+            rc = meta_u64(&st, path, "rng", 16, 0, UINT64_MAX, &rng, err, errlen);
+        if (rc == SPDL_OK)
+            rc = meta_positive(&st, path, "lr", &run->lr, err, errlen);
+        run->epoch = (int)epoch;
+        run->rng = rng;
+        /* the schedule: optional (older files lack it), strict when there */
+        const char *sched = spdl_st_meta(&st, "schedule");
+        uint64_t total = 0;
+        run->cosine = sched && !strcmp(sched, "cosine");
+        if (rc == SPDL_OK && sched && strcmp(sched, "cosine") && strcmp(sched, "constant"))
+            rc = spdl_fail(err, errlen, SPDL_EFORMAT, "%s: metadata 'schedule' is '%.40s', expected constant or cosine",
+                           path, sched);
+        if (rc == SPDL_OK && (sched || spdl_st_meta(&st, "epochs_total"))) {
+            rc = meta_u64(&st, path, "epochs_total", 10, 1, SPDL_EPOCHS_MAX, &total, err, errlen);
+        }
+        run->total_epochs = (int)total;
     }
     if (rc == SPDL_OK && opt) {
-        const char *kind = spdl_st_meta(&st, "optimizer"), *step = spdl_st_meta(&st, "step");
+        const char *kind = spdl_st_meta(&st, "optimizer");
+        uint64_t step = 0;
         if (!kind || strcmp(kind, spdl_optim_name(opt->kind)) != 0) {
             snprintf(err, errlen, "%s was trained with optimizer '%s', not '%s'", path, kind ? kind : "none",
                      spdl_optim_name(opt->kind));
@@ -150,12 +384,17 @@ int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl
             if (rc == SPDL_OK)
                 rc = load_tensor(&st, path, name, &ps[i], opt->v, err, errlen);
         }
+        /* 2^53: Adam's bias correction takes the step as a double */
+        if (rc == SPDL_OK)
+            rc = meta_u64(&st, path, "step", 10, 0, (uint64_t)1 << 53, &step, err, errlen);
         if (rc == SPDL_OK) {
-            opt->step = step ? strtoull(step, NULL, 10) : 0;
+            opt->step = step;
             if (run)
                 run->has_optim = 1;
         }
     }
     spdl_st_free(&st);
+    if (rc == SPDL_OK)
+        rc = spdl_weights_check(m, theta, path, err, errlen);
     return rc;
 }

@@ -44,9 +44,88 @@ expect train_half 0 "" $sp train --data "builtin:spirals?n=600" --epochs 10 --lr
 expect resume 0 "" $sp train --data "builtin:spirals?n=600" --epochs 20 --lr 0.02 --seed 3 --resume $out/b.safetensors \
     --out $out/b.safetensors --quiet
 cmp -s $out/a.safetensors $out/b.safetensors && ok || bad "10 + resume + 10 epochs differs from 20 epochs"
+# the log after an interrupted run and a resume: rows the interrupted run wrote after its last
+# checkpoint are dropped, not repeated, and `seconds` keeps counting. Here the run went on from
+# epoch 5 to 8, and was killed before its checkpoint at 8 (c5 is the checkpoint on disk).
+lg() { $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --out $out/c.safetensors "$@"; }
+expect log_one 0 "" $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --epochs 10 --out $out/c10.safetensors
+expect log_first 0 "" lg --epochs 5
+cp $out/c.safetensors $out/c5.safetensors
+expect log_on 0 "" lg --epochs 8 --resume $out/c.safetensors
+cp $out/c5.safetensors $out/c.safetensors
+expect log_resume 0 "" lg --epochs 10 --resume $out/c.safetensors
+cut -d, -f1-5 $out/c10.log.csv > $out/c10.cols; cut -d, -f1-5 $out/c.log.csv > $out/c.cols
+cmp -s $out/c10.cols $out/c.cols && ok || { bad "the resumed log differs from one run's"; diff $out/c10.cols $out/c.cols | head -5; }
+awk -F, 'NR > 2 && $6 < s { print "seconds fell at epoch " $1; exit 1 } { s = $6 }' $out/c.log.csv && ok || bad "seconds not cumulative"
+# a resume into another file continues the resumed run's log there
+cp $out/c5.safetensors $out/c.safetensors
+expect log_other 0 "" $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --epochs 10 \
+    --resume $out/c.safetensors --out $out/c_other.safetensors
+cut -d, -f1-5 $out/c_other.log.csv > $out/c_other.cols
+cmp -s $out/c10.cols $out/c_other.cols && ok || bad "the log of a resume into another file lacks the first epochs"
+# real kills: SIGKILL a run every 0.2 s and resume it, 6 times, then let it finish: the same bits as
+# one run, each epoch once in the log, and no temp files left
+kt() { $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --epochs 100 --checkpoint-every 3 --schedule cosine "$@"; }
+expect kill_one 0 "" kt --out $out/k1.safetensors
+for i in 1 2 3 4 5 6; do
+    r=; [ -e $out/k.safetensors ] && r="--resume $out/k.safetensors"
+    # exec: $! is the program itself, not a subshell around it
+    (exec $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --epochs 100 --checkpoint-every 3 \
+        --schedule cosine --out $out/k.safetensors $r >/dev/null 2>&1) &
+    pid=$!; sleep 0.2; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+done
+# (a slow kill may have let the run finish: then there is nothing left to resume)
+if [ -e $out/k.safetensors ]; then kt --out $out/k.safetensors --resume $out/k.safetensors >$out/kill_last.log 2>&1
+else kt --out $out/k.safetensors >$out/kill_last.log 2>&1; fi
+[ $? -eq 0 ] || grep -q "already trained 100 epochs" $out/kill_last.log && ok || { bad "kill_last"; cat $out/kill_last.log; }
+cmp -s $out/k1.safetensors $out/k.safetensors && ok || bad "killed and resumed 6 times differs from one run"
+grep -q "note:" $out/kill_last.log && bad "an interrupted cosine run resumed with its options got a note" || ok
+# the cosine schedule anneals over --epochs: a resume that changes it says the bits will differ (they do)
+expect cos_half 0 "" $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --epochs 5 --schedule cosine \
+    --out $out/cos.safetensors
+expect cos_resume 0 "trained with --schedule cosine over 5 epochs; this run has --schedule cosine over 10, so it will not give the same bits" \
+    $sp train --data "builtin:spirals?n=600" --seed 3 --quiet --epochs 10 --schedule cosine --resume $out/cos.safetensors \
+    --out $out/cos.safetensors
+expect cos_one 0 "" $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --epochs 10 --schedule cosine \
+    --out $out/cos10.safetensors
+cmp -s $out/cos.safetensors $out/cos10.safetensors && bad "the note at resume is wrong: the bits are the same" || ok
+expect cos_to_constant 0 "trained with --schedule cosine over 10 epochs; this run has --schedule constant over 12" \
+    $sp train --data "builtin:spirals?n=600" --seed 3 --quiet --epochs 12 --resume $out/cos10.safetensors --out $out/cos12.safetensors
+grep -q "note:" $out/resume.log && bad "a constant-schedule resume got a note" || ok
+[ "$(cut -d, -f1 $out/k.log.csv | tail -n +2 | tr '\n' ' ')" = "$(seq 1 100 | tr '\n' ' ')" ] && ok ||
+    bad "the log of a killed and resumed run does not hold epochs 1 to 100 once each"
+[ -z "$(ls -A $out | grep '^\.k\.safetensors\.')" ] && ok || bad "killed runs left temp files: $(ls -A $out | grep '^\.k\.')"
 expect resume_done 1 "already trained 20 epochs" $sp train --data "builtin:spirals?n=600" --epochs 20 --resume $out/a.safetensors
 expect resume_other_opt 1 "was trained with optimizer 'adam', not 'sgd'" $sp train --data builtin:spirals --epochs 21 \
     --opt sgd --resume $out/a.safetensors
+
+# stmeta SRC DST KEY=VALUE...: a copy of a safetensors file with metadata changed (VALUE "-": removed)
+stmeta() {
+    python3 - "$@" <<'PY'
+import json, struct, sys
+src, dst, edits = sys.argv[1], sys.argv[2], sys.argv[3:]
+raw = open(src, "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+head = json.loads(raw[8:8 + n])
+for e in edits:
+    k, v = e.split("=", 1)
+    if v == "-":
+        head["__metadata__"].pop(k, None)
+    else:
+        head["__metadata__"][k] = v
+h = json.dumps(head).encode()
+h += b" " * (-len(h) % 8)
+open(dst, "wb").write(struct.pack("<Q", len(h)) + h + raw[8 + n:])
+PY
+}
+# a checkpoint's metadata is read strictly, each field refused by name
+for f in epoch=abc epoch=-5 epoch=99999999999 epoch=- rng=zz step=-1 format=other; do
+    stmeta $out/b.safetensors $out/meta.safetensors $f
+    key=${f%%=*}
+    expect "resume_meta_$key" 1 "'$key'" $sp train --data "builtin:spirals?n=600" --epochs 20 --resume $out/meta.safetensors \
+        --out $out/meta_out.safetensors --quiet
+done
+[ ! -e $out/meta_out.safetensors ] && ok || bad "a resume from a bad checkpoint wrote a checkpoint"
 
 # --- eval, predict, plot ---------------------------------------------------------------
 expect eval 0 "confusion" $sp eval --data "builtin:spirals?seed=9&n=200" --weights $out/a.safetensors
@@ -103,11 +182,106 @@ expect invert 0 "to latents and back" $out/moons invert --data "builtin:moons?n=
 expect sample 0 "x0,x1" $out/moons sample -n 20 --weights $out/m.safetensors
 expect sample_not_density 1 "not a density" $sp sample -n 5 --weights $out/a.safetensors
 
+# --- weights outside the declared bounds are refused by every command that loads them -------------
+# sttensor SRC DST NAME INDEX=VALUE...: a copy of a safetensors file with elements of tensor NAME set
+sttensor() {
+    python3 - "$@" <<'PY'
+import json, struct, sys
+src, dst, name, edits = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+raw = bytearray(open(src, "rb").read())
+n = struct.unpack("<Q", raw[:8])[0]
+b, e = json.loads(raw[8:8 + n])[name]["data_offsets"]
+for ed in edits:
+    i, v = ed.split("=")
+    struct.pack_into("<d", raw, 8 + n + b + 8 * int(i), float(v))
+open(dst, "wb").write(raw)
+PY
+}
+kmsg="parameter 'K' (layer 1 of 32) has spectral norm 1e+308, but the model declares norm(K) <= 4"
+sttensor $out/a.safetensors $out/k308.safetensors K 0=1e308 9=1e308
+for c in eval predict invert; do
+    expect "bound_$c" 1 "$kmsg" $sp $c --data builtin:spirals --weights $out/k308.safetensors
+done
+expect bound_plot 1 "$kmsg" $sp plot --data builtin:spirals --weights $out/k308.safetensors -o $out/k308.png
+expect bound_resume 1 "$kmsg" $sp train --data "builtin:spirals?n=600" --epochs 30 --resume $out/k308.safetensors \
+    --out $out/k308_out.safetensors
+# within the projection's tolerance (1e-3) is inside; beyond it is not
+diag() { v=$1; i=0; while [ $i -lt 64 ]; do if [ $((i % 9)) -eq 0 ]; then printf ' %d=%s' $i $v; else printf ' %d=0' $i; fi; i=$((i+1)); done; }
+sttensor $out/a.safetensors $out/k4002.safetensors K $(diag 4.002)
+expect bound_tolerance 0 "accuracy" $sp eval --data builtin:spirals --weights $out/k4002.safetensors
+sttensor $out/a.safetensors $out/k401.safetensors K $(diag 4.01)
+expect bound_beyond 1 "parameter 'K' (layer 1 of 32) has spectral norm 4.01[0-9]*, but the model declares norm(K) <= 4" \
+    $sp eval --data builtin:spirals --weights $out/k401.safetensors
+sttensor $out/r.safetensors $out/r_bad.safetensors W 5=1.5
+expect bound_certify 1 "parameter 'W' has spectral norm [0-9.]*, but the model declares norm(W) <= 1" \
+    $out/robust certify --data "builtin:digits?split=0.2&part=test" --weights $out/r_bad.safetensors
+# sample: a density with a norm bound
+sed 's/param  S : R\[1, 1\] per layer;/param  S : R[1, 1] per layer where norm(S) <= 1;/; s/moons_flow/bflow/' \
+    examples/moons_flow.spn > $out/bflow.spn
+expect build_bflow 0 "" $spdlc build $out/bflow.spn -o $out/bflow
+expect train_bflow 0 "" $out/bflow train --data "builtin:moons?n=200" --epochs 1 --out $out/bf.safetensors --quiet
+sttensor $out/bf.safetensors $out/bf_bad.safetensors S 3=-1.5
+expect bound_sample 1 "parameter 'S' (layer 4 of 8) has spectral norm 1.5, but the model declares norm(S) <= 1" \
+    $out/bflow sample -n 3 --weights $out/bf_bad.safetensors
+# learned steps: 0 <= dt_k <= 0.25, sum 2 (tests/design/antisym.spn)
+awk 'BEGIN { srand(1); for (i = 0; i < 120; i++) printf "%.4f,%.4f,%.4f,%.4f,%d\n", rand(), rand(), rand(), rand(), i % 3 }' \
+    > $out/d4.csv
+expect build_antisym 0 "" $spdlc build tests/design/antisym.spn -o $out/antisym
+expect train_antisym 0 "" $out/antisym train --data $out/d4.csv --epochs 1 --out $out/an.safetensors --quiet
+sttensor $out/an.safetensors $out/an_neg.safetensors dt 0=-0.1 1=0.35
+expect steps_negative 1 "parameter 'dt' (the learned steps) has dt_1 = -0.1, but the model declares 0 <= dt_k <= 0.25 with sum 2" \
+    $out/antisym eval --data $out/d4.csv --weights $out/an_neg.safetensors
+sttensor $out/an.safetensors $out/an_big.safetensors dt 0=0.3 1=0.075
+expect steps_above 1 "has dt_1 = 0.3, but the model declares 0 <= dt_k <= 0.25 with sum 2" \
+    $out/antisym predict --data $out/d4.csv --weights $out/an_big.safetensors
+sttensor $out/an.safetensors $out/an_sum.safetensors dt 0=0.2
+expect steps_sum 1 "parameter 'dt' (the learned steps) sums to 2.07" \
+    $out/antisym eval --data $out/d4.csv --weights $out/an_sum.safetensors
+# an orth[n] parameter is orthogonal whatever its generator: never refused (tests/inv/orth100.spn)
+awk 'BEGIN { srand(2); for (i = 0; i < 60; i++) printf "%.4f,%.4f,%.4f,%.4f,%.4f,%.4f\n", rand(), rand(), rand(), rand(), rand(), rand() }' \
+    > $out/d6.csv
+expect build_orth 0 "" $spdlc build tests/inv/orth100.spn -o $out/orth
+expect train_orth 0 "" $out/orth train --data $out/d6.csv --epochs 1 --out $out/o.safetensors --quiet
+sttensor $out/o.safetensors $out/o_big.safetensors Q 0=50 1=-30 2=7
+expect orth_big 0 "to latents and back" $out/orth invert --data $out/d6.csv --weights $out/o_big.safetensors --out $out/o.csv
+# certify: an orth[n] parameter has norm 1 whatever its generator (it printed the generator's norm, and
+# refused a generator of norm 5 as a violated bound)
+cat > $out/orthc.spn <<'SPN'
+model orthc {
+    input  x : R[4];
+    label  c : class[3];
+    state  u : R[4] = x;
+    param  Q : orth[4] per layer;
+    repeat 2 layers {
+        u = Q * u;
+    }
+    param  W : R[3, 4] where norm(W) <= 1;
+    output p = softmax(W * u);
+    loss   cross_entropy(p, c);
+    require lipschitz <= 3;
+}
+SPN
+expect build_orthc 0 "" $spdlc build $out/orthc.spn -o $out/orthc
+expect train_orthc 0 "" $out/orthc train --data $out/d4.csv --epochs 1 --out $out/oc.safetensors --quiet
+sttensor $out/oc.safetensors $out/oc_big.safetensors Q 0=5
+expect certify_orth 0 "Q  *bound 1  *1 (orthogonal by construction)" $out/orthc certify --data $out/d4.csv \
+    --weights $out/oc_big.safetensors
+grep -q "certified accuracy" $out/certify_orth.log && ok || bad "certify with an orth parameter certified nothing"
+
 # --- bad inputs: a clear error each --------------------------------------------------------------
 printf 'x0,x1,label\n0.1,0.2,1\n0.3,abc,0\n' > $out/bad.csv
 expect bad_csv 1 "bad.csv:3:5" $sp eval --data $out/bad.csv --weights $out/a.safetensors
 printf '0.1,0.2,7\n' > $out/badlabel.csv
 expect bad_label 1 "" $sp eval --data $out/badlabel.csv --weights $out/a.safetensors
+# huge inputs: the loss prints in %.6g (it was a 310-digit %f), an infinite one is refused like NaN
+printf '1e308,-1e308,0\n' > $out/huge.csv
+expect eval_huge 0 "^loss  *[0-9.]*e+30[0-9]$" $sp eval --data $out/huge.csv --weights $out/a.safetensors
+printf '1e308,0,0\n' > $out/huge_inf.csv
+expect eval_inf 1 "the loss is not finite" $sp eval --data $out/huge_inf.csv --weights $out/a.safetensors
+# a label that underflows (1e-400 is 0 to strtod) is not class 0
+printf '0.1,0.2,1e-400\n' > $out/tinylabel.csv
+expect tiny_label 1 "tinylabel.csv:1:9: expected a class label (a non-negative integer), found '1e-400'" \
+    $sp eval --data $out/tinylabel.csv --weights $out/a.safetensors
 expect missing_data 1 "nothere.csv" $sp eval --data $out/nothere.csv --weights $out/a.safetensors
 expect missing_weights 1 "nothere.safetensors" $sp eval --data builtin:spirals --weights $out/nothere.safetensors
 expect train_digits 0 "" $out/digits train --data "builtin:digits?n=100" --epochs 1 --out $out/d.safetensors --quiet
@@ -127,8 +301,33 @@ expect bad_epochs 2 "bad value for --epochs" $sp train --data builtin:spirals --
 expect no_command 2 "no command" $sp
 expect no_data 2 "needs --data" $sp eval --weights $out/a.safetensors
 expect help 0 "usage:" $sp --help
+# the options table: --help per command, the same option spelled either way, a warning for one a command ignores
+expect help_train 0 "^  --checkpoint-every K  *epochs between checkpoints" $sp train --help
+expect help_train_after 0 "^usage: spirals train" $sp --data x --help train
+expect help_sample 0 "^  -n N  *how many samples" $sp sample -h
+grep -q -- "--data" $out/help_sample.log && bad "sample --help lists --data" || ok
+expect help_plot 0 "^  plot  *--data D \[--weights W\] -o out.png" $sp --help
+expect bad_int 2 "bad value for --epochs: '2.5' (expected an integer from 1 to 10000000)" $sp train --data builtin:spirals --epochs 2.5
+expect bad_choice 2 "--schedule takes constant or cosine, not 'linear'" $sp train --data builtin:spirals --schedule linear
+expect no_value 2 "option '--lr' needs a value" $sp train --data builtin:spirals --lr
+expect ignored 0 "warning: '--epochs' does nothing for 'eval'" $sp eval --data builtin:spirals --weights $out/a.safetensors --epochs 3
+expect plot_needs_o 2 "'plot' needs -o out.png" $sp plot --data builtin:spirals --weights $out/a.safetensors
+expect unknown_cmd 2 "unknown command 'frob'" $sp frob --data builtin:spirals
+expect two_cmds 2 "unexpected argument 'predict'" $sp eval predict --data builtin:spirals
 # spdlc build without a compiler: one line
 expect no_cc 1 "cannot run the C compiler" env CC=/nonexistent/cc $spdlc build examples/spirals.spn -o $out/x
+# spdlc build compiles with -Wall -Wextra (DESIGN §6: the generated C is warning-free), so the builds above
+# printed nothing; a C compiler's warning is shown as printed, with the sources it points into kept
+for b in build_spirals build_moons build_robust build_digits; do
+    [ ! -s $out/$b.log ] && ok || { bad "$b: spdlc build printed something"; sed 's/^/    /' $out/$b.log | head -8; }
+done
+printf '#!/bin/sh\necho "$@" > "$0.args"\necho "fake.c:1:1: warning: a warning [-Wfake]" >&2\nexec cc "$@"\n' > $out/warncc
+chmod +x $out/warncc
+expect cc_warns 0 "^fake.c:1:1: warning: a warning \[-Wfake\]$" env CC=$out/warncc $spdlc build tests/gen/no_param.spn -o $out/np
+kept=$(sed -n 's/.*the generated sources are kept in //p' $out/cc_warns.log)
+[ -n "$kept" ] && [ -f "$kept/no_param.c" ] && ok || bad "cc_warns: the generated sources are not kept"
+[ -n "$kept" ] && rm -rf "$kept"
+grep -q -- "-Wall -Wextra" $out/warncc.args && ok || bad "spdlc build does not pass -Wall -Wextra: $(cat $out/warncc.args)"
 
 # --- make install: an installed spdlc finds its stdlib, libspdl and data ---------------------
 inst=$(pwd)/$out/inst

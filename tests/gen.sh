@@ -5,16 +5,37 @@
 # two (batch 70: a partial tile), and run the check again under
 # AddressSanitizer + UndefinedBehaviorSanitizer; check the API contract
 # (tests/gen/apitest.c: bad arguments, threads, alignment) and the norm
-# projection (tests/gen/projtest.c: true norms after M_project). A model may set its own
-# tolerances (and batch sizes) in a `// gradcheck: GRAD DOT [BATCH...]`
-# comment or a NAME.gradcheck file.
+# projection (tests/gen/projtest.c: true norms after M_project); for the models
+# tests/gen/losscheck.c computes by hand, the loss and the output against that.
+# A model may set its own tolerances (and batch sizes) in a
+# `// gradcheck: GRAD DOT [BATCH...]` comment or a NAME.gradcheck file; a
+# `// equivtest: S|Z N` comment runs tests/gen/equivtest.c (invariance under
+# the declared group).
+# Models run GEN_JOBS (default 2) at a time, each in its own `gen.sh --one`
+# whose report is printed in the order given.
 set -u
 spdlc=$1
 shift
+one=0
+[ "${1:-}" = --one ] && { one=1; shift; }
 [ $# -gt 0 ] || set -- tests/gen/*.spn
 root=$(pwd)
 out=${GEN_OUT:-build/gen}
 mkdir -p "$out"
+if [ $one = 0 ]; then
+    printf '%s\n' "$@" | xargs -P "${GEN_JOBS:-2}" -I{} sh -c \
+        'n=$(basename "$3" .spn); sh "$0" "$1" --one "$3" >"$2/$n.report" 2>&1; echo $? >"$2/$n.status"' \
+        "$0" "$spdlc" "$out" {}
+    pass=0; fail=0
+    for spn in "$@"; do
+        n=$(basename "$spn" .spn)
+        grep -v '^gen: ' "$out/$n.report"
+        if [ "$(cat "$out/$n.status" 2>/dev/null)" = 0 ]; then pass=$((pass+1)); else fail=$((fail+1)); fi
+    done
+    echo "gen: $pass models passed, $fail failed"
+    [ $fail -eq 0 ]
+    exit
+fi
 pass=0; fail=0
 PEDANTIC="-std=c11 -Wall -Wextra -Werror -pedantic"
 # On a CPU with AVX2 and FMA, `spdlc build` adds -march=x86-64-v3, which switches spdl_gemm to its intrinsics
@@ -59,8 +80,18 @@ for spn in "$@"; do
     if [ $ok = 1 ]; then
         gcc -std=c11 -O2 -pthread -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/apitest.c "$dir/$model.gcc.o" \
             -o "$dir/apitest" -lm && "$dir/apitest" || ok=0
+        equiv=$(sed -n 's|^// equivtest: ||p' "$spn")
+        zn=$(echo "$equiv" | sed -n 's/^Z //p')
         gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/projtest.c "$dir/$model.gcc.o" \
-            -o "$dir/projtest" -lm && "$dir/projtest" || ok=0
+            -o "$dir/projtest" -lm && "$dir/projtest" $zn || ok=0
+        if [ $ok = 1 ] && [ -n "$equiv" ]; then
+            gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/equivtest.c "$dir/$model.gcc.o" \
+                -o "$dir/equivtest" -lm && "$dir/equivtest" $equiv || ok=0
+        fi
+    fi
+    if [ $ok = 1 ] && grep -q "^static double ${model}_sample(" tests/gen/losscheck.c; then
+        gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model -DREF=$model tests/gen/losscheck.c "$dir/$model.gcc.o" \
+            -o "$dir/losscheck" -lm && "$dir/losscheck" || ok=0
     fi
     if [ $ok = 1 ]; then
         gcc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -I"$root/runtime" \

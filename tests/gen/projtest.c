@@ -3,7 +3,10 @@
  * after M_project, computed here by a dense symmetric eigen-solver (cyclic
  * Jacobi on A'A, independent of the Gram bound the projection uses), is at
  * most the bound, and not far below it (the projection scales, it does not
- * crush). Build with the model's M.c and -DMODEL_FN=M_model. */
+ * crush). A Z(n) convolution kernel K[cout, cin, k] is bounded as the
+ * operator it denotes (DESIGN §8): its dense (cout n) x (cin n) matrix,
+ * built here from the formula; run `projtest N` for such models. Build with
+ * the model's M.c and -DMODEL_FN=M_model. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,9 +66,61 @@ static double sigma_max(int r, int c, const double *A)
     return sqrt(mx);
 }
 
-int main(void)
+/* For the large matrices of convolution operators: the power iteration's
+ * |A v| / |v| (a lower bound that converges to the norm), 600 steps of A'A. */
+static double sigma_power(int r, int c, const double *A)
+{
+    double *v = malloc(sizeof *v * (size_t)c), *t = malloc(sizeof *t * (size_t)r), best = 0;
+    for (int j = 0; j < c; j++)
+        v[j] = 1 + 0.37 * urand();
+    for (int it = 0; it < 600; it++) {
+        double tv = 0, vv = 0;
+        for (int i = 0; i < r; i++) {
+            double s = 0;
+            for (int j = 0; j < c; j++)
+                s += A[(size_t)i * (size_t)c + (size_t)j] * v[j];
+            t[i] = s;
+            tv += s * s;
+        }
+        for (int j = 0; j < c; j++)
+            vv += v[j] * v[j];
+        best = fmax(best, sqrt(tv / vv));
+        double nw = 0;
+        for (int j = 0; j < c; j++) {
+            double s = 0;
+            for (int i = 0; i < r; i++)
+                s += A[(size_t)i * (size_t)c + (size_t)j] * t[i];
+            v[j] = s;
+            nw += s * s;
+        }
+        nw = sqrt(nw);
+        if (nw == 0)
+            break;
+        for (int j = 0; j < c; j++)
+            v[j] /= nw;
+    }
+    free(v), free(t);
+    return best;
+}
+
+/* the dense matrix of X -> Y[o, i] = sum_{c,u} K[o,c,u] X[c, (i + u - r) mod n] */
+static double *zconv_matrix(int cout, int cin, int k, int n, const double *K)
+{
+    int rows = cout * n, cols = cin * n, r = (k - 1) / 2;
+    double *A = calloc((size_t)rows * (size_t)cols, sizeof *A);
+    for (int o = 0; o < cout; o++)
+        for (int i = 0; i < n; i++)
+            for (int c = 0; c < cin; c++)
+                for (int u = 0; u < k; u++)
+                    A[(size_t)(o * n + i) * (size_t)cols + (size_t)(c * n + (((i + u - r) % n) + n) % n)] +=
+                        K[(o * cin + c) * k + u];
+    return A;
+}
+
+int main(int argc, char **argv)
 {
     const spdl_model *m = MODEL_FN();
+    int zn = argc > 1 ? atoi(argv[1]) : 0; /* the Z(n) sequence length, for convolution kernels */
     size_t np;
     const spdl_param *ps = m->params(&np);
     double *th = calloc(m->nparam ? m->nparam : 1, sizeof *th);
@@ -91,6 +146,16 @@ int main(void)
                     r = (int)ps[i].shape[0], cols = (int)ps[i].shape[1];
                     A = th + ps[i].offset + k * per;
                     A0 = before + ps[i].offset + k * per;
+                } else if (ps[i].rank == 3) { /* a Z(n) convolution kernel */
+                    if (zn <= 0) {
+                        printf("FAIL %s: %s is a convolution kernel: run projtest N with the sequence length\n", m->name,
+                               ps[i].name);
+                        return 1;
+                    }
+                    int co = (int)ps[i].shape[0], ci = (int)ps[i].shape[1], kk = (int)ps[i].shape[2];
+                    r = co * zn, cols = ci * zn;
+                    A = zconv_matrix(co, ci, kk, zn, th + ps[i].offset + k * per);
+                    A0 = zconv_matrix(co, ci, kk, zn, before + ps[i].offset + k * per);
                 } else { /* skew[n]: n(n-1)/2 numbers above the diagonal */
                     int n = (int)((1 + sqrt(1 + 8.0 * (double)per)) / 2 + 0.5);
                     r = cols = n;
@@ -103,7 +168,13 @@ int main(void)
                             A0[a * n + b] = before[ps[i].offset + k * per + q], A0[b * n + a] = -A0[a * n + b];
                         }
                 }
-                double s = sigma_max(r, cols, A), s0 = sigma_max(r, cols, A0);
+                if (ps[i].rank == 3 && k >= 2) { /* two layers of each convolution kernel: the operators are large */
+                    free(A);
+                    free(A0);
+                    continue;
+                }
+                double s = ps[i].rank == 3 ? sigma_power(r, cols, A) : sigma_max(r, cols, A);
+                double s0 = ps[i].rank == 3 ? sigma_power(r, cols, A0) : sigma_max(r, cols, A0);
                 checked++;
                 worst_over = fmax(worst_over, s / c);
                 if (s0 > c)
@@ -125,7 +196,7 @@ int main(void)
         free(before);
     }
     if (checked)
-        printf("%s: %d projected matrices, largest norm/bound %.15f, smallest norm/bound of those above it %.6f\n", m->name,
+        printf("%s: %d projected matrices or operators, largest norm/bound %.15f, smallest norm/bound of those above it %.6f\n", m->name,
                checked, worst_over, worst_under);
     free(th);
     return fail;

@@ -268,6 +268,33 @@ Test(csv, bad_labels)
     spdl_data_free(&d);
 }
 
+/* A label's text must denote an integer exactly: 1e-400 rounds to 0 in
+   strtod, and was read as class 0. */
+Test(csv, labels_are_integers_as_written)
+{
+    expect_csv_err("1,2,0\n3,4,1e-400\n", 2, 1, -1, SPDL_ELABEL,
+                   "%P:2:5: expected a class label (a non-negative integer), found '1e-400'");
+    expect_csv_err("1,2,1e-1\n", 2, 1, -1, SPDL_ELABEL,
+                   "%P:1:5: expected a class label (a non-negative integer), found '1e-1'");
+    expect_csv_err("1,2,0.0000000000000000000001\n", 2, 1, -1, SPDL_ELABEL,
+                   "%P:1:5: expected a class label (a non-negative integer), found '0.0000000000000000000001'");
+    expect_csv_err("1,2,1.00000000000000000001\n", 2, 1, -1, SPDL_ELABEL,
+                   "%P:1:5: expected a class label (a non-negative integer), found '1.00000000000000000001'");
+    /* every way of writing an integer is still one */
+    spdl_data d;
+    const char *ok = "1,2,2\n1,2,2.0\n1,2,2e0\n1,2,20e-1\n1,2,2.000000000000000000e+00\n1,2,0.2e1\n"
+                     "1,2,0e-400\n1,2,-0\n1,2,.0\n1,2,0.000\n";
+    cr_assert_eq(spdl_data_load_ex(write_text("ok.csv", ok), 2, 1, 3, 0, &d, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(d.n, 10);
+    for (size_t i = 0; i < 10; i++)
+        cr_assert_eq(d.t[i], i < 6 ? 2 : 0, "row %zu: %g", i + 1, d.t[i]);
+    spdl_data_free(&d);
+    /* a feature may still underflow to 0 */
+    cr_assert_eq(spdl_data_load_ex(write_text("f.csv", "1e-400,2,1\n"), 2, 1, 3, 0, &d, err,
+                                   sizeof err), 0, "%s", err);
+    spdl_data_free(&d);
+}
+
 Test(csv, non_finite_values)
 {
     expect_csv_err("1,nan,0\n", 2, 1, -1, SPDL_ENONFINITE, "%P:1:3: expected a finite number, found 'nan'");

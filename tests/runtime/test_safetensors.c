@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -433,6 +436,119 @@ Test(safetensors, thread_safe)
     for (int i = 0; i < 4; i++)
         cr_assert_eq(jobs[i].rc, 0, "thread %d: %d", i, jobs[i].rc);
     cr_assert_eq(entries_in(dir), 4);
+}
+
+/* ---- killed writers ---------------------------------------------------------- */
+
+/* The temp files of base in d; with seen, whether one is not in seen[0..nseen). */
+static size_t temps_of_new(const char *d, const char *base, char (*seen)[256], size_t nseen, int *fresh)
+{
+    size_t n = 0, bl = strlen(base);
+    DIR *dd = opendir(d);
+    struct dirent *e;
+    while ((e = readdir(dd))) {
+        if (!(e->d_name[0] == '.' && !strncmp(e->d_name + 1, base, bl) && e->d_name[bl + 1] == '.'))
+            continue;
+        int known = 0;
+        for (size_t i = 0; i < nseen; i++)
+            known |= !strcmp(seen[i], e->d_name);
+        if (fresh && !known)
+            *fresh = 1;
+        if (!fresh && seen && n < 64)
+            snprintf(seen[n], 256, "%s", e->d_name);
+        n++;
+    }
+    closedir(dd);
+    return n;
+}
+
+static size_t temps_of(const char *d, const char *base) { return temps_of_new(d, base, NULL, 0, NULL); }
+
+/* SIGKILL a process that writes a 16 MB checkpoint over and over, as soon as
+   its temp file appears, ten times: the temps it left (4 after 30 kills
+   before) go at the next write. */
+Test(safetensors, temp_files_of_killed_writers_go_at_the_next_write, .timeout = 120)
+{
+    const char *p = path_of("k.safetensors");
+    size_t n = (size_t)2 << 20, left = 0;
+    double *v = calloc(n, sizeof *v);
+    cr_assert_not_null(v);
+    spdl_tensor t = {"v", 1, {n}, v, n};
+    for (int kill_no = 0; kill_no < 10; kill_no++) {
+        pid_t pid = fork();
+        cr_assert(pid >= 0);
+        if (pid == 0) {
+            for (;;)
+                spdl_st_write(p, &t, 1, NULL, NULL, 0, err, sizeof err);
+        }
+        char seen[64][256];
+        int fresh = 0;
+        size_t nseen = temps_of_new(dir, "k.safetensors", seen, 0, NULL);
+        while (!fresh) { /* until the child's temp file appears */
+            usleep(100);
+            temps_of_new(dir, "k.safetensors", seen, nseen < 64 ? nseen : 64, &fresh);
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        left = temps_of(dir, "k.safetensors");
+    }
+    cr_assert(left >= 1, "no kill left a temp file: the test did not test anything");
+    double one = 1;
+    spdl_tensor small = {"one", 0, {0}, &one, 1};
+    cr_assert_eq(spdl_st_write(p, &small, 1, NULL, NULL, 0, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(temps_of(dir, "k.safetensors"), 0, "%zu temp files were left", left);
+    cr_assert_eq(entries_in(dir), 1);
+    free(v);
+}
+
+/* A temp file some live writer holds (locked) is not stale; other
+   checkpoints' temps and names that are not temps are not ours. */
+Test(safetensors, only_stale_temp_files_of_the_same_path_go)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s", path_of("w.safetensors"));
+    char live[256], stale[256];
+    snprintf(live, sizeof live, "%s", path_of(".w.safetensors.Live01"));
+    snprintf(stale, sizeof stale, "%s", path_of(".w.safetensors.Stal02"));
+    write_bytes(".w.safetensors.Stal02", "x", 1);
+    write_bytes(".other.safetensors.Othr03", "x", 1);
+    write_bytes(".w.safetensors.toolong", "x", 1);
+    write_bytes("w.safetensors.Abcd04", "x", 1);
+    int hold[2], ready[2];
+    cr_assert_eq(pipe(hold), 0);
+    cr_assert_eq(pipe(ready), 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) { /* the live writer: locks its file, says so, waits for the hold pipe to close */
+        close(hold[1]);
+        close(ready[0]);
+        int fd = open(live, O_CREAT | O_RDWR, 0600);
+        char c = 'y';
+        if (fd < 0 || flock(fd, LOCK_EX) != 0 || write(ready[1], &c, 1) != 1)
+            _exit(1);
+        while (read(hold[0], &c, 1) > 0)
+            ;
+        _exit(0);
+    }
+    close(hold[0]);
+    close(ready[1]);
+    char c;
+    cr_assert_eq(read(ready[0], &c, 1), 1, "the live writer did not start");
+    close(ready[0]);
+    struct stat st;
+    double a[1] = {1};
+    spdl_tensor t = {"a", 1, {1}, a, 1};
+    cr_assert_eq(spdl_st_write(p, &t, 1, NULL, NULL, 0, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(stat(live, &st), 0, "the live writer's temp file went");
+    cr_assert_neq(stat(stale, &st), 0, "the stale temp file stayed");
+    cr_assert_eq(stat(path_of(".other.safetensors.Othr03"), &st), 0);
+    cr_assert_eq(stat(path_of(".w.safetensors.toolong"), &st), 0);
+    cr_assert_eq(stat(path_of("w.safetensors.Abcd04"), &st), 0);
+    close(hold[1]);
+    waitpid(pid, NULL, 0);
+    /* its writer gone, the next write takes it for stale */
+    cr_assert_eq(spdl_st_write(p, &t, 1, NULL, NULL, 0, err, sizeof err), 0, "%s", err);
+    cr_assert_neq(stat(live, &st), 0);
 }
 
 /* ---- Python (standard library only) ------------------------------------------ */
