@@ -452,7 +452,7 @@ def attack_lipschitz(c, m, tw, rng):
 def attack_stable(c, m, tw, rng):
     """Spectral radius of each layer's frozen-Jacobian linearisation (stable at level linearized)."""
     p = c.prog
-    worst, worst_nl = 0.0, 0.0
+    worst, worst_nl, planted = 0.0, 0.0, 0.0
     for th in admissible(m, p, rng)[:3]:
         tht = torch.tensor(th, dtype=D)
         x = torch.tensor(rng.uniform(-2, 2, (4, p.nin)), dtype=D)
@@ -514,7 +514,8 @@ def attack_stable(c, m, tw, rng):
                         out[v] = w[:, o2:o2 + s]
                         o2 += s
                     return out
-                for hh in hs:
+                for hh in hs + ["x20"]:
+                    b._hscale = 20.0 if hh == "x20" else 1.0
                     lenv = dict(env)
                     lenv["$B"] = 4 * n
                     eye = torch.eye(n, dtype=D).repeat(4, 1)
@@ -523,14 +524,18 @@ def attack_stable(c, m, tw, rng):
                         lenv[v] = eye[:, o:o + s]
                         o += s
                     th_h = tht
-                    if hh is not None:
+                    if hh is not None and hh != "x20":
                         th_h = tht.clone()
                         P = b.learned[0]
                         th_h[P._off + k] = hh
                     tw.layer(b, k, lenv, th_h, params_at(k), fieldfn=lin)
                     Mx = torch.cat([lenv[v] for v in b.vars], -1).reshape(4, n, n)  # rows: images of e_j
                     rho = torch.linalg.eigvals(Mx).abs().max(-1).values
-                    worst = max(worst, float(rho.max()))
+                    b._hscale = 1.0
+                    if hh == "x20":
+                        planted = max(planted, float(rho.max()))
+                    else:
+                        worst = max(worst, float(rho.max()))
                 # the nonlinear layer's own Jacobian (recorded, not a claim)
                 zz = z0.clone().requires_grad_(True)
                 sub = dict(env)
@@ -546,6 +551,7 @@ def attack_stable(c, m, tw, rng):
                 for v in b.vars:
                     env[v] = sub[v].detach()
     c.figures["stable_rho"] = worst
+    c.planted_rho = planted     # the same layers with 20 h: must exceed 1 somewhere (the attack has teeth)
     c.figures["layer_rho"] = worst_nl
     if worst > 1 + TOL:
         c.fail.append(("stable", "a layer's frozen-Jacobian linearisation has spectral radius %.12g > 1" % worst))
@@ -681,7 +687,7 @@ def main(argv):
             neg_fail.append("neg%d.spn: spdlc accepts the product of equal-shaped non-square matrices" % j)
     report(args, cases, neg_fail, en, time.time() - t0)
     bad = [c for c in cases if c.fail]
-    neg_bad = neg_fail if "mm_equal" in en else []
+    neg_bad = (neg_fail if "mm_equal" in en else []) + (["teeth"] if getattr(args, "teeth_failed", False) else [])
     if not bad and not neg_bad and not args.keep:
         shutil.rmtree(args.out, ignore_errors=True)
     else:
@@ -716,6 +722,14 @@ def report(args, cases, neg_fail, en, secs):
     if missing:
         print("difftest: NOT generated (tests/difftest/FAILURES.md): %s" % "; ".join(
             "%s: %s" % (k, spngen.SWITCHES[k]) for k in missing))
+    planted = [c.planted_rho for c in cases if hasattr(c, "planted_rho")]
+    if planted:
+        ok = max(planted) > 1 + 1e-6
+        print("difftest: planted violation (stable-certified layers with 20 h): largest spectral radius %.6g, %s" % (
+            max(planted), "caught" if ok else "MISSED"))
+        if not ok:
+            print("FAIL the stable attack misses the planted violation (20 h)")
+            args.teeth_failed = True
     for s in neg_fail:
         print(("FAIL " if "mm_equal" in en else "known (F5, not counted): ") + s)
     nbad = 0

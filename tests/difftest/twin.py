@@ -206,9 +206,10 @@ class Twin:
         return {"out": out, "logits": logits, "states": states, "init": s0, "env": env}
 
     def step_h(self, b, k, th):
+        sc = getattr(b, "_hscale", 1.0)   # the stable attack's planted violation scales h
         if b.learned:
-            return param_value(b.learned[0], th, k)
-        return torch.tensor(b.h, dtype=D)
+            return sc * param_value(b.learned[0], th, k)
+        return torch.tensor(sc * b.h, dtype=D)
 
     def field(self, b, env):
         """The block's right-hand sides at env (lets evaluated first)."""
