@@ -154,9 +154,10 @@ class Twin:
         return any(self.sample(a, env) for a in e[1:] if isinstance(a, tuple))
 
     # -- the model
-    def run(self, th, x, want=None):
-        """Forward pass on x (B, nin). Returns dict with out, logits, states
-        (final, per name), init (each state's initial value), feats."""
+    def run(self, th, x):
+        """Forward pass on x (B, nin): the output, the logits of a softmax
+        output, the final state vector and the initial one (each state's
+        value where it is declared), and the environment."""
         p = self.p
         B = x.shape[0]
         cache = {}
@@ -172,7 +173,6 @@ class Twin:
 
         env = {"x": x, "$params": params_at(0), "$B": B, "$sample": {"x"}}
         init = {}
-        blocks_log = []
         for it in p.items:
             if it[0] == "param":
                 continue
@@ -189,10 +189,8 @@ class Twin:
                     env["$sample"] = env["$sample"] | {it[1]}
             else:
                 b = it[1]
-                before = {v: env[v] for v in b.vars}
                 for k in range(b.layers):
                     self.layer(b, k, env, th, params_at(k))
-                blocks_log.append((b, before))
         env["$params"] = params_at(0)
         name, oe, kind = p.output
         out = self.ev(oe, env)
@@ -326,13 +324,6 @@ class Twin:
             elif k == "smean":
                 sample = sample + t[1] * out.mean(-1)
         return sample.mean() + param, r
-
-    def block_maps(self, th, x):
-        """For each block: the map from its variables' values before it to
-        after it (other states fixed), with its input point."""
-        p = self.p
-        r = self.run(th, x)
-        return r
 
 
 def logdet_blocks(tw, th, x):
