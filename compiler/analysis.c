@@ -433,6 +433,8 @@ static double lip_op(LipCtx *cx, const Val *v, const Blame **first)
     }
     case OP_GPOOL: /* a mean over the group axis */
         return child(cx, v->a, first) / sqrt((double)p->vals[v->a]->shape.dim[1]);
+    case OP_POOL2: /* each output the mean of its own 4 inputs: norm 1/2 */
+        return child(cx, v->a, first) / 2;
     case OP_MEAN_SET: { /* a mean over the n members */
         const Shape s = p->vals[v->a]->shape;
         return child(cx, v->a, first) / sqrt((double)s.dim[s.rank - 1]);

@@ -8,7 +8,7 @@
 
 #include "summary.h"
 
-const char *const level_names[] = {"proved", "linearized", "refused", "unchecked"};
+const char *const level_names[] = {"proved", "linearized", "refused"};
 
 void verdict_note(Arena *a, Verdict *v, Span sp, const char *fmt, ...)
 {
@@ -51,7 +51,7 @@ Certificate *check_model(Arena *a, Diags *d, const StepProgram *p)
     for (int i = 0; i < REQ_COUNT; i++) {
         c->v[i].kind = (ReqKind)i;
         c->v[i].bound = NAN;
-        c->v[i].level = LEVEL_UNCHECKED;
+        c->v[i].level = LEVEL_REFUSED;
     }
     for (int i = 0; i < p->m->nreqs; i++) {
         Verdict *v = &c->v[p->m->reqs[i].kind];
@@ -65,6 +65,9 @@ Certificate *check_model(Arena *a, Diags *d, const StepProgram *p)
     check_nonexpansive(a, c);   /* then: L <= 1 */
     check_invertible(a, c);
     check_equivariant(a, c);
+    for (int i = 0; i < REQ_COUNT; i++) /* can't happen: every kind has a checker; never a silent pass */
+        if (c->v[i].required && !c->v[i].evaluated)
+            verdict_set(&c->v[i], false, LEVEL_REFUSED, NAN, "internal: no checker decided it");
     return c;
 }
 
@@ -74,11 +77,6 @@ int check_report(Diags *d, const Certificate *c)
     for (int i = 0; i < c->p->m->nreqs; i++) {
         const Req *q = &c->p->m->reqs[i];
         const Verdict *v = &c->v[q->kind];
-        if (v->level == LEVEL_UNCHECKED) {
-            Diag *g = diag_warning(d, q->span, "guarantee '%s' is not checked yet", req_names[q->kind]);
-            diag_note(d, g, NO_SPAN, "spdlc cannot prove or refute it; it is not part of the certificate");
-            continue;
-        }
         if (v->holds)
             continue;
         failed++;
@@ -115,10 +113,6 @@ static void print_text(FILE *out, const Certificate *c)
             if (v->reference && v->required)
                 fprintf(out, "  %-16s reference: %s\n", "", v->reference);
         }
-    for (int i = 0; i < m->nreqs; i++)
-        if (c->v[m->reqs[i].kind].level == LEVEL_UNCHECKED)
-            fprintf(out, "  %-16s %-6s %-10s no checker decides this guarantee yet\n", req_names[m->reqs[i].kind], "-",
-                    "unchecked");
 }
 
 static void print_json(FILE *out, const Certificate *c)
@@ -127,17 +121,16 @@ static void print_json(FILE *out, const Certificate *c)
     bool first = true;
     for (int k = 0; k < REQ_COUNT; k++) {
         const Verdict *v = &c->v[k];
-        if (!v->evaluated && !(v->required && v->level == LEVEL_UNCHECKED))
+        if (!v->evaluated)
             continue;
         fprintf(out, "%s\"%s\": {\"holds\": %s, \"level\": ", first ? "" : ", ", req_names[k],
                 v->holds ? "true" : "false");
         first = false;
-        /* DESIGN §4's levels; a guarantee nobody checks yet is reported refused */
-        json_str(out, v->level == LEVEL_UNCHECKED ? "refused" : level_names[v->level]);
+        json_str(out, level_names[v->level]);
         fputs(", \"bound\": ", out);
         json_num(out, v->bound);
         fputs(", \"reason\": ", out);
-        json_str(out, v->level == LEVEL_UNCHECKED ? "not checked yet" : v->reason ? v->reason : "");
+        json_str(out, v->reason ? v->reason : "");
         fprintf(out, ", \"required\": %s", v->required ? "true" : "false");
         if (v->theorem) {
             fputs(", \"theorem\": ", out);

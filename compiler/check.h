@@ -14,7 +14,7 @@
 
 #include "analysis.h"
 
-typedef enum { LEVEL_PROVED, LEVEL_LINEARIZED, LEVEL_REFUSED, LEVEL_UNCHECKED } Level;
+typedef enum { LEVEL_PROVED, LEVEL_LINEARIZED, LEVEL_REFUSED } Level;
 
 extern const char *const level_names[];
 
@@ -80,9 +80,8 @@ typedef struct Certificate {
 
 /* Runs every checker that applies to the model. */
 Certificate *check_model(Arena *a, Diags *d, const StepProgram *p);
-/* Reports each failed `require` as an error at its line, with notes; and a
- * warning for each requirement no checker decides yet. Returns the number
- * of failed requirements. */
+/* Reports each failed `require` as an error at its line, with notes.
+ * Returns the number of failed requirements. */
 int check_report(Diags *d, const Certificate *c);
 /* The certificate: readable text, or the JSON of DESIGN §4 (the summary's
  * object is closed here). */

@@ -231,6 +231,14 @@ static FType op_type(Eq *q, const Val *v)
         q->rules |= R_POOL;
         return t == T_REGULAR ? T_REGULAR_VEC : T_TRIVIAL;
     }
+    case OP_POOL2: { /* blocks map to blocks on an even grid (the resolver requires one) */
+        FType t = type_of(q, v->a);
+        if (t == T_SPATIAL || t == T_REGULAR) {
+            q->rules |= R_POOL;
+            return t;
+        }
+        return is_field(t) ? broke(q, v, "pool2 pools grid axes, which this group does not act on", NULL) : t;
+    }
     case OP_MEAN_SET: {
         FType t = type_of(q, v->a);
         if (t == T_BROKEN)

@@ -1183,6 +1183,21 @@ static void op_forward(E *e, const Val *v)
             }
             break;
         }
+        case OP_POOL2: {
+            size_t m = (size_t)v->shape.dim[v->shape.rank - 1], L = lanes_of(v), maps = v->size / (m * m);
+            out(e, "const real *restrict X = %s;", F(e, v->a));
+            out(e, "real *restrict Y = %s;", F(e, v->id));
+            out(e, "for (size_t c = 0; c < %zu; c++)", maps);
+            out(e, "    for (size_t i = 0; i < %zu; i++)", m);
+            out(e, "        for (size_t j = 0; j < %zu; j++) {", m);
+            out(e, "            const real *restrict x = X + ((c * %zu + 2 * i) * %zu + 2 * j) * %zu;", 2 * m, 2 * m, L);
+            out(e, "            real *restrict y = Y + ((c * %zu + i) * %zu + j) * %zu;", m, m, L);
+            out(e, "            for (size_t l = 0; l < %zu; l++)", L);
+            out(e, "                y[l] = (real)0.25 * ((x[l] + x[%zu + l]) + (x[%zu + l] + x[%zu + l]));", L, 2 * m * L,
+                2 * m * L + L);
+            out(e, "        }");
+            break;
+        }
         case OP_GPOOL:
         case OP_MEAN_SPACE:
         case OP_MEAN_SET: {
@@ -1423,6 +1438,21 @@ static void op_adjoint(E *e, const Val *v)
                 }
                 off += a->size;
             }
+            break;
+        }
+        case OP_POOL2: {
+            size_t m = (size_t)v->shape.dim[v->shape.rank - 1], L = lanes_of(v), maps = v->size / (m * m);
+            bool assign = first(e, v->a); /* every entry of the operand is in exactly one block */
+            out(e, "real *restrict GX = %s;", G(e, v->a));
+            out(e, "const real *restrict GY = %s;", G(e, v->id));
+            out(e, "for (size_t c = 0; c < %zu; c++)", maps);
+            out(e, "    for (size_t i = 0; i < %zu; i++)", 2 * m);
+            out(e, "        for (size_t j = 0; j < %zu; j++) {", 2 * m);
+            out(e, "            real *restrict gx = GX + ((c * %zu + i) * %zu + j) * %zu;", 2 * m, 2 * m, L);
+            out(e, "            const real *restrict gy = GY + ((c * %zu + i / 2) * %zu + j / 2) * %zu;", m, m, L);
+            out(e, "            for (size_t l = 0; l < %zu; l++)", L);
+            out(e, "                gx[l] %s (real)0.25 * gy[l];", assign ? "=" : "+=");
+            out(e, "        }");
             break;
         }
         case OP_GPOOL:

@@ -37,6 +37,7 @@ const BuiltinInfo builtin_info[FN_COUNT] = {
     [FN_GPOOL] = {"gpool", 1, 1, false, 0, 0, false, true},
     [FN_MEAN_SPACE] = {"mean_space", 1, 1, false, 0, 0, false, true},
     [FN_MEAN_SET] = {"mean_set", 1, 1, false, 0, 0, false, true},
+    [FN_POOL2] = {"pool2", 1, 1, false, 0, 0, false, true},
 };
 
 static const char *const type_names[] = {"R", "class", "skew", "orth", "lu", "lift", "gconv"};
@@ -1192,6 +1193,21 @@ static Type call(R *r, Expr *e)
         else if (ta.field == FIELD_REGULAR)
             t.field = FIELD_REGULAR_VEC;
         return e->type = t;
+    case FN_POOL2: { /* the mean over aligned 2 x 2 blocks of the grid (the last two axes) */
+        const Shape s = ta.shape;
+        if (s.rank < 2 || s.dim[s.rank - 1] != s.dim[s.rank - 2])
+            return fail(r, e, a0->span, "pool2 needs a square grid in its last two axes, got %s", type_str(r->a, ta));
+        if (s.dim[s.rank - 1] % 2) {
+            Diag *dg = error(r, a0->span, "pool2 halves the grid, but it is %d x %d", s.dim[s.rank - 1], s.dim[s.rank - 1]);
+            diag_note(r->d, dg, NO_SPAN, "an odd grid has no aligned 2 x 2 blocks (and rotations would not map blocks to blocks)");
+            e->poison = true;
+            return e->type = poison_type();
+        }
+        t.shape = s;
+        t.shape.dim[s.rank - 1] /= 2;
+        t.shape.dim[s.rank - 2] /= 2;
+        return e->type = t;
+    }
     case FN_MEAN_SET: {
         Group *g = model_group(r);
         if (!g || g->kind != GROUP_S)

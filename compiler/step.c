@@ -19,7 +19,7 @@ const char *const op_names[OP_COUNT] = {
     [OP_MATMUL] = "matmul", [OP_SLICE] = "slice", [OP_PAD] = "pad", [OP_JOIN] = "join",
     [OP_SUM] = "sum", [OP_MEAN] = "mean", [OP_SOFTMAX] = "softmax", [OP_CE] = "cross_entropy",
     [OP_MSE] = "mse", [OP_NLL] = "nll_gaussian", [OP_SMOOTH] = "smooth", [OP_LIFT] = "lift",
-    [OP_GCONV] = "gconv", [OP_GCONV_T] = "gconv'", [OP_GPOOL] = "gpool", [OP_MEAN_SPACE] = "mean_space", [OP_MEAN_SET] = "mean_set",
+    [OP_GCONV] = "gconv", [OP_GCONV_T] = "gconv'", [OP_GPOOL] = "gpool", [OP_MEAN_SPACE] = "mean_space", [OP_MEAN_SET] = "mean_set", [OP_POOL2] = "pool2",
 };
 
 /* Where a value lives, from cheapest to most often computed. */
@@ -413,6 +413,8 @@ static int lower_call(L *l, Expr *e)
         return unary(l, OP_MEAN_SPACE, e->span, lower(l, a0), sh);
     case FN_MEAN_SET:
         return unary(l, OP_MEAN_SET, e->span, lower(l, a0), sh);
+    case FN_POOL2:
+        return unary(l, OP_POOL2, e->span, lower(l, a0), sh);
     default:
         break;
     }

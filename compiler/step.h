@@ -47,7 +47,7 @@ typedef enum {
     OP_MSE,        /* sum_i (a_i - b_i)^2; b a one-hot label if is_class */
     OP_NLL,        /* 0.5 |a|^2 + d/2 log(2 pi) - log det                 */
     OP_SMOOTH,     /* sum over args P of sum_k |P_{k+1} - P_k|^2 / h      */
-    OP_LIFT, OP_GCONV, OP_GCONV_T, OP_GPOOL, OP_MEAN_SPACE, OP_MEAN_SET,
+    OP_LIFT, OP_GCONV, OP_GCONV_T, OP_GPOOL, OP_MEAN_SPACE, OP_MEAN_SET, OP_POOL2,
     OP_COUNT
 } Op;
 

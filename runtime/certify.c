@@ -66,12 +66,11 @@ int spdl_cmd_certify(const spdl_model *m, const spdl_args *a)
             printf("  %-8s bound %-8g 1 (orthogonal by construction)\n", ps[i].name, m->norm_bound[i]);
             continue;
         }
-        size_t per = ps[i].size / ps[i].layers;
         double worst = 0;
         printf("  %-8s bound %-8g", ps[i].name, m->norm_bound[i]);
         for (size_t k = 0; k < ps[i].layers; k++) {
             double nb;
-            if (spdl_layer_norm(&ps[i], theta + ps[i].offset + k * per, &nb)) {
+            if (spdl_bound_norm(m, i, theta, k, &nb)) {
                 spdl_error(a, "out of memory");
                 goto done;
             }

@@ -191,6 +191,32 @@ int spdl_param_projected(const spdl_model *m, size_t i, const double *theta)
     return changed;
 }
 
+int spdl_bound_norm(const spdl_model *m, size_t i, const double *theta, size_t k, double *out)
+{
+    size_t np;
+    const spdl_param *p = &m->params(&np)[i];
+    size_t per = p->size / (p->layers ? p->layers : 1);
+    if (p->rank < 3)
+        return spdl_layer_norm(p, theta + p->offset + k * per, out);
+    /* a convolution kernel: its bound is on the operator, which the model's
+       projection bounds soundly and scales the kernel by bound / norm when
+       it is above the bound */
+    double *th = malloc(sizeof(double) * (m->nparam ? m->nparam : 1));
+    if (!th)
+        return SPDL_ENOMEM;
+    memcpy(th, theta, sizeof(double) * m->nparam);
+    m->project(th);
+    double a = 0, b = 0;
+    for (size_t q = 0; q < per; q++) {
+        a = fmax(a, fabs(theta[p->offset + k * per + q]));
+        b = fmax(b, fabs(th[p->offset + k * per + q]));
+    }
+    free(th);
+    double c = m->norm_bound[i];
+    *out = a == b ? (a == 0 ? 0 : c) : b > 0 ? c * (a / b) : INFINITY;
+    return SPDL_OK;
+}
+
 int spdl_weights_check(const spdl_model *m, const double *theta, const char *path, char *err, size_t errlen)
 {
     if (!m->project || !m->norm_bound)
@@ -210,12 +236,11 @@ int spdl_weights_check(const spdl_model *m, const double *theta, const char *pat
            (orth[n] is orthogonal by construction and never projected) */
         if (!memcmp(th + p->offset, theta + p->offset, sizeof(double) * p->size))
             continue;
-        size_t per = p->size / (p->layers ? p->layers : 1);
         if (!isnan(m->norm_bound[i])) {
             double c = m->norm_bound[i];
             for (size_t k = 0; k < p->layers && rc == SPDL_OK; k++) {
                 double nb;
-                rc = spdl_layer_norm(p, theta + p->offset + k * per, &nb);
+                rc = spdl_bound_norm(m, i, theta, k, &nb);
                 if (rc)
                     spdl_fail(err, errlen, rc, "out of memory");
                 else if (!(nb <= c * (1 + SPDL_BOUND_TOL))) {

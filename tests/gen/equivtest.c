@@ -4,13 +4,15 @@
  *
  * Build with the model's M.c and -DMODEL_FN=M_model; run as
  * `equivtest GROUP N` with GROUP one of S (permutations of the last axis of
- * x : R[c, N]) and Z (cyclic shifts (T a)[i] = a[(i - 1) mod N]). For
+ * x : R[c, N]), Z (cyclic shifts (T a)[i] = a[(i - 1) mod N]), C4 and D4
+ * (x : R[c, N, N]; rotation (R a)[i, j] = a[j, N-1-i], mirror
+ * (M a)[i, j] = a[i, N-1-j], R^k M^s on every channel alike). For
  * random parameters (init, then perturbed, then projected) and inputs, every
  * sample is transformed by a group element (S: 20 random permutations and
- * every transposition of neighbours; Z: every shift) and the outputs must
+ * every transposition of neighbours; Z, C4, D4: every element) and the outputs must
  * equal the untransformed ones to 1e-12 relative. A planted check: a
- * transformation that is not in the group (reversing one channel only)
- * must change the output, or the test is not looking. */
+ * change that is no group element (one entry moved) must change the
+ * output, or the test is not looking. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,13 +30,12 @@ static double urand(void)
 }
 
 /* out[c, i] = in[c, perm[i]] for each of B samples of C x N */
-static void act(const double *in, double *out, size_t B, size_t C, size_t N, const size_t *perm, int one_channel)
+static void act(const double *in, double *out, size_t B, size_t C, size_t N, const size_t *perm)
 {
     for (size_t b = 0; b < B; b++)
         for (size_t c = 0; c < C; c++)
             for (size_t i = 0; i < N; i++) {
-                size_t j = one_channel && c != 0 ? i : perm[i];
-                out[(b * C + c) * N + i] = in[(b * C + c) * N + j];
+                out[(b * C + c) * N + i] = in[(b * C + c) * N + perm[i]];
             }
 }
 
@@ -51,20 +52,22 @@ static double rel_diff(const double *a, const double *b, size_t n)
 int main(int argc, char **argv)
 {
     const spdl_model *m = MODEL_FN();
-    if (argc != 3 || (argv[1][0] != 'S' && argv[1][0] != 'Z')) {
-        fprintf(stderr, "usage: equivtest S|Z N\n");
+    if (argc != 3 || !strchr("SZCD", argv[1][0])) {
+        fprintf(stderr, "usage: equivtest S|Z|C4|D4 N\n");
         return 2;
     }
     char G = argv[1][0];
     size_t N = (size_t)atoi(argv[2]), B = 7;
-    if (N == 0 || m->nin % N) {
-        fprintf(stderr, "equivtest: the input (%zu numbers) is not R[c, %zu]\n", m->nin, N);
+    int grid = G == 'C' || G == 'D';
+    size_t cells = grid ? N * N : N; /* the entries one channel holds */
+    if (N == 0 || m->nin % cells) {
+        fprintf(stderr, "equivtest: the input (%zu numbers) is not R[c, %zu%s]\n", m->nin, N, grid ? ", n" : "");
         return 2;
     }
-    size_t C = m->nin / N, P = m->nparam, NO = m->nout;
+    size_t C = m->nin / cells, P = m->nparam, NO = m->nout;
     double *th = malloc(P * sizeof *th), *x = malloc(B * m->nin * sizeof *x), *gx = malloc(B * m->nin * sizeof *gx);
     double *y = malloc(B * NO * sizeof *y), *gy = malloc(B * NO * sizeof *gy);
-    size_t *perm = malloc(N * sizeof *perm);
+    size_t *perm = malloc(cells * sizeof *perm);
     void *w = malloc(m->work_size(B));
     if (!th || !x || !gx || !y || !gy || !perm || !w)
         return 2;
@@ -78,11 +81,24 @@ int main(int argc, char **argv)
         return 1;
     double worst = 0;
     int tried = 0;
-    int rounds = G == 'Z' ? (int)N : 20 + (int)N - 1;
+    int rounds = G == 'Z' ? (int)N : G == 'C' ? 4 : G == 'D' ? 8 : 20 + (int)N - 1;
     for (int r = 0; r < rounds; r++) {
-        for (size_t i = 0; i < N; i++)
+        for (size_t i = 0; i < cells; i++)
             perm[i] = i;
-        if (G == 'Z') { /* T^r: (T^r a)[i] = a[(i - r) mod N] */
+        if (grid) { /* g = R^k M^s: (g a)[i, j] = a[g^-1 (i, j)], mirror first, then k rotations */
+            int k = r % 4, s = r / 4;
+            for (size_t i = 0; i < N; i++)
+                for (size_t j = 0; j < N; j++) {
+                    size_t a = i, b = j; /* (R^k a)[i, j] = a[j, N-1-i] applied k times */
+                    for (int t = 0; t < k; t++) {
+                        size_t na = b, nb = N - 1 - a;
+                        a = na, b = nb;
+                    }
+                    if (s)
+                        b = N - 1 - b;
+                    perm[i * N + j] = a * N + b;
+                }
+        } else if (G == 'Z') { /* T^r: (T^r a)[i] = a[(i - r) mod N] */
             for (size_t i = 0; i < N; i++)
                 perm[i] = (i + N - (size_t)r % N) % N;
         } else if (r < 20) { /* Fisher-Yates */
@@ -96,29 +112,23 @@ int main(int argc, char **argv)
             perm[k] = k + 1;
             perm[k + 1] = k;
         }
-        act(x, gx, B, C, N, perm, 0);
+        act(x, gx, B, C, cells, perm);
         if (m->forward(th, B, gx, gy, w) != 0)
             return 1;
         worst = fmax(worst, rel_diff(y, gy, B * NO));
         tried++;
     }
-    /* planted: move one channel's entries only (not a group element, for C > 1), or for
-     * C = 1 a non-permutation (the first entry doubled) */
-    for (size_t i = 0; i < N; i++)
-        perm[i] = N - 1 - i;
-    if (C > 1)
-        act(x, gx, B, C, N, perm, 1);
-    else {
-        memcpy(gx, x, B * m->nin * sizeof *gx);
-        for (size_t b = 0; b < B; b++)
-            gx[b * m->nin] *= 2;
-    }
+    /* planted: a change that is no group element (the first entry of every
+     * sample moved by 0.5) must move the output */
+    memcpy(gx, x, B * m->nin * sizeof *gx);
+    for (size_t b = 0; b < B; b++)
+        gx[b * m->nin] += 0.5;
     if (m->forward(th, B, gx, gy, w) != 0)
         return 1;
     double planted = rel_diff(y, gy, B * NO);
-    printf("%s: %s(%zu) on R[%zu, %zu]: %d group elements, worst output change %.2e (bound 1e-12); a change outside the "
+    printf("%s: %s on R[%zu, %zu%s]: %d group elements, worst output change %.2e (bound 1e-12); a change outside the "
            "group moves it by %.2e\n",
-           m->name, G == 'S' ? "S" : "Z", N, C, N, tried, worst, planted);
+           m->name, argv[1], C, N, grid ? ", n" : "", tried, worst, planted);
     int ok = worst <= 1e-12 && planted > 1e-6;
     free(th), free(x), free(gx), free(y), free(gy), free(perm), free(w);
     return ok ? 0 : 1;
