@@ -5,7 +5,7 @@
 
 Each program found by difftest.py (FAILURES.md) is kept here, minimised, with
 the expected numbers in its header, computed with numpy from DESIGN's
-semantics: `// expect y:` (forward, 2 samples), `// expect loss:` (theta =
+semantics: `// expect y:` (forward, 2 samples), `// expect loss:`, optionally `// expect grad:` (theta =
 linspace(-0.5, 0.7, P), x = linspace(-1, 1, 2 nin), every target 0.25), or
 `// expect: refused` (spdlc check must fail). `// construct: NAME` names the
 generator switch of the bug: while NAME is known broken (not enabled), a
@@ -64,11 +64,16 @@ def one(spdlc, cc, path, out):
                       ctypes.c_void_p(w.ctypes.data))
     L = f("loss_grad")(th.ctypes.data_as(PD), ctypes.c_size_t(2), x.ctypes.data_as(PD), t.ctypes.data_as(PD),
                        g.ctypes.data_as(PD), ctypes.c_void_p(w.ctypes.data))
+    eg = 0.0
+    gm = re.search(r"^// expect grad: (.*)$", text, re.M)
+    if gm:
+        g_want = np.array([float(v) for v in gm.group(1).split()])
+        eg = float(np.max(np.abs(g - g_want)) / max(np.max(np.abs(g_want)), 1e-6))
     ey = float(np.max(np.abs(y.ravel() - y_want)) / max(np.max(np.abs(y_want)), 1e-6))
     el = abs(L - l_want) / max(abs(l_want), 1e-6)
-    ok = rc == 0 and ey <= 1e-12 and el <= 1e-12
-    return ok, "forward rc %d, y %s (want %s, relative %.3g), loss %.17g (want %.17g)" % (
-        rc, np.array2string(y.ravel(), precision=6), np.array2string(y_want, precision=6), ey, L, l_want)
+    ok = rc == 0 and ey <= 1e-12 and el <= 1e-12 and eg <= 1e-9
+    return ok, "forward rc %d, y %s (want %s, relative %.3g), loss %.17g (want %.17g), gradient relative %.3g" % (
+        rc, np.array2string(y.ravel(), precision=6), np.array2string(y_want, precision=6), ey, L, l_want, eg)
 
 
 def main(argv):
