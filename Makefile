@@ -27,7 +27,7 @@ COMPILER_SRC := arena diag ast parse source resolve tableau step analysis check 
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
-.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-warn check-inv check-e2e check-attack check-python bench-python
+.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-warn check-inv check-e2e check-attack check-python bench-python check-difftest difftest
 all: $(B)/spdlc $(B)/libspdl.a
 
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -184,12 +184,30 @@ check-attack: $(B)/spdlc
 	python3 tests/attack/run_attack.py $(B)/spdlc --out $(B)/attack --cc $(CC)
 	python3 tests/attack/run_demo.py $(B)/spdlc --out $(B)/attack/demo --cc $(CC)
 
+# Differential testing against PyTorch (tests/difftest/README.md): random
+# well-typed programs, each compared with an independent float64 twin
+# (forward, loss, gradient, vjp, inverse, log-det) and its proved
+# certificates attacked; the regression programs of FAILURES.md. Seeds fixed.
+# `make difftest N=1000 [SEED=S] [ENABLE=all]` runs a campaign.
+DIFFTEST_PY := /usr/bin/python3
+N ?= 1000
+SEED ?= 20261201
+ENABLE ?=
+DIFFTEST_OPT ?= -O1
+check-difftest: DEPS_FOR = check
+check-difftest: deps $(B)/spdlc
+	$(DIFFTEST_PY) tests/difftest/regress.py $(B)/spdlc $(B)/difftest/regress --cc $(CC) $(if $(ENABLE),--enable $(ENABLE))
+	$(DIFFTEST_PY) tests/difftest/difftest.py $(B)/spdlc --count 200 --out $(B)/difftest --cc $(CC) $(if $(ENABLE),--enable $(ENABLE))
+difftest: DEPS_FOR = check
+difftest: deps $(B)/spdlc
+	$(DIFFTEST_PY) tests/difftest/difftest.py $(B)/spdlc --count $(N) --seed $(SEED) --out $(B)/difftest --opt=$(DIFFTEST_OPT) --memory --cc $(CC) $(if $(ENABLE),--enable $(ENABLE))
+
 # From Python (DESIGN §10): spdlc build --python, the spdl package with NumPy and PyTorch
 # (tests/python/README.md); Debian's python3, which has python3-numpy and python3-torch.
 check-python: $(B)/spdlc $(B)/libspdl.a
 	tests/python.sh $(B)/spdlc $(PYTHON)
 
-check: deps all check-unit check-runtime check-golden check-badinput check-design check-asan check-emit check-warn check-gen check-inv check-e2e check-attack check-python
+check: deps all check-unit check-runtime check-golden check-badinput check-design check-asan check-emit check-warn check-gen check-inv check-e2e check-attack check-python check-difftest
 
 # ---- fuzzing --------------------------------------------------------------------
 # libFuzzer on the front end (lexer, parser, resolver, diagnostics) under ASan

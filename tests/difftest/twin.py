@@ -1,0 +1,380 @@
+"""twin.py - the PyTorch float64 twin of a spngen program (DESIGN section 3).
+
+Written from the program tree alone, following DESIGN's semantics contract:
+theta holds the parameters in declaration order, a `per layer` one
+layer-major; skew/orth/lu stored layouts; layer k uses copy k and
+h = T/N or dt_k; explicit Runge-Kutta stages; symplectic Euler and Verlet in
+the order written (Verlet's first variable gets the half steps); a `let`
+inside a block is evaluated at every stage from that stage's values; the
+loss is the batch mean of the sample terms plus the parameter-only terms
+once; smooth(P) sums |P_{k+1} - P_k|^2 / h over the stored numbers with the
+nominal h (1 in a repeat block).
+
+Sample values are tensors (B, n); parameter values have no batch axis.
+"""
+import math
+
+import torch
+
+D = torch.float64
+
+
+def layout(prog):
+    """Offsets in theta, in declaration order."""
+    off = 0
+    lay = {}
+    for P in prog.params:
+        lay[P.name] = (off, P)
+        off += P.size
+    return lay, off
+
+
+def param_value(P, th, k):
+    """Copy k (0 if shared) of parameter P, as the matrix/vector it means."""
+    off = P._off + (k if P.per_layer else 0) * P.nstore
+    raw = th[off:off + P.nstore]
+    if P.kind == "R":
+        return raw.reshape(P.shape)
+    if P.kind == "dt":
+        return raw[0]
+    n = P.shape[0]
+    if P.kind in ("skew", "orth"):
+        iu = torch.triu_indices(n, n, 1)
+        S = torch.zeros(n, n, dtype=D)
+        S = S.index_put((iu[0], iu[1]), raw)
+        S = S - S.T
+        if P.kind == "skew":
+            return S
+        I = torch.eye(n, dtype=D)
+        return torch.linalg.solve(I - S, I + S)
+    if P.kind == "lu":
+        X = raw.reshape(n, n)
+        L = torch.tril(X, -1) + torch.eye(n, dtype=D)
+        U = torch.triu(X, 1) + torch.diag(torch.exp(torch.diagonal(X)))
+        return L @ U
+    raise ValueError(P.kind)
+
+
+class Twin:
+    def __init__(self, prog):
+        self.p = prog
+        self.lay, self.nparam = layout(prog)
+        for name, (off, P) in self.lay.items():
+            P._off = off
+        self.defs = {name: (args, body) for name, args, body in prog.defs}
+        self.glets = {name: v for name, v, t in prog.glets}
+
+    # -- expressions
+    def ev(self, e, env):
+        op = e[0]
+        if op == "num":
+            return torch.tensor(e[1], dtype=D)
+        if op == "var":
+            v = env.get(e[1])
+            if v is None:
+                if e[1] in self.glets:
+                    return torch.tensor(self.glets[e[1]], dtype=D)
+                v = env["$params"](e[1])
+            return v
+        if op == "I":
+            return torch.eye(e[1], dtype=D)
+        if op == "add":
+            return self.ev(e[1], env) + self.ev(e[2], env)
+        if op == "sub":
+            return self.ev(e[1], env) - self.ev(e[2], env)
+        if op in ("smul", "muls", "emul"):
+            return self.ev(e[1], env) * self.ev(e[2], env)
+        if op == "div":
+            return self.ev(e[1], env) / self.ev(e[2], env)
+        if op == "mv":
+            M, v = self.ev(e[1], env), self.ev(e[2], env)
+            return v @ M.T
+        if op == "mm":
+            return self.ev(e[1], env) @ self.ev(e[2], env)
+        if op == "neg":
+            return -self.ev(e[1], env)
+        if op == "pow":
+            return self.ev(e[1], env) ** e[2]
+        if op == "T":
+            return self.ev(e[1], env).T
+        if op == "act":
+            a = self.ev(e[2], env)
+            fn = e[1]
+            if fn == "tanh":
+                return torch.tanh(a)
+            if fn == "relu":
+                return torch.where(a > 0, a, torch.zeros_like(a))
+            if fn == "sigmoid":
+                return torch.sigmoid(a)
+            if fn == "softplus":
+                return torch.nn.functional.softplus(a)
+            if fn == "identity":
+                return a
+            if fn == "exp":
+                return torch.exp(a)
+            if fn == "leaky_relu":
+                return torch.where(a > 0, a, e[3] * a)
+            raise ValueError(fn)
+        if op in ("sum", "mean"):
+            a = self.ev(e[1], env)
+            if a.dim() == 2 and env.get("$B") and a.shape[0] == env["$B"] and self.sample(e[1], env):
+                return a.sum(-1, keepdim=True) if op == "sum" else a.mean(-1, keepdim=True)
+            return a.sum() if op == "sum" else a.mean()
+        if op == "slice":
+            return self.ev(e[1], env)[..., e[2]:e[3]]
+        if op == "pad":
+            a = self.ev(e[1], env)
+            z = torch.zeros(a.shape[:-1] + (e[2] - a.shape[-1],), dtype=D)
+            return torch.cat([a, z], -1)
+        if op == "join":
+            parts = [self.ev(a, env) for a in e[1:]]
+            B = max((q.shape[0] for q in parts if q.dim() == 2), default=None)
+            if B is not None:
+                parts = [q if q.dim() == 2 else q.expand(B, q.shape[0]) for q in parts]
+            return torch.cat(parts, -1)
+        if op == "softmax":
+            return torch.softmax(self.ev(e[1], env), -1)
+        if op == "call":
+            args, body = self.defs[e[1]]
+            sub = {"$params": env["$params"], "$B": env.get("$B"), "$sample": env.get("$sample", set())}
+            for a, x in zip(args, e[2:]):
+                sub[a] = self.ev(x, env)
+                if self.sample(x, env):
+                    sub["$sample"] = sub["$sample"] | {a}
+            return self.ev(body, sub)
+        raise ValueError(op)
+
+    def sample(self, e, env):
+        """Does e depend on the sample (has a batch axis)?"""
+        op = e[0]
+        if op == "var":
+            return e[1] in env.get("$sample", ())
+        if op in ("num", "I"):
+            return False
+        return any(self.sample(a, env) for a in e[1:] if isinstance(a, tuple))
+
+    # -- the model
+    def run(self, th, x):
+        """Forward pass on x (B, nin): the output, the logits of a softmax
+        output, the final state vector and the initial one (each state's
+        value where it is declared), and the environment."""
+        p = self.p
+        B = x.shape[0]
+        cache = {}
+
+        def params_at(k):
+            def get(name):
+                key = (name, k)
+                if key not in cache:
+                    P = self.lay[name][1]
+                    cache[key] = param_value(P, th, k if P.per_layer else 0)
+                return cache[key]
+            return get
+
+        env = {"x": x, "$params": params_at(0), "$B": B, "$sample": {"x"}}
+        init = {}
+        for it in p.items:
+            if it[0] == "param":
+                continue
+            if it[0] == "state":
+                v = self.ev(it[3], env)
+                v = v.expand(B, it[2]) if v.dim() < 2 else v
+                v = v.clone() if v.dim() == 2 else v
+                env[it[1]] = v
+                env["$sample"] = env["$sample"] | {it[1]}
+                init[it[1]] = v
+            elif it[0] == "let":
+                env[it[1]] = self.ev(it[2], env)
+                if self.sample(it[2], env):
+                    env["$sample"] = env["$sample"] | {it[1]}
+            else:
+                b = it[1]
+                for k in range(b.layers):
+                    self.layer(b, k, env, th, params_at(k))
+        env["$params"] = params_at(0)
+        name, oe, kind = p.output
+        out = self.ev(oe, env)
+        if out.dim() < 2:
+            out = out.expand(B, out.shape[-1])
+        logits = None
+        if kind == "softmax":
+            logits = self.ev(oe[1], env)
+        states = torch.cat([env[s] for s, n in p.states], -1)
+        s0 = torch.cat([init[s] for s, n in p.states], -1)
+        return {"out": out, "logits": logits, "states": states, "init": s0, "env": env}
+
+    def step_h(self, b, k, th):
+        sc = getattr(b, "_hscale", 1.0)   # the stable attack's planted violation scales h
+        if b.learned:
+            return sc * param_value(b.learned[0], th, k)
+        return torch.tensor(sc * b.h, dtype=D)
+
+    def field(self, b, env):
+        """The block's right-hand sides at env (lets evaluated first)."""
+        sub = dict(env)
+        for it in b.items:
+            if it[0] == "let":
+                sub[it[1]] = self.ev(it[2], sub)
+                sub["$sample"] = sub["$sample"] | {it[1]}
+        return {it[1]: self.ev(it[2], sub) for it in b.items if it[0] == "eq"}
+
+    def field_of(self, b, env, var):
+        sub = dict(env)
+        for it in b.items:
+            if it[0] == "let":
+                sub[it[1]] = self.ev(it[2], sub)
+                sub["$sample"] = sub["$sample"] | {it[1]}
+        for it in b.items:
+            if it[0] == "eq" and it[1] == var:
+                return self.ev(it[2], sub)
+
+    def layer(self, b, k, env, th, params, fieldfn=None):
+        """Layer k of block b, updating env's states in place (rebinding)."""
+        env["$params"] = params
+        if b.kind == "repeat":
+            sub = dict(env)
+            for it in b.items:
+                v = self.ev(it[2], sub)
+                if v.dim() < 2:
+                    v = v.expand(env["$B"], v.shape[-1])
+                sub[it[1]] = v
+                sub["$sample"] = sub["$sample"] | {it[1]}
+            for v in b.vars:
+                env[v] = sub[v]
+            return
+        h = self.step_h(b, k, th)
+        F = fieldfn or (lambda e: self.field(b, e))
+        Fv = (lambda e, var: fieldfn(e)[var]) if fieldfn else (lambda e, var: self.field_of(b, e, var))
+        if b.scheme in ("verlet", "symplectic_euler"):
+            eqs = [it[1] for it in b.items if it[0] == "eq"]
+            if b.scheme == "verlet":
+                y, z = eqs
+                env[y] = env[y] + h / 2 * Fv(env, y)
+                env[z] = env[z] + h * Fv(env, z)
+                env[y] = env[y] + h / 2 * Fv(env, y)
+            else:
+                for v in eqs:
+                    env[v] = env[v] + h * Fv(env, v)
+            return
+        c, a, bb = b.tableau
+        s = len(bb)
+        K = []
+        s0 = {v: env[v] for v in b.vars}
+        for i in range(s):
+            st = dict(env)
+            for v in b.vars:
+                acc = s0[v]
+                for j in range(i):
+                    if a[i][j] != 0:
+                        acc = acc + h * a[i][j] * K[j][v]
+                st[v] = acc
+            K.append(F(st))
+        for v in b.vars:
+            acc = s0[v]
+            for i in range(s):
+                if bb[i] != 0:
+                    acc = acc + h * bb[i] * K[i][v]
+            env[v] = acc
+
+    def loss(self, th, x, tgt):
+        """Mean loss of the batch."""
+        p = self.p
+        B = x.shape[0]
+        if p.density:
+            x = x.clone().requires_grad_(True)
+        r = self.run(th, x)
+        out = r["out"]
+        sample = torch.zeros(B, dtype=D)
+        param = torch.zeros((), dtype=D)
+        for t in p.loss:
+            k = t[0]
+            if k == "ce":
+                c = tgt[:, 0].long()
+                sample = sample - torch.log(out[torch.arange(B), c])
+            elif k == "mse_c":
+                c = tgt[:, 0].long()
+                oh = torch.nn.functional.one_hot(c, out.shape[1]).to(D)
+                sample = sample + ((out - oh) ** 2).sum(-1)
+            elif k == "mse_t":
+                sample = sample + ((out - tgt) ** 2).sum(-1)
+            elif k == "nll":
+                n = out.shape[1]
+                rows = []
+                for i in range(n):
+                    g, = torch.autograd.grad(out[:, i].sum(), x, create_graph=True)
+                    rows.append(g)
+                J = torch.stack(rows, 1)
+                ld = torch.linalg.slogdet(J)[1]
+                sample = sample + 0.5 * (out ** 2).sum(-1) + 0.5 * n * math.log(2 * math.pi) - ld
+            elif k == "smooth":
+                sc, Ps, h = t[1], t[2], t[3]
+                tot = torch.zeros((), dtype=D)
+                for P in Ps:
+                    o, ns = P._off, P.nstore
+                    for kk in range(P.layers - 1):
+                        d = th[o + (kk + 1) * ns:o + (kk + 2) * ns] - th[o + kk * ns:o + (kk + 1) * ns]
+                        tot = tot + (d * d).sum() / h
+                param = param + sc * tot
+            elif k == "const":
+                param = param + t[1]
+            elif k == "psum":
+                P = t[2]
+                v = th[P._off:P._off + P.nstore]
+                param = param + t[1] * (v * v).sum()
+            elif k == "smean":
+                sample = sample + t[1] * out.mean(-1)
+        return sample.mean() + param, r
+
+
+def logdet_blocks(tw, th, x):
+    """Sum over blocks of log|det| of the block map on its variables (exact, autograd)."""
+    p = tw.p
+    B = x.shape[0]
+    env = {"x": x, "$B": B, "$sample": {"x"}}
+    cache = {}
+
+    def params_at(k):
+        def get(name):
+            key = (name, k)
+            if key not in cache:
+                P = tw.lay[name][1]
+                cache[key] = param_value(P, th, k if P.per_layer else 0)
+            return cache[key]
+        return get
+    env["$params"] = params_at(0)
+    total = torch.zeros(B, dtype=D)
+    invnorm = torch.ones(B, dtype=D)
+    for it in p.items:
+        if it[0] == "param":
+            continue
+        if it[0] == "state":
+            v = tw.ev(it[3], env)
+            env[it[1]] = v.expand(B, it[2]) if v.dim() < 2 else v
+            env["$sample"] = env["$sample"] | {it[1]}
+        elif it[0] == "let":
+            env[it[1]] = tw.ev(it[2], env)
+            if tw.sample(it[2], env):
+                env["$sample"] = env["$sample"] | {it[1]}
+        else:
+            b = it[1]
+            sizes = [env[v].shape[1] for v in b.vars]
+            for k in range(b.layers):
+                z0 = torch.cat([env[v] for v in b.vars], -1).detach().requires_grad_(True)
+                sub = dict(env)
+                o = 0
+                for v, n in zip(b.vars, sizes):
+                    sub[v] = z0[:, o:o + n]
+                    o += n
+                tw.layer(b, k, sub, th, params_at(k))
+                z1 = torch.cat([sub[v] for v in b.vars], -1)
+                rows = []
+                for i in range(z1.shape[1]):
+                    g, = torch.autograd.grad(z1[:, i].sum(), z0, retain_graph=True)
+                    rows.append(g)
+                J = torch.stack(rows, 1)
+                total = total + torch.linalg.slogdet(J)[1]
+                # rounding in layer k's output is amplified by every inverse layer after it
+                invnorm = invnorm * torch.linalg.matrix_norm(torch.linalg.inv(J), 2)
+                for v in b.vars:
+                    env[v] = sub[v].detach()
+    return total, invnorm
