@@ -1676,7 +1676,7 @@ static void emit_prepare(E *e)
 {
     const StepProgram *p = e->p;
     out(e, "/* Parameters into the work buffer, then the parameter code: once per call. */");
-    out(e, "static void %s(const double *theta, real *w)", fn(e, "prepare"));
+    out(e, "SPDL_MODEL_FN void %s(const double *theta, real *w)", fn(e, "prepare"));
     out(e, "{");
     e->indent++;
     if (e->m->theta_size) {
@@ -1708,7 +1708,7 @@ static void emit_prepare_adj(E *e)
 {
     const StepProgram *p = e->p;
     out(e, "/* The parameter code in reverse: parameter-value adjoints into the gradient. */");
-    out(e, "static void %s(real *w)", fn(e, "prepare_adj"));
+    out(e, "SPDL_MODEL_FN void %s(real *w)", fn(e, "prepare_adj"));
     out(e, "{");
     e->indent++;
     out(e, "(void)w;");
@@ -1787,7 +1787,7 @@ static void emit_layer(E *e, int s)
     span_line_col(e->d, sg->span, &line, &col);
     out(e, "/* line %d: one layer of the %s block; reads tin, writes tout */", line,
         sg->blk->kind == BLOCK_FLOW ? "flow" : "repeat");
-    out(e, "static void %s(real *w, size_t k, const real *restrict tin, real *restrict tout)", fn(e, S_(e, "layer%d", s)));
+    out(e, "SPDL_MODEL_FN void %s(real *w, size_t k, const real *restrict tin, real *restrict tout)", fn(e, S_(e, "layer%d", s)));
     out(e, "{");
     e->indent++;
     out(e, "(void)k;");
@@ -1798,7 +1798,7 @@ static void emit_layer(E *e, int s)
     nl(e);
     /* the adjoint: recompute the layer from its stored input (unless stored), then reverse */
     out(e, "/* the adjoint of layer k: gout holds d loss / d tout, gin receives d loss / d tin */");
-    out(e, "static void %s(real *w, size_t k, const real *restrict tin, real *restrict tout, real *restrict gin, real *restrict gout)",
+    out(e, "SPDL_MODEL_FN void %s(real *w, size_t k, const real *restrict tin, real *restrict tout, real *restrict gin, real *restrict gout)",
         fn(e, S_(e, "layer%d_adj", s)));
     out(e, "{");
     e->indent++;
@@ -1833,7 +1833,7 @@ static void emit_load(E *e)
 {
     const Model *m = e->m;
     out(e, "/* One tile of samples into feature-major order; lanes past nb are zero. */");
-    out(e, "static int %s(real *w, const double *x, const double *target, size_t t0, size_t nb)", fn(e, "load"));
+    out(e, "SPDL_MODEL_FN int %s(real *w, const double *x, const double *target, size_t t0, size_t nb)", fn(e, "load"));
     out(e, "{");
     e->indent++;
     out(e, "real *restrict X = w + %zu;", e->x);
@@ -1884,7 +1884,7 @@ static void emit_tile_forward(E *e)
     out(e, " * input, the snapshots, or nothing, by the memory mode); ld: if not NULL, add each");
     out(e, " * layer's log-determinant to it (per lane); hook: if not NULL, called with each");
     out(e, " * block's state slot before its first layer and after every layer. */");
-    out(e, "static void %s(real *w, int keep, real *ld, %s_hook hook, void *ctx)", fn(e, "tile_forward"), e->M);
+    out(e, "SPDL_MODEL_FN void %s(real *w, int keep, real *ld, %s_hook hook, void *ctx)", fn(e, "tile_forward"), e->M);
     out(e, "{");
     e->indent++;
     out(e, "(void)keep;");
@@ -1956,7 +1956,7 @@ static void emit_revolve(E *e, int s)
     int ns = e->nsnap[s];
     const char *rev = fn(e, S_(e, "reverse%d", s));
     out(e, "/* --memory=checkpoint: reverse layers [lo, hi) of block %d from the snapshot at `level` */", s);
-    out(e, "static void %s(real *w, size_t lo, size_t hi, int level, real **ga, real **gb)", rev);
+    out(e, "SPDL_MODEL_FN void %s(real *w, size_t lo, size_t hi, int level, real **ga, real **gb)", rev);
     out(e, "{");
     e->indent++;
     out(e, "real *tape = w + %zu, *snap = tape + (size_t)level * %zu, *a = tape + %zu, *b = a + %zu, *t;", e->tape[s], st,
@@ -2003,10 +2003,10 @@ static void emit_tile_backward(E *e, Variant var)
         e->gs_touched[i] = false;
     if (var == V_LOSS) {
         out(e, "/* The adjoint of one tile, seeded with d loss / d (per-sample loss) = scale. */");
-        out(e, "static int %s(real *w, size_t nb, real scale)", fn(e, "tile_backward_loss"));
+        out(e, "SPDL_MODEL_FN int %s(real *w, size_t nb, real scale)", fn(e, "tile_backward_loss"));
     } else {
         out(e, "/* The adjoint of one tile, seeded with dy for the output. */");
-        out(e, "static int %s(real *w, const double *dy, size_t t0, size_t nb)", fn(e, "tile_backward_out"));
+        out(e, "SPDL_MODEL_FN int %s(real *w, const double *dy, size_t t0, size_t nb)", fn(e, "tile_backward_out"));
     }
     out(e, "{");
     e->indent++;
@@ -2129,7 +2129,7 @@ static void emit_layer_inverse(E *e, int s)
     int line, col;
     span_line_col(e->d, sg->span, &line, &col);
     out(e, "/* line %d: the inverse of one layer: reads tout, writes tin (the updates undone in reverse) */", line);
-    out(e, "static int %s(real *w, size_t k, real *restrict tin, const real *restrict tout)", fn(e, S_(e, "layer%d_inv", s)));
+    out(e, "SPDL_MODEL_FN int %s(real *w, size_t k, real *restrict tin, const real *restrict tout)", fn(e, S_(e, "layer%d_inv", s)));
     out(e, "{");
     e->indent++;
     out(e, "(void)k;");
@@ -2229,7 +2229,7 @@ static void emit_prepare_inverse(E *e)
 {
     const StepProgram *p = e->p;
     out(e, "/* The inverses of the orth and lu maps, per layer. */");
-    out(e, "static void %s(real *w)", fn(e, "prepare_inverse"));
+    out(e, "SPDL_MODEL_FN void %s(real *w)", fn(e, "prepare_inverse"));
     out(e, "{");
     e->indent++;
     out(e, "(void)w;");
@@ -2616,7 +2616,7 @@ static void emit_public(E *e)
     /* the hook copies each block's states into the caller's array */
     out(e, "typedef struct { double *traj; size_t t0, nb; } %s_traj_ctx;", M);
     nl(e);
-    out(e, "static void %s(void *ctx, real *w, int seg, size_t k, const real *slot)", fn(e, "traj_hook"));
+    out(e, "SPDL_MODEL_FN void %s(void *ctx, real *w, int seg, size_t k, const real *slot)", fn(e, "traj_hook"));
     out(e, "{");
     e->indent++;
     out(e, "const %s_traj_ctx *c = ctx;", M);

@@ -30,6 +30,22 @@
 #define SPDL_KERNEL static inline
 #endif
 
+/* The generated model's own functions (prepare, layers, their adjoints, the
+ * tile loops). gcc 12 at -O1 and above drops a call to one of them whose
+ * summary its interprocedural analyses (modref, pure-const, reference)
+ * compute wrongly after induction-variable optimisation has rewritten its
+ * loops' addresses: M_loss_grad lost the parameter-code adjoint and returned
+ * a gradient 10% off (tests/difftest/regress/f7_gcc_opt_gradient.spn).
+ * noipa keeps every call; the functions are large and called once per call
+ * or per layer: a training step of robust_digits took 2.52-2.58 ms with
+ * noipa against 2.57-2.61 ms inlined, spirals 0.815-0.884 against
+ * 0.808-0.820 ms (batch 256, -O2 -march=x86-64-v3, same run). */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define SPDL_MODEL_FN static __attribute__((noipa))
+#else
+#define SPDL_MODEL_FN static
+#endif
+
 /* a if c else b, as bit operations: a select the compilers keep branch-free
  * even when an arm holds a constant they could fold into a branch. (gcc
  * vectorises its int-to-mask conversion on x86 only from SSE4.2 on.) */

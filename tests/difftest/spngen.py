@@ -46,7 +46,7 @@ SWITCHES = {
     "conststate": "a state left at its constant initial value, read per sample (F6)",
     "gccopt": "regression only: a gradient gcc 12.2 gets wrong at -O1/-O2 (F7; make check compiles at -O0)",
 }
-KNOWN_BROKEN = {"gccopt"}   # F1-F6 fixed on main (57f19b7, 2d9fb8d and later); F7 open
+KNOWN_BROKEN = set()   # F1-F7 fixed on main (F7: SPDL_MODEL_FN, noipa on the model's functions under gcc)
 
 
 def enabled(enable="", disable=""):
