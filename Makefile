@@ -197,7 +197,7 @@ DIFFTEST_OPT ?= -O1
 check-difftest: DEPS_FOR = check
 check-difftest: deps $(B)/spdlc
 	$(DIFFTEST_PY) tests/difftest/regress.py $(B)/spdlc $(B)/difftest/regress --cc $(CC) $(if $(ENABLE),--enable $(ENABLE))
-	$(DIFFTEST_PY) tests/difftest/difftest.py $(B)/spdlc --count 200 --out $(B)/difftest --cc $(CC) $(if $(ENABLE),--enable $(ENABLE))
+	$(DIFFTEST_PY) tests/difftest/difftest.py $(B)/spdlc --count 200 --out $(B)/difftest --opt=$(DIFFTEST_OPT) --cc $(CC) $(if $(ENABLE),--enable $(ENABLE))
 difftest: DEPS_FOR = check
 difftest: deps $(B)/spdlc
 	$(DIFFTEST_PY) tests/difftest/difftest.py $(B)/spdlc --count $(N) --seed $(SEED) --out $(B)/difftest --opt=$(DIFFTEST_OPT) --memory --cc $(CC) $(if $(ENABLE),--enable $(ENABLE))

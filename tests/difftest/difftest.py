@@ -55,7 +55,7 @@ SZ = ctypes.c_size_t
 
 class SpdlParam(ctypes.Structure):
     _fields_ = [("name", ctypes.c_char_p), ("offset", SZ), ("size", SZ), ("layers", SZ),
-                ("rank", ctypes.c_int), ("shape", SZ * 4)]
+                ("rank", ctypes.c_int), ("shape", SZ * 6)]  # spdl.h: six entries (DESIGN §6)
 
 
 def run(cmd, **kw):
