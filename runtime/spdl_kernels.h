@@ -39,9 +39,13 @@
  * noipa keeps every call; the functions are large and called once per call
  * or per layer: a training step of robust_digits took 2.52-2.58 ms with
  * noipa against 2.57-2.61 ms inlined, spirals 0.815-0.884 against
- * 0.808-0.820 ms (batch 256, -O2 -march=x86-64-v3, same run). */
+ * 0.808-0.820 ms (batch 256, -O2 -march=x86-64-v3, same run). A block
+ * through which no gradient flows has a layer adjoint nothing calls:
+ * unused, so it does not warn. */
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
-#define SPDL_MODEL_FN static __attribute__((noipa))
+#define SPDL_MODEL_FN static __attribute__((noipa, unused))
+#elif defined(__GNUC__) || defined(__clang__)
+#define SPDL_MODEL_FN static __attribute__((unused))
 #else
 #define SPDL_MODEL_FN static
 #endif

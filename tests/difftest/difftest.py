@@ -241,14 +241,18 @@ def prepare(args, c):
     return True
 
 
+# DESIGN §6: the generated C compiles warning-free (issue 15): every program, as a C compiler user would build it
+WARN = ["-Wall", "-Wextra", "-Werror", "-pedantic"]
+
+
 def build(args, cases, so, sub=""):
     srcs = [os.path.join(c.dir, sub, c.name + ".c") for c in cases]
-    r = run([args.cc, "-std=c11", args.opt, "-fPIC", "-shared", "-I" + os.path.join(ROOT, "runtime")] + srcs +
+    r = run([args.cc, "-std=c11", args.opt] + WARN + ["-fPIC", "-shared", "-I" + os.path.join(ROOT, "runtime")] + srcs +
             ["-o", so, "-lm"])
     if r.returncode != 0:
         # find the culprit(s) one by one
         for c, s in zip(cases, srcs):
-            r1 = run([args.cc, "-std=c11", args.opt, "-fPIC", "-c", "-I" + os.path.join(ROOT, "runtime"), s,
+            r1 = run([args.cc, "-std=c11", args.opt] + WARN + ["-fPIC", "-c", "-I" + os.path.join(ROOT, "runtime"), s,
                       "-o", s + ".o"])
             if r1.returncode != 0:
                 c.fail.append(("cc", r1.stderr.strip()[:1500]))
