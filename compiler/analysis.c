@@ -527,51 +527,41 @@ static int peel(const StepProgram *p, int id, double *c, ActFacts *af)
     return e;
 }
 
-/* v = M u, M u + b, b + M u, M u - b with M and b parameter code (b may
- * be a scalar or a channel bias: constant, it leaves the Jacobian alone). */
-static bool match_affine(const StepProgram *p, int id, int u, int *M)
+/* v with its bias terms removed: v = core +/- P or P + core, P parameter
+ * code (a vector, a scalar or a channel bias: constant, it leaves the
+ * Jacobian alone), repeatedly; -1 when both sides depend on the sample. */
+static int strip_bias(const StepProgram *p, int id)
 {
     for (int guard = 0; guard < 64; guard++) {
         const Val *v = p->vals[id];
-        if (v->op == OP_ADD || v->op == OP_SUB) {
-            if (p->vals[v->b]->vary != VARY_SAMPLE)
-                id = v->a;
-            else if (v->op == OP_ADD && p->vals[v->a]->vary != VARY_SAMPLE)
-                id = v->b;
-            else
-                return false;
-            continue;
-        }
-        if (v->op == OP_MATMUL && v->b == u && p->vals[v->a]->vary != VARY_SAMPLE && p->vals[v->a]->shape.rank == 2) {
-            *M = v->a;
-            return true;
-        }
-        return false;
+        if (v->op != OP_ADD && v->op != OP_SUB)
+            return id;
+        if (p->vals[v->b]->vary != VARY_SAMPLE)
+            id = v->a;
+        else if (v->op == OP_ADD && p->vals[v->a]->vary != VARY_SAMPLE)
+            id = v->b;
+        else
+            return -1;
     }
-    return false;
+    return -1;
+}
+
+/* v = M u [+/- P] with M a parameter-code matrix. */
+static bool match_affine(const StepProgram *p, int id, int u, int *M)
+{
+    int c = strip_bias(p, id);
+    const Val *v = c >= 0 ? p->vals[c] : NULL;
+    if (!v || v->op != OP_MATMUL || v->b != u || p->vals[v->a]->vary == VARY_SAMPLE || p->vals[v->a]->shape.rank != 2)
+        return false;
+    *M = v->a;
+    return true;
 }
 
 /* v = gconv(k, u) [+/- P] with the kernel value k. */
-static bool match_conv(const StepProgram *p, int id, int u, int k, int *conv)
+static bool match_conv(const StepProgram *p, int id, int u, int k)
 {
-    for (int guard = 0; guard < 64; guard++) {
-        const Val *v = p->vals[id];
-        if (v->op == OP_ADD || v->op == OP_SUB) {
-            if (p->vals[v->b]->vary != VARY_SAMPLE)
-                id = v->a;
-            else if (v->op == OP_ADD && p->vals[v->a]->vary != VARY_SAMPLE)
-                id = v->b;
-            else
-                return false;
-            continue;
-        }
-        if (v->op == OP_GCONV && v->a == k && v->b == u) {
-            *conv = id;
-            return true;
-        }
-        return false;
-    }
-    return false;
+    int c = strip_bias(p, id);
+    return c >= 0 && p->vals[c]->op == OP_GCONV && p->vals[c]->a == k && p->vals[c]->b == u;
 }
 
 /* M2 is the transpose of M, up to sign *sign. */
@@ -614,8 +604,8 @@ void an_field(const StepProgram *p, const Seg *s, FieldInfo *fi)
         double c_out, c_mat;
         const Val *e = p->vals[strip_scalar(p, s->field[0], &c_out)];
         if (e->op == OP_GCONV_T) { /* -c gconv'(k, sigma(gconv(k, u) + b)) */
-            int in2 = peel(p, e->b, &c, &af), conv = -1;
-            if (match_conv(p, in2, u, e->a, &conv)) {
+            int in2 = peel(p, e->b, &c, &af);
+            if (match_conv(p, in2, u, e->a)) {
                 fi->mat = (MatInfo){0};
                 fi->mat.gen = conv_norm(p, e->a);
                 if (isinf(fi->mat.gen)) {
