@@ -1790,6 +1790,7 @@ static void emit_layer(E *e, int s)
     out(e, "SPDL_MODEL_FN void %s(real *w, size_t k, const real *restrict tin, real *restrict tout)", fn(e, S_(e, "layer%d", s)));
     out(e, "{");
     e->indent++;
+    out(e, "(void)w;"); /* unused by a layer without parameters or scratch */
     out(e, "(void)k;");
     for (int i = 0; i < sg->ncode; i++)
         op_forward(e, VAL(e, sg->code[i]));
@@ -1819,6 +1820,7 @@ static void emit_layer(E *e, int s)
         if (!e->touched[sg->inputs[k]])
             out(e, "memset(gin + %zu, 0, sizeof(real) * %zu);", e->varoff[s][k] * BT,
                 e->m->states[sg->vars[k]]->size * BT);
+    out(e, "(void)w;");
     out(e, "(void)k;"); /* unused when the values are in place and the parameters shared */
     out(e, "(void)tin;");
     out(e, "(void)tout;");
@@ -2132,6 +2134,7 @@ static void emit_layer_inverse(E *e, int s)
     out(e, "SPDL_MODEL_FN int %s(real *w, size_t k, real *restrict tin, const real *restrict tout)", fn(e, S_(e, "layer%d_inv", s)));
     out(e, "{");
     e->indent++;
+    out(e, "(void)w;");
     out(e, "(void)k;");
     bool *known = ARENA_ARRAY(e->a, bool, p->nvals);
     bool *done = ARENA_ARRAY(e->a, bool, p->nvals);
