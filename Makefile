@@ -23,7 +23,7 @@ PY_DIR  ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX
 PY_SRC  := $(wildcard python/spdl/*.py)
 
 COMPILER_SRC := arena diag ast parse source resolve tableau step analysis check check_stable check_lipschitz \
-                check_nonexpansive check_invertible check_equivariant summary emit_c build main
+                check_nonexpansive check_invertible check_equivariant summary emit_c emit_ops emit_forward emit_adjoint emit_inverse emit_api build main
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
