@@ -488,6 +488,95 @@ SPDL_KERNEL void spdl_gemm(int M, int N, int K, const real *restrict A, size_t a
     }
 }
 
+/* C[i*ldc + j*cs] += sum_k A[i*lda + k] B[j*ldb + k], 0 <= i < M, 0 <= j < N:
+ * the product of two operands that are both contiguous along the
+ * contraction (a convolution kernel's gradient from two tiles, where k
+ * runs over pixels and lanes). Blocks of 4 x 2 (AVX2 and FMA in double:
+ * 8 ymm accumulators; otherwise 2 x 2 blocks of 8 partial sums that gcc and
+ * clang vectorise); each element is summed in a fixed order. */
+#ifdef SPDL_GEMM_AVX2
+SPDL_KERNEL double spdl_hsum4_(__m256d x)
+{
+    __m128d lo = _mm256_castpd256_pd128(x), hi = _mm256_extractf128_pd(x, 1);
+    __m128d s = _mm_add_pd(lo, hi);
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+SPDL_KERNEL void spdl_gemm_nt_avx2_(int M, int N, int K, const double *restrict A, size_t lda, const double *restrict B,
+                                    size_t ldb, double *restrict C, size_t ldc, size_t cs)
+{
+    const int K4 = K & ~3;
+    for (int i = 0; i < M; i += 4) {
+        int ri = M - i < 4 ? M - i : 4;
+        const double *a0 = A + (size_t)i * lda;
+        const double *a1 = ri > 1 ? a0 + lda : a0, *a2 = ri > 2 ? a1 + lda : a1, *a3 = ri > 3 ? a2 + lda : a2;
+        for (int j = 0; j < N; j += 2) {
+            int rj = N - j < 2 ? N - j : 2;
+            const double *b0 = B + (size_t)j * ldb, *b1 = rj > 1 ? b0 + ldb : b0;
+            __m256d s00 = _mm256_setzero_pd(), s01 = s00, s10 = s00, s11 = s00;
+            __m256d s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+            for (int k = 0; k < K4; k += 4) {
+                __m256d x0 = _mm256_loadu_pd(b0 + k), x1 = _mm256_loadu_pd(b1 + k), y;
+                y = _mm256_loadu_pd(a0 + k), s00 = _mm256_fmadd_pd(y, x0, s00), s01 = _mm256_fmadd_pd(y, x1, s01);
+                y = _mm256_loadu_pd(a1 + k), s10 = _mm256_fmadd_pd(y, x0, s10), s11 = _mm256_fmadd_pd(y, x1, s11);
+                y = _mm256_loadu_pd(a2 + k), s20 = _mm256_fmadd_pd(y, x0, s20), s21 = _mm256_fmadd_pd(y, x1, s21);
+                y = _mm256_loadu_pd(a3 + k), s30 = _mm256_fmadd_pd(y, x0, s30), s31 = _mm256_fmadd_pd(y, x1, s31);
+            }
+            double t[4][2] = {{spdl_hsum4_(s00), spdl_hsum4_(s01)}, {spdl_hsum4_(s10), spdl_hsum4_(s11)},
+                              {spdl_hsum4_(s20), spdl_hsum4_(s21)}, {spdl_hsum4_(s30), spdl_hsum4_(s31)}};
+            const double *ar[4] = {a0, a1, a2, a3}, *br[2] = {b0, b1};
+            for (int a = 0; a < ri; a++)
+                for (int b = 0; b < rj; b++) {
+                    double s = t[a][b];
+                    for (int k = K4; k < K; k++)
+                        s = fma(ar[a][k], br[b][k], s);
+                    C[(size_t)(i + a) * ldc + (size_t)(j + b) * cs] += s;
+                }
+        }
+    }
+}
+#endif
+
+SPDL_KERNEL void spdl_gemm_nt(int M, int N, int K, const real *restrict A, size_t lda, const real *restrict B,
+                              size_t ldb, real *restrict C, size_t ldc, size_t cs)
+{
+#ifdef SPDL_GEMM_AVX2
+    if (sizeof(real) == sizeof(double)) {
+        spdl_gemm_nt_avx2_(M, N, K, (const double *)(const void *)A, lda, (const double *)(const void *)B, ldb,
+                           (double *)(void *)C, ldc, cs);
+        return;
+    }
+#endif
+    const int K8 = K & ~7;
+    for (int i = 0; i < M; i += 2) {
+        const real *a0 = A + (size_t)i * lda, *a1 = i + 1 < M ? a0 + lda : a0;
+        for (int j = 0; j < N; j += 2) {
+            const real *b0 = B + (size_t)j * ldb, *b1 = j + 1 < N ? b0 + ldb : b0;
+            real s00[8] = {0}, s01[8] = {0}, s10[8] = {0}, s11[8] = {0};
+            for (int k = 0; k < K8; k += 8)
+                for (int l = 0; l < 8; l++) {
+                    s00[l] = SPDL_MADD_(a0[k + l], b0[k + l], s00[l]);
+                    s01[l] = SPDL_MADD_(a0[k + l], b1[k + l], s01[l]);
+                    s10[l] = SPDL_MADD_(a1[k + l], b0[k + l], s10[l]);
+                    s11[l] = SPDL_MADD_(a1[k + l], b1[k + l], s11[l]);
+                }
+            real t[2][2] = {{0, 0}, {0, 0}};
+            for (int l = 0; l < 8; l++) {
+                t[0][0] += s00[l], t[0][1] += s01[l];
+                t[1][0] += s10[l], t[1][1] += s11[l];
+            }
+            const real *ar[2] = {a0, a1}, *br[2] = {b0, b1};
+            for (int a = 0; a < 2 && i + a < M; a++)
+                for (int b = 0; b < 2 && j + b < N; b++) {
+                    real s = t[a][b];
+                    for (int k = K8; k < K; k++)
+                        s = SPDL_MADD_(ar[a][k], br[b][k], s);
+                    C[(size_t)(i + a) * ldc + (size_t)(j + b) * cs] += s;
+                }
+        }
+    }
+}
+
 /* T[l][i] = X[i*rs + l]: a tile turned sample-major, for dA += G X^T. */
 SPDL_KERNEL void spdl_transpose_tile(int n, const real *restrict X, size_t rs, real *restrict T)
 {
@@ -1172,29 +1261,44 @@ SPDL_KERNEL void spdl_gbank_adj(int G, int gconv, int cout, int cin, int k, cons
                         GK[spdl_gbank_src(G, gconv, cin, k, o, e, j, u, v)] += GW[q++];
 }
 
+/* The correlations run tap by tap as matrix products over channels
+ * (spdl_gemm, spdl_gemm_nt), with pixels and lanes as the long dimension:
+ * for the tap (u, v) and output row p, the pixels q whose source column
+ * q + v - r is on the grid form one contiguous run of both images, so
+ *   Y[:, p, q0:q1] += W[:, :, u, v] X[:, p + u - r, q0 + v - r : q1 + v - r]
+ * is one product (for v = r the rows are whole, and all the rows of the tap
+ * are one product). The centre tap covers every pixel and goes first, so
+ * acc = 0 needs no clearing. spdl_corr2_span gives a tap's clipped run. */
+SPDL_KERNEL int spdl_corr2_span(int n, int r, int u, int *p0, int *p1)
+{
+    *p0 = r - u > 0 ? r - u : 0;
+    *p1 = n + r - u < n ? n + r - u : n;
+    return *p1 > *p0;
+}
+
 /* Y[o] (+)= sum_i corr(X[i], W[o, i]) on n x n grids of tiles */
 SPDL_KERNEL void spdl_corr2(int co, int ci, int k, int n, const real *restrict W, const real *restrict X,
                             real *restrict Y, int acc)
 {
     const int r = (k - 1) / 2;
-    if (!acc)
-        memset(Y, 0, sizeof(real) * (size_t)co * (size_t)n * (size_t)n * SPDL_BT);
-    for (int o = 0; o < co; o++)
-        for (int i = 0; i < ci; i++)
-            for (int u = 0; u < k; u++)
-                for (int v = 0; v < k; v++) {
-                    const real w = W[(((size_t)o * (size_t)ci + (size_t)i) * (size_t)k + (size_t)u) * (size_t)k + (size_t)v];
-                    int p0 = r - u > 0 ? r - u : 0, p1 = n + r - u < n ? n + r - u : n;
-                    int q0 = r - v > 0 ? r - v : 0, q1 = n + r - v < n ? n + r - v : n;
-                    for (int p = p0; p < p1; p++)
-                        for (int q = q0; q < q1; q++) {
-                            const real *restrict xs =
-                                X + (((size_t)i * (size_t)n + (size_t)(p + u - r)) * (size_t)n + (size_t)(q + v - r)) * SPDL_BT;
-                            real *restrict ys = Y + (((size_t)o * (size_t)n + (size_t)p) * (size_t)n + (size_t)q) * SPDL_BT;
-                            for (int l = 0; l < SPDL_BT; l++)
-                                ys[l] += w * xs[l];
-                        }
-                }
+    const size_t k2 = (size_t)k * (size_t)k, img = (size_t)n * (size_t)n * SPDL_BT, row = (size_t)n * SPDL_BT;
+    spdl_gemm(co, (int)img, ci, W + (size_t)r * (size_t)k + (size_t)r, (size_t)ci * k2, k2, X, img, Y, img, acc);
+    for (int u = 0; u < k; u++)
+        for (int v = 0; v < k; v++) {
+            int p0, p1, q0, q1;
+            if ((u == r && v == r) || !spdl_corr2_span(n, r, u, &p0, &p1) || !spdl_corr2_span(n, r, v, &q0, &q1))
+                continue;
+            const real *w = W + (size_t)u * (size_t)k + (size_t)v;
+            if (v == r) {
+                spdl_gemm(co, (int)((size_t)(p1 - p0) * row), ci, w, (size_t)ci * k2, k2, X + (size_t)(p0 + u - r) * row,
+                          img, Y + (size_t)p0 * row, img, 1);
+                continue;
+            }
+            for (int p = p0; p < p1; p++)
+                spdl_gemm(co, (q1 - q0) * SPDL_BT, ci, w, (size_t)ci * k2, k2,
+                          X + ((size_t)(p + u - r) * (size_t)n + (size_t)(q0 + v - r)) * SPDL_BT, img,
+                          Y + ((size_t)p * (size_t)n + (size_t)q0) * SPDL_BT, img, 1);
+        }
 }
 
 /* the transpose: Z[i] (+)= sum_o corr'(Y[o], W[o, i]) */
@@ -1202,24 +1306,24 @@ SPDL_KERNEL void spdl_corr2_t(int co, int ci, int k, int n, const real *restrict
                               real *restrict Z, int acc)
 {
     const int r = (k - 1) / 2;
-    if (!acc)
-        memset(Z, 0, sizeof(real) * (size_t)ci * (size_t)n * (size_t)n * SPDL_BT);
-    for (int o = 0; o < co; o++)
-        for (int i = 0; i < ci; i++)
-            for (int u = 0; u < k; u++)
-                for (int v = 0; v < k; v++) {
-                    const real w = W[(((size_t)o * (size_t)ci + (size_t)i) * (size_t)k + (size_t)u) * (size_t)k + (size_t)v];
-                    int p0 = r - u > 0 ? r - u : 0, p1 = n + r - u < n ? n + r - u : n;
-                    int q0 = r - v > 0 ? r - v : 0, q1 = n + r - v < n ? n + r - v : n;
-                    for (int p = p0; p < p1; p++)
-                        for (int q = q0; q < q1; q++) {
-                            const real *restrict ys = Y + (((size_t)o * (size_t)n + (size_t)p) * (size_t)n + (size_t)q) * SPDL_BT;
-                            real *restrict zs =
-                                Z + (((size_t)i * (size_t)n + (size_t)(p + u - r)) * (size_t)n + (size_t)(q + v - r)) * SPDL_BT;
-                            for (int l = 0; l < SPDL_BT; l++)
-                                zs[l] += w * ys[l];
-                        }
-                }
+    const size_t k2 = (size_t)k * (size_t)k, img = (size_t)n * (size_t)n * SPDL_BT, row = (size_t)n * SPDL_BT;
+    spdl_gemm(ci, (int)img, co, W + (size_t)r * (size_t)k + (size_t)r, k2, (size_t)ci * k2, Y, img, Z, img, acc);
+    for (int u = 0; u < k; u++)
+        for (int v = 0; v < k; v++) {
+            int p0, p1, q0, q1;
+            if ((u == r && v == r) || !spdl_corr2_span(n, r, u, &p0, &p1) || !spdl_corr2_span(n, r, v, &q0, &q1))
+                continue;
+            const real *w = W + (size_t)u * (size_t)k + (size_t)v;
+            if (v == r) {
+                spdl_gemm(ci, (int)((size_t)(p1 - p0) * row), co, w, k2, (size_t)ci * k2, Y + (size_t)p0 * row, img,
+                          Z + (size_t)(p0 + u - r) * row, img, 1);
+                continue;
+            }
+            for (int p = p0; p < p1; p++)
+                spdl_gemm(ci, (q1 - q0) * SPDL_BT, co, w, k2, (size_t)ci * k2,
+                          Y + ((size_t)p * (size_t)n + (size_t)q0) * SPDL_BT, img,
+                          Z + ((size_t)(p + u - r) * (size_t)n + (size_t)(q0 + v - r)) * SPDL_BT, img, 1);
+        }
 }
 
 /* GW[o, i, u, v] += sum_{p, q, lanes} A[o, p, q] B[i, p + u - r, q + v - r] */
@@ -1227,26 +1331,21 @@ SPDL_KERNEL void spdl_corr2_dw(int co, int ci, int k, int n, const real *restric
                                real *restrict GW)
 {
     const int r = (k - 1) / 2;
-    for (int o = 0; o < co; o++)
-        for (int i = 0; i < ci; i++)
-            for (int u = 0; u < k; u++)
-                for (int v = 0; v < k; v++) {
-                    real t[SPDL_BT];
-                    for (int l = 0; l < SPDL_BT; l++)
-                        t[l] = 0;
-                    int p0 = r - u > 0 ? r - u : 0, p1 = n + r - u < n ? n + r - u : n;
-                    int q0 = r - v > 0 ? r - v : 0, q1 = n + r - v < n ? n + r - v : n;
-                    for (int p = p0; p < p1; p++)
-                        for (int q = q0; q < q1; q++) {
-                            const real *restrict as = A + (((size_t)o * (size_t)n + (size_t)p) * (size_t)n + (size_t)q) * SPDL_BT;
-                            const real *restrict bs =
-                                B + (((size_t)i * (size_t)n + (size_t)(p + u - r)) * (size_t)n + (size_t)(q + v - r)) * SPDL_BT;
-                            for (int l = 0; l < SPDL_BT; l++)
-                                t[l] += as[l] * bs[l];
-                        }
-                    real s = 0;
-                    for (int l = 0; l < SPDL_BT; l++)
-                        s += t[l];
-                    GW[(((size_t)o * (size_t)ci + (size_t)i) * (size_t)k + (size_t)u) * (size_t)k + (size_t)v] += s;
-                }
+    const size_t k2 = (size_t)k * (size_t)k, img = (size_t)n * (size_t)n * SPDL_BT, row = (size_t)n * SPDL_BT;
+    for (int u = 0; u < k; u++)
+        for (int v = 0; v < k; v++) {
+            int p0, p1, q0, q1;
+            if (!spdl_corr2_span(n, r, u, &p0, &p1) || !spdl_corr2_span(n, r, v, &q0, &q1))
+                continue;
+            real *g = GW + (size_t)u * (size_t)k + (size_t)v;
+            if (v == r) {
+                spdl_gemm_nt(co, ci, (int)((size_t)(p1 - p0) * row), A + (size_t)p0 * row, img,
+                             B + (size_t)(p0 + u - r) * row, img, g, (size_t)ci * k2, k2);
+                continue;
+            }
+            for (int p = p0; p < p1; p++)
+                spdl_gemm_nt(co, ci, (q1 - q0) * SPDL_BT, A + ((size_t)p * (size_t)n + (size_t)q0) * SPDL_BT, img,
+                             B + ((size_t)(p + u - r) * (size_t)n + (size_t)(q0 + v - r)) * SPDL_BT, img, g,
+                             (size_t)ci * k2, k2);
+        }
 }

@@ -168,3 +168,69 @@ Test(gemm, avx2_path_compiled)
     cr_log_info("spdl_gemm: portable path");
 #endif
 }
+
+/* spdl_gemm_nt: C[i*ldc + j*cs] += sum_k A[i*lda + k] B[j*ldb + k] against
+ * long double, with NaN past every operand row and a sentinel around every
+ * element of C it must not write */
+static double check_nt(int M, int N, int K, size_t lda, size_t ldb, size_t ldc, size_t cs)
+{
+    size_t na = (size_t)(M ? M - 1 : 0) * lda + (size_t)K + 8, nb = (size_t)(N ? N - 1 : 0) * ldb + (size_t)K + 8;
+    size_t nc = (size_t)(M ? M - 1 : 0) * ldc + (size_t)(N ? N - 1 : 0) * cs + 8;
+    double *A = malloc(na * sizeof *A), *B = malloc(nb * sizeof *B), *C = malloc(nc * sizeof *C);
+    double *C0 = malloc(nc * sizeof *C0);
+    cr_assert(A && B && C && C0);
+    for (size_t i = 0; i < na; i++)
+        A[i] = NAN;
+    for (size_t i = 0; i < nb; i++)
+        B[i] = NAN;
+    for (size_t i = 0; i < nc; i++)
+        C[i] = SENTINEL;
+    for (int i = 0; i < M; i++)
+        for (int k = 0; k < K; k++)
+            A[(size_t)i * lda + (size_t)k] = uniform();
+    for (int j = 0; j < N; j++)
+        for (int k = 0; k < K; k++)
+            B[(size_t)j * ldb + (size_t)k] = uniform();
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+            C[(size_t)i * ldc + (size_t)j * cs] = uniform();
+    memcpy(C0, C, nc * sizeof *C);
+    spdl_gemm_nt(M, N, K, A, lda, B, ldb, C, ldc, cs);
+    double worst = 0;
+    bool *inside = calloc(nc, sizeof *inside);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            size_t p = (size_t)i * ldc + (size_t)j * cs;
+            inside[p] = true;
+            long double s = C0[p], mag = fabsl((long double)C0[p]);
+            for (int k = 0; k < K; k++) {
+                long double x = A[(size_t)i * lda + (size_t)k], y = B[(size_t)j * ldb + (size_t)k];
+                s += x * y;
+                mag += fabsl(x * y);
+            }
+            cr_assert(!isnan(C[p]), "NaN at (%d, %d) of %d x %d x %d: an element outside A or B was read", i, j, M, N, K);
+            double err = (double)(fabsl((long double)C[p] - s) / (mag + 1e-300L));
+            if (err > worst)
+                worst = err;
+        }
+    for (size_t p = 0; p < nc; p++)
+        cr_assert(inside[p] || C[p] == SENTINEL, "C[%zu] outside the %d x %d result was written", p, M, N);
+    free(A), free(B), free(C), free(C0), free(inside);
+    return worst;
+}
+
+Test(gemm, nt_products)
+{
+    double worst = 0;
+    for (int mi = 0; mi < COUNT(Ms); mi++)
+        for (int ni = 0; ni < COUNT(Ns); ni++)
+            for (int ki = 0; ki < COUNT(Ks); ki++) {
+                int M = Ms[mi], N = Ns[ni], K = Ks[ki];
+                /* dense rows; then padded rows, C transposed-strided as a kernel gradient's [o][i][tap] */
+                double e = check_nt(M, N, K, (size_t)K, (size_t)K, (size_t)N, 1);
+                double f = check_nt(M, N, K, (size_t)K + 5, (size_t)K + 3, (size_t)N * 9, 9);
+                cr_assert(e <= 1e-13 && f <= 1e-13, "%d x %d x %d: relative errors %.3g %.3g", M, N, K, e, f);
+                worst = fmax(worst, fmax(e, f));
+            }
+    cr_log_info("spdl_gemm_nt: worst relative error %.3g", worst);
+}
