@@ -107,8 +107,8 @@ $(B)/tests/unit: $(UNIT_SRC) $(wildcard tests/unit/*.h) runtime/spdl_kernels.h $
 
 # spdl_gemm's AVX2/FMA intrinsics path (what `spdlc build` compiles on such CPUs): test_gemm.c again with
 # -march=x86-64-v3, built and run by check-unit when this CPU has AVX2 and FMA.
-$(B)/tests/unit_gemm_v3: tests/unit/test_gemm.c tests/unit/test_corr2.c runtime/spdl_kernels.h | $(B)/tests
-	$(CC) $(CFLAGS_ALL) -pedantic -march=x86-64-v3 -Iruntime tests/unit/test_gemm.c tests/unit/test_corr2.c -o $@ $(CRITERION_LIBS)
+$(B)/tests/unit_gemm_v3: tests/unit/test_gemm.c tests/unit/test_sgemm.c tests/unit/test_corr2.c runtime/spdl_kernels.h | $(B)/tests
+	$(CC) $(CFLAGS_ALL) -pedantic -march=x86-64-v3 -Iruntime tests/unit/test_gemm.c tests/unit/test_sgemm.c tests/unit/test_corr2.c -o $@ $(CRITERION_LIBS)
 HAVE_AVX2_FMA := $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo && echo yes)
 
 RUNTIME_TEST_SRC := $(wildcard tests/runtime/test_*.c)

@@ -268,12 +268,13 @@ SPDL_KERNEL double spdl_softplus(double x)
  *
  * Two implementations, chosen at compile time; each is deterministic, they
  * differ from each other by rounding only (fused or separate multiply-add):
- *  - double with AVX2 and FMA (e.g. -march=x86-64-v3): intrinsics. A 6 x 8
- *    block of C lives in 12 ymm registers (per k: 6 broadcasts of A, 2 loads
- *    of a row of B, 12 FMAs); the last rows go through a 4 x 8 block (rows
- *    past M read a valid row again and are not stored), the last N % 8
- *    columns through masked loads and stores. Each element of C is one FMA
- *    chain over k, started from C when accumulating.
+ *  - with AVX2 and FMA (e.g. -march=x86-64-v3): intrinsics. In double a
+ *    6 x 8 block of C lives in 12 ymm registers (per k: 6 broadcasts of A,
+ *    2 loads of a row of B, 12 FMAs); the last rows go through a 4 x 8 block
+ *    (rows past M read a valid row again and are not stored), the last
+ *    N % 8 columns through masked loads and stores. In float the block is
+ *    6 x 16. Each element of C is one FMA chain over k, started from C when
+ *    accumulating.
  *  - otherwise: a 4 x 8 block written as scalars, which gcc and clang pack
  *    into vector registers (SLP), with fma() where <math.h> says it is fast
  *    (FP_FAST_FMA / FP_FAST_FMAF), else a * b + c. */
@@ -379,6 +380,76 @@ SPDL_KERNEL void spdl_gemm_avx2_(int M, int N, int K, const double *restrict A, 
 }
 #endif
 
+#if defined(__AVX2__) && defined(__FMA__)
+/* float: the same scheme with 8 lanes per ymm, a 6 x 16 block of C in 12
+ * registers and masked loads and stores for the last N % 16 columns */
+#define SPDL_SGEMM_ROW_(r)                                                                                    \
+    do {                                                                                                      \
+        __m256 x_ = _mm256_broadcast_ss(a##r + o);                                                            \
+        c##r##0 = _mm256_fmadd_ps(x_, b0, c##r##0);                                                           \
+        c##r##1 = _mm256_fmadd_ps(x_, b1, c##r##1);                                                           \
+    } while (0)
+#define SPDL_SGEMM_IN_(r)                                                                                     \
+    __m256 c##r##0 = _mm256_setzero_ps(), c##r##1 = _mm256_setzero_ps();                                      \
+    if (acc && (r) < rows) {                                                                                  \
+        c##r##0 = nc == 16 ? _mm256_loadu_ps(C + (r) * ldc) : _mm256_maskload_ps(C + (r) * ldc, m0);          \
+        c##r##1 = nc == 16 ? _mm256_loadu_ps(C + (r) * ldc + 8) : _mm256_maskload_ps(C + (r) * ldc + hi, m1); \
+    }
+#define SPDL_SGEMM_OUT_(r)                                                                                    \
+    if ((r) < rows && nc == 16) {                                                                             \
+        _mm256_storeu_ps(C + (r) * ldc, c##r##0);                                                             \
+        _mm256_storeu_ps(C + (r) * ldc + 8, c##r##1);                                                         \
+    } else if ((r) < rows) {                                                                                  \
+        _mm256_maskstore_ps(C + (r) * ldc, m0, c##r##0);                                                      \
+        _mm256_maskstore_ps(C + (r) * ldc + hi, m1, c##r##1);                                                 \
+    }
+
+/* C[0..rows)[0..nc) (+)= A[0..rows)[0..K) B[0..K)[0..nc), rows <= 6, nc <= 16 */
+SPDL_KERNEL void spdl_sgemm_6x16_(int K, const float *restrict a0, size_t ars, size_t aks, const float *restrict b,
+                                  size_t ldb, float *restrict C, size_t ldc, int acc, int rows, int nc)
+{
+    const float *a1 = rows > 1 ? a0 + ars : a0;
+    const float *a2 = rows > 2 ? a1 + ars : a1;
+    const float *a3 = rows > 3 ? a2 + ars : a2;
+    const float *a4 = rows > 4 ? a3 + ars : a3;
+    const float *a5 = rows > 5 ? a4 + ars : a4;
+    size_t o = 0, ob = 0;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nc), lane);
+    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nc - 8), lane);
+    const size_t hi = nc > 8 ? 8 : 0; /* no pointer past the operands when m1 is empty */
+    SPDL_SGEMM_IN_(0) SPDL_SGEMM_IN_(1) SPDL_SGEMM_IN_(2) SPDL_SGEMM_IN_(3) SPDL_SGEMM_IN_(4) SPDL_SGEMM_IN_(5)
+    if (nc == 16) {
+        for (int k = 0; k < K; k++, o += aks, ob += ldb) {
+            __m256 b0 = _mm256_loadu_ps(b + ob), b1 = _mm256_loadu_ps(b + ob + 8);
+            SPDL_SGEMM_ROW_(0); SPDL_SGEMM_ROW_(1); SPDL_SGEMM_ROW_(2);
+            SPDL_SGEMM_ROW_(3); SPDL_SGEMM_ROW_(4); SPDL_SGEMM_ROW_(5);
+        }
+    } else {
+        for (int k = 0; k < K; k++, o += aks, ob += ldb) {
+            __m256 b0 = _mm256_maskload_ps(b + ob, m0), b1 = _mm256_maskload_ps(b + ob + hi, m1);
+            SPDL_SGEMM_ROW_(0); SPDL_SGEMM_ROW_(1); SPDL_SGEMM_ROW_(2);
+            SPDL_SGEMM_ROW_(3); SPDL_SGEMM_ROW_(4); SPDL_SGEMM_ROW_(5);
+        }
+    }
+    SPDL_SGEMM_OUT_(0) SPDL_SGEMM_OUT_(1) SPDL_SGEMM_OUT_(2) SPDL_SGEMM_OUT_(3) SPDL_SGEMM_OUT_(4) SPDL_SGEMM_OUT_(5)
+}
+#undef SPDL_SGEMM_ROW_
+#undef SPDL_SGEMM_IN_
+#undef SPDL_SGEMM_OUT_
+
+SPDL_KERNEL void spdl_sgemm_avx2_(int M, int N, int K, const float *restrict A, size_t ars, size_t aks,
+                                  const float *restrict B, size_t ldb, float *restrict C, size_t ldc, int acc)
+{
+    for (int i = 0; i < M; i += 6) {
+        int rows = M - i < 6 ? M - i : 6;
+        for (int j = 0; j < N; j += 16)
+            spdl_sgemm_6x16_(K, A + (size_t)i * ars, ars, aks, B + j, ldb, C + (size_t)i * ldc + j, ldc, acc, rows,
+                             N - j < 16 ? N - j : 16);
+    }
+}
+#endif
+
 SPDL_KERNEL float spdl_madd_f_(float a, float b, float c)
 {
 #ifdef FP_FAST_FMAF
@@ -400,6 +471,9 @@ SPDL_KERNEL void spdl_gemm(int M, int N, int K, const real *restrict A, size_t a
                         (double *)(void *)C, ldc, acc);
         return;
     }
+    spdl_sgemm_avx2_(M, N, K, (const float *)(const void *)A, ars, aks, (const float *)(const void *)B, ldb,
+                     (float *)(void *)C, ldc, acc);
+    return;
 #endif
     int i = 0;
     for (; i + 4 <= M; i += 4) {
@@ -491,9 +565,10 @@ SPDL_KERNEL void spdl_gemm(int M, int N, int K, const real *restrict A, size_t a
 /* C[i*ldc + j*cs] += sum_k A[i*lda + k] B[j*ldb + k], 0 <= i < M, 0 <= j < N:
  * the product of two operands that are both contiguous along the
  * contraction (a convolution kernel's gradient from two tiles, where k
- * runs over pixels and lanes). Blocks of 4 x 2 (AVX2 and FMA in double:
- * 8 ymm accumulators; otherwise 2 x 2 blocks of 8 partial sums that gcc and
- * clang vectorise); each element is summed in a fixed order. */
+ * runs over pixels and lanes). Blocks of 4 x 2 (AVX2 and FMA: 8 ymm
+ * accumulators of 4 doubles or 8 floats; otherwise 2 x 2 blocks of 8
+ * partial sums that gcc and clang vectorise); each element is summed in a
+ * fixed order. */
 #ifdef SPDL_GEMM_AVX2
 SPDL_KERNEL double spdl_hsum4_(__m256d x)
 {
@@ -535,17 +610,60 @@ SPDL_KERNEL void spdl_gemm_nt_avx2_(int M, int N, int K, const double *restrict 
         }
     }
 }
+
+SPDL_KERNEL float spdl_hsum8_(__m256 x)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+}
+
+SPDL_KERNEL void spdl_sgemm_nt_avx2_(int M, int N, int K, const float *restrict A, size_t lda, const float *restrict B,
+                                     size_t ldb, float *restrict C, size_t ldc, size_t cs)
+{
+    const int K8 = K & ~7;
+    for (int i = 0; i < M; i += 4) {
+        int ri = M - i < 4 ? M - i : 4;
+        const float *a0 = A + (size_t)i * lda;
+        const float *a1 = ri > 1 ? a0 + lda : a0, *a2 = ri > 2 ? a1 + lda : a1, *a3 = ri > 3 ? a2 + lda : a2;
+        for (int j = 0; j < N; j += 2) {
+            int rj = N - j < 2 ? N - j : 2;
+            const float *b0 = B + (size_t)j * ldb, *b1 = rj > 1 ? b0 + ldb : b0;
+            __m256 s00 = _mm256_setzero_ps(), s01 = s00, s10 = s00, s11 = s00;
+            __m256 s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+            for (int k = 0; k < K8; k += 8) {
+                __m256 x0 = _mm256_loadu_ps(b0 + k), x1 = _mm256_loadu_ps(b1 + k), y;
+                y = _mm256_loadu_ps(a0 + k), s00 = _mm256_fmadd_ps(y, x0, s00), s01 = _mm256_fmadd_ps(y, x1, s01);
+                y = _mm256_loadu_ps(a1 + k), s10 = _mm256_fmadd_ps(y, x0, s10), s11 = _mm256_fmadd_ps(y, x1, s11);
+                y = _mm256_loadu_ps(a2 + k), s20 = _mm256_fmadd_ps(y, x0, s20), s21 = _mm256_fmadd_ps(y, x1, s21);
+                y = _mm256_loadu_ps(a3 + k), s30 = _mm256_fmadd_ps(y, x0, s30), s31 = _mm256_fmadd_ps(y, x1, s31);
+            }
+            float t[4][2] = {{spdl_hsum8_(s00), spdl_hsum8_(s01)}, {spdl_hsum8_(s10), spdl_hsum8_(s11)},
+                             {spdl_hsum8_(s20), spdl_hsum8_(s21)}, {spdl_hsum8_(s30), spdl_hsum8_(s31)}};
+            const float *ar[4] = {a0, a1, a2, a3}, *br[2] = {b0, b1};
+            for (int a = 0; a < ri; a++)
+                for (int b = 0; b < rj; b++) {
+                    float s = t[a][b];
+                    for (int k = K8; k < K; k++)
+                        s = fmaf(ar[a][k], br[b][k], s);
+                    C[(size_t)(i + a) * ldc + (size_t)(j + b) * cs] += s;
+                }
+        }
+    }
+}
 #endif
 
 SPDL_KERNEL void spdl_gemm_nt(int M, int N, int K, const real *restrict A, size_t lda, const real *restrict B,
                               size_t ldb, real *restrict C, size_t ldc, size_t cs)
 {
 #ifdef SPDL_GEMM_AVX2
-    if (sizeof(real) == sizeof(double)) {
+    if (sizeof(real) == sizeof(double))
         spdl_gemm_nt_avx2_(M, N, K, (const double *)(const void *)A, lda, (const double *)(const void *)B, ldb,
                            (double *)(void *)C, ldc, cs);
-        return;
-    }
+    else
+        spdl_sgemm_nt_avx2_(M, N, K, (const float *)(const void *)A, lda, (const float *)(const void *)B, ldb,
+                            (float *)(void *)C, ldc, cs);
+    return;
 #endif
     const int K8 = K & ~7;
     for (int i = 0; i < M; i += 2) {
