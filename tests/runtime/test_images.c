@@ -402,7 +402,8 @@ Test(rotate, bad_values_and_inputs_that_are_not_images)
     spdl_data_layout bl = layout(2, bad, 8, 1, -1);
     expect_err("builtin:digits", &bl, SPDL_EINVAL,
                "spdl_data_load: the input shape (rank 2) does not hold the model's 8 inputs");
-    bl = layout(5, bad, 9, 1, -1);
+    size_t five[5] = {1, 1, 1, 3, 3};
+    bl = layout(5, five, 9, 1, -1);
     expect_err("builtin:digits", &bl, SPDL_EINVAL,
                "spdl_data_load: the input shape (rank 5) does not hold the model's 9 inputs");
 }
