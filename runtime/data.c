@@ -1767,7 +1767,7 @@ static int load_inner(const char *spec, const layout_t *L, uint64_t seed, spdl_d
         rc = get_common(&s, &cm, err, errlen);
     if (!rc)
         rc = get_xform(&s, cm.has_seed ? cm.seed : seed, &xf, err, errlen);
-    int k = find_builtin(s.source);
+    int k = rc ? -1 : find_builtin(s.source);
     if (!rc) {
         if (strncmp(s.source, "builtin:", 8) == 0)
             rc = load_builtin(&s, &cm, L, seed, out, base, sizeof base, err, errlen);

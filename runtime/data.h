@@ -94,7 +94,8 @@ int  spdl_data_split(const spdl_data *d, double frac, uint64_t seed, spdl_data *
    mirror (M a)[i, j] = a[i, n-1-j] first when mirror is set, then the counter-clockwise rotation. A multiple of
    90 degrees is the exact permutation (R a)[i, j] = a[j, n-1-i] (numpy.rot90(a, 1)) applied degrees/90 times
    mod 4; any other angle samples (M a) bilinearly at the point turned back about the centre (n-1)/2, row
-   c + cos(t) (i-c) + sin(t) (j-c), column c - sin(t) (i-c) + cos(t) (j-c), with zero outside the grid. */
+   c + cos(t) (i-c) + sin(t) (j-c), column c - sin(t) (i-c) + cos(t) (j-c), with zero outside the grid.
+   A non-finite angle is taken as 0. */
 void spdl_image_transform(const double *src, double *dst, size_t n, int mirror, double degrees);
 
 /* Writes a .npy (format 1.0, '<f8', C order) of rows x cols doubles; for tests and for `predict`. */
