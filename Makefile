@@ -92,6 +92,7 @@ install: all
 	install -m 644 runtime/spdl.h $(DESTDIR)$(PREFIX)/include/spdl.h
 	install -m 644 stdlib/schemes.spn $(DESTDIR)$(STDLIB_DIR)/schemes.spn
 	install -m 644 data/digits.csv.gz $(DESTDIR)$(DATA_DIR)/digits.csv.gz
+	install -m 644 data/mnist.u8.gz $(DESTDIR)$(DATA_DIR)/mnist.u8.gz
 	install -d $(DESTDIR)$(PY_DIR)/spdl
 	install -m 644 $(PY_SRC) $(DESTDIR)$(PY_DIR)/spdl/
 

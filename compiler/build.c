@@ -75,7 +75,7 @@ static bool is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* The data directory (builtin:digits) the program should use unless the
+/* The data directory (builtin:digits, builtin:mnist) the program should use unless the
  * user sets SPDL_DATA: the build tree's data/, or the installed one. */
 static const char *find_data_dir(Arena *a)
 {
@@ -285,7 +285,7 @@ int build_exe(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o, const
                               "int main(int argc, char **argv)\n{\n",
                            model) >= 0;
     if (ok && data && !strchr(data, '"') && !strchr(data, '\\'))
-        ok = fprintf(f, "    setenv(\"SPDL_DATA\", \"%s\", 0); /* where builtin:digits lives */\n", data) >= 0;
+        ok = fprintf(f, "    setenv(\"SPDL_DATA\", \"%s\", 0); /* where builtin:digits and builtin:mnist live */\n", data) >= 0;
     ok = ok && fprintf(f, "    return spdl_main(%s_model(), argc, argv);\n}\n", model) >= 0;
     if (!f || !ok || fclose(f) != 0) {
         diag_error(d, NO_SPAN, "cannot write %s: %s", mainc, strerror(errno));

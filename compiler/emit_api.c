@@ -348,6 +348,9 @@ void emit_descriptor(E *e)
         ldt ? S_(e, "%s_logdet", M) : "NULL");
     out(e, "    %s, %d, %s_norm_bounds, %d,", isinf(e->o->lipschitz) || isnan(e->o->lipschitz) ? "INFINITY" : S_(e, "%.17g", e->o->lipschitz),
         ov->op == OP_SOFTMAX, M, p->density);
+    Shape ts = m->target ? m->target->type.shape : (Shape){0};
+    out(e, "    %d, {%d, %d, %d, %d},", ts.rank, ts.rank > 0 ? ts.dim[0] : 0, ts.rank > 1 ? ts.dim[1] : 0,
+        ts.rank > 2 ? ts.dim[2] : 0, ts.rank > 3 ? ts.dim[3] : 0);
     out(e, "};");
     out(e, "return &model;");
     e->indent--;

@@ -1,10 +1,11 @@
-/* data.c - data specs, CSV and .npy readers, the built-in generators and the
- * digits set.
+/* data.c - data specs, CSV and .npy readers, the built-in generators, the
+ * digits and MNIST sets, and the image transforms rotate= and mirror=.
  *
  * spdl_data_load parses a spec (path or builtin:NAME, then ?key=value&...),
  * reads or generates every sample into one spdl_data, then applies the
- * generic keys: n= caps a file (first N rows), split=/part= keep one part of a
- * seeded permutation. Every failure returns a negative SPDL_E* code and one
+ * generic keys: n= caps a file (first N rows), rotate=/mirror= transform
+ * every image (the model's input shape says what an image is), split=/part=
+ * keep one part of a seeded permutation. Every failure returns a negative SPDL_E* code and one
  * line in err that names the file (and line and column for CSV).
  *
  * Numbers are read with strtod under a per-thread "C" LC_NUMERIC locale
@@ -36,6 +37,10 @@
 #define MAX_KEYS 16
 #define DIGITS_FILE "digits.csv.gz"
 #define DIGITS_N 1797
+#define MNIST_FILE "mnist.u8.gz"
+#define MNIST_N 10000
+#define MNIST_PIXELS 784
+#define MNIST_CRC32 0x253cdb88u /* of the uncompressed bytes (tools/mnist_convert.py) */
 
 /* ---- errors (spdl_fail, errmsg.h) --------------------------------------- */
 
@@ -1109,14 +1114,99 @@ static void gen_circles(size_t n, double noise, double factor, uint64_t seed, do
     }
 }
 
-/* ---- digits -------------------------------------------------------------- */
+/* waves: sample i has class c = i mod 4: 0 sine, 1 square, 2 triangle,
+   3 sawtooth, each a 1-periodic shape w_c(u) with values in [-1, 1]. Draws
+   per sample: a phase v ~ U[0,1), a number of periods k = 1 + below(cycles),
+   an amplitude a = 0.5 + U[0,1); then L normals g_j (Box-Muller pairs; for
+   odd L the last pair's second is unused). x_j = a w_c(frac(k j / L + v)) +
+   noise g_j: a whole number of periods in the window, so the signal is
+   periodic on the L-cycle and a cyclic shift of it is another phase. */
+static double wave_shape(int c, double u)
+{
+    switch (c) {
+    case 0:
+        return sin(2.0 * PI * u);
+    case 1:
+        return u < 0.5 ? 1.0 : -1.0;
+    case 2:
+        return u < 0.5 ? 4.0 * u - 1.0 : 3.0 - 4.0 * u;
+    default:
+        return 2.0 * u - 1.0;
+    }
+}
+
+static void gen_waves(size_t n, size_t len, double noise, unsigned cycles, uint64_t seed, double *x, double *t)
+{
+    rng_t r = {seed};
+    for (size_t i = 0; i < n; i++) {
+        int c = (int)(i % 4);
+        double phase = rng_unif(&r);
+        double k = (double)(1 + rng_below(&r, cycles));
+        double amp = 0.5 + rng_unif(&r);
+        double *xi = x + i * len;
+        for (size_t j = 0; j < len; j += 2) {
+            double g[2];
+            rng_gauss2(&r, &g[0], &g[1]);
+            for (size_t h = 0; h < 2 && j + h < len; h++) {
+                double u = k * (double)(j + h) / (double)len + phase;
+                xi[j + h] = amp * wave_shape(c, u - floor(u)) + noise * g[h];
+            }
+        }
+        t[i] = c;
+    }
+}
+
+/* pointsets: sample i has class c = i mod 3: 0 a circle of radius 1, 1 the
+   outline of a square of half-side 0.8, 2 a cross (a plus sign) with arms of
+   length 1, all centred at 0. Draws per sample: v_a (the turn theta = 2 pi
+   v_a, or the fixed angle= in degrees), v_s (the size s = 1 + zoom (2 v_s -
+   1)); then per point j: u1, u2, and two normals g1, g2. The point p_j on the
+   shape: circle (cos 2 pi u1, sin 2 pi u1); square side q = floor(4 u2) at
+   t = 2 u1 - 1: (0.8, 0.8 t), (-0.8, 0.8 t), (0.8 t, 0.8), (0.8 t, -0.8) for
+   q = 0..3; cross arm q at distance u1: (u1, 0), (-u1, 0), (0, u1), (0, -u1).
+   Point j is s R(theta) p_j + noise (g1, g2), stored channels first: x[0, j]
+   and x[1, j]. The points are independent draws, so their order is random. */
+static void gen_pointsets(size_t n, size_t m, double noise, double zoom, int random_angle, double angle_deg,
+                          uint64_t seed, double *x, double *t)
+{
+    rng_t r = {seed};
+    for (size_t i = 0; i < n; i++) {
+        int c = (int)(i % 3);
+        double va = rng_unif(&r), vs = rng_unif(&r);
+        double th = random_angle ? 2.0 * PI * va : angle_deg * (PI / 180.0);
+        double s = 1.0 + zoom * (2.0 * vs - 1.0), ct = s * cos(th), st = s * sin(th);
+        double *xi = x + i * 2 * m;
+        for (size_t j = 0; j < m; j++) {
+            double u1 = rng_unif(&r), u2 = rng_unif(&r), g1, g2, px, py;
+            rng_gauss2(&r, &g1, &g2);
+            int q = (int)(4.0 * u2);
+            if (c == 0) {
+                px = cos(2.0 * PI * u1);
+                py = sin(2.0 * PI * u1);
+            } else if (c == 1) {
+                double w = 0.8 * (2.0 * u1 - 1.0);
+                px = q == 0 ? 0.8 : q == 1 ? -0.8 : w;
+                py = q == 2 ? 0.8 : q == 3 ? -0.8 : w;
+            } else {
+                px = q == 0 ? u1 : q == 1 ? -u1 : 0.0;
+                py = q == 2 ? u1 : q == 3 ? -u1 : 0.0;
+            }
+            xi[j] = ct * px - st * py + noise * g1;
+            xi[m + j] = st * px + ct * py + noise * g2;
+        }
+        t[i] = c;
+    }
+}
+
+/* ---- digits and mnist: data sets stored in data/ ---------------------------- */
 
 static const int digits_counts[10] = {178, 182, 177, 183, 181, 182, 181, 179, 174, 180};
+static const int mnist_counts[10] = {1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978};
 
-/* Looks for `name` in $SPDL_DATA, then relative to the running executable
-   (/proc/self/exe): ../data and ../share/spdl/data from its directory, then
-   in the compiled-in SPDL_DATA_DIR. */
-static int find_data_file(const char *name, char *path, size_t pathlen, char *err, size_t errlen)
+/* Looks for `name` (the file of builtin:SET) in $SPDL_DATA, then relative to
+   the running executable (/proc/self/exe): ../data and ../share/spdl/data
+   from its directory, then in the compiled-in SPDL_DATA_DIR. */
+static int find_data_file(const char *set, const char *name, char *path, size_t pathlen, char *err, size_t errlen)
 {
     char tried[1024], exe[PATH_MAX];
     size_t o = 0;
@@ -1153,14 +1243,14 @@ static int find_data_file(const char *name, char *path, size_t pathlen, char *er
         if (o < sizeof tried)
             o += (size_t)snprintf(tried + o, sizeof tried - o, "%s%s", o ? ", " : "", dirs[i]);
     }
-    return spdl_fail(err, errlen, SPDL_EIO, "builtin:digits: cannot find %s; looked in %s (set SPDL_DATA to the "
-                "directory that holds it, e.g. the repository's data/)", name, tried);
+    return spdl_fail(err, errlen, SPDL_EIO, "builtin:%s: cannot find %s; looked in %s (set SPDL_DATA to the "
+                "directory that holds it, e.g. the repository's data/)", set, name, tried);
 }
 
 static int load_digits(int scale, spdl_data *d, char *err, size_t errlen)
 {
     char path[PATH_MAX + 32];
-    int rc = find_data_file(DIGITS_FILE, path, sizeof path, err, errlen);
+    int rc = find_data_file("digits", DIGITS_FILE, path, sizeof path, err, errlen);
     if (rc)
         return rc;
     char *buf;
@@ -1193,89 +1283,398 @@ static int load_digits(int scale, spdl_data *d, char *err, size_t errlen)
     return 0;
 }
 
-/* ---- loading ------------------------------------------------------------- */
-
-static int load_builtin(const spec_t *s, const common_t *cm, size_t nin, size_t ntarget, int nclass,
-                        uint64_t seed_arg, spdl_data *d, char *base, size_t baselen, char *err, size_t errlen)
+/* data/mnist.u8.gz (data/README.md): gzip of MNIST_N records of 785 bytes, the
+   784 pixels 0..255 of a 28x28 image row-major, then the label 0..9. The
+   length, the labels, the class counts and the CRC-32 of the uncompressed
+   bytes must be those of the file tools/mnist_convert.py makes. */
+static int load_mnist(int scale, spdl_data *d, char *err, size_t errlen)
 {
-    const char *name = s->source + 8;
-    static const struct {
-        const char *name, *keys;
-        size_t nin;
-        int nclass;
-    } sets[] = {
-        {"spirals", "n noise turns seed split part", 2, 2},
-        {"moons", "n noise seed split part", 2, 2},
-        {"circles", "n noise factor seed split part", 2, 2},
-        {"digits", "scale n seed split part", 64, 10},
-    };
-    int k = -1;
-    for (int i = 0; i < 4; i++)
-        if (strcmp(name, sets[i].name) == 0)
-            k = i;
-    char qb[200];
-    if (k < 0)
-        return spdl_fail(err, errlen, SPDL_EINVAL, "unknown data set '%s' (built-in sets: builtin:spirals, "
-                    "builtin:moons, builtin:circles, builtin:digits)", quote(s->source, strlen(s->source), qb, sizeof qb));
-    int rc = check_keys(s, sets[k].keys, err, errlen);
+    char path[PATH_MAX + 32];
+    int rc = find_data_file("mnist", MNIST_FILE, path, sizeof path, err, errlen);
     if (rc)
         return rc;
-    if (nin != sets[k].nin)
+    char *buf;
+    size_t len;
+    rc = read_all(path, &buf, &len, err, errlen);
+    if (rc)
+        return rc;
+    const unsigned char *b = (const unsigned char *)buf;
+    const size_t rec = MNIST_PIXELS + 1, want = (size_t)MNIST_N * rec;
+    if (len != want) {
+        free(buf);
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: not spdl's MNIST file: expected %zu bytes (%d images of "
+                    "28x28 pixels and a label) when uncompressed, found %zu", path, want, MNIST_N, len);
+    }
+    int count[10] = {0};
+    for (size_t i = 0; i < MNIST_N; i++) {
+        unsigned lab = b[i * rec + MNIST_PIXELS];
+        if (lab > 9) {
+            free(buf);
+            return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: not spdl's MNIST file: record %zu has label %u, "
+                        "expected 0..9", path, i + 1, lab);
+        }
+        count[lab]++;
+    }
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (size_t o = 0; o < len; o += 1u << 20)
+        crc = crc32(crc, b + o, (uInt)(len - o < (1u << 20) ? len - o : (1u << 20)));
+    if (memcmp(count, mnist_counts, sizeof count) != 0 || crc != MNIST_CRC32) {
+        free(buf);
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: not spdl's MNIST file: expected class counts "
+                    "1001/1127/991/1032/980/863/1014/1070/944/978 and CRC-32 0x%08x, found %d/%d/%d/%d/%d/%d/%d/%d/"
+                    "%d/%d and 0x%08lx (tools/mnist_convert.py makes the file; data/README.md)", path,
+                    (unsigned)MNIST_CRC32, count[0], count[1], count[2], count[3], count[4], count[5], count[6],
+                    count[7], count[8], count[9], (unsigned long)crc);
+    }
+    d->x = alloc_doubles(MNIST_N, MNIST_PIXELS);
+    d->t = alloc_doubles(MNIST_N, 1);
+    if (!d->x || !d->t) {
+        free(buf);
+        return spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory for %d images", path, MNIST_N);
+    }
+    for (size_t i = 0; i < MNIST_N; i++) {
+        for (size_t k = 0; k < MNIST_PIXELS; k++)
+            d->x[i * MNIST_PIXELS + k] = scale ? b[i * rec + k] / 255.0 : b[i * rec + k];
+        d->t[i] = b[i * rec + MNIST_PIXELS];
+    }
+    free(buf);
+    d->n = MNIST_N;
+    d->nin = MNIST_PIXELS;
+    d->ntarget = 1;
+    d->nclass = 10;
+    return 0;
+}
+
+/* ---- shapes ------------------------------------------------------------------- */
+
+/* a checked copy of the caller's layout, every shape spelled out (rank >= 1) */
+typedef struct {
+    size_t nin, ntarget;
+    int nclass, labels;
+    int in_rank, t_rank;
+    size_t in_shape[4], t_shape[4];
+} layout_t;
+
+/* "R[1, 8, 8]" */
+static const char *shape_text(int rank, const size_t *shape, char *buf, size_t len)
+{
+    size_t o = (size_t)snprintf(buf, len, "R[");
+    for (int i = 0; i < rank && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%zu", i ? ", " : "", shape[i]);
+    if (o < len)
+        snprintf(buf + o, len - o, "]");
+    return buf;
+}
+
+/* Is the shape an image, rank >= 2 with equal last two axes? Then *count
+   images of *side x *side numbers each (the leading axes are channels). */
+static int image_geom(int rank, const size_t *shape, size_t *count, size_t *side)
+{
+    if (rank < 2 || shape[rank - 1] != shape[rank - 2])
+        return 0;
+    *side = shape[rank - 1];
+    *count = 1;
+    for (int i = 0; i < rank - 2; i++)
+        *count *= shape[i];
+    return 1;
+}
+
+/* ---- image transforms: rotate= and mirror= (DESIGN §8) ---------------------- */
+
+void spdl_image_transform(const double *src, double *dst, size_t n, int mirror, double degrees)
+{
+    double deg = fmod(degrees, 360.0);
+    if (deg < 0)
+        deg += 360.0;
+    if (!isfinite(deg))
+        deg = 0;
+#define AT(i, j) src[(i) * n + (mirror ? n - 1 - (j) : (j))]
+    if (fmod(deg, 90.0) == 0) { /* an exact permutation: R^k of (M a) */
+        int k = (int)(deg / 90.0);
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++)
+                dst[i * n + j] = k == 0 ? AT(i, j) : k == 1 ? AT(j, n - 1 - i) : k == 2 ? AT(n - 1 - i, n - 1 - j)
+                                                                                       : AT(n - 1 - j, i);
+        return;
+    }
+    /* bilinear: output pixel (i, j) reads (M a) at the point turned back by
+       the angle about the centre c = (n - 1) / 2; pixels outside are zero */
+    double c = ((double)n - 1.0) / 2.0, rad = deg * (PI / 180.0), ct = cos(rad), st = sin(rad);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) {
+            double di = (double)i - c, dj = (double)j - c;
+            double r = c + ct * di + st * dj, s = c - st * di + ct * dj;
+            double r0 = floor(r), s0 = floor(s), fr = r - r0, fs = s - s0, v = 0;
+            for (int a = 0; a < 2; a++)
+                for (int b = 0; b < 2; b++) {
+                    double ri = r0 + a, si = s0 + b, w = (a ? fr : 1 - fr) * (b ? fs : 1 - fs);
+                    if (ri >= 0 && ri < (double)n && si >= 0 && si < (double)n && w != 0)
+                        v += w * AT((size_t)ri, (size_t)si);
+                }
+            dst[i * n + j] = v;
+        }
+#undef AT
+}
+
+/* the transform the spec asks for */
+typedef struct {
+    int mirror;
+    int rotate;       /* 0: no rotation; 1: by deg; 2: a random angle per image */
+    double deg;
+    uint64_t seed;    /* rotate=random: the angles' stream is seeded by seed ^ ROTATE_SALT */
+} xform_t;
+
+#define ROTATE_SALT 0x6a09e667f3bcc909u
+
+static int get_xform(const spec_t *s, uint64_t seed, xform_t *xf, char *err, size_t errlen)
+{
+    char qb[200];
+    memset(xf, 0, sizeof *xf);
+    const char *m = spec_get(s, "mirror"), *r = spec_get(s, "rotate");
+    if (m) {
+        if (strcmp(m, "0") != 0 && strcmp(m, "1") != 0)
+            return spdl_fail(err, errlen, SPDL_EINVAL, "%s: mirror=%s: expected mirror=1 (flip every image left to "
+                        "right) or mirror=0", s->source, quote(m, strlen(m), qb, sizeof qb));
+        xf->mirror = m[0] == '1';
+    }
+    if (r) {
+        if (strcmp(r, "random") == 0) {
+            xf->rotate = 2;
+            xf->seed = seed;
+        } else if (scan_number(r, strlen(r), &xf->deg) && isfinite(xf->deg)) {
+            xf->rotate = 1;
+        } else {
+            return spdl_fail(err, errlen, SPDL_EINVAL, "%s: rotate=%s: expected rotate=90, 180, 270, random or an "
+                        "angle in degrees (counter-clockwise)", s->source, quote(r, strlen(r), qb, sizeof qb));
+        }
+    }
+    return 0;
+}
+
+/* ", mirrored and rotated 90 degrees" and the like, for desc */
+static void xform_text(const xform_t *xf, char *buf, size_t len)
+{
+    double deg = xf->rotate == 1 ? fmod(xf->deg, 360.0) : 0;
+    if (deg < 0)
+        deg += 360.0;
+    int exact = fmod(deg, 90.0) == 0;
+    size_t o = (size_t)snprintf(buf, len, ", %s%s", xf->mirror ? "mirrored" : "", xf->mirror && xf->rotate ? " and " : "");
+    if (o >= len)
+        return;
+    if (xf->rotate == 2)
+        snprintf(buf + o, len - o, "rotated by a random angle per image (bilinear, seed=%llu)",
+                 (unsigned long long)xf->seed);
+    else if (xf->rotate == 1)
+        snprintf(buf + o, len - o, "rotated %g degrees%s", deg, exact ? "" : " (bilinear)");
+}
+
+/* applies xf to every input image (and image target) of d */
+static int apply_xform(spdl_data *d, const layout_t *L, const xform_t *xf, const char *source, char *err, size_t errlen)
+{
+    size_t count, side, tcount = 0, tside = 0;
+    char sb[96];
+    if (!image_geom(L->in_rank, L->in_shape, &count, &side)) {
+        const char *key = xf->rotate && xf->mirror ? "rotate= and mirror= act" : xf->rotate ? "rotate= acts"
+                                                                                           : "mirror= acts";
+        char hint[160] = "";
+        size_t side1 = (size_t)floor(sqrt((double)L->nin) + 0.5);
+        if (strcmp(source, "builtin:pointsets") == 0)
+            snprintf(hint, sizeof hint, " (builtin:pointsets turns its shapes with angle=)");
+        else if (L->in_rank == 1 && side1 * side1 == L->nin && side1 > 1)
+            snprintf(hint, sizeof hint, " (declare it as R[1, %zu, %zu] to read each sample as one image)", side1,
+                     side1);
+        return spdl_fail(err, errlen, SPDL_EINVAL, "%s: %s on images, but the model's input %s is not an image "
+                    "R[c, n, n] or R[n, n]%s", source, key, shape_text(L->in_rank, L->in_shape, sb, sizeof sb), hint);
+    }
+    int timg = d->t && !L->labels && image_geom(L->t_rank, L->t_shape, &tcount, &tside);
+    size_t big = side > tside ? side : tside;
+    double *tmp = alloc_doubles(big, big);
+    if (!tmp)
+        return spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", source);
+    rng_t r = {xf->seed ^ ROTATE_SALT};
+    for (size_t i = 0; i < d->n; i++) {
+        double deg = xf->rotate == 2 ? 360.0 * rng_unif(&r) : xf->rotate == 1 ? xf->deg : 0;
+        for (size_t c = 0; c < count; c++) {
+            double *img = d->x + i * d->nin + c * side * side;
+            spdl_image_transform(img, tmp, side, xf->mirror, deg);
+            memcpy(img, tmp, side * side * sizeof *tmp);
+        }
+        for (size_t c = 0; timg && c < tcount; c++) {
+            double *img = d->t + i * d->ntarget + c * tside * tside;
+            spdl_image_transform(img, tmp, tside, xf->mirror, deg);
+            memcpy(img, tmp, tside * tside * sizeof *tmp);
+        }
+    }
+    free(tmp);
+    return 0;
+}
+
+/* ---- loading ------------------------------------------------------------- */
+
+enum { B_SPIRALS, B_MOONS, B_CIRCLES, B_DIGITS, B_MNIST, B_WAVES, B_POINTSETS, NBUILTIN };
+
+static const struct builtin {
+    const char *name, *keys;
+    size_t nin;  /* inputs per sample; 0: from the model's input shape */
+    int nclass;
+    int stored;  /* read from a file in data/ (n= keeps the first N), not generated */
+} builtins[NBUILTIN] = {
+    {"spirals", "n noise turns seed split part rotate mirror", 2, 2, 0},
+    {"moons", "n noise seed split part rotate mirror", 2, 2, 0},
+    {"circles", "n noise factor seed split part rotate mirror", 2, 2, 0},
+    {"digits", "scale n seed split part rotate mirror", 64, 10, 1},
+    {"mnist", "scale n seed split part rotate mirror", MNIST_PIXELS, 10, 1},
+    {"waves", "n noise cycles seed split part rotate mirror", 0, 4, 0},
+    {"pointsets", "n noise zoom angle seed split part rotate mirror", 0, 3, 0},
+};
+
+static int find_builtin(const char *source)
+{
+    for (int i = 0; i < NBUILTIN; i++)
+        if (strncmp(source, "builtin:", 8) == 0 && strcmp(source + 8, builtins[i].name) == 0)
+            return i;
+    return -1;
+}
+
+/* key=integer in [lo, hi]; absent: def */
+static int get_uint(const spec_t *s, const char *key, unsigned def, unsigned lo, unsigned hi, unsigned *v, char *err,
+                    size_t errlen)
+{
+    char qb[200];
+    const char *val = spec_get(s, key);
+    uint64_t u;
+    *v = def;
+    if (!val)
+        return 0;
+    if (!scan_u64(val, &u) || u < lo || u > hi)
+        return spdl_fail(err, errlen, SPDL_EINVAL, "%s: %s=%s: expected an integer from %u to %u", s->source, key,
+                    quote(val, strlen(val), qb, sizeof qb), lo, hi);
+    *v = (unsigned)u;
+    return 0;
+}
+
+static int load_builtin(const spec_t *s, const common_t *cm, const layout_t *L, uint64_t seed_arg, spdl_data *d,
+                        char *base, size_t baselen, char *err, size_t errlen)
+{
+    int k = find_builtin(s->source);
+    char qb[200], sb[96];
+    if (k < 0)
+        return spdl_fail(err, errlen, SPDL_EINVAL, "unknown data set '%s' (built-in sets: builtin:spirals, "
+                    "builtin:moons, builtin:circles, builtin:digits, builtin:mnist, builtin:waves, builtin:pointsets)",
+                    quote(s->source, strlen(s->source), qb, sizeof qb));
+    const struct builtin *b = &builtins[k];
+    int rc = check_keys(s, b->keys, err, errlen);
+    if (rc)
+        return rc;
+    const char *shape = shape_text(L->in_rank, L->in_shape, sb, sizeof sb);
+    size_t len = 0; /* waves: samples per signal; pointsets: points per set */
+    if (b->nin && L->nin != b->nin)
         return spdl_fail(err, errlen, SPDL_EMODEL, "%s has %zu inputs per sample, the model has %zu", s->source,
-                    sets[k].nin, nin);
-    if (ntarget > 1 || (ntarget == 1 && nclass == 0))
+                    b->nin, L->nin);
+    if (k == B_WAVES) {
+        if (L->in_rank == 1 || (L->in_rank == 2 && L->in_shape[0] == 1))
+            len = L->in_shape[L->in_rank - 1];
+        else
+            return spdl_fail(err, errlen, SPDL_EMODEL, "%s makes signals R[1, L] (one channel of L samples), the "
+                        "model's input is %s", s->source, shape);
+    }
+    if (k == B_POINTSETS) {
+        if (L->in_rank == 2 && L->in_shape[0] == 2)
+            len = L->in_shape[1];
+        else
+            return spdl_fail(err, errlen, SPDL_EMODEL, "%s makes sets of points in the plane, R[2, m] (channels "
+                        "first: x[0, j], x[1, j] is point j), the model's input is %s", s->source, shape);
+    }
+    if (L->ntarget > 1 || (L->ntarget == 1 && L->nclass == 0))
         return spdl_fail(err, errlen, SPDL_EMODEL, "%s gives one class label per sample, the model expects %zu real "
-                    "target%s", s->source, ntarget, ntarget == 1 ? "" : "s");
-    if (nclass > 0 && nclass != sets[k].nclass)
-        return spdl_fail(err, errlen, SPDL_EMODEL, "%s has %d classes, the model has %d", s->source, sets[k].nclass,
-                    nclass);
+                    "target%s", s->source, L->ntarget, L->ntarget == 1 ? "" : "s");
+    if (L->nclass > 0 && L->nclass != b->nclass)
+        return spdl_fail(err, errlen, SPDL_EMODEL, "%s has %d classes, the model has %d", s->source, b->nclass,
+                    L->nclass);
     uint64_t seed = cm->has_seed ? cm->seed : seed_arg;
-    if (k == 3) {
+    unsigned long long sd = (unsigned long long)seed;
+    if (b->stored) {
         const char *sc = spec_get(s, "scale");
+        int top = k == B_DIGITS ? 16 : 255;
         if (sc && strcmp(sc, "0") != 0 && strcmp(sc, "1") != 0)
-            return spdl_fail(err, errlen, SPDL_EINVAL, "%s: scale=%s: expected scale=1 (pixels / 16) or scale=0 "
-                        "(pixels 0..16)", s->source, quote(sc, strlen(sc), qb, sizeof qb));
+            return spdl_fail(err, errlen, SPDL_EINVAL, "%s: scale=%s: expected scale=1 (pixels / %d) or scale=0 "
+                        "(pixels 0..%d)", s->source, quote(sc, strlen(sc), qb, sizeof qb), top, top);
         int scale = !sc || strcmp(sc, "1") == 0;
-        rc = load_digits(scale, d, err, errlen);
+        rc = k == B_DIGITS ? load_digits(scale, d, err, errlen) : load_mnist(scale, d, err, errlen);
         if (rc)
             return rc;
-        snprintf(base, baselen, "builtin:digits (8x8 UCI digits, pixels %s)", scale ? "/ 16" : "0..16");
+        snprintf(base, baselen, "builtin:%s (%s, pixels %s%d)", b->name,
+                 k == B_DIGITS ? "8x8 UCI digits" : "28x28 MNIST digits", scale ? "/ " : "0..", top);
     } else {
         size_t n = cm->has_n ? cm->n : 1000;
         if (n > MAX_BUILTIN_N)
             return spdl_fail(err, errlen, SPDL_EINVAL, "%s: n=%zu is too large (at most %u)", s->source, n,
                         MAX_BUILTIN_N);
-        double noise, turns = 0, factor = 0;
-        rc = get_double(s, "noise", k == 1 ? 0.1 : 0.05, 0, 10, 0, &noise, err, errlen);
-        if (!rc && k == 0)
+        double noise, turns = 0, factor = 0, zoom = 0, angle = 0;
+        unsigned cycles = 0;
+        int random_angle = 1;
+        rc = get_double(s, "noise", k == B_MOONS || k == B_WAVES ? 0.1 : 0.05, 0, 10, 0, &noise, err, errlen);
+        if (!rc && k == B_SPIRALS)
             rc = get_double(s, "turns", 1.5, 0, 100, 1, &turns, err, errlen);
-        if (!rc && k == 2)
+        if (!rc && k == B_CIRCLES)
             rc = get_double(s, "factor", 0.5, 0, 1, 1, &factor, err, errlen);
+        if (!rc && k == B_WAVES) {
+            rc = get_uint(s, "cycles", 3, 1, 1000, &cycles, err, errlen);
+            if (!rc && len < 4 * (size_t)cycles)
+                rc = spdl_fail(err, errlen, SPDL_EINVAL, "%s: cycles=%u needs signals of at least %zu samples (4 per "
+                          "period), the model's input %s has %zu", s->source, cycles, 4 * (size_t)cycles, shape, len);
+        }
+        if (!rc && k == B_POINTSETS) {
+            rc = get_double(s, "zoom", 0, 0, 0.9, 0, &zoom, err, errlen);
+            const char *a = spec_get(s, "angle");
+            if (!rc && a && strcmp(a, "random") != 0) {
+                if (!scan_number(a, strlen(a), &angle) || !isfinite(angle))
+                    rc = spdl_fail(err, errlen, SPDL_EINVAL, "%s: angle=%s: expected angle=random or an angle in "
+                              "degrees", s->source, quote(a, strlen(a), qb, sizeof qb));
+                random_angle = 0;
+            }
+        }
         if (rc)
             return rc;
-        d->x = alloc_doubles(n, 2);
+        size_t nin = k == B_WAVES ? len : k == B_POINTSETS ? 2 * len : 2;
+        d->x = alloc_doubles(n, nin);
         d->t = alloc_doubles(n, 1);
         if (!d->x || !d->t)
             return spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory for %zu samples", s->source, n);
-        if (k == 0) {
+        switch (k) {
+        case B_SPIRALS:
             gen_spirals(n, noise, turns, seed, d->x, d->t);
-            snprintf(base, baselen, "%s (n=%zu, noise=%g, turns=%g, seed=%llu)", s->source, n, noise, turns,
-                     (unsigned long long)seed);
-        } else if (k == 1) {
+            snprintf(base, baselen, "%s (n=%zu, noise=%g, turns=%g, seed=%llu)", s->source, n, noise, turns, sd);
+            break;
+        case B_MOONS:
             gen_moons(n, noise, seed, d->x, d->t);
-            snprintf(base, baselen, "%s (n=%zu, noise=%g, seed=%llu)", s->source, n, noise,
-                     (unsigned long long)seed);
-        } else {
+            snprintf(base, baselen, "%s (n=%zu, noise=%g, seed=%llu)", s->source, n, noise, sd);
+            break;
+        case B_CIRCLES:
             gen_circles(n, noise, factor, seed, d->x, d->t);
-            snprintf(base, baselen, "%s (n=%zu, noise=%g, factor=%g, seed=%llu)", s->source, n, noise, factor,
-                     (unsigned long long)seed);
+            snprintf(base, baselen, "%s (n=%zu, noise=%g, factor=%g, seed=%llu)", s->source, n, noise, factor, sd);
+            break;
+        case B_WAVES:
+            gen_waves(n, len, noise, cycles, seed, d->x, d->t);
+            snprintf(base, baselen, "%s (n=%zu, length %zu, noise=%g, cycles=%u, seed=%llu)", s->source, n, len,
+                     noise, cycles, sd);
+            break;
+        default:
+            gen_pointsets(n, len, noise, zoom, random_angle, angle, seed, d->x, d->t);
+            if (random_angle)
+                snprintf(base, baselen, "%s (n=%zu, %zu points, noise=%g, zoom=%g, angle=random, seed=%llu)",
+                         s->source, n, len, noise, zoom, sd);
+            else
+                snprintf(base, baselen, "%s (n=%zu, %zu points, noise=%g, zoom=%g, angle=%g, seed=%llu)", s->source,
+                         n, len, noise, zoom, angle, sd);
+            break;
         }
         d->n = n;
-        d->nin = 2;
+        d->nin = nin;
         d->ntarget = 1;
-        d->nclass = 2;
+        d->nclass = b->nclass;
     }
-    if (ntarget == 0) { /* a density model: drop the labels */
+    if (L->ntarget == 0) { /* a density model: drop the labels */
         free(d->t);
         d->t = NULL;
         d->ntarget = 0;
@@ -1290,10 +1689,10 @@ static int ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-static int load_file(const spec_t *s, size_t nin, size_t ntarget, int nclass, int labels, spdl_data *d, char *base,
-                     size_t baselen, char *err, size_t errlen)
+static int load_file(const spec_t *s, const layout_t *L, spdl_data *d, char *base, size_t baselen, char *err,
+                     size_t errlen)
 {
-    int rc = check_keys(s, "n seed split part", err, errlen);
+    int rc = check_keys(s, "n seed split part rotate mirror", err, errlen);
     if (rc)
         return rc;
     char *buf;
@@ -1301,7 +1700,7 @@ static int load_file(const spec_t *s, size_t nin, size_t ntarget, int nclass, in
     rc = read_all(s->source, &buf, &len, err, errlen);
     if (rc)
         return rc;
-    load_ctx c = {s->source, nin, ntarget, labels, nclass > 0 ? nclass : 0};
+    load_ctx c = {s->source, L->nin, L->ntarget, L->labels, L->nclass > 0 ? L->nclass : 0};
     if ((len >= 6 && memcmp(buf, "\x93NUMPY", 6) == 0) || ends_with(s->source, ".npy") ||
         ends_with(s->source, ".npy.gz"))
         rc = parse_npy(&c, (const unsigned char *)buf, len, d, err, errlen);
@@ -1357,21 +1756,23 @@ static void append(char *buf, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
-static int load_inner(const char *spec, size_t nin, size_t ntarget, int nclass, uint64_t seed, spdl_data *out,
-                      char *err, size_t errlen)
+static int load_inner(const char *spec, const layout_t *L, uint64_t seed, spdl_data *out, char *err, size_t errlen)
 {
     spec_t s;
     common_t cm;
+    xform_t xf;
     char base[sizeof out->desc];
-    int labels = nclass > 0 || (nclass < 0 && ntarget == 1);
     int rc = parse_spec(spec, &s, err, errlen);
     if (!rc)
         rc = get_common(&s, &cm, err, errlen);
+    if (!rc)
+        rc = get_xform(&s, cm.has_seed ? cm.seed : seed, &xf, err, errlen);
+    int k = rc ? -1 : find_builtin(s.source);
     if (!rc) {
         if (strncmp(s.source, "builtin:", 8) == 0)
-            rc = load_builtin(&s, &cm, nin, ntarget, nclass, seed, out, base, sizeof base, err, errlen);
+            rc = load_builtin(&s, &cm, L, seed, out, base, sizeof base, err, errlen);
         else
-            rc = load_file(&s, nin, ntarget, nclass, labels, out, base, sizeof base, err, errlen);
+            rc = load_file(&s, L, out, base, sizeof base, err, errlen);
     }
     if (rc) {
         free(s.buf);
@@ -1379,12 +1780,20 @@ static int load_inner(const char *spec, size_t nin, size_t ntarget, int nclass, 
         return rc;
     }
     snprintf(out->desc, sizeof out->desc, "%s", base);
-    int generated = strncmp(s.source, "builtin:", 8) == 0 && strcmp(s.source, "builtin:digits") != 0;
+    int generated = k >= 0 && !builtins[k].stored;
     if (cm.has_n && !generated && cm.n < out->n) {
         append(out->desc, sizeof out->desc, ", first %zu of %zu samples", cm.n, out->n);
         out->n = cm.n;
     }
-    if (cm.part) {
+    if (xf.mirror || xf.rotate) {
+        rc = apply_xform(out, L, &xf, s.source, err, errlen);
+        if (!rc) {
+            char xb[128];
+            xform_text(&xf, xb, sizeof xb);
+            append(out->desc, sizeof out->desc, "%s", xb);
+        }
+    }
+    if (!rc && cm.part) {
         size_t ntrain, ntest, *idx = malloc((out->n ? out->n : 1) * sizeof *idx);
         split_sizes(out->n, cm.split, &ntrain, &ntest);
         const char *pn = cm.part == 1 ? "train" : "test";
@@ -1414,30 +1823,96 @@ static int load_inner(const char *spec, size_t nin, size_t ntarget, int nclass, 
     return rc;
 }
 
-int spdl_data_load_ex(const char *spec, size_t nin, size_t ntarget, int nclass, uint64_t seed, spdl_data *out,
-                      char *err, size_t errlen)
+/* copies a rank and shape (rank 0: R[size]) into a checked layout_t entry */
+static int take_shape(int rank, const size_t *shape, size_t size, int *r, size_t *sh)
+{
+    if (rank < 0 || rank > 4)
+        return 0;
+    if (rank == 0) {
+        *r = 1;
+        sh[0] = size;
+        return 1;
+    }
+    size_t p = 1;
+    for (int i = 0; i < rank; i++) {
+        if (shape[i] == 0 || p > SIZE_MAX / shape[i])
+            return 0;
+        p *= shape[i];
+        sh[i] = shape[i];
+    }
+    *r = rank;
+    return p == size;
+}
+
+spdl_data_layout spdl_data_layout_of(const spdl_model *m)
+{
+    spdl_data_layout l;
+    memset(&l, 0, sizeof l);
+    if (!m)
+        return l;
+    l.nin = m->nin;
+    l.ntarget = m->ntarget;
+    l.nclass = m->ntarget == 0 ? -1 : m->nclass;
+    if (m->in_rank >= 1 && m->in_rank <= 4) {
+        l.in_rank = m->in_rank;
+        memcpy(l.in_shape, m->in_shape, sizeof l.in_shape);
+    }
+    if (m->nclass == 0 && m->target_rank >= 1 && m->target_rank <= 4) {
+        l.target_rank = m->target_rank;
+        memcpy(l.target_shape, m->target_shape, sizeof l.target_shape);
+    }
+    return l;
+}
+
+int spdl_data_load_layout(const char *spec, const spdl_data_layout *layout, uint64_t seed, spdl_data *out,
+                          char *err, size_t errlen)
 {
     if (err && errlen)
         err[0] = '\0';
     if (out)
         memset(out, 0, sizeof *out);
-    if (!spec || !out)
+    if (!spec || !out || !layout)
         return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_data_load: NULL argument");
+    size_t nin = layout->nin, ntarget = layout->ntarget;
+    int nclass = layout->nclass;
     if (nin == 0)
         return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_data_load: the model has no inputs");
     if (nclass > 0 && ntarget != 1)
         return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_data_load: class labels need exactly one target per sample");
     if (ntarget > SIZE_MAX / 2 || nin > SIZE_MAX / 2 - ntarget)
         return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_data_load: too many inputs or targets");
+    layout_t L;
+    memset(&L, 0, sizeof L);
+    L.nin = nin;
+    L.ntarget = ntarget;
+    L.nclass = nclass;
+    L.labels = nclass > 0 || (nclass < 0 && ntarget == 1);
+    if (!take_shape(layout->in_rank, layout->in_shape, nin, &L.in_rank, L.in_shape))
+        return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_data_load: the input shape (rank %d) does not hold the "
+                    "model's %zu inputs", layout->in_rank, nin);
+    if (ntarget && !take_shape(layout->target_rank, layout->target_shape, ntarget, &L.t_rank, L.t_shape))
+        return spdl_fail(err, errlen, SPDL_EINVAL, "spdl_data_load: the target shape (rank %d) does not hold the "
+                    "model's %zu targets", layout->target_rank, ntarget);
     /* strtod and printf see "0.5", whatever locale the program chose */
     locale_t cl = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
     locale_t old = cl ? uselocale(cl) : (locale_t)0;
-    int rc = load_inner(spec, nin, ntarget, nclass, seed, out, err, errlen);
+    int rc = load_inner(spec, &L, seed, out, err, errlen);
     if (cl) {
         uselocale(old);
         freelocale(cl);
     }
     return rc;
+}
+
+int spdl_data_load_ex(const char *spec, size_t nin, size_t ntarget, int nclass, uint64_t seed, spdl_data *out,
+                      char *err, size_t errlen)
+{
+    spdl_data_layout l;
+    memset(&l, 0, sizeof l);
+    l.nin = nin;
+    l.ntarget = ntarget;
+    l.nclass = nclass;
+    return spdl_data_load_layout(spec, &l, seed, out, err, errlen);
 }
 
 int spdl_data_load(const char *spec, size_t nin, size_t ntarget, uint64_t seed, spdl_data *out, char *err,

@@ -33,7 +33,8 @@ double spdl_now(void)
 int spdl_get_data(const spdl_model *m, const spdl_args *a, const char *spec, spdl_data *d)
 {
     char err[512];
-    int rc = spdl_data_load_ex(spec, m->nin, m->ntarget, m->ntarget == 0 ? -1 : m->nclass, a->seed, d, err, sizeof err);
+    spdl_data_layout layout = spdl_data_layout_of(m);
+    int rc = spdl_data_load_layout(spec, &layout, a->seed, d, err, sizeof err);
     if (rc)
         return spdl_error(a, "%s", err);
     if (d->n == 0) {
@@ -248,7 +249,8 @@ static const struct option {
     const char *help;
 } options[] = {
     {O_DATA, "--data", NULL, V_TEXT, "D", 0, 0, C_ALL & ~C_SAMPLE, C_ALL & ~C_SAMPLE,
-     "the data: a .csv or .npy file or builtin:spirals|moons|circles|digits (options: see below)"},
+     "the data: a .csv or .npy file or builtin:spirals|moons|circles|digits|mnist|waves|pointsets "
+     "(options: see below)"},
     {O_WEIGHTS, "--weights", NULL, V_TEXT, "W", 0, 0, C_TRAIN, 0,
      "where the checkpoints go without --out (default MODEL.safetensors)"},
     {O_WEIGHTS, "--weights", NULL, V_TEXT, "W", 0, 0, C_ALL & ~C_TRAIN, 0,
@@ -282,8 +284,9 @@ static const struct option {
 enum { NOPTIONS = sizeof options / sizeof options[0] };
 
 static const char data_help[] =
-    "D is a .csv or .npy file or builtin:spirals|moons|circles|digits, with options\n"
-    "like builtin:spirals?n=2000&noise=0.1 and split=F&part=train|test for any source.\n";
+    "D is a .csv or .npy file or builtin:spirals|moons|circles|digits|mnist|waves|pointsets,\n"
+    "with options like builtin:spirals?n=2000&noise=0.1, split=F&part=train|test for any\n"
+    "source, and rotate=90|180|270|random|DEGREES and mirror=1 for images (runtime/DATA.md).\n";
 
 static const struct command *find_command(const char *s)
 {

@@ -71,6 +71,8 @@ typedef struct spdl_model {
     const double *norm_bound;    /* per parameter: its declared spectral norm bound, or NAN */
     int density;                 /* the input is the initial state and the output the final
                                     one: flow_inverse of a latent gives a sample */
+    int target_rank;             /* shape of a real target (0 without one): the data loader */
+    size_t target_shape[4];      /* transforms image targets R[c, n, n] with their inputs */
 } spdl_model;
 
 /* libspdl's command-line driver (train, eval, predict, plot, ...): the main

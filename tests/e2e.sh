@@ -268,6 +268,46 @@ expect certify_orth 0 "Q  *bound 1  *1 (orthogonal by construction)" $out/orthc 
     --weights $out/oc_big.safetensors
 grep -q "certified accuracy" $out/certify_orth.log && ok || bad "certify with an orth parameter certified nothing"
 
+# --- images, signals and point sets (DESIGN §8 "Data for images", runtime/DATA.md) -------------------
+expect build_c4 0 "" $spdlc build tests/design/digits_c4.spn -o $out/c4
+expect build_waves 0 "" $spdlc build tests/design/waves.spn -o $out/waves
+expect build_pointsets 0 "" $spdlc build tests/design/pointsets.spn -o $out/pointsets
+# builtin:digits feeds R[1, 8, 8]; a C4-invariant model has the same loss on every quarter turn, not on a mirror image
+expect train_c4 0 "epoch 2/2" $out/c4 train --data "builtin:digits?n=300" --epochs 2 --lr 0.01 --out $out/c4.safetensors
+for r in 0 90 180 270 -90 37.5 random; do
+    expect "c4_rotate_$r" 0 "rotated" $out/c4 eval --data "builtin:digits?n=300&rotate=$r" --weights $out/c4.safetensors
+done
+expect c4_mirror 0 "mirrored" $out/c4 eval --data "builtin:digits?n=300&mirror=1" --weights $out/c4.safetensors
+loss_of() { sed -n 's/^loss  *//p' $out/$1.log; }
+for r in 90 180 270 -90; do
+    [ -n "$(loss_of c4_rotate_0)" ] && [ "$(loss_of c4_rotate_$r)" = "$(loss_of c4_rotate_0)" ] && ok ||
+        bad "digits_c4: the loss at rotate=$r ($(loss_of c4_rotate_$r)) differs from rotate=0 ($(loss_of c4_rotate_0))"
+done
+for r in 37.5 random; do
+    [ "$(loss_of c4_rotate_$r)" != "$(loss_of c4_rotate_0)" ] && ok || bad "digits_c4: rotate=$r left the loss unchanged"
+done
+[ "$(loss_of c4_mirror)" != "$(loss_of c4_rotate_0)" ] && ok || bad "digits_c4: a mirror image left the loss unchanged"
+expect rotate_not_image 1 "rotate= acts on images, but the model's input R\[64\] is not an image" \
+    $out/digits eval --data "builtin:digits?rotate=90" --weights $out/d.safetensors
+expect rotate_bad 1 "rotate=ninety: expected rotate=90, 180, 270, random or an angle in degrees" \
+    $out/c4 eval --data "builtin:digits?rotate=ninety" --weights $out/c4.safetensors
+expect c4_mnist 1 "builtin:mnist has 784 inputs per sample, the model has 64" \
+    $out/c4 eval --data builtin:mnist --weights $out/c4.safetensors
+# DESIGN's waves and pointsets on their data sets: well above chance after a few seconds
+expect train_waves 0 "" $out/waves train --data "builtin:waves?n=800" --epochs 6 --lr 0.02 --out $out/wv.safetensors --quiet
+expect eval_waves 0 "accuracy" $out/waves eval --data "builtin:waves?n=1000&seed=99" --weights $out/wv.safetensors
+awk '/^accuracy/ { if ($2 > 0.6) ok = 1 } END { exit !ok }' $out/eval_waves.log && ok || bad "waves: $(grep accuracy $out/eval_waves.log)"
+expect train_pointsets 0 "" $out/pointsets train --data "builtin:pointsets?n=1500" --epochs 40 --lr 0.01 \
+    --out $out/ps.safetensors --quiet
+expect eval_pointsets 0 "accuracy" $out/pointsets eval --data "builtin:pointsets?n=1000&seed=99" --weights $out/ps.safetensors
+awk '/^accuracy/ { if ($2 > 0.9) ok = 1 } END { exit !ok }' $out/eval_pointsets.log && ok ||
+    bad "pointsets: $(grep accuracy $out/eval_pointsets.log)"
+expect waves_wrong_model 1 "builtin:waves makes signals R\[1, L\] (one channel of L samples), the model's input is R\[2, 16\]" \
+    $out/pointsets eval --data builtin:waves --weights $out/ps.safetensors
+expect pointsets_rotate 1 "(builtin:pointsets turns its shapes with angle=)" \
+    $out/pointsets eval --data "builtin:pointsets?rotate=90" --weights $out/ps.safetensors
+expect pointsets_angle 0 "angle=30" $out/pointsets eval --data "builtin:pointsets?angle=30&n=30" --weights $out/ps.safetensors
+
 # --- bad inputs: a clear error each --------------------------------------------------------------
 printf 'x0,x1,label\n0.1,0.2,1\n0.3,abc,0\n' > $out/bad.csv
 expect bad_csv 1 "bad.csv:3:5" $sp eval --data $out/bad.csv --weights $out/a.safetensors
@@ -318,7 +358,7 @@ expect two_cmds 2 "unexpected argument 'predict'" $sp eval predict --data builti
 expect no_cc 1 "cannot run the C compiler" env CC=/nonexistent/cc $spdlc build examples/spirals.spn -o $out/x
 # spdlc build compiles with -Wall -Wextra (DESIGN §6: the generated C is warning-free), so the builds above
 # printed nothing; a C compiler's warning is shown as printed, with the sources it points into kept
-for b in build_spirals build_moons build_robust build_digits; do
+for b in build_spirals build_moons build_robust build_digits build_c4 build_waves build_pointsets; do
     [ ! -s $out/$b.log ] && ok || { bad "$b: spdlc build printed something"; sed 's/^/    /' $out/$b.log | head -8; }
 done
 printf '#!/bin/sh\necho "$@" > "$0.args"\necho "fake.c:1:1: warning: a warning [-Wfake]" >&2\nexec cc "$@"\n' > $out/warncc
@@ -335,6 +375,7 @@ expect install 0 "" make --no-print-directory install DESTDIR=$inst PREFIX=/usr/
 expect inst_check 0 "certificate for model antisym" $inst/usr/local/bin/spdlc check tests/design/antisym.spn
 expect inst_build 0 "" $inst/usr/local/bin/spdlc build examples/digits.spn -o $out/inst_digits
 expect inst_digits 0 "epoch 1/1" $out/inst_digits train --data "builtin:digits?n=60" --epochs 1 --out $out/id.safetensors
+[ -f $inst/usr/local/share/spdl/data/mnist.u8.gz ] && ok || bad "make install did not install data/mnist.u8.gz"
 
 echo "e2e: $pass passed, $fail failed"
 [ $fail -eq 0 ]

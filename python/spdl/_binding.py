@@ -42,7 +42,8 @@ class _ModelDesc(ctypes.Structure):   # spdl_model
                [(f, _vp) for f in ("params", "work_size", "init", "project", "forward", "loss_grad", "vjp",
                                    "trajectory", "flow", "flow_inverse", "logdet")] + \
                [("lipschitz", ctypes.c_double), ("output_softmax", ctypes.c_int),
-                ("norm_bound", ctypes.POINTER(ctypes.c_double)), ("density", ctypes.c_int)]
+                ("norm_bound", ctypes.POINTER(ctypes.c_double)), ("density", ctypes.c_int),
+                ("target_rank", ctypes.c_int), ("target_shape", _c_size * 4)]
 
 
 def _tensor_shape(p):
