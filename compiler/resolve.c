@@ -1083,12 +1083,21 @@ static Type call(R *r, Expr *e)
         return e->type = t;
     case FN_CROSS_ENTROPY:
     case FN_MSE: {
-        if (ta.shape.rank != 1)
+        if (ta.shape.rank == 0 || (fn == FN_CROSS_ENTROPY && ta.shape.rank != 1))
             return fail(r, e, a0->span, "%s needs a vector of scores first, got %s", bi->name, type_str(r->a, ta));
         Type tb = rx(r, a1);
         if (is_poison(tb)) {
             e->poison = true;
             return e->type = tb;
+        }
+        /* against a class label the scores are a vector; against a real target any shape equal to the target's */
+        if (ta.shape.rank != 1 && tb.is_class) {
+            Diag *g = error(r, a0->span, "%s against a class label needs a vector of scores, got %s", bi->name,
+                            type_str(r->a, ta));
+            diag_note(r->d, g, NO_SPAN, "compare an image output with an image target: `target t : %s;`",
+                      shape_str(r->a, ta.shape));
+            e->poison = true;
+            return e->type = poison_type();
         }
         int n = ta.shape.dim[0];
         if (fn == FN_CROSS_ENTROPY && !is_label_ref(r, a1)) {
@@ -1933,12 +1942,10 @@ static Model *resolve_model(R *r, Item *it)
                 Shape sh;
                 if (!tensor_type(r, d->type, "a target", &sh))
                     break;
-                if (sh.rank != 1) {
-                    error(r, d->type->span, "a target is a vector R[m], not %s", shape_str(r->a, sh));
-                    break;
-                }
                 m->target = s;
-                m->ntarget = (size_t)sh.dim[0];
+                m->ntarget = 1;
+                for (int i = 0; i < sh.rank; i++)
+                    m->ntarget *= (size_t)sh.dim[i];
                 s->type = scalar_type(VARY_SAMPLE);
                 s->type.shape = sh;
             }

@@ -1199,7 +1199,7 @@ StepProgram *step_lower(Arena *a, Diags *d, const Model *m)
     model_code(&l);
     p->input = emit(&l, V(OP_INPUT, m->input->span, m->in_shape));
     if (m->label || m->target) {
-        Val v = V(OP_LABEL, (m->label ? m->label : m->target)->span, m->label ? (Shape){1, {1}} : (Shape){1, {(int)m->ntarget}});
+        Val v = V(OP_LABEL, (m->label ? m->label : m->target)->span, m->label ? (Shape){1, {1}} : m->target->type.shape);
         v.is_class = m->label != NULL;
         p->label = emit(&l, v);
     }

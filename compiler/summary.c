@@ -62,7 +62,7 @@ static void text(FILE *out, Arena *a, const Model *m)
     if (m->label)
         fprintf(out, "  label   %s : class[%d]\n", m->label->name, m->nclass);
     if (m->target)
-        fprintf(out, "  target  %s : R[%zu]\n", m->target->name, m->ntarget);
+        fprintf(out, "  target  %s : %s\n", m->target->name, shape_str(a, m->target->type.shape));
     for (int i = 0; i < m->ngroups; i++)
         fprintf(out, "  group   %s (order %d) acts on %s\n", m->groups[i]->name, m->groups[i]->order,
                 m->groups[i]->acts_on->name);
@@ -140,7 +140,9 @@ static void json(FILE *out, Arena *a, const Model *m)
     if (m->target) {
         fputs(", \"target\": {\"name\": ", out);
         json_str(out, m->target->name);
-        fprintf(out, ", \"size\": %zu}", m->ntarget);
+        fprintf(out, ", \"size\": %zu, \"shape\": ", m->ntarget);
+        json_shape(out, m->target->type.shape);
+        fputc('}', out);
     }
     fputs(", \"states\": [", out);
     for (int i = 0; i < m->nstates; i++) {

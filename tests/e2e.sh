@@ -287,6 +287,19 @@ for r in 37.5 random; do
     [ "$(loss_of c4_rotate_$r)" != "$(loss_of c4_rotate_0)" ] && ok || bad "digits_c4: rotate=$r left the loss unchanged"
 done
 [ "$(loss_of c4_mirror)" != "$(loss_of c4_rotate_0)" ] && ok || bad "digits_c4: a mirror image left the loss unchanged"
+# an image target (target t : R[1, 5, 5]) is fed from the row after the input and rotates with it:
+# an equivariant image-to-image model has the same loss on every quarter turn of inputs and targets
+awk 'BEGIN { srand(5); for (s = 0; s < 200; s++) { for (i = 0; i < 50; i++) printf "%s%.6f", i ? "," : "", rand() - 0.5; print "" } }' \
+    > $out/img_pairs.csv
+expect build_imgt 0 "" $spdlc build tests/gen/c4_image_target.spn -o $out/imgt
+expect train_imgt 0 "epoch 2/2" $out/imgt train --data $out/img_pairs.csv --epochs 2 --lr 0.01 --out $out/imgt.safetensors
+for r in 0 90 270; do
+    expect "imgt_rotate_$r" 0 "loss" $out/imgt eval --data "$out/img_pairs.csv?rotate=$r" --weights $out/imgt.safetensors
+done
+for r in 90 270; do
+    [ -n "$(loss_of imgt_rotate_0)" ] && [ "$(loss_of imgt_rotate_$r)" = "$(loss_of imgt_rotate_0)" ] && ok ||
+        bad "c4_image_target: the loss at rotate=$r ($(loss_of imgt_rotate_$r)) differs from rotate=0 ($(loss_of imgt_rotate_0))"
+done
 expect rotate_not_image 1 "rotate= acts on images, but the model's input R\[64\] is not an image" \
     $out/digits eval --data "builtin:digits?rotate=90" --weights $out/d.safetensors
 expect rotate_bad 1 "rotate=ninety: expected rotate=90, 180, 270, random or an angle in degrees" \

@@ -10,7 +10,9 @@
  * random parameters (init, then perturbed, then projected) and inputs, every
  * sample is transformed by a group element (S: 20 random permutations and
  * every transposition of neighbours; Z, C4, D4: every element) and the outputs must
- * equal the untransformed ones to 1e-12 relative. A planted check: a
+ * equal the untransformed ones to 1e-12 relative; with a third argument
+ * `equivariant`, the output is an image R[c', N, N] (or a sequence R[c', N])
+ * and must be the transformed output instead (y(g x) = g y(x)). A planted check: a
  * change that is no group element (one entry moved) must change the
  * output, or the test is not looking. */
 #include <math.h>
@@ -52,8 +54,9 @@ static double rel_diff(const double *a, const double *b, size_t n)
 int main(int argc, char **argv)
 {
     const spdl_model *m = MODEL_FN();
-    if (argc != 3 || !strchr("SZCD", argv[1][0])) {
-        fprintf(stderr, "usage: equivtest S|Z|C4|D4 N\n");
+    int equivariant = argc == 4 && strcmp(argv[3], "equivariant") == 0;
+    if ((argc != 3 && !equivariant) || !strchr("SZCD", argv[1][0])) {
+        fprintf(stderr, "usage: equivtest S|Z|C4|D4 N [equivariant]\n");
         return 2;
     }
     char G = argv[1][0];
@@ -65,11 +68,16 @@ int main(int argc, char **argv)
         return 2;
     }
     size_t C = m->nin / cells, P = m->nparam, NO = m->nout;
+    if (equivariant && NO % cells) {
+        fprintf(stderr, "equivtest: the output (%zu numbers) is not R[c, %zu%s]\n", NO, N, grid ? ", n" : "");
+        return 2;
+    }
+    double *gyx = malloc(B * NO * sizeof *gyx);
     double *th = malloc(P * sizeof *th), *x = malloc(B * m->nin * sizeof *x), *gx = malloc(B * m->nin * sizeof *gx);
     double *y = malloc(B * NO * sizeof *y), *gy = malloc(B * NO * sizeof *gy);
     size_t *perm = malloc(cells * sizeof *perm);
     void *w = malloc(m->work_size(B));
-    if (!th || !x || !gx || !y || !gy || !perm || !w)
+    if (!th || !x || !gx || !y || !gy || !gyx || !perm || !w)
         return 2;
     m->init(th, 7);
     for (size_t i = 0; i < P; i++)
@@ -115,7 +123,9 @@ int main(int argc, char **argv)
         act(x, gx, B, C, cells, perm);
         if (m->forward(th, B, gx, gy, w) != 0)
             return 1;
-        worst = fmax(worst, rel_diff(y, gy, B * NO));
+        if (equivariant)
+            act(y, gyx, B, NO / cells, cells, perm);
+        worst = fmax(worst, rel_diff(equivariant ? gyx : y, gy, B * NO));
         tried++;
     }
     /* planted: a change that is no group element (the first entry of every
@@ -126,10 +136,11 @@ int main(int argc, char **argv)
     if (m->forward(th, B, gx, gy, w) != 0)
         return 1;
     double planted = rel_diff(y, gy, B * NO);
-    printf("%s: %s on R[%zu, %zu%s]: %d group elements, worst output change %.2e (bound 1e-12); a change outside the "
+    printf("%s: %s on R[%zu, %zu%s]: %d group elements, worst %s %.2e (bound 1e-12); a change outside the "
            "group moves it by %.2e\n",
-           m->name, argv[1], C, N, grid ? ", n" : "", tried, worst, planted);
+           m->name, argv[1], C, N, grid ? ", n" : "", tried,
+           equivariant ? "|y(g x) - g y(x)| / |y|" : "output change", worst, planted);
     int ok = worst <= 1e-12 && planted > 1e-6;
-    free(th), free(x), free(gx), free(y), free(gy), free(perm), free(w);
+    free(th), free(x), free(gx), free(y), free(gy), free(gyx), free(perm), free(w);
     return ok ? 0 : 1;
 }
