@@ -1,5 +1,7 @@
 /* plot.c - `EXE plot`: decision regions with the data, the trajectories of
- * sample points through the layers, and the training curves from the log.
+ * sample points through the layers, the training curves from the log, and
+ * for an image classifier its accuracy against the rotation angle of the
+ * data (DESIGN §8: rotate=DEGREES on the same source).
  *
  * The data always go to CSV files and a gnuplot script next to the PNG, so
  * a machine without gnuplot still gets everything but the picture. */
@@ -11,7 +13,7 @@
 #include "driver.h"
 #include "rt_kernels.h"
 
-enum { GRID = 160, TRAJ_MAX = 48 };
+enum { GRID = 160, TRAJ_MAX = 48, ANGLE_STEP = 15 };
 
 static FILE *open_w(const spdl_args *a, char *path, size_t n, const char *base, const char *suffix)
 {
@@ -28,6 +30,51 @@ static int file_exists(const char *p)
     if (f)
         fclose(f);
     return f != NULL;
+}
+
+/* An image classifier's accuracy on the data rotated by 0, 15, ..., 360
+ * degrees (rotate=A added to the data spec), to path as CSV. Returns 1 when
+ * written, 0 when the model is no image classifier or the spec already
+ * rotates, -1 after an error. */
+static int rotation_sweep(const spdl_model *m, const spdl_args *a, const double *theta, void *work, size_t batch,
+                          const char *path)
+{
+    spdl_data_layout lay = spdl_data_layout_of(m);
+    if (!m->nclass || lay.in_rank < 2 || lay.in_shape[lay.in_rank - 1] != lay.in_shape[lay.in_rank - 2] ||
+        strstr(a->data, "rotate="))
+        return 0;
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        spdl_error(a, "cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "degrees,accuracy,loss\n");
+    size_t len = strlen(a->data) + 32;
+    char *spec = malloc(len);
+    int rc = spec ? 1 : (spdl_error(a, "out of memory"), -1);
+    for (int deg = 0; rc == 1 && deg <= 360; deg += ANGLE_STEP) {
+        snprintf(spec, len, "%s%crotate=%d", a->data, strchr(a->data, '?') ? '&' : '?', deg);
+        spdl_data d;
+        if (spdl_get_data(m, a, spec, &d)) {
+            rc = -1;
+            break;
+        }
+        double loss, acc;
+        int e = spdl_evaluate(m, theta, &d, work, batch, &loss, &acc, NULL);
+        spdl_data_free(&d);
+        if (e) {
+            spdl_error(a, "evaluation at rotate=%d failed: %s", deg, spdl_strerror(e));
+            rc = -1;
+            break;
+        }
+        fprintf(f, "%d,%.6f,%.9g\n", deg, acc, loss);
+    }
+    free(spec);
+    if (fclose(f) != 0 && rc == 1) {
+        spdl_error(a, "cannot write %s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    return rc;
 }
 
 int spdl_cmd_plot(const spdl_model *m, const spdl_args *a)
@@ -187,7 +234,12 @@ int spdl_cmd_plot(const spdl_model *m, const spdl_args *a)
         logp[wl - 12] = '\0';
     strncat(logp, ".log.csv", sizeof logp - strlen(logp) - 1);
     int have_log = file_exists(logp);
-    int panels = (two_d && m->nclass) + have_samples + have_traj + have_log;
+    char p_rot[1100];
+    snprintf(p_rot, sizeof p_rot, "%s.rotation.csv", base);
+    int have_rot = rotation_sweep(m, a, theta, work, batch, p_rot);
+    if (have_rot < 0)
+        goto done;
+    int panels = (two_d && m->nclass) + have_samples + have_traj + have_log + have_rot;
     if (panels == 0)
         panels = 1;
     if (!(f = open_w(a, p_gp, sizeof p_gp, base, ".gp")))
@@ -238,6 +290,12 @@ int spdl_cmd_plot(const spdl_model *m, const spdl_args *a)
             fprintf(f, "plot '%s' skip 1 using 1:2 with lines lw 1.5 title 'loss', \\\n", logp);
             fprintf(f, "     '%s' skip 1 using 1:4 with lines lw 1.5 title 'val loss'\n", logp);
         }
+    }
+    if (have_rot) {
+        fprintf(f, "set title '%s: accuracy on the data rotated by each angle'\n", m->name);
+        fprintf(f, "set xlabel 'rotation (degrees)'\nset ylabel 'accuracy'\nunset y2tics\nunset y2label\nset ytics mirror\n");
+        fprintf(f, "set xrange [0:360]\nset xtics 0,45,360\nset yrange [0:1.02]\n");
+        fprintf(f, "set key off\nplot '%s' skip 1 using 1:2 with linespoints pt 7 ps 0.6 lw 1.5 lc rgb '#08519c'\n", p_rot);
     }
     fprintf(f, "unset multiplot\n");
     fclose(f);

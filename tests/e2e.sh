@@ -287,6 +287,12 @@ for r in 37.5 random; do
     [ "$(loss_of c4_rotate_$r)" != "$(loss_of c4_rotate_0)" ] && ok || bad "digits_c4: rotate=$r left the loss unchanged"
 done
 [ "$(loss_of c4_mirror)" != "$(loss_of c4_rotate_0)" ] && ok || bad "digits_c4: a mirror image left the loss unchanged"
+# EXE plot of an image classifier: accuracy against the rotation angle, the same at every quarter turn
+expect plot_c4 0 "wrote" $out/c4 plot --data "builtin:digits?n=300" --weights $out/c4.safetensors -o $out/c4plot.png
+acc_at() { sed -n "s/^$1,\([^,]*\),.*/\1/p" $out/c4plot.rotation.csv; }
+[ "$(wc -l < $out/c4plot.rotation.csv)" = 26 ] && [ -n "$(acc_at 0)" ] && [ "$(acc_at 90)" = "$(acc_at 0)" ] &&
+    [ "$(acc_at 180)" = "$(acc_at 0)" ] && [ "$(acc_at 270)" = "$(acc_at 0)" ] && [ "$(acc_at 360)" = "$(acc_at 0)" ] && ok ||
+    bad "digits_c4 plot: the accuracy against the angle is not the same at every quarter turn: $(tr '\n' ' ' < $out/c4plot.rotation.csv)"
 # an image target (target t : R[1, 5, 5]) is fed from the row after the input and rotates with it:
 # an equivariant image-to-image model has the same loss on every quarter turn of inputs and targets
 awk 'BEGIN { srand(5); for (s = 0; s < 200; s++) { for (i = 0; i < 50; i++) printf "%s%.6f", i ? "," : "", rand() - 0.5; print "" } }' \
