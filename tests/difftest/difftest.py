@@ -322,7 +322,8 @@ def compare(args, c, lib):
         c.fail.append(("forward", "rc %d, relative error %.3g\n  C:    %s\n  twin: %s" % (rc, e, y[0], yt[0])))
     # vjp
     dy = rng.normal(0, 1, (B, nout))
-    dx_t, dth_t = torch.autograd.grad((r["out"] * torch.tensor(dy)).sum(), [xt, tht], allow_unused=True)
+    vo = (r["out"] * torch.tensor(dy)).sum()
+    dx_t, dth_t = torch.autograd.grad(vo, [xt, tht], allow_unused=True) if vo.requires_grad else (None, None)
     rc, dx, dth = m.vjp(th, x, dy)
     dx_t = np.zeros_like(dx) if dx_t is None else dx_t.numpy()
     dth_t = np.zeros_like(dth) if dth_t is None else dth_t.numpy()
@@ -333,7 +334,7 @@ def compare(args, c, lib):
     # loss and gradient
     tht2 = torch.tensor(th, dtype=D, requires_grad=True)
     Lt, _ = tw.loss(tht2, torch.tensor(x, dtype=D), tt)
-    gt, = torch.autograd.grad(Lt, tht2, allow_unused=True)
+    gt, = torch.autograd.grad(Lt, tht2, allow_unused=True) if Lt.requires_grad else (None,)
     gt = np.zeros(len(th)) if gt is None else gt.numpy()
     L, g = m.loss_grad(th, x, t)
     el, eg = relerr(L, Lt.item()), relerr(g, gt)
@@ -351,7 +352,7 @@ def compare(args, c, lib):
         thp = m.project(th)
         thpt = torch.tensor(thp, dtype=D, requires_grad=True)
         Lpt, _ = tw.loss(thpt, torch.tensor(x, dtype=D), tt)
-        gpt, = torch.autograd.grad(Lpt, thpt, allow_unused=True)
+        gpt, = torch.autograd.grad(Lpt, thpt, allow_unused=True) if Lpt.requires_grad else (None,)
         gpt = np.zeros(len(th)) if gpt is None else gpt.numpy()
     for mode, mlib in getattr(c, "mem", {}).items():
         mm = CModel(mlib, c.name, tw.nparam, p.nin, nout, ns)
@@ -367,7 +368,7 @@ def compare(args, c, lib):
     rc, y2 = m.forward(th, x2)
     th3 = torch.tensor(th, dtype=D, requires_grad=True)
     L2t, r2 = tw.loss(th3, torch.tensor(x2, dtype=D), torch.tensor(t2, dtype=D) if t2 is not None else None)
-    g2t, = torch.autograd.grad(L2t, th3, allow_unused=True)
+    g2t, = torch.autograd.grad(L2t, th3, allow_unused=True) if L2t.requires_grad else (None,)
     g2t = np.zeros(len(th)) if g2t is None else g2t.numpy()
     L2, g2 = m.loss_grad(th, x2, t2)
     e = max(relerr(y2, r2["out"].detach().numpy()), relerr(L2, L2t.item()), relerr(g2, g2t))
@@ -376,6 +377,8 @@ def compare(args, c, lib):
         c.fail.append(("batch67", "rc %d, batch of 67: forward/loss/gradient relative error %.3g" % (rc, e)))
     if "invariant" in c.cert or "equivariant" in c.cert:
         attack_equivariance(c, m, th, rng)
+    if p.group and any(P.bound is not None and P.kind in ("lift", "gconv") for P in p.params):
+        attack_bounds(c, m, tw, rng)
     # invertible
     if "invertible" in c.cert:
         inv(c, m, tw, m.project(th), x)   # the inverse's iteration count is proved for admissible parameters
@@ -467,6 +470,28 @@ def attack_equivariance(c, m, th, rng):
     c.figures["equivariance"] = worst
 
 
+def attack_bounds(c, m, tw, rng):
+    """where norm(k) <= c on a convolution kernel (DESIGN §8: the operator norm of the map on
+    the model's grid; Z(n) circular): after the compiled M_project, the spectral norm of the
+    dense map the twin builds, every layer's copy, must be within the bound."""
+    p = c.prog
+    bounded = [P for P in p.params if P.bound is not None and P.kind in ("lift", "gconv")]
+    worst = 0.0
+    for th in admissible(m, p, rng):
+        tht = torch.tensor(th, dtype=D)
+        for P in bounded:
+            for k in range(P.layers if P.per_layer else 1):
+                Kk = twinmod.param_value(P, tht, k)
+                nrm = float(torch.linalg.matrix_norm(twinmod.kernel_matrix(P, Kk), 2))
+                worst = max(worst, nrm / P.bound)
+                if nrm > P.bound * (1 + TOL):
+                    c.fail.append(("norm bound", "after M_project, |%s| = %.12g on the %d-grid (layer %d), bound %s" % (
+                        P.name, nrm, P.grid, k, P.bound)))
+                    c.figures["kernel_norm"] = worst
+                    return
+    c.figures["kernel_norm"] = worst
+
+
 def admissible(m, p, rng):
     """Parameter vectors the declared bounds admit: init; random blown up and projected."""
     out = []
@@ -527,7 +552,9 @@ def attack_stable(c, m, tw, rng):
     """Spectral radius of each layer's frozen-Jacobian linearisation (stable at level linearized)."""
     p = c.prog
     worst, worst_nl, planted = 0.0, 0.0, 0.0
-    for th in admissible(m, p, rng)[:3]:
+    # wide (group) states: one admissible parameter vector, the Jacobians are n x n
+    nsets = 3 if sum(n for s, n in p.states) <= 256 else 1
+    for th in admissible(m, p, rng)[:nsets]:
         tht = torch.tensor(th, dtype=D)
         x = torch.tensor(rng.uniform(-2, 2, (4, p.nin)), dtype=D)
         env = {"x": x, "$B": 4, "$sample": {"x"}}
@@ -578,11 +605,11 @@ def attack_stable(c, m, tw, rng):
                 Fz = torch.cat([F[v] for v in b.vars], -1)
                 rows = [torch.autograd.grad(Fz[:, i].sum(), zz, retain_graph=True)[0] for i in range(n)]
                 J = torch.stack(rows, 1).detach()       # (4, n, n)
-                Jr = J.repeat_interleave(n, 0)          # (4n, n, n)
 
                 def lin(e):
+                    # rows sample-major (sample b's n columns, then the next sample's): J_b z
                     z = torch.cat([e[v] for v in b.vars], -1)
-                    w = torch.einsum("bij,bj->bi", Jr, z)
+                    w = torch.einsum("bij,bkj->bki", J, z.reshape(4, n, n)).reshape(4 * n, n)
                     out, o2 = {}, 0
                     for v, s in zip(b.vars, sizes):
                         out[v] = w[:, o2:o2 + s]
@@ -700,6 +727,7 @@ def main(argv):
     ap.add_argument("--negative", type=int, default=4)
     ap.add_argument("--group-share", type=float, default=GROUP_SHARE,
                     help="the share of group programs (C4/D4 images, Z(n) sequences, S(n) sets; default %g)" % GROUP_SHARE)
+    ap.add_argument("--progress", action="store_true", help="a line per program compared")
     ap.add_argument("--groups-only", action="store_true", help="group programs only (--group-share 1)")
     ap.add_argument("--memory", action="store_true",
                     help="also emit invertible programs with --memory=invert and checkpoint and compare their gradients")
@@ -746,11 +774,15 @@ def main(argv):
         lib = ctypes.CDLL(so)
         for c in live:
             c.mem = mem.get(c.idx, {})
+            c.t0 = time.time()
             try:
                 compare(args, c, lib)
             except Exception as ex:  # a twin or harness error is a failure too
                 import traceback
                 c.fail.append(("harness", traceback.format_exc()[-1500:]))
+            c.secs = time.time() - c.t0
+            if args.progress:
+                print("difftest: d%d (%s) %.1f s%s" % (c.idx, c.prog.family, c.secs, " FAIL" if c.fail else ""), flush=True)
     t3 = time.time()
     print("difftest: check and emit %.0f s, cc %.0f s, twin and attacks %.0f s" % (t1 - t0, t2 - t1, t3 - t2))
     # negative programs
@@ -793,6 +825,9 @@ def report(args, cases, neg_fail, en, secs):
         for k, v in c.figures.items():
             worst[k] = max(worst.get(k, 0.0), v)
     print("difftest: worst figures: %s" % ", ".join("%s %.3g" % kv for kv in sorted(worst.items())))
+    slow = sorted((c for c in cases if hasattr(c, "secs")), key=lambda c: -c.secs)[:3]
+    if slow:
+        print("difftest: slowest to compare: %s" % ", ".join("d%d (%s) %.1f s" % (c.idx, c.prog.family, c.secs) for c in slow))
     print("difftest: constructs covered (programs): %s" % ", ".join(
         "%s %d" % kv for kv in sorted(facts.items())))
     missing = [k for k in spngen.SWITCHES if k not in en]

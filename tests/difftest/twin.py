@@ -523,6 +523,12 @@ class GroupTwin(Twin):
         if op == "cmix":
             K, v = self.g(e[1], env), self.g(e[2], env)
             return torch.einsum("mc,bc...->bm...", K, v)
+        if op == "gslice":                          # along the channel axis
+            return self.g(e[1], env)[:, e[2]:e[3]]
+        if op == "gpad":                            # zero channels after
+            v = self.g(e[1], env)
+            z = torch.zeros((v.shape[0], e[2] - v.shape[1]) + tuple(v.shape[2:]), dtype=D)
+            return torch.cat([v, z], 1)
         if op in ("lift", "gconv", "gconvT"):
             K = env["$params"](e[1])
             v = self.g(e[2], env)
@@ -604,3 +610,20 @@ def act_on(prog, field, g, a):
     if kind == "Z":
         return np.roll(a, g, axis=-1)                # (T a)[i] = a[(i - 1) mod n]
     return a[..., list(g)]
+
+
+def kernel_matrix(P, K):
+    """The dense matrix of v -> lift(K, v) or gconv(K, v) on P's grid (DESIGN §8's norm)."""
+    n = P.grid
+    if P.group.startswith("Z"):
+        idx = zconv_index(n, K.shape[-1])
+        E = torch.eye(P.cin * n, dtype=D).reshape(-1, P.cin, n)
+        Y = torch.einsum("ocu,bciu->boi", K, E[:, :, idx])
+    elif P.kind == "lift":
+        E = torch.eye(P.cin * n * n, dtype=D).reshape(-1, P.cin, n, n)
+        Y = F.conv2d(E, lift_bank(K, P.order), padding=(K.shape[-1] - 1) // 2)
+    else:
+        G = P.order
+        E = torch.eye(P.cin * G * n * n, dtype=D).reshape(-1, P.cin * G, n, n)
+        Y = F.conv2d(E, gconv_bank(K, G), padding=(K.shape[-1] - 1) // 2)
+    return Y.reshape(Y.shape[0], -1).T
