@@ -27,6 +27,14 @@ Nodes are tuples (op, ...):
   ('sum'|'mean', a)         over all entries (a scalar)
   ('slice', a, lo, hi), ('pad', a, n), ('join', a, b, ...)
   ('softmax', a), ('call', defname, args...)
+Group programs (GroupGen, DESIGN §8) add:
+  ('lift'|'gconv'|'gconvT', kernel, a)   lift(k, a), gconv(k, a), gconv'(k, a)
+  ('gpool'|'mean_space'|'mean_set'|'pool2', a)
+  ('cbias', t, b)           t + b, b : R[c] added along t's leading (channel) axis
+  ('cmix', K, v)            K * v, K : R[m, c] mixing v's channels (a matrix product for R[c, n])
+  ('gslice', a, lo, hi), ('gpad', a, c)   along the channel axis
+and `generate(seed, name, enable, group_share)` makes a group program for a
+share of the seeds.
 """
 import math
 import random
