@@ -248,7 +248,9 @@ static void layout(E *e)
             }
         }
     }
-    e->gscratch = alloc(e, 2 * bank);
+    /* the bank, then its gradient GWB at the bank's size rounded up to 8 (gconv_adjoint):
+     * 2 * bank alone is short by 4 when a C4 lift's 4 cout cin k k is an odd multiple of 4 */
+    e->gscratch = alloc(e, 2 * ((bank + 7) & ~(size_t)7));
     /* parameter code values */
     for (int i = 0; i < p->ngcode; i++) {
         const Val *v = VAL(e, p->gcode[i]);

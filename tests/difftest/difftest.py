@@ -48,6 +48,7 @@ import twin as twinmod  # noqa: E402
 torch.set_num_threads(1)
 D = torch.float64
 TOL = 1e-9
+GROUP_SHARE = 0.1   # of the programs are group programs (make check-difftest: about 20 of 200)
 cd = ctypes.c_double
 PD = ctypes.POINTER(cd)
 SZ = ctypes.c_size_t
@@ -141,6 +142,11 @@ class CModel:
         t = self.params_(ctypes.byref(n))
         return [(t[i].name.decode(), t[i].offset, t[i].size, t[i].layers) for i in range(n.value)]
 
+    def shapes(self):
+        n = SZ(0)
+        t = self.params_(ctypes.byref(n))
+        return [tuple(t[i].shape[j] for j in range(t[i].rank)) for i in range(n.value)]
+
 
 def relerr(a, b, floor=1e-6):
     a = np.asarray(a, dtype=np.float64)
@@ -165,6 +171,11 @@ def rand_theta(prog, rng, scale=1.0):
         if P.kind == "R":
             s = 0.6 / math.sqrt(P.shape[-1]) if len(P.shape) == 2 else 0.3
             th[off:off + n] = rng.normal(0, s * scale, n)
+        elif P.kind in ("lift", "gconv"):
+            fan = 1
+            for d in P.shape[1:]:
+                fan *= d        # cin k k (lift), cin |G| k k (gconv), cin k (Z(n))
+            th[off:off + n] = rng.normal(0, 0.6 / math.sqrt(fan) * scale, n)
         elif P.kind in ("skew", "orth"):
             th[off:off + n] = rng.normal(0, 0.3 * scale, n)
         elif P.kind == "lu":
@@ -217,6 +228,12 @@ def prepare(args, c):
         if v.get("holds"):
             c.cert[k] = v
             req.append("lipschitz <= %s" % cap_above(v["bound"]) if k == "lipschitz" else k)
+    if p.group:
+        for k in ("equivariant", "invariant"):
+            v = g.get(k, {})
+            if v.get("holds"):
+                c.cert[k] = v
+                req.append("%s(%s)" % (k, p.group[2]))
     c.json = json.loads(r.stdout)
     if req:
         p.requires = ", ".join(req)
@@ -267,12 +284,12 @@ def build(args, cases, so, sub=""):
 
 def compare(args, c, lib):
     p = c.prog
-    tw = twinmod.Twin(p)
+    tw = twinmod.twin_of(p)
     for it in p.items:
         if it[0] == "block" and it[1].learned:
             it[1].learned[0]._block = it[1]
     ns = sum(n for s, n in p.states)
-    nout = p.target or p.label or p.nin
+    nout = p.nout or p.target or p.label or p.nin
     m = CModel(lib, c.name, tw.nparam, p.nin, nout, ns)
     # the parameter table against the declarations
     want = [(P.name, P._off, P.size, P.layers if P.per_layer else 1) for P in p.params]
@@ -280,6 +297,13 @@ def compare(args, c, lib):
     if got != want:
         c.fail.append(("layout", "M_params %s, the declarations give %s" % (got, want)))
         return
+    if p.group:
+        # kernels' stored shapes (DESIGN §8): lift R[cout, cin, k, k], gconv R[cout, cin, |G|, k, k], Z(n) R[cout, cin, k]
+        sh = m.shapes()
+        for P, s in zip(p.params, sh):
+            if P.kind in ("lift", "gconv") and s != tuple(P.shape):
+                c.fail.append(("layout", "M_params gives %s the shape %s, DESIGN §8 %s" % (P.name, s, P.shape)))
+                return
     rng = np.random.default_rng(c.seed)
     B = 6
     th = rand_theta(p, rng)
@@ -298,7 +322,8 @@ def compare(args, c, lib):
         c.fail.append(("forward", "rc %d, relative error %.3g\n  C:    %s\n  twin: %s" % (rc, e, y[0], yt[0])))
     # vjp
     dy = rng.normal(0, 1, (B, nout))
-    dx_t, dth_t = torch.autograd.grad((r["out"] * torch.tensor(dy)).sum(), [xt, tht], allow_unused=True)
+    vo = (r["out"] * torch.tensor(dy)).sum()
+    dx_t, dth_t = torch.autograd.grad(vo, [xt, tht], allow_unused=True) if vo.requires_grad else (None, None)
     rc, dx, dth = m.vjp(th, x, dy)
     dx_t = np.zeros_like(dx) if dx_t is None else dx_t.numpy()
     dth_t = np.zeros_like(dth) if dth_t is None else dth_t.numpy()
@@ -309,7 +334,7 @@ def compare(args, c, lib):
     # loss and gradient
     tht2 = torch.tensor(th, dtype=D, requires_grad=True)
     Lt, _ = tw.loss(tht2, torch.tensor(x, dtype=D), tt)
-    gt, = torch.autograd.grad(Lt, tht2, allow_unused=True)
+    gt, = torch.autograd.grad(Lt, tht2, allow_unused=True) if Lt.requires_grad else (None,)
     gt = np.zeros(len(th)) if gt is None else gt.numpy()
     L, g = m.loss_grad(th, x, t)
     el, eg = relerr(L, Lt.item()), relerr(g, gt)
@@ -327,7 +352,7 @@ def compare(args, c, lib):
         thp = m.project(th)
         thpt = torch.tensor(thp, dtype=D, requires_grad=True)
         Lpt, _ = tw.loss(thpt, torch.tensor(x, dtype=D), tt)
-        gpt, = torch.autograd.grad(Lpt, thpt, allow_unused=True)
+        gpt, = torch.autograd.grad(Lpt, thpt, allow_unused=True) if Lpt.requires_grad else (None,)
         gpt = np.zeros(len(th)) if gpt is None else gpt.numpy()
     for mode, mlib in getattr(c, "mem", {}).items():
         mm = CModel(mlib, c.name, tw.nparam, p.nin, nout, ns)
@@ -343,13 +368,17 @@ def compare(args, c, lib):
     rc, y2 = m.forward(th, x2)
     th3 = torch.tensor(th, dtype=D, requires_grad=True)
     L2t, r2 = tw.loss(th3, torch.tensor(x2, dtype=D), torch.tensor(t2, dtype=D) if t2 is not None else None)
-    g2t, = torch.autograd.grad(L2t, th3, allow_unused=True)
+    g2t, = torch.autograd.grad(L2t, th3, allow_unused=True) if L2t.requires_grad else (None,)
     g2t = np.zeros(len(th)) if g2t is None else g2t.numpy()
     L2, g2 = m.loss_grad(th, x2, t2)
     e = max(relerr(y2, r2["out"].detach().numpy()), relerr(L2, L2t.item()), relerr(g2, g2t))
     c.figures["batch67"] = e
     if rc != 0 or not e <= TOL:
         c.fail.append(("batch67", "rc %d, batch of 67: forward/loss/gradient relative error %.3g" % (rc, e)))
+    if "invariant" in c.cert or "equivariant" in c.cert:
+        attack_equivariance(c, m, th, rng)
+    if p.group and any(P.bound is not None and P.kind in ("lift", "gconv") for P in p.params):
+        attack_bounds(c, m, tw, rng)
     # invertible
     if "invertible" in c.cert:
         inv(c, m, tw, m.project(th), x)   # the inverse's iteration count is proved for admissible parameters
@@ -387,7 +416,14 @@ def inv(c, m, tw, th, x):
     if rc or not e <= tol:
         c.fail.append(("inverse", "rc %d, M_flow_inverse(twin final state) vs twin initial state: relative %.3g "
                        "(allowed %.3g: |J^-1| %.3g)" % (rc, e, tol, float(invn.max()))))
-    if m.logdet_:
+    kind = c.cert["invertible"].get("logdet", "exact")
+    if m.logdet_ and kind == "estimated":
+        # a power series with Hutchinson traces (wide states, n > 64): not exact, recorded only
+        rc, ld = m.smap("logdet", th, x, 1)
+        c.figures["logdet_estimated"] = relerr(ld[:, 0], ldt, floor=1.0)
+        if rc:
+            c.fail.append(("logdet", "rc %d" % rc))
+    elif m.logdet_ and kind != "none":
         rc, ld = m.smap("logdet", th, x, 1)
         # relative to max(|log det|, 1): a volume-preserving flow's 0 is exact
         # in the C and 1e-16 in the twin's slogdet
@@ -395,6 +431,65 @@ def inv(c, m, tw, th, x):
         c.figures["logdet"] = e
         if rc or not e <= TOL:
             c.fail.append(("logdet", "rc %d, M_logdet %s, twin %s (relative %.3g)" % (rc, ld[:3, 0], ldt[:3], e)))
+
+
+def group_elements(p, rng):
+    kind, order = p.group[0], p.group[1]
+    if kind in ("C4", "D4"):
+        return list(range(1, order))
+    if kind == "Z":
+        return list(range(1, order))
+    n = order
+    perms = [list(rng.permutation(n)) for _ in range(4)]
+    if n >= 2:
+        perms.append([1, 0] + list(range(2, n)))      # a transposition
+    return perms
+
+
+def attack_equivariance(c, m, th, rng):
+    """require invariant(G) / equivariant(G): the compiled forward pass on g.x against g
+    applied to the compiled output, by its field type, for the group's elements (DESIGN §8)."""
+    p = c.prog
+    B = 4
+    x = rng.uniform(-1, 1, (B, p.nin))
+    _, y = m.forward(th, x)
+    xs = x.reshape((B,) + tuple(p.inshape))
+    ofield = p.out_field or "trivial"
+    osh = getattr(p, "outshape", None) or (y.shape[1],)
+    worst = 0.0
+    for g in group_elements(p, rng):
+        gx = np.ascontiguousarray(twinmod.act_on(p, "spatial" if p.group[0] in ("C4", "D4") else "seq", g, xs))
+        rc, gy = m.forward(th, gx.reshape(B, p.nin))
+        want = twinmod.act_on(p, ofield, g, y.reshape((B,) + tuple(osh))).reshape(B, -1)
+        e = relerr(gy, want)
+        worst = max(worst, e)
+        if rc or not e <= TOL:
+            c.fail.append(("equivariance", "%s proved, but f(g.x) != g.f(x) for g = %s (output %s): relative %.3g" % (
+                "invariant" if "invariant" in c.cert else "equivariant", g, ofield, e)))
+            break
+    c.figures["equivariance"] = worst
+
+
+def attack_bounds(c, m, tw, rng):
+    """where norm(k) <= c on a convolution kernel (DESIGN §8: the operator norm of the map on
+    the model's grid; Z(n) circular): after the compiled M_project, the spectral norm of the
+    dense map the twin builds, every layer's copy, must be within the bound."""
+    p = c.prog
+    bounded = [P for P in p.params if P.bound is not None and P.kind in ("lift", "gconv")]
+    worst = 0.0
+    for th in admissible(m, p, rng):
+        tht = torch.tensor(th, dtype=D)
+        for P in bounded:
+            for k in range(P.layers if P.per_layer else 1):
+                Kk = twinmod.param_value(P, tht, k)
+                nrm = float(torch.linalg.matrix_norm(twinmod.kernel_matrix(P, Kk), 2))
+                worst = max(worst, nrm / P.bound)
+                if nrm > P.bound * (1 + TOL):
+                    c.fail.append(("norm bound", "after M_project, |%s| = %.12g on the %d-grid (layer %d), bound %s" % (
+                        P.name, nrm, P.grid, k, P.bound)))
+                    c.figures["kernel_norm"] = worst
+                    return
+    c.figures["kernel_norm"] = worst
 
 
 def admissible(m, p, rng):
@@ -457,7 +552,9 @@ def attack_stable(c, m, tw, rng):
     """Spectral radius of each layer's frozen-Jacobian linearisation (stable at level linearized)."""
     p = c.prog
     worst, worst_nl, planted = 0.0, 0.0, 0.0
-    for th in admissible(m, p, rng)[:3]:
+    # wide (group) states: one admissible parameter vector, the Jacobians are n x n
+    nsets = 3 if sum(n for s, n in p.states) <= 256 else 1
+    for th in admissible(m, p, rng)[:nsets]:
         tht = torch.tensor(th, dtype=D)
         x = torch.tensor(rng.uniform(-2, 2, (4, p.nin)), dtype=D)
         env = {"x": x, "$B": 4, "$sample": {"x"}}
@@ -508,11 +605,11 @@ def attack_stable(c, m, tw, rng):
                 Fz = torch.cat([F[v] for v in b.vars], -1)
                 rows = [torch.autograd.grad(Fz[:, i].sum(), zz, retain_graph=True)[0] for i in range(n)]
                 J = torch.stack(rows, 1).detach()       # (4, n, n)
-                Jr = J.repeat_interleave(n, 0)          # (4n, n, n)
 
                 def lin(e):
+                    # rows sample-major (sample b's n columns, then the next sample's): J_b z
                     z = torch.cat([e[v] for v in b.vars], -1)
-                    w = torch.einsum("bij,bj->bi", Jr, z)
+                    w = torch.einsum("bij,bkj->bki", J, z.reshape(4, n, n)).reshape(4 * n, n)
                     out, o2 = {}, 0
                     for v, s in zip(b.vars, sizes):
                         out[v] = w[:, o2:o2 + s]
@@ -628,6 +725,10 @@ def main(argv):
     ap.add_argument("--only", type=int, default=None, help="run program I only")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--negative", type=int, default=4)
+    ap.add_argument("--group-share", type=float, default=GROUP_SHARE,
+                    help="the share of group programs (C4/D4 images, Z(n) sequences, S(n) sets; default %g)" % GROUP_SHARE)
+    ap.add_argument("--progress", action="store_true", help="a line per program compared")
+    ap.add_argument("--groups-only", action="store_true", help="group programs only (--group-share 1)")
     ap.add_argument("--memory", action="store_true",
                     help="also emit invertible programs with --memory=invert and checkpoint and compare their gradients")
     args = ap.parse_args(argv)
@@ -640,7 +741,7 @@ def main(argv):
     cases = []
     for i in idxs:
         seed = args.seed + i
-        prog = spngen.generate(seed, "d%d" % i, en)
+        prog = spngen.generate(seed, "d%d" % i, en, 1.0 if args.groups_only else args.group_share)
         d = os.path.join(args.out, "d%d" % i)
         os.makedirs(d, exist_ok=True)
         cases.append(Case(i, seed, prog, d))
@@ -673,11 +774,15 @@ def main(argv):
         lib = ctypes.CDLL(so)
         for c in live:
             c.mem = mem.get(c.idx, {})
+            c.t0 = time.time()
             try:
                 compare(args, c, lib)
             except Exception as ex:  # a twin or harness error is a failure too
                 import traceback
                 c.fail.append(("harness", traceback.format_exc()[-1500:]))
+            c.secs = time.time() - c.t0
+            if args.progress:
+                print("difftest: d%d (%s) %.1f s%s" % (c.idx, c.prog.family, c.secs, " FAIL" if c.fail else ""), flush=True)
     t3 = time.time()
     print("difftest: check and emit %.0f s, cc %.0f s, twin and attacks %.0f s" % (t1 - t0, t2 - t1, t3 - t2))
     # negative programs
@@ -720,6 +825,9 @@ def report(args, cases, neg_fail, en, secs):
         for k, v in c.figures.items():
             worst[k] = max(worst.get(k, 0.0), v)
     print("difftest: worst figures: %s" % ", ".join("%s %.3g" % kv for kv in sorted(worst.items())))
+    slow = sorted((c for c in cases if hasattr(c, "secs")), key=lambda c: -c.secs)[:3]
+    if slow:
+        print("difftest: slowest to compare: %s" % ", ".join("d%d (%s) %.1f s" % (c.idx, c.prog.family, c.secs) for c in slow))
     print("difftest: constructs covered (programs): %s" % ", ".join(
         "%s %d" % kv for kv in sorted(facts.items())))
     missing = [k for k in spngen.SWITCHES if k not in en]

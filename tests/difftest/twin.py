@@ -33,7 +33,7 @@ def param_value(P, th, k):
     """Copy k (0 if shared) of parameter P, as the matrix/vector it means."""
     off = P._off + (k if P.per_layer else 0) * P.nstore
     raw = th[off:off + P.nstore]
-    if P.kind == "R":
+    if P.kind in ("R", "lift", "gconv"):     # kernels in their stored shapes (DESIGN §8)
         return raw.reshape(P.shape)
     if P.kind == "dt":
         return raw[0]
@@ -323,6 +323,8 @@ class Twin:
                 param = param + t[1] * (v * v).sum()
             elif k == "smean":
                 sample = sample + t[1] * out.mean(-1)
+            elif k == "psq":          # c * mean(p .* p): the mean over every entry of a field output
+                sample = sample + t[1] * (out * out).mean(-1)
         return sample.mean() + param, r
 
 
@@ -378,3 +380,250 @@ def logdet_blocks(tw, th, x):
                 for v in b.vars:
                     env[v] = sub[v].detach()
     return total, invnorm
+
+
+# ---- group programs (DESIGN §8) ---------------------------------------------------------
+#
+# Written from DESIGN §8's formulas, not from spdlc's step program or its C:
+#   rotation (R a)[i, j] = a[j, n-1-i] (numpy.rot90(a, 1)), mirror (M a)[i, j] = a[i, n-1-j];
+#   D4 element e = k + 4 s is R^k M^s (mirror first), (R^k M^s)(R^l M^t) = R^(k + (-1)^s l) M^(s+t);
+#   corr(a, w)[p, q] = sum_{u,v<k} w[u, v] a[p+u-r, q+v-r], zero outside (F.conv2d, padding r);
+#   lift(K, x)[o, e] = sum_i corr(x[i], g_e K[o, i]), K stored R[cout, cin, k, k];
+#   gconv(K, v)[o, e] = sum_{i,f} corr(v[i, f], g_e K[o, i, idx(g_e^-1 g_f)]), K R[cout, cin, |G|, k, k];
+#   Z(n): gconv(K, v)[o, i] = sum_{c,u} K[o, c, u] v[c, (i + u - r) mod n], r = floor((k-1)/2);
+#   gconv' the adjoint of v -> gconv(K, v); gpool the mean over the group axis; mean_space over
+#   the grid; mean_set over the set axis; pool2 the mean over aligned 2 x 2 blocks; a channel
+#   bias R[c] added along the leading axis; K * v (K : R[m, c]) mixes channels.
+# Sample values carry a leading batch axis; states and lets are kept flattened in env (so
+# the RK stages, lets and attacks of Twin work unchanged) and reshaped when read.
+
+import torch.nn.functional as F  # noqa: E402
+
+
+def g_mul(G, a, b):
+    """Index of g_a g_b in C4 (G = 4) or D4 (G = 8)."""
+    k, s = a % 4, a // 4
+    l, t = b % 4, b // 4
+    return (k + (-1) ** s * l) % 4 + 4 * ((s + t) % 2)
+
+
+def g_inv(G, a):
+    return next(f for f in range(G) if g_mul(G, a, f) == 0)
+
+
+def g_act(G, e, a):
+    """g_e applied to the last two (grid) axes of a: mirror first (s = 1), then rotate k times."""
+    k, s = e % 4, e // 4
+    if s:
+        a = torch.flip(a, [-1])
+    return torch.rot90(a, k, [-2, -1]) if k else a
+
+
+def _self_check():
+    """The actions of DESIGN §8 as written: rot90 is (R a)[i, j] = a[j, n-1-i], and the
+    composition law holds for the arrays (g_a (g_b a) = g_{ab} a)."""
+    a = torch.arange(12.0, dtype=D).reshape(1, 3, 4)[:, :, :3].reshape(3, 3)
+    n = 3
+    R = torch.tensor([[float(a[j, n - 1 - i]) for j in range(n)] for i in range(n)], dtype=D)
+    M = torch.tensor([[float(a[i, n - 1 - j]) for j in range(n)] for i in range(n)], dtype=D)
+    assert torch.equal(g_act(8, 1, a), R) and torch.equal(g_act(8, 4, a), M)
+    x = torch.randn(5, 5, dtype=D, generator=torch.Generator().manual_seed(1))
+    for G in (4, 8):
+        for p in range(G):
+            for q in range(G):
+                assert torch.equal(g_act(G, p, g_act(G, q, x)), g_act(G, g_mul(G, p, q), x))
+
+
+_self_check()
+
+
+def lift_bank(K, G):
+    """(cout G, cin, k, k): row o G + e is g_e K[o, :]."""
+    return torch.stack([g_act(G, e, K) for e in range(G)], 1).reshape(K.shape[0] * G, K.shape[1], K.shape[2], K.shape[3])
+
+
+def gconv_bank(K, G):
+    """(cout G, cin G, k, k): [o G + e, i G + f] = g_e K[o, i, idx(g_e^-1 g_f)]."""
+    co, ci, _, k, _ = K.shape
+    rows = []
+    for e in range(G):
+        ie = g_inv(G, e)
+        perm = [g_mul(G, ie, f) for f in range(G)]
+        rows.append(g_act(G, e, K[:, :, perm]))     # (cout, cin, G[f], k, k)
+    return torch.stack(rows, 1).reshape(co * G, ci * G, k, k)
+
+
+def zconv_index(n, k):
+    r = (k - 1) // 2
+    return (torch.arange(n)[:, None] + torch.arange(k)[None, :] - r) % n   # (n, k)
+
+
+class GroupTwin(Twin):
+    def __init__(self, prog):
+        Twin.__init__(self, prog)
+        self.G = prog.group[1] if prog.group[0] in ("C4", "D4") else None
+        self.kinds = prog.group[0]
+
+    def shape(self, name):
+        return self.p.shapes.get(name)
+
+    def ev(self, e, env):
+        v = self.g(e, env)
+        if self.sample(e, env) and v.dim() > 2:
+            return v.reshape(v.shape[0], -1)
+        return v
+
+    def g(self, e, env):
+        op = e[0]
+        smp = lambda a: self.sample(a, env)  # noqa: E731
+        if op == "var":
+            v = Twin.ev(self, e, env)
+            sh = self.shape(e[1])
+            if sh is not None and e[1] in env.get("$sample", ()) and v.dim() == 2 and len(sh) > 1:
+                v = v.reshape((v.shape[0],) + tuple(sh))
+            return v
+        if op in ("num", "I"):
+            return Twin.ev(self, e, env)
+        if op in ("add", "sub"):
+            a, b = self.g(e[1], env), self.g(e[2], env)
+            return a + b if op == "add" else a - b
+        if op in ("smul", "muls"):
+            s, t = (e[1], e[2]) if op == "smul" else (e[2], e[1])
+            a, b = self.g(s, env), self.g(t, env)
+            if smp(s) and a.dim() == 1:            # a sample scalar (B,) times a sample tensor
+                a = a.reshape((a.shape[0],) + (1,) * (b.dim() - 1))
+            return a * b
+        if op == "emul":
+            return self.g(e[1], env) * self.g(e[2], env)
+        if op == "div":
+            return self.g(e[1], env) / self.g(e[2], env)
+        if op == "neg":
+            return -self.g(e[1], env)
+        if op == "T":
+            return self.g(e[1], env).T
+        if op == "act":
+            return self._act(e, self.g(e[2], env))
+        if op in ("sum", "mean"):
+            a = self.g(e[1], env)
+            if smp(e[1]):
+                a = a.reshape(a.shape[0], -1)
+                return a.sum(-1) if op == "sum" else a.mean(-1)
+            return a.sum() if op == "sum" else a.mean()
+        if op == "mv":
+            M, v = self.g(e[1], env), self.g(e[2], env)
+            return v @ M.T
+        if op == "join":
+            parts = [self.g(a, env) for a in e[1:]]
+            return torch.cat(parts, 1)              # the channel axis (after the batch axis)
+        if op == "softmax":
+            return torch.softmax(self.g(e[1], env), -1)
+        if op == "cbias":
+            t, b = self.g(e[1], env), self.g(e[2], env)
+            return t + b.reshape((b.shape[0],) + (1,) * (t.dim() - 2))
+        if op == "cmix":
+            K, v = self.g(e[1], env), self.g(e[2], env)
+            return torch.einsum("mc,bc...->bm...", K, v)
+        if op == "gslice":                          # along the channel axis
+            return self.g(e[1], env)[:, e[2]:e[3]]
+        if op == "gpad":                            # zero channels after
+            v = self.g(e[1], env)
+            z = torch.zeros((v.shape[0], e[2] - v.shape[1]) + tuple(v.shape[2:]), dtype=D)
+            return torch.cat([v, z], 1)
+        if op in ("lift", "gconv", "gconvT"):
+            K = env["$params"](e[1])
+            v = self.g(e[2], env)
+            B = v.shape[0]
+            if self.G is None:                      # Z(n): circular, any k
+                n, k = v.shape[-1], K.shape[-1]
+                idx = zconv_index(n, k)
+                if op == "gconv":
+                    return torch.einsum("ocu,bciu->boi", K, v[:, :, idx])
+                t = torch.einsum("ocu,boi->bciu", K, v)         # the adjoint: scatter back
+                out = torch.zeros(B, K.shape[1], n, dtype=D)
+                return out.index_add(2, idx.reshape(-1), t.reshape(B, K.shape[1], n * k))
+            G, n = self.G, v.shape[-1]
+            r = (K.shape[-1] - 1) // 2
+            if op == "lift":
+                out = F.conv2d(v, lift_bank(K, G), padding=r)
+                return out.reshape(B, K.shape[0], G, n, n)
+            W = gconv_bank(K, G)
+            if op == "gconv":
+                out = F.conv2d(v.reshape(B, K.shape[1] * G, n, n), W, padding=r)
+                return out.reshape(B, K.shape[0], G, n, n)
+            out = F.conv_transpose2d(v.reshape(B, K.shape[0] * G, n, n), W, padding=r)
+            return out.reshape(B, K.shape[1], G, n, n)
+        if op == "gpool":
+            v = self.g(e[1], env)
+            return v.mean(2) if v.dim() in (3, 5) and self.G is not None else v.mean(-1)
+        if op == "mean_space":
+            return self.g(e[1], env).mean((-2, -1))
+        if op == "mean_set":
+            return self.g(e[1], env).mean(-1)
+        if op == "pool2":
+            v = self.g(e[1], env)
+            n = v.shape[-1]
+            v = v.reshape(v.shape[:-2] + (n // 2, 2, n // 2, 2))
+            return v.mean((-3, -1))
+        raise ValueError(op)
+
+    def _act(self, e, a):
+        fn = e[1]
+        if fn == "tanh":
+            return torch.tanh(a)
+        if fn == "relu":
+            return torch.where(a > 0, a, torch.zeros_like(a))
+        if fn == "sigmoid":
+            return torch.sigmoid(a)
+        if fn == "softplus":
+            return F.softplus(a)
+        if fn == "identity":
+            return a
+        if fn == "exp":
+            return torch.exp(a)
+        if fn == "leaky_relu":
+            return torch.where(a > 0, a, e[3] * a)
+        raise ValueError(fn)
+
+
+def twin_of(prog):
+    return GroupTwin(prog) if prog.group else Twin(prog)
+
+
+# ---- the group actions on the compiled model's inputs and outputs (numpy, batch first) ----
+
+def act_on(prog, field, g, a):
+    """Element g applied to a (B, *shape) array of the given field type. C4/D4: g an index;
+    Z(n): g the shift T^g; S(n): g a permutation (member j of the result is member g[j])."""
+    import numpy as np
+    kind = prog.group[0]
+    if field == "trivial":
+        return a
+    if kind in ("C4", "D4"):
+        G = prog.group[1]
+        t = torch.tensor(a, dtype=D)
+        if field == "spatial":
+            return g_act(G, g, t).numpy()
+        ig = g_inv(G, g)
+        perm = [g_mul(G, ig, e) for e in range(G)]   # (g.v)[c, e] = g(v[c, idx(g^-1 g_e)])
+        t = t[:, :, perm]
+        return (g_act(G, g, t) if field == "regular" else t).numpy()
+    if kind == "Z":
+        return np.roll(a, g, axis=-1)                # (T a)[i] = a[(i - 1) mod n]
+    return a[..., list(g)]
+
+
+def kernel_matrix(P, K):
+    """The dense matrix of v -> lift(K, v) or gconv(K, v) on P's grid (DESIGN §8's norm)."""
+    n = P.grid
+    if P.group.startswith("Z"):
+        idx = zconv_index(n, K.shape[-1])
+        E = torch.eye(P.cin * n, dtype=D).reshape(-1, P.cin, n)
+        Y = torch.einsum("ocu,bciu->boi", K, E[:, :, idx])
+    elif P.kind == "lift":
+        E = torch.eye(P.cin * n * n, dtype=D).reshape(-1, P.cin, n, n)
+        Y = F.conv2d(E, lift_bank(K, P.order), padding=(K.shape[-1] - 1) // 2)
+    else:
+        G = P.order
+        E = torch.eye(P.cin * G * n * n, dtype=D).reshape(-1, P.cin * G, n, n)
+        Y = F.conv2d(E, gconv_bank(K, G), padding=(K.shape[-1] - 1) // 2)
+    return Y.reshape(Y.shape[0], -1).T
