@@ -60,7 +60,7 @@ SWITCHES = {
 # F1-F7 fixed on main (F7: SPDL_MODEL_FN, noipa on the model's functions under gcc);
 # gbound: not implemented yet (spdlc check accepts the bound, spdlc emit refuses it)
 # imgtarget, imgmix: refused by spdlc check (FAILURES.md G-notes)
-KNOWN_BROKEN = {"gbound", "imgtarget", "imgmix"}
+KNOWN_BROKEN = {"gbound", "imgmix"}
 
 
 def enabled(enable="", disable=""):
