@@ -1,0 +1,371 @@
+"""conv.py - issue 11's benchmark: one training step (M_loss_grad: forward,
+loss, gradient) of the p4 group-convolution models, batch 256, one thread,
+in double and in float, spdl-generated C against PyTorch in the same run:
+
+  digits_c4  tests/design/digits_c4.spn (DESIGN section 3): C4 lift 1 -> 4,
+             3 x 3, then 4 Euler layers of -gconv'(k, relu(gconv(k, h) + b))
+             on 8 x 8; read-out softmax(W mean_space(gpool(h)) + w)
+  c4_28      bench/c4_28.spn: the same program at 28 x 28 with 16 regular
+             channels (lift 1 -> 16) and 2 layers, no pooling
+
+PyTorch (bench/torch_c4.py) runs the same model as GrouPy and escnn do: the
+filter banks expanded once per step, then F.conv2d / F.conv_transpose2d,
+in float64 and float32. Before timing, PyTorch's loss and gradient at the
+C harness's parameters and data must agree with the double C's to 1e-11
+(relative; float C: 1e-3), or the run stops. OpenBLAS dgemm and sgemm at
+n = 1024 give the machine's rate in the same rounds; `perf` gives where
+spdl's step spends its time, by runtime kernel, and torch.autograd.profiler
+where PyTorch's does.
+
+Environment: ROUNDS (3), REPEATS (9) and SEC (0.3 s per repeat at least)
+for digits_c4, REPEATS_28 (3) and SEC_28 (0.01: one step per repeat) for
+c4_28, MODELS (digits_c4,c4_28), PRECISIONS (double,float), BATCH (256),
+HOTSPOTS (1; 0 skips the profiles). Writes build/bench/conv.md and
+build/bench/conv.json. See bench/README.md for what is counted."""
+import collections
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+import hotspots  # noqa: E402
+
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+BATCH = int(os.environ.get("BATCH", "256"))
+HOTSPOTS = os.environ.get("HOTSPOTS", "1") != "0"
+PRECISIONS = os.environ.get("PRECISIONS", "double,float").split(",")
+TARGET_RATIO = 2.0
+TORCH_DTYPE = {"double": "float64", "float": "float32"}
+TOL = {"double": 1e-11, "float": 1e-3}
+
+# C: regular channels, n: grid, L: layers of the flow; repeats and seconds per repeat
+MODELS = {
+    "digits_c4": {"spn": "tests/design/digits_c4.spn", "C": 4, "n": 8, "L": 4,
+                  "repeats": int(os.environ.get("REPEATS", "9")), "sec": float(os.environ.get("SEC", "0.3"))},
+    "c4_28": {"spn": "bench/c4_28.spn", "C": 16, "n": 28, "L": 2,
+              "repeats": int(os.environ.get("REPEATS_28", "3")), "sec": float(os.environ.get("SEC_28", "0.01"))},
+}
+NAMES = [m for m in os.environ.get("MODELS", "digits_c4,c4_28").split(",") if m]
+G, K = 4, 3
+
+
+def conv_flops(co, ci, n, b):
+    """one correlation of ci maps into co maps on an n x n grid with a 3 x 3
+    filter, every output pixel counted with all 9 taps (the dense count; the
+    taps that fall outside the zero-padded grid are included): 2 co ci 9 n^2
+    per sample"""
+    return 2 * b * co * ci * K * K * n * n
+
+
+def flops(C, n, L, b):
+    """Floating-point operations of the convolutions of one M_loss_grad call
+    (multiply and add counted apart). The lift (1 -> 4C maps) runs forward
+    and once more for its kernel's gradient (the input's gradient is not
+    needed, and neither spdl nor PyTorch computes it). Each layer has two
+    convolutions of 4C -> 4C maps (gconv and gconv'), each run forward and
+    twice in the adjoint (the data's adjoint and the kernel's gradient): 6.
+    The filter-bank expansions, biases, relu, the update, pooling and the
+    read-out are not counted."""
+    return 2 * conv_flops(G * C, 1, n, b) + 6 * L * conv_flops(G * C, G * C, n, b)
+
+
+def model_name(spn):
+    with open(spn) as f:
+        m = re.search(r"^\s*model\s+(\w+)", f.read(), re.M)
+    return m.group(1)
+
+
+def build(name, prec, debug=False):
+    """spdlc emit --precision PREC, compiled as `spdlc build` compiles it, linked
+    with bench/harness.c; returns (harness, directory, model name)"""
+    spn = os.path.join(common.ROOT, MODELS[name]["spn"])
+    mn = model_name(spn)
+    d = os.path.join(common.BUILD, "conv", "%s_%s" % (name, prec))
+    os.makedirs(d, exist_ok=True)
+    common.run([common.SPDLC, "emit", spn, "-o", d, "--precision", prec, "--memory=store"])
+    g = ["-g"] if debug else []
+    sfx = "_g" if debug else ""
+    inc = ["-I" + os.path.join(common.ROOT, "runtime"), "-I" + d]
+    obj = os.path.join(d, mn + sfx + ".o")
+    common.run([common.CC] + common.MODEL_CFLAGS + g + inc + ["-c", os.path.join(d, mn + ".c"), "-o", obj])
+    exe = os.path.join(d, "harness" + sfx)
+    common.run([common.CC] + common.OWN_CFLAGS + g + inc + ["-DMODEL_FN=%s_model" % mn,
+                                                           os.path.join(common.ROOT, "bench", "harness.c"), obj,
+                                                           "-o", exe, "-lm"])
+    return exe, d, mn
+
+
+def torch_args(name):
+    m = MODELS[name]
+    return [str(m["C"]), str(m["n"]), str(m["L"]), str(BATCH)]
+
+
+def deb_package(path):
+    """the Debian package that owns PATH (after symlinks), with its version"""
+    real = os.path.realpath(path)
+    p = common.run(["dpkg-query", "-S", real], check=False)
+    if p.returncode != 0 or ":" not in p.stdout:
+        return real, "?"
+    pkg = p.stdout.split(":")[0].strip()
+    v = common.run(["dpkg-query", "-W", "-f", "${Version}", pkg], check=False).stdout.strip()
+    return real, "%s %s" % (pkg, v)
+
+
+def blas_info(dgemm, torch_py):
+    """which BLAS the dgemm program and PyTorch load, and its Debian package"""
+    info = {}
+    ldd = common.run(["ldd", dgemm], check=False).stdout
+    m = re.search(r"(\S*openblas\S*)\s+=>\s+(\S+)", ldd)
+    info["dgemm_lib"], info["dgemm_pkg"] = deb_package(m.group(2)) if m else ("?", "?")
+    t = common.run_kv(torch_py + ["blas"])
+    libs = [v for k, v in sorted(t.items()) if k.endswith("_real")]
+    blas = [p for p in libs if re.search(r"libblas|libopenblas", os.path.basename(p))]
+    info["torch_libs"] = libs
+    info["torch_lib"], info["torch_pkg"] = deb_package(blas[0]) if blas else ("none", "?")
+    return info
+
+
+# ---- where the time goes: perf on spdl's harness, the autograd profiler on PyTorch ----
+
+KERNEL_GROUPS = [
+    ("spdl_corr2 (forward correlation)", ("kernel spdl_corr2",)),
+    ("spdl_corr2_t (transposed correlation)", ("kernel spdl_corr2_t",)),
+    ("spdl_corr2_dw (kernel gradient)", ("kernel spdl_corr2_dw",)),
+    ("spdl_gbank / spdl_gbank_adj (filter-bank expansion and its adjoint)",
+     ("kernel spdl_gbank", "kernel spdl_gbank_adj", "kernel spdl_gbank_src", "kernel spdl_g_tap",
+      "kernel spdl_g_compose", "kernel spdl_g_inverse")),
+]
+
+
+def perf_profile(name, prec):
+    """[(category, share)] of perf's cpu-clock samples of a -g build, or None"""
+    if not shutil.which("perf"):
+        return None
+    exe, d, mn = build(name, prec, debug=True)
+    data = os.path.join(d, "perf.data")
+    m = MODELS[name]
+    reps, sec = (5, 0.4) if m["sec"] >= 0.1 else (1, m["sec"])
+    p = subprocess.run(["perf", "record", "-q", "-e", "cpu-clock", "-o", data, exe, "time", str(BATCH), str(reps),
+                        str(sec)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=common.bench_env())
+    if p.returncode != 0:
+        return None
+    rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "srcline", "--stdio"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+    cats = hotspots.line_categories(os.path.join(d, mn + ".c"))
+    agg = collections.Counter()
+    for line in rep.splitlines():
+        mm = re.match(r"\s+([\d.]+)%\s+(\S+)", line)
+        if not mm:
+            continue
+        share, where = float(mm.group(1)), mm.group(2)
+        m2 = re.match(re.escape(mn) + r"\.c:(\d+)", where)
+        if m2:
+            cat = cats.get(int(m2.group(1)), "M.c other")
+            agg[re.sub("^" + re.escape(mn) + "_", "", cat)] += share
+        elif where.startswith("memmove") or where.startswith("memcpy"):
+            agg["libc memcpy"] += share
+        elif where.startswith("memset"):
+            agg["libc memset"] += share
+        else:
+            agg["other (" + where.split(":")[0].split("+")[0][:30] + ")"] += share
+    return sorted(agg.items(), key=lambda kv: -kv[1])
+
+
+def gemm_name(prec):
+    return "dgemm" if prec == "double" else "sgemm"
+
+
+def kernel_groups(rows):
+    g = collections.Counter()
+    others = collections.Counter()
+    for cat, share in rows:
+        for label, cs in KERNEL_GROUPS:
+            if cat in cs:
+                g[label] += share
+                break
+        else:
+            if cat.startswith("libc"):
+                g["memset/memcpy (buffer clears, copies)"] += share
+            elif cat.startswith("kernel"):
+                others[cat[7:]] += share
+            elif cat.startswith("layer"):
+                g["element-wise loops of the layers and their adjoints"] += share
+            else:
+                g["the rest of the generated code (lift, read-out, loss, load, set-up)"] += share
+    if others:
+        names = [k for k, v in others.most_common() if v >= 0.05]
+        g["other runtime kernels (%s)" % (", ".join(names) or "-")] = sum(others.values())
+    return sorted(g.items(), key=lambda kv: -kv[1])
+
+
+def main():
+    lines, out, mach = common.start_report()
+    med = common.median
+    for n in NAMES:
+        if n not in MODELS:
+            sys.exit("conv: unknown model %s (have %s)" % (n, ", ".join(MODELS)))
+    exes = {(n, p): build(n, p)[0] for n in NAMES for p in PRECISIONS}
+    dgemm = common.build_dgemm()
+    torch_py = [common.TORCH_PY, os.path.join(common.ROOT, "bench", "torch_c4.py")]
+    blas = blas_info(dgemm, torch_py)
+    out("BLAS: dgemm/sgemm program %s (%s); PyTorch loads %s (%s)" % (
+        blas["dgemm_lib"], blas["dgemm_pkg"], blas["torch_lib"], blas["torch_pkg"]))
+    if "openblas" not in blas["torch_lib"]:
+        out("WARNING: PyTorch does not run on OpenBLAS (install libopenblas0-pthread): its float64 "
+            "convolutions are im2col + the reference BLAS")
+
+    # the same model: PyTorch's loss and gradient at the C's parameters and data
+    check = {}
+    for n in NAMES:
+        for p in PRECISIONS:
+            prefix = os.path.join(common.BUILD, "conv", "check_%s_%s" % (n, p))
+            c = common.run_kv([exes[(n, p)], "dump", str(BATCH), prefix])
+            t = common.run_kv(torch_py + ["check"] + torch_args(n) + [prefix])
+            lc, lt = float(c["loss"]), float(t["loss"])
+            v = {"loss_c": lc, "loss_torch": lt, "loss_rel_err": abs(lc - lt) / max(1e-300, abs(lt)),
+                 "grad_rel_err": float(t["grad_rel_err"]), "grad_param_rel_err": float(t["grad_param_rel_err"]),
+                 "grad_param_worst": t["grad_param_worst"], "torch32_grad_rel_err": float(t["grad32_rel_err"])}
+            check[(n, p)] = v
+            out("check %s, %s: loss C %.17g, PyTorch float64 %.17g (rel. %.2g); gradient rel. err. %.2g "
+                "(worst parameter %s: %.2g); PyTorch float32's own: %.2g" % (
+                    n, p, lc, lt, v["loss_rel_err"], v["grad_rel_err"], v["grad_param_worst"],
+                    v["grad_param_rel_err"], v["torch32_grad_rel_err"]))
+            if v["loss_rel_err"] > TOL[p] or v["grad_rel_err"] > TOL[p] or v["grad_param_rel_err"] > TOL[p]:
+                sys.exit("conv: PyTorch and spdl (%s) disagree on %s: %s" % (p, n, v))
+
+    rounds = []
+    for r in range(ROUNDS):
+        rd = {"gemm": {}, "spdl": {}, "torch": {}}
+        for p in PRECISIONS:
+            rd["gemm"][p] = common.run_kv([dgemm, "1024", "9", p])
+        for n in NAMES:
+            m = MODELS[n]
+            for p in PRECISIONS:
+                key = "%s/%s" % (n, p)
+                rd["spdl"][key] = common.run_kv([exes[(n, p)], "time", str(BATCH), str(m["repeats"]), str(m["sec"])])
+                rd["torch"][key] = common.run_kv(torch_py + ["time"] + torch_args(n) + [
+                    str(m["repeats"]), str(m["sec"]), TORCH_DTYPE[p]])
+                out("round %d, %s: spdl %s ms (cpu %s), torch %s ms (cpu %s)" % (
+                    r + 1, key, rd["spdl"][key]["median_ms"], rd["spdl"][key]["median_cpu_ms"],
+                    rd["torch"][key]["median_ms"], rd["torch"][key]["median_cpu_ms"]))
+        out("round %d: %s; load average %s" % (r + 1, ", ".join(
+            "%s %s GFLOP/s (cpu %s)" % (gemm_name(p), rd["gemm"][p]["median_gflops"],
+                                         rd["gemm"][p]["median_cpu_gflops"])
+            for p in PRECISIONS), common.loadavg()))
+        rounds.append(rd)
+
+    torch_version = next(iter(rounds[0]["torch"].values())).get("torch", "?")
+    gemm = {p: {"gflops": med([float(rd["gemm"][p]["median_gflops"]) for rd in rounds]),
+                "cpu_gflops": med([float(rd["gemm"][p]["median_cpu_gflops"]) for rd in rounds]),
+                "corename": rounds[0]["gemm"][p]["corename"], "config": rounds[0]["gemm"][p]["config"]}
+            for p in PRECISIONS}
+    res = {}
+    for n in NAMES:
+        m = MODELS[n]
+        f = flops(m["C"], m["n"], m["L"], BATCH)
+        for p in PRECISIONS:
+            key = "%s/%s" % (n, p)
+            s = [float(rd["spdl"][key]["median_ms"]) for rd in rounds]
+            t = [float(rd["torch"][key]["median_ms"]) for rd in rounds]
+            sc = [float(rd["spdl"][key]["median_cpu_ms"]) for rd in rounds]
+            tc = [float(rd["torch"][key]["median_cpu_ms"]) for rd in rounds]
+            ratios = [b / a for a, b in zip(s, t)]
+            ratios_cpu = [b / a for a, b in zip(sc, tc)]
+            res[key] = {"model": n, "precision": p, "spdl_ms": med(s), "torch_ms": med(t), "ratio": med(ratios),
+                        "ratio_min": min(ratios), "ratio_max": max(ratios), "spdl_cpu_ms": med(sc),
+                        "torch_cpu_ms": med(tc), "ratio_cpu": med(ratios_cpu), "ratio_cpu_min": min(ratios_cpu),
+                        "ratio_cpu_max": max(ratios_cpu), "flops": f,
+                        "spdl_gflops": f / (med(s) * 1e-3) * 1e-9, "spdl_cpu_gflops": f / (med(sc) * 1e-3) * 1e-9,
+                        "torch_gflops": f / (med(t) * 1e-3) * 1e-9, "torch_cpu_gflops": f / (med(tc) * 1e-3) * 1e-9}
+
+    out()
+    out("## Speed: one training step (M_loss_grad) of the p4 models, batch %d, one thread" % BATCH)
+    out()
+    out("digits_c4: tests/design/digits_c4.spn (lift 1 -> 4, 4 layers, 8 x 8); c4_28: bench/c4_28.spn "
+        "(lift 1 -> 16, 2 layers, 28 x 28). PyTorch %s in float64 for double, float32 for float. Medians over %d "
+        "rounds of the median of the repeats (digits_c4: %d repeats of >= %g s; c4_28: %d repeats of >= %g s); "
+        "ratio = PyTorch time / spdl time, the median of the rounds' ratios (range in brackets)." % (
+            torch_version, ROUNDS, MODELS["digits_c4"]["repeats"], MODELS["digits_c4"]["sec"],
+            MODELS["c4_28"]["repeats"], MODELS["c4_28"]["sec"]))
+    out()
+    out("| model | precision | spdl ms | PyTorch ms | ratio | target | met | spdl CPU ms | PyTorch CPU ms "
+        "| ratio (CPU time) |")
+    out("|---|---|---|---|---|---|---|---|---|---|")
+    for key, v in res.items():
+        out("| %s | %s | %.4g | %.4g | %.2fx (%.2f-%.2f) | >= %gx | %s | %.4g | %.4g | %.2fx (%.2f-%.2f) |" % (
+            v["model"], v["precision"], v["spdl_ms"], v["torch_ms"], v["ratio"], v["ratio_min"], v["ratio_max"],
+            TARGET_RATIO, "yes" if v["ratio"] >= TARGET_RATIO else "**no**", v["spdl_cpu_ms"], v["torch_cpu_ms"],
+            v["ratio_cpu"], v["ratio_cpu_min"], v["ratio_cpu_max"]))
+    out()
+    out("## Achieved GFLOP/s against OpenBLAS gemm (n = 1024, one thread, same rounds)")
+    out()
+    out("Convolution flops only: per layer 2 convolutions of 4C -> 4C maps, each forward plus 2 adjoint products, "
+        "the lift forward plus its kernel gradient; 2 x 9 flops per output pixel and input map (the dense count).")
+    out()
+    for p in PRECISIONS:
+        out("%s: %.1f GFLOP/s (wall), %.1f (CPU time); %s." % (
+            gemm_name(p), gemm[p]["gflops"], gemm[p]["cpu_gflops"], gemm[p]["config"]))
+    out()
+    out("Each row's gemm is the same precision's: dgemm for double, sgemm for float.")
+    out()
+    out("| model | precision | GFLOP per step | spdl GFLOP/s | of gemm | PyTorch GFLOP/s | of gemm "
+        "| spdl GFLOP/s (CPU time) | of gemm (CPU) | PyTorch GFLOP/s (CPU time) | of gemm (CPU) |")
+    out("|---|---|---|---|---|---|---|---|---|---|---|")
+    for key, v in res.items():
+        g, gc = gemm[v["precision"]]["gflops"], gemm[v["precision"]]["cpu_gflops"]
+        out("| %s | %s | %.3g | %.2f | %.0f%% | %.2f | %.0f%% | %.2f | %.0f%% | %.2f | %.0f%% |" % (
+            v["model"], v["precision"], v["flops"] * 1e-9, v["spdl_gflops"], 100 * v["spdl_gflops"] / g,
+            v["torch_gflops"], 100 * v["torch_gflops"] / g, v["spdl_cpu_gflops"], 100 * v["spdl_cpu_gflops"] / gc,
+            v["torch_cpu_gflops"], 100 * v["torch_cpu_gflops"] / gc))
+
+    prof = {}
+    if HOTSPOTS:
+        out()
+        out("## Where the time goes")
+        out()
+        out("spdl: perf cpu-clock samples of the harness (our process only; the model built with -g, the same "
+            "flags otherwise), attributed to source lines of the generated M.c and grouped by the runtime kernel "
+            "they belong to. The samples include the harness's warm-up calls. PyTorch: "
+            "torch.autograd.profiler's self CPU time by operator over 3 steps (the float64 convolutions are "
+            "im2col + OpenBLAS gemm inside _slow_conv2d_*; float32 runs oneDNN inside mkldnn_convolution and "
+            "convolution_backward).")
+        for n in NAMES:
+            for p in PRECISIONS:
+                key = "%s/%s" % (n, p)
+                rows = perf_profile(n, p)
+                tp = common.run_kv(torch_py + ["profile"] + torch_args(n) + [TORCH_DTYPE[p]])
+                ops = sorted(((k[3:], float(v)) for k, v in tp.items() if k.startswith("op ")), key=lambda kv: -kv[1])
+                prof[key] = {"spdl": rows, "spdl_kernels": kernel_groups(rows) if rows else None, "torch": ops}
+                out()
+                out("### %s, %s" % (n, p))
+                out()
+                if rows is None:
+                    out("(perf is not available)")
+                else:
+                    out("| spdl: where | share of samples |")
+                    out("|---|---|")
+                    for cat, share in prof[key]["spdl_kernels"]:
+                        out("| %s | %.1f%% |" % (cat, share))
+                out()
+                out("| PyTorch operator (self CPU time) | share |")
+                out("|---|---|")
+                for op, share in ops[:8]:
+                    out("| %s | %.1f%% |" % (op, 100 * share))
+    out()
+    out("load average at end: %s" % common.loadavg())
+
+    with open(os.path.join(common.BUILD, "conv.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.join(common.BUILD, "conv.json"), "w") as f:
+        json.dump({"machine": mach, "blas": blas, "torch": torch_version, "batch": BATCH,
+                   "models": {n: MODELS[n] for n in NAMES},
+                   "check": {"%s/%s" % k: v for k, v in check.items()}, "rounds": rounds, "results": res,
+                   "gemm": gemm, "profiles": prof}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
