@@ -9,8 +9,10 @@ in double and in float, spdl-generated C against PyTorch in the same run:
              channels (lift 1 -> 16) and 2 layers, no pooling
 
 PyTorch (bench/torch_c4.py) runs the same model as GrouPy and escnn do: the
-filter banks expanded once per step, then F.conv2d / F.conv_transpose2d,
-in float64 and float32. Before timing, PyTorch's loss and gradient at the
+filter banks expanded once per step, then one F.conv2d per gconv, in float64
+and float32; gconv' runs both ways, as F.conv_transpose2d with the bank
+(`transpose`) and as F.conv2d with the transposed, flipped bank (`flip`),
+and the faster of the two in each round is PyTorch's time. Before timing, PyTorch's loss and gradient at the
 C harness's parameters and data must agree with the double C's to 1e-11
 (relative; float C: 1e-3), or the run stops. OpenBLAS dgemm and sgemm at
 n = 1024 give the machine's rate in the same rounds; `perf` gives where
@@ -41,6 +43,7 @@ PRECISIONS = os.environ.get("PRECISIONS", "double,float").split(",")
 TARGET_RATIO = 2.0
 TORCH_DTYPE = {"double": "float64", "float": "float32"}
 TOL = {"double": 1e-11, "float": 1e-3}
+VARIANTS = ["transpose", "flip"]
 
 # C: regular channels, n: grid, L: layers of the flow; repeats and seconds per repeat
 MODELS = {
@@ -121,7 +124,18 @@ def blas_info(dgemm, torch_py):
     ldd = common.run(["ldd", dgemm], check=False).stdout
     m = re.search(r"(\S*openblas\S*)\s+=>\s+(\S+)", ldd)
     info["dgemm_lib"], info["dgemm_pkg"] = deb_package(m.group(2)) if m else ("?", "?")
-    t = common.run_kv(torch_py + ["blas"])
+    env = common.bench_env()
+    env["ONEDNN_VERBOSE"] = "1"
+    raw = common.run(torch_py + ["blas"], env=env).stdout
+    t = {}
+    for line in raw.splitlines():
+        if line.startswith("blas") and "=" in line:
+            k, v = line.split("=", 1)
+            t[k] = v
+    isa = re.search(r"onednn_verbose,info,cpu,isa:([^,\n]*)", raw)
+    impl = re.search(r"onednn_verbose,exec,cpu,convolution,([^,\n]*)", raw)
+    info["onednn_isa"] = isa.group(1) if isa else "?"
+    info["onednn_conv_impl"] = impl.group(1) if impl else "? (float32 conv2d did not run on oneDNN)"
     libs = [v for k, v in sorted(t.items()) if k.endswith("_real")]
     blas = [p for p in libs if re.search(r"libblas|libopenblas", os.path.basename(p))]
     info["torch_libs"] = libs
@@ -214,6 +228,9 @@ def main():
     blas = blas_info(dgemm, torch_py)
     out("BLAS: dgemm/sgemm program %s (%s); PyTorch loads %s (%s)" % (
         blas["dgemm_lib"], blas["dgemm_pkg"], blas["torch_lib"], blas["torch_pkg"]))
+    out("PyTorch float32 conv2d: oneDNN %s on %s; spdl's code is compiled for %s; OpenBLAS kernels: %s" % (
+        blas["onednn_conv_impl"], blas["onednn_isa"], " ".join(common.march()) or "the default target",
+        common.bench_env()["OPENBLAS_CORETYPE"]))
     if "openblas" not in blas["torch_lib"]:
         out("WARNING: PyTorch does not run on OpenBLAS (install libopenblas0-pthread): its float64 "
             "convolutions are im2col + the reference BLAS")
@@ -228,40 +245,52 @@ def main():
             lc, lt = float(c["loss"]), float(t["loss"])
             v = {"loss_c": lc, "loss_torch": lt, "loss_rel_err": abs(lc - lt) / max(1e-300, abs(lt)),
                  "grad_rel_err": float(t["grad_rel_err"]), "grad_param_rel_err": float(t["grad_param_rel_err"]),
-                 "grad_param_worst": t["grad_param_worst"], "torch32_grad_rel_err": float(t["grad32_rel_err"])}
+                 "grad_param_worst": t["grad_param_worst"], "torch32_grad_rel_err": float(t["grad32_rel_err"]),
+                 "loss_flip": float(t["loss_flip"]), "grad_flip_rel_err": float(t["grad_flip_rel_err"])}
             check[(n, p)] = v
             out("check %s, %s: loss C %.17g, PyTorch float64 %.17g (rel. %.2g); gradient rel. err. %.2g "
-                "(worst parameter %s: %.2g); PyTorch float32's own: %.2g" % (
+                "(worst parameter %s: %.2g; the flip variant's %.2g); PyTorch float32's own: %.2g" % (
                     n, p, lc, lt, v["loss_rel_err"], v["grad_rel_err"], v["grad_param_worst"],
-                    v["grad_param_rel_err"], v["torch32_grad_rel_err"]))
-            if v["loss_rel_err"] > TOL[p] or v["grad_rel_err"] > TOL[p] or v["grad_param_rel_err"] > TOL[p]:
+                    v["grad_param_rel_err"], v["grad_flip_rel_err"], v["torch32_grad_rel_err"]))
+            lf = abs(v["loss_flip"] - lc) / max(1e-300, abs(lc))
+            if max(v["loss_rel_err"], v["grad_rel_err"], v["grad_param_rel_err"], lf, v["grad_flip_rel_err"]) > TOL[p]:
                 sys.exit("conv: PyTorch and spdl (%s) disagree on %s: %s" % (p, n, v))
 
     rounds = []
     for r in range(ROUNDS):
-        rd = {"gemm": {}, "spdl": {}, "torch": {}}
+        rd = {"gemm": {}, "gemm_auto": {}, "spdl": {}, "torch": {}}
+        auto = common.bench_env()
+        auto.pop("OPENBLAS_CORETYPE", None)
         for p in PRECISIONS:
             rd["gemm"][p] = common.run_kv([dgemm, "1024", "9", p])
+            # the same with OpenBLAS choosing its kernels for this CPU (AVX-512 where it has it)
+            rd["gemm_auto"][p] = common.run_kv([dgemm, "1024", "9", p], env=auto)
         for n in NAMES:
             m = MODELS[n]
             for p in PRECISIONS:
                 key = "%s/%s" % (n, p)
                 rd["spdl"][key] = common.run_kv([exes[(n, p)], "time", str(BATCH), str(m["repeats"]), str(m["sec"])])
-                rd["torch"][key] = common.run_kv(torch_py + ["time"] + torch_args(n) + [
-                    str(m["repeats"]), str(m["sec"]), TORCH_DTYPE[p]])
-                out("round %d, %s: spdl %s ms (cpu %s), torch %s ms (cpu %s)" % (
-                    r + 1, key, rd["spdl"][key]["median_ms"], rd["spdl"][key]["median_cpu_ms"],
-                    rd["torch"][key]["median_ms"], rd["torch"][key]["median_cpu_ms"]))
+                rd["torch"][key] = {vr: common.run_kv(torch_py + ["time"] + torch_args(n) + [
+                    str(m["repeats"]), str(m["sec"]), TORCH_DTYPE[p], vr]) for vr in VARIANTS}
+                out("round %d, %s: spdl %s ms (cpu %s), %s" % (
+                    r + 1, key, rd["spdl"][key]["median_ms"], rd["spdl"][key]["median_cpu_ms"], ", ".join(
+                        "torch %s %s ms (cpu %s)" % (vr, rd["torch"][key][vr]["median_ms"],
+                                                     rd["torch"][key][vr]["median_cpu_ms"]) for vr in VARIANTS)))
         out("round %d: %s; load average %s" % (r + 1, ", ".join(
-            "%s %s GFLOP/s (cpu %s)" % (gemm_name(p), rd["gemm"][p]["median_gflops"],
-                                         rd["gemm"][p]["median_cpu_gflops"])
+            "%s %s GFLOP/s (cpu %s; %s kernels: %s, cpu %s)" % (
+                gemm_name(p), rd["gemm"][p]["median_gflops"], rd["gemm"][p]["median_cpu_gflops"],
+                rd["gemm_auto"][p]["corename"], rd["gemm_auto"][p]["median_gflops"],
+                rd["gemm_auto"][p]["median_cpu_gflops"])
             for p in PRECISIONS), common.loadavg()))
         rounds.append(rd)
 
-    torch_version = next(iter(rounds[0]["torch"].values())).get("torch", "?")
+    torch_version = next(iter(rounds[0]["torch"].values()))[VARIANTS[0]].get("torch", "?")
     gemm = {p: {"gflops": med([float(rd["gemm"][p]["median_gflops"]) for rd in rounds]),
                 "cpu_gflops": med([float(rd["gemm"][p]["median_cpu_gflops"]) for rd in rounds]),
-                "corename": rounds[0]["gemm"][p]["corename"], "config": rounds[0]["gemm"][p]["config"]}
+                "corename": rounds[0]["gemm"][p]["corename"], "config": rounds[0]["gemm"][p]["config"],
+                "auto_gflops": med([float(rd["gemm_auto"][p]["median_gflops"]) for rd in rounds]),
+                "auto_cpu_gflops": med([float(rd["gemm_auto"][p]["median_cpu_gflops"]) for rd in rounds]),
+                "auto_corename": rounds[0]["gemm_auto"][p]["corename"]}
             for p in PRECISIONS}
     res = {}
     for n in NAMES:
@@ -270,9 +299,13 @@ def main():
         for p in PRECISIONS:
             key = "%s/%s" % (n, p)
             s = [float(rd["spdl"][key]["median_ms"]) for rd in rounds]
-            t = [float(rd["torch"][key]["median_ms"]) for rd in rounds]
+            # PyTorch's time in a round: the faster variant's (by wall and by CPU time apart)
+            tv = {vr: [float(rd["torch"][key][vr]["median_ms"]) for rd in rounds] for vr in VARIANTS}
+            tvc = {vr: [float(rd["torch"][key][vr]["median_cpu_ms"]) for rd in rounds] for vr in VARIANTS}
+            t = [min(tv[vr][i] for vr in VARIANTS) for i in range(len(rounds))]
             sc = [float(rd["spdl"][key]["median_cpu_ms"]) for rd in rounds]
-            tc = [float(rd["torch"][key]["median_cpu_ms"]) for rd in rounds]
+            tc = [min(tvc[vr][i] for vr in VARIANTS) for i in range(len(rounds))]
+            faster = min(VARIANTS, key=lambda vr: med(tvc[vr]))
             ratios = [b / a for a, b in zip(s, t)]
             ratios_cpu = [b / a for a, b in zip(sc, tc)]
             res[key] = {"model": n, "precision": p, "spdl_ms": med(s), "torch_ms": med(t), "ratio": med(ratios),
@@ -280,7 +313,9 @@ def main():
                         "torch_cpu_ms": med(tc), "ratio_cpu": med(ratios_cpu), "ratio_cpu_min": min(ratios_cpu),
                         "ratio_cpu_max": max(ratios_cpu), "flops": f,
                         "spdl_gflops": f / (med(s) * 1e-3) * 1e-9, "spdl_cpu_gflops": f / (med(sc) * 1e-3) * 1e-9,
-                        "torch_gflops": f / (med(t) * 1e-3) * 1e-9, "torch_cpu_gflops": f / (med(tc) * 1e-3) * 1e-9}
+                        "torch_gflops": f / (med(t) * 1e-3) * 1e-9, "torch_cpu_gflops": f / (med(tc) * 1e-3) * 1e-9,
+                        "torch_variant_ms": {vr: med(tv[vr]) for vr in VARIANTS},
+                        "torch_variant_cpu_ms": {vr: med(tvc[vr]) for vr in VARIANTS}, "torch_faster": faster}
 
     out()
     out("## Speed: one training step (M_loss_grad) of the p4 models, batch %d, one thread" % BATCH)
@@ -288,7 +323,9 @@ def main():
     out("digits_c4: tests/design/digits_c4.spn (lift 1 -> 4, 4 layers, 8 x 8); c4_28: bench/c4_28.spn "
         "(lift 1 -> 16, 2 layers, 28 x 28). PyTorch %s in float64 for double, float32 for float. Medians over %d "
         "rounds of the median of the repeats (digits_c4: %d repeats of >= %g s; c4_28: %d repeats of >= %g s); "
-        "ratio = PyTorch time / spdl time, the median of the rounds' ratios (range in brackets)." % (
+        "PyTorch's time in a round is its faster gconv' variant's (conv_transpose2d or conv2d with the flipped "
+        "bank; both below); ratio = PyTorch time / spdl time, the median of the rounds' ratios (range in "
+        "brackets)." % (
             torch_version, ROUNDS, MODELS["digits_c4"]["repeats"], MODELS["digits_c4"]["sec"],
             MODELS["c4_28"]["repeats"], MODELS["c4_28"]["sec"]))
     out()
@@ -301,14 +338,29 @@ def main():
             TARGET_RATIO, "yes" if v["ratio"] >= TARGET_RATIO else "**no**", v["spdl_cpu_ms"], v["torch_cpu_ms"],
             v["ratio_cpu"], v["ratio_cpu_min"], v["ratio_cpu_max"]))
     out()
+    out("PyTorch by gconv' variant (medians over the rounds):")
+    out()
+    out("| model | precision | transpose ms | transpose CPU ms | flip ms | flip CPU ms | faster (CPU time) |")
+    out("|---|---|---|---|---|---|---|")
+    for key, v in res.items():
+        a, b = v["torch_variant_ms"], v["torch_variant_cpu_ms"]
+        out("| %s | %s | %.4g | %.4g | %.4g | %.4g | %s |" % (
+            v["model"], v["precision"], a["transpose"], b["transpose"], a["flip"], b["flip"], v["torch_faster"]))
+    out()
     out("## Achieved GFLOP/s against OpenBLAS gemm (n = 1024, one thread, same rounds)")
     out()
     out("Convolution flops only: per layer 2 convolutions of 4C -> 4C maps, each forward plus 2 adjoint products, "
         "the lift forward plus its kernel gradient; 2 x 9 flops per output pixel and input map (the dense count).")
     out()
     for p in PRECISIONS:
-        out("%s: %.1f GFLOP/s (wall), %.1f (CPU time); %s." % (
-            gemm_name(p), gemm[p]["gflops"], gemm[p]["cpu_gflops"], gemm[p]["config"]))
+        out("%s: %.1f GFLOP/s (wall), %.1f (CPU time); %s. With OPENBLAS_CORETYPE unset (%s kernels): "
+            "%.1f (wall), %.1f (CPU time)." % (
+                gemm_name(p), gemm[p]["gflops"], gemm[p]["cpu_gflops"], gemm[p]["config"], gemm[p]["auto_corename"],
+                gemm[p]["auto_gflops"], gemm[p]["auto_cpu_gflops"]))
+    out()
+    out("The percentages are of the first figure (OpenBLAS on its AVX2 kernels, as speed.py measures it; "
+        "spdl's code is AVX2 too). PyTorch's float32 conv2d runs oneDNN's own kernels (%s), which can pass it."
+        % blas["onednn_conv_impl"])
     out()
     out("Each row's gemm is the same precision's: dgemm for double, sgemm for float.")
     out()
@@ -330,16 +382,19 @@ def main():
         out("spdl: perf cpu-clock samples of the harness (our process only; the model built with -g, the same "
             "flags otherwise), attributed to source lines of the generated M.c and grouped by the runtime kernel "
             "they belong to. The samples include the harness's warm-up calls. PyTorch: "
-            "torch.autograd.profiler's self CPU time by operator over 3 steps (the float64 convolutions are "
-            "im2col + OpenBLAS gemm inside _slow_conv2d_*; float32 runs oneDNN inside mkldnn_convolution and "
-            "convolution_backward).")
+            "torch.autograd.profiler's self CPU time by operator over 3 steps of the faster variant (the float64 "
+            "convolutions are im2col + OpenBLAS gemm inside _slow_conv2d_* and slow_conv_transpose2d; float32 "
+            "conv2d runs oneDNN inside mkldnn_convolution and convolution_backward, float32 conv_transpose2d "
+            "is slow_conv_transpose2d).")
         for n in NAMES:
             for p in PRECISIONS:
                 key = "%s/%s" % (n, p)
                 rows = perf_profile(n, p)
-                tp = common.run_kv(torch_py + ["profile"] + torch_args(n) + [TORCH_DTYPE[p]])
+                vr = res[key]["torch_faster"]
+                tp = common.run_kv(torch_py + ["profile"] + torch_args(n) + [TORCH_DTYPE[p], vr])
                 ops = sorted(((k[3:], float(v)) for k, v in tp.items() if k.startswith("op ")), key=lambda kv: -kv[1])
-                prof[key] = {"spdl": rows, "spdl_kernels": kernel_groups(rows) if rows else None, "torch": ops}
+                prof[key] = {"spdl": rows, "spdl_kernels": kernel_groups(rows) if rows else None, "torch": ops,
+                             "torch_variant": vr}
                 out()
                 out("### %s, %s" % (n, p))
                 out()
@@ -351,7 +406,7 @@ def main():
                     for cat, share in prof[key]["spdl_kernels"]:
                         out("| %s | %.1f%% |" % (cat, share))
                 out()
-                out("| PyTorch operator (self CPU time) | share |")
+                out("| PyTorch (%s) operator (self CPU time) | share |" % vr)
                 out("|---|---|")
                 for op, share in ops[:8]:
                     out("| %s | %.1f%% |" % (op, 100 * share))

@@ -3,8 +3,13 @@ with /usr/bin/python3), the same computation as the spdl-generated C of
 tests/design/digits_c4.spn and bench/c4_28.spn, written the way GrouPy and
 escnn run a group convolution: the filter bank is expanded once per step
 (from DESIGN section 8's formulas; our own code), then each layer is one
-plain F.conv2d, and gconv' (the transpose) is one F.conv_transpose2d with
-the same bank:
+plain F.conv2d, and gconv' (the transpose) is either one
+F.conv_transpose2d with the same bank (VARIANT `transpose`) or one F.conv2d
+with the transposed bank, taps flipped (VARIANT `flip`: W'[j, i] =
+flip(W[i, j]); the correlation's adjoint is the correlation with the
+flipped filter). The two are the same map; which is faster depends on the
+dtype and size (float32 conv2d runs oneDNN, conv_transpose2d does not in
+1.13), so bench/conv.py times both:
 
     lift bank   W0[(o, e), i]      = rot90(K0[o, i], e)
     gconv bank  W[(o, e), (i, f)]  = rot90(K[o, i, (f - e) mod 4], e)
@@ -13,7 +18,9 @@ the same bank:
                  rotation, as DESIGN section 8 fixes it)
     h = relu(conv2d(x, W0, pad 1) + b0)           # (B, C*4, n, n) = R[C, 4, n, n]
     layer l (dt = T / L, T = 1):
-        h = h - dt * conv_transpose2d(relu(conv2d(h, W_l, pad 1) + b_l), W_l, pad 1)
+        a = relu(conv2d(h, W_l, pad 1) + b_l)
+        h = h - dt * conv_transpose2d(a, W_l, pad 1)                  # transpose
+        h = h - dt * conv2d(a, flip(W_l^T), pad 1)                     # flip
     p = softmax(W mean_{group, grid}(h) + w);  loss = mean_batch(-log p[c])
 
 Channel order (o, e) of the expanded bank is the memory order of spdl's
@@ -23,16 +30,18 @@ layer's kernel and bias is its own leaf tensor (a ParameterList); the
 scaled update is one torch.sub with alpha.
 
 Subcommands (each prints `key=value` lines):
-  time C N L BATCH REPEATS SEC DTYPE   forward + loss + backward (DTYPE float64
-                                       or float32): REPEATS repeats of as many
-                                       steps as fill SEC seconds (at least one);
-                                       ms per step, wall clock and CPU time
+  time C N L BATCH REPEATS SEC DTYPE VARIANT
+                                       forward + loss + backward (DTYPE float64
+                                       or float32; VARIANT transpose or flip):
+                                       REPEATS repeats of as many steps as fill
+                                       SEC seconds (at least one); ms per step,
+                                       wall clock and CPU time
   check C N L BATCH PREFIX             loss and gradient at the C harness's
                                        dumped parameters and data (harness
                                        dump), in float64, against the C's
-                                       gradient; also PyTorch's own float32
-                                       error at the same point
-  profile C N L BATCH DTYPE            torch.autograd.profiler's self CPU time
+                                       gradient, for both variants; also
+                                       PyTorch's own float32 error there
+  profile C N L BATCH DTYPE VARIANT    torch.autograd.profiler's self CPU time
                                        of a few steps, by operator
   blas                                 the BLAS library this process has loaded
 
@@ -77,8 +86,10 @@ def gconv_bank(K):
 
 
 class P4:
-    def __init__(self, C, n, L, dtype, theta=None, seed=1):
-        self.C, self.n, self.L, self.dt = C, n, L, T_END / L
+    def __init__(self, C, n, L, dtype, theta=None, seed=1, variant="transpose"):
+        if variant not in ("transpose", "flip"):
+            raise ValueError("variant must be transpose or flip")
+        self.C, self.n, self.L, self.dt, self.variant = C, n, L, T_END / L, variant
         sizes = [(name, layers, shape, int(np.prod(shape))) for name, layers, shape in layout(C, L)]
         total = sum(layers * size for _, layers, _, size in sizes)
         if theta is None:
@@ -103,7 +114,11 @@ class P4:
         for K, b in zip(p["k"], p["b"]):
             W = gconv_bank(K)
             a = F.relu(F.conv2d(h, W, b.repeat_interleave(G), padding=KS // 2))
-            h = torch.sub(h, F.conv_transpose2d(a, W, padding=KS // 2), alpha=self.dt)
+            if self.variant == "transpose":
+                t = F.conv_transpose2d(a, W, padding=KS // 2)
+            else:
+                t = F.conv2d(a, W.transpose(0, 1).flip(2, 3), padding=KS // 2)
+            h = torch.sub(h, t, alpha=self.dt)
         feat = h.reshape(h.shape[0], self.C, -1).mean(dim=2)       # gpool, then mean_space
         logits = torch.addmm(p["w"][0], feat, p["W"][0].t())
         return F.cross_entropy(logits, c)
@@ -126,8 +141,8 @@ def data(B, n, dtype):
     return x, c
 
 
-def cmd_time(C, n, L, B, repeats, sec, dtype):
-    m = P4(C, n, L, dtype)
+def cmd_time(C, n, L, B, repeats, sec, dtype, variant):
+    m = P4(C, n, L, dtype, variant=variant)
     x, c = data(B, n, dtype)
     t0 = time.perf_counter()
     calls = 0
@@ -146,6 +161,7 @@ def cmd_time(C, n, L, B, repeats, sec, dtype):
     print("torch=%s" % torch.__version__)
     print("threads=%d" % torch.get_num_threads())
     print("dtype=%s" % dtype)
+    print("variant=%s" % variant)
     print("calls_per_repeat=%d" % k)
     print("repeats_ms=" + ",".join("%.6g" % v for v in ms))
     print("repeats_cpu_ms=" + ",".join("%.6g" % v for v in cpu))
@@ -184,15 +200,10 @@ def cmd_check(C, n, L, B, prefix):
     m = P4(C, n, L, torch.float64, theta=theta)
     Lt = m.step(x, c)
     gt = m.grad_vector().numpy()
-    m32 = P4(C, n, L, torch.float32, theta=theta)
-    L32 = m32.step(x.to(torch.float32), c)
-    g32 = m32.grad_vector().numpy()
     scale = np.max(np.abs(gt))
     print("loss=%.17g" % Lt.item())
-    print("loss32=%.9g" % L32.item())
     print("grad_max_abs=%.6g" % scale)
     print("grad_rel_err=%.3g" % (np.max(np.abs(gt - gc)) / scale))
-    print("grad32_rel_err=%.3g" % (np.max(np.abs(gt - g32)) / scale))
     # the worst parameter, each measured against its own largest entry
     worst, wname = 0.0, "-"
     for name, off, size, _, _ in table:
@@ -202,10 +213,21 @@ def cmd_check(C, n, L, B, prefix):
             worst, wname = e, name
     print("grad_param_rel_err=%.3g" % worst)
     print("grad_param_worst=%s" % wname)
+    # the other variant in float64 (against the C too), and float32's own error
+    mf = P4(C, n, L, torch.float64, theta=theta, variant="flip")
+    Lf = mf.step(x, c)
+    gf = mf.grad_vector().numpy()
+    print("loss_flip=%.17g" % Lf.item())
+    print("grad_flip_rel_err=%.3g" % (np.max(np.abs(gf - gc)) / scale))
+    m32 = P4(C, n, L, torch.float32, theta=theta)
+    L32 = m32.step(x.to(torch.float32), c)
+    g32 = m32.grad_vector().numpy()
+    print("loss32=%.9g" % L32.item())
+    print("grad32_rel_err=%.3g" % (np.max(np.abs(gt - g32)) / scale))
 
 
-def cmd_profile(C, n, L, B, dtype, steps=3):
-    m = P4(C, n, L, dtype)
+def cmd_profile(C, n, L, B, dtype, variant, steps=3):
+    m = P4(C, n, L, dtype, variant=variant)
     x, c = data(B, n, dtype)
     m.step(x, c)
     with torch.autograd.profiler.profile() as prof:
@@ -223,9 +245,13 @@ def cmd_profile(C, n, L, B, dtype, steps=3):
 
 
 def cmd_blas():
-    """the BLAS shared object this process maps once a product has run"""
+    """the BLAS shared object this process maps once a product has run (and
+    one float32 conv2d, so that oneDNN, when ONEDNN_VERBOSE=1, says which
+    instruction set its kernels use)"""
     a = torch.ones(64, 64, dtype=torch.float64)
     (a @ a).sum().item()
+    F.conv2d(torch.ones(16, 8, 8, 8), torch.ones(8, 8, 3, 3), padding=1).sum().item()
+    sys.stdout.flush()
     seen = []
     with open("/proc/self/maps") as f:
         for line in f:
@@ -243,11 +269,11 @@ def main(argv):
     cmd, a = argv[1], argv[2:]
     dt = {"float64": torch.float64, "float32": torch.float32}
     if cmd == "time":
-        cmd_time(int(a[0]), int(a[1]), int(a[2]), int(a[3]), int(a[4]), float(a[5]), dt[a[6]])
+        cmd_time(int(a[0]), int(a[1]), int(a[2]), int(a[3]), int(a[4]), float(a[5]), dt[a[6]], a[7])
     elif cmd == "check":
         cmd_check(int(a[0]), int(a[1]), int(a[2]), int(a[3]), a[4])
     elif cmd == "profile":
-        cmd_profile(int(a[0]), int(a[1]), int(a[2]), int(a[3]), dt[a[4]])
+        cmd_profile(int(a[0]), int(a[1]), int(a[2]), int(a[3]), dt[a[4]], a[5])
     elif cmd == "blas":
         cmd_blas()
     else:
