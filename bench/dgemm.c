@@ -3,11 +3,13 @@
  * repeats (9 unless given) of as many calls as fill 0.3 s. Prints `key=value`
  * lines: the kernels OpenBLAS chose, the rate of each repeat and the median,
  * in GFLOP/s (2 n^3 flops per call), by the wall clock and by the process's
- * CPU time. Run with OPENBLAS_NUM_THREADS=1. */
+ * CPU time. Run with OPENBLAS_NUM_THREADS=1.
+ *   dgemm [N [REPEATS [double|float]]]   float: cblas_sgemm on floats instead */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static double clock_s(clockid_t id)
@@ -30,21 +32,27 @@ int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 1024;
     int repeats = argc > 2 ? atoi(argv[2]) : 9;
-    if (n < 16 || repeats < 1 || repeats > 1000)
+    int single = argc > 3 && strcmp(argv[3], "float") == 0;
+    if (n < 16 || repeats < 1 || repeats > 1000 || (argc > 3 && !single && strcmp(argv[3], "double") != 0))
         return 2;
     size_t nn = (size_t)n * (size_t)n;
     double *A = malloc(nn * sizeof *A), *B = malloc(nn * sizeof *B), *C = malloc(nn * sizeof *C);
-    if (!A || !B || !C)
+    float *As = malloc(nn * sizeof *As), *Bs = malloc(nn * sizeof *Bs), *Cs = malloc(nn * sizeof *Cs);
+    if (!A || !B || !C || !As || !Bs || !Cs)
         return 1;
     for (size_t i = 0; i < nn; i++) {
         A[i] = (double)(i % 17) / 17.0 - 0.5;
         B[i] = (double)(i % 13) / 13.0 - 0.5;
         C[i] = 0;
+        As[i] = (float)A[i], Bs[i] = (float)B[i], Cs[i] = 0;
     }
+#define GEMM()                                                                                                    \
+    (single ? cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, As, n, Bs, n, 0.0f, Cs, n)    \
+            : cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, A, n, B, n, 0.0, C, n))
     double t0 = now();
     int calls = 0;
     do {
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, A, n, B, n, 0.0, C, n);
+        GEMM();
         calls++;
     } while (now() - t0 < 0.1);
     double per = (now() - t0) / calls;
@@ -56,18 +64,19 @@ int main(int argc, char **argv)
     for (int r = 0; r < repeats; r++) {
         double a = now(), c = cpu_now();
         for (int i = 0; i < k; i++)
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, A, n, B, n, 0.0, C, n);
+            GEMM();
         rate[r] = flops / (now() - a) * 1e-9;
         crate[r] = flops / (cpu_now() - c) * 1e-9;
     }
-    printf("corename=%s\nconfig=%s\nn=%d\ncalls_per_repeat=%d\nrepeats_gflops=", openblas_get_corename(),
-           openblas_get_config(), n, k);
+    printf("precision=%s\ncorename=%s\nconfig=%s\nn=%d\ncalls_per_repeat=%d\nrepeats_gflops=",
+           single ? "float" : "double", openblas_get_corename(), openblas_get_config(), n, k);
     for (int r = 0; r < repeats; r++)
         printf("%s%.4g", r ? "," : "", rate[r]);
     qsort(rate, (size_t)repeats, sizeof *rate, cmp_double);
     qsort(crate, (size_t)repeats, sizeof *crate, cmp_double);
     printf("\nmedian_gflops=%.4g\nmin_gflops=%.4g\nmax_gflops=%.4g\nmedian_cpu_gflops=%.4g\ncheck=%.6g\n",
-           rate[repeats / 2], rate[0], rate[repeats - 1], crate[repeats / 2], C[nn / 2 + 3]);
-    free(A), free(B), free(C), free(rate);
+           rate[repeats / 2], rate[0], rate[repeats - 1], crate[repeats / 2],
+           single ? (double)Cs[nn / 2 + 3] : C[nn / 2 + 3]);
+    free(A), free(B), free(C), free(As), free(Bs), free(Cs), free(rate);
     return 0;
 }

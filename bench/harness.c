@@ -9,8 +9,12 @@
  *                                    wall clock and process CPU time, and
  *                                    their medians
  *   harness dump BATCH PREFIX        PREFIX.{theta,x,target,grad}: raw doubles,
- *                                    and the loss, for bench/torch_spirals.py to
- *                                    check that PyTorch computes the same model
+ *                                    and the loss, for bench/torch_spirals.py
+ *                                    (and bench/torch_c4.py) to check that
+ *                                    PyTorch computes the same model;
+ *                                    PREFIX.params: the parameter table
+ *                                    (M_params), one line per parameter:
+ *                                    name offset size layers rank shape...
  *   harness mem BATCH                one training step in this fresh process:
  *                                    resident set before the work buffer exists
  *                                    (parameters, gradient, data touched), peak
@@ -19,8 +23,11 @@
  *                                    from the process that started us (a
  *                                    Python parent's 12 MiB shows through it)
  *
- * Parameters are M_init(theta, 1); the data are two interleaved spirals with
- * labels 0 and 1 (the timing does not depend on them: every kernel of the
+ * Parameters are M_init(theta, 1); for a model with 2 inputs (the spirals
+ * model) the data are two interleaved spirals with labels 0 and 1, for any
+ * other classifier (the image models of bench/conv.py) every input is a
+ * deterministic pseudo-random number in [0, 1) and sample i has label
+ * i mod nclass (the timing does not depend on them: every kernel of the
  * generated code is branch-free). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -69,6 +76,18 @@ static void make_data(size_t B, double *x, double *t)
     }
 }
 
+/* any other classifier: inputs uniform in [0, 1), labels i mod nclass */
+static void make_images(size_t B, size_t nin, int nclass, double *x, double *t)
+{
+    uint64_t s = 42;
+    for (size_t i = 0; i < B * nin; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = ((double)(s >> 11) + 0.5) * 0x1.0p-53;
+    }
+    for (size_t i = 0; i < B; i++)
+        t[i] = (double)(i % (size_t)nclass);
+}
+
 /* a field of /proc/self/status in KiB: VmRSS (resident now) or VmHWM (the
    peak resident set of this process image) */
 static long status_kib(const char *key)
@@ -100,6 +119,27 @@ static int write_raw(const char *prefix, const char *ext, const double *a, size_
     return 0;
 }
 
+/* PREFIX.params: the parameter table, one line per parameter */
+static int write_params(const char *prefix, const spdl_model *m)
+{
+    char path[4096];
+    size_t n = 0;
+    const spdl_param *p = m->params(&n);
+    snprintf(path, sizeof path, "%s.params", prefix);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "harness: cannot write %s\n", path);
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "%s %zu %zu %zu %d", p[i].name, p[i].offset, p[i].size, p[i].layers, p[i].rank);
+        for (int d = 0; d < p[i].rank; d++)
+            fprintf(f, " %zu", p[i].shape[d]);
+        fprintf(f, "\n");
+    }
+    return fclose(f) != 0;
+}
+
 int main(int argc, char **argv)
 {
     const spdl_model *m = MODEL_FN();
@@ -110,8 +150,8 @@ int main(int argc, char **argv)
     const char *mode = argv[1];
     size_t B = argc > 2 ? (size_t)strtoul(argv[2], NULL, 10) : 256;
     size_t P = m->nparam;
-    if (m->nin != 2 || m->ntarget != 1 || B == 0) {
-        fprintf(stderr, "harness: expects the spirals model (2 inputs, a class label) and batch > 0\n");
+    if (m->ntarget != 1 || m->nclass < 1 || B == 0) {
+        fprintf(stderr, "harness: expects a classifier (one class label per sample) and batch > 0\n");
         return 2;
     }
     if (strcmp(mode, "info") == 0) {
@@ -119,14 +159,17 @@ int main(int argc, char **argv)
         return 0;
     }
     double *theta = malloc(P * sizeof *theta), *grad = malloc(P * sizeof *grad);
-    double *x = malloc(2 * B * sizeof *x), *t = malloc(B * sizeof *t);
+    double *x = malloc(m->nin * B * sizeof *x), *t = malloc(B * sizeof *t);
     if (!theta || !grad || !x || !t) {
         fprintf(stderr, "harness: out of memory\n");
         return 1;
     }
     m->init(theta, 1);
     memset(grad, 0, P * sizeof *grad);
-    make_data(B, x, t);
+    if (m->nin == 2)
+        make_data(B, x, t);
+    else
+        make_images(B, m->nin, m->nclass, x, t);
 
     if (strcmp(mode, "mem") == 0) {
         long before = status_kib("VmRSS");
@@ -150,8 +193,9 @@ int main(int argc, char **argv)
         if (argc < 4)
             return 2;
         double L = m->loss_grad(theta, B, x, t, grad, work);
-        if (write_raw(argv[3], "theta", theta, P) || write_raw(argv[3], "x", x, 2 * B) ||
-            write_raw(argv[3], "target", t, B) || write_raw(argv[3], "grad", grad, P))
+        if (write_raw(argv[3], "theta", theta, P) || write_raw(argv[3], "x", x, m->nin * B) ||
+            write_raw(argv[3], "target", t, B) || write_raw(argv[3], "grad", grad, P) ||
+            write_params(argv[3], m))
             return 1;
         printf("loss=%.17g\n", L);
         return isfinite(L) ? 0 : 1;

@@ -10,6 +10,7 @@ need() { # need PACKAGE TEST...: PACKAGE is missing unless the test succeeds
     pkg=$1; shift
     if ! "$@" >/dev/null 2>&1; then missing="$missing $pkg"; fi
 }
+deb_installed() { dpkg-query -W -f '${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
 has_header() { printf '#include <%s>\n' "$1" | ${CC:-cc} -E -x c - >/dev/null 2>&1; }
 
 need re2c command -v re2c
@@ -25,6 +26,9 @@ if [ "$what" = check ]; then
 fi
 if [ "$what" = bench ]; then
     need libopenblas-dev has_header cblas.h
+    # the pthread OpenBLAS also provides libblas.so.3, which PyTorch's float64 products (and
+    # its im2col convolutions) run on; without it they run on the reference BLAS
+    if command -v dpkg-query >/dev/null 2>&1; then need libopenblas0-pthread deb_installed libopenblas0-pthread; fi
     need python3-numpy /usr/bin/python3 -c 'import numpy'
     need python3-torch /usr/bin/python3 -c 'import torch'
     need linux-perf command -v perf
