@@ -74,7 +74,7 @@ $(B)/spdlc: $(COMPILER_OBJ)
 # ---- libspdl: the runtime (kernels, optimisers, data, safetensors, driver) ----
 RUNTIME_SRC := $(wildcard runtime/*.c)
 RUNTIME_OBJ := $(RUNTIME_SRC:runtime/%.c=$(B)/runtime/%.o)
-RUNTIME_LIBS := -lz -lm
+RUNTIME_LIBS := -lz -lm -pthread
 
 # -fPIC: `spdlc build --python` links the part of libspdl a model needs into libM.so
 $(B)/runtime/%.o: runtime/%.c $(wildcard runtime/*.h) | $(B)/runtime

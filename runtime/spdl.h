@@ -77,8 +77,8 @@ typedef struct spdl_model {
        tile_loss runs one tile of nb <= tile samples of a batch of `batch` on a
        prepared buffer, returns the sum of their losses (NaN on bad arguments
        or labels), writes their outputs to y (nb x nout, may be NULL) and, with
-       adj, adds the tile's parameter adjoint (nadj doubles, seeded 1/batch)
-       to adj; tile_finish, on a prepared buffer, returns the parameter-only
+       adj, adds the tile's parameter adjoint a (nadj doubles, seeded 1/batch)
+       to adj, once: adj[i] += a[i]; tile_finish, on a prepared buffer, returns the parameter-only
        loss terms and, with adj summed over the batch's tiles, writes the
        gradient. Mean loss = (sum of the tiles' sums) / batch + tile_finish.
        NULL (and tile 0) in a descriptor made by hand: libspdl then calls
