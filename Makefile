@@ -27,7 +27,7 @@ COMPILER_SRC := arena diag ast parse source resolve tableau step analysis check 
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
-.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-warn check-inv check-e2e check-attack check-python bench-python check-difftest difftest
+.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots bench-threads check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-warn check-inv check-e2e check-attack check-python bench-python check-difftest difftest
 all: $(B)/spdlc $(B)/libspdl.a
 
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -238,7 +238,7 @@ fuzz: $(B)/fuzz/fuzz_front
 # depth (issue 6); bench-hotspots profiles one training step with perf (WIDTH=64).
 # Results go to build/bench/*.md. ROUNDS, REPEATS, SEC etc. override the defaults.
 BENCH_PY := /usr/bin/python3
-bench bench-speed bench-memory bench-hotspots bench-python: DEPS_FOR = bench
+bench bench-speed bench-memory bench-hotspots bench-python bench-threads: DEPS_FOR = bench
 bench: deps all
 	$(BENCH_PY) bench/speed.py
 	$(BENCH_PY) bench/memory.py
@@ -248,6 +248,10 @@ bench-memory: deps all
 	$(BENCH_PY) bench/memory.py
 bench-hotspots: deps all
 	$(BENCH_PY) bench/hotspots.py $(or $(WIDTH),64)
+# the training step split into tiles across threads (issue 12 item 3): its cost on one thread, the speed-up on
+# every CPU, `EXE train --threads N` throughput, PyTorch with one and with its default threads
+bench-threads: deps all
+	$(BENCH_PY) bench/threads.py
 # the Python binding's per-call cost and a PyTorch training loop against pure PyTorch (issue 13)
 bench-python: deps all
 	$(BENCH_PY) bench/python_overhead.py

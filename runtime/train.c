@@ -301,8 +301,9 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
         }
     }
     if (!a->quiet)
-        printf("trained %d epochs in %.1f s (%.1f s in the optimiser loop); weights in %s, log in %s\n",
-               a->epochs - first_epoch, spdl_now() - t_start, t_run, out, logbuf);
+        printf("trained %d epochs in %.1f s (%.2f s in the optimiser loop: %.0f samples/s); weights in %s, log in %s\n",
+               a->epochs - first_epoch, spdl_now() - t_start, t_run,
+               (double)(a->epochs - first_epoch) * (double)train.n / (t_run > 0 ? t_run : 1e-9), out, logbuf);
     status = 0;
 done:
     if (log)
