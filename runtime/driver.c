@@ -289,8 +289,8 @@ static const struct option {
     {O_CKPT, "--checkpoint-every", NULL, V_INT, "K", 1, SPDL_EPOCHS_MAX, C_TRAIN, 0,
      "epochs between checkpoints (default 1; the last epoch always writes one)"},
     {O_THREADS, "--threads", NULL, V_INT, "N", 1, SPDL_THREADS_MAX, C_THREADED, 0,
-     "threads, each taking tiles of 64 samples (default: every CPU this process may use, or $SPDL_THREADS); "
-     "results are bit-identical for any N"},
+     "threads, each taking tiles of 64 samples (default: $SPDL_THREADS, else every CPU this process may "
+     "use); results are bit-identical for any N"},
     {O_QUIET, "--quiet", "-q", V_NONE, NULL, 0, 0, C_TRAIN, 0, "no progress and no summary"},
     {O_HELP, "--help", "-h", V_NONE, NULL, 0, 0, C_ALL, 0, "this help"},
 };
