@@ -27,7 +27,7 @@ COMPILER_SRC := arena diag ast parse source resolve tableau step analysis check 
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
-.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots bench-conv check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-warn check-inv check-e2e check-attack check-python bench-python check-difftest difftest
+.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots bench-conv bench-threads check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-warn check-inv check-e2e check-attack check-python bench-python check-difftest difftest
 all: $(B)/spdlc $(B)/libspdl.a
 
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -74,7 +74,7 @@ $(B)/spdlc: $(COMPILER_OBJ)
 # ---- libspdl: the runtime (kernels, optimisers, data, safetensors, driver) ----
 RUNTIME_SRC := $(wildcard runtime/*.c)
 RUNTIME_OBJ := $(RUNTIME_SRC:runtime/%.c=$(B)/runtime/%.o)
-RUNTIME_LIBS := -lz -lm
+RUNTIME_LIBS := -lz -lm -pthread
 
 # -fPIC: `spdlc build --python` links the part of libspdl a model needs into libM.so
 $(B)/runtime/%.o: runtime/%.c $(wildcard runtime/*.h) | $(B)/runtime
@@ -243,7 +243,7 @@ fuzz: $(B)/fuzz/fuzz_front
 # bench-conv times the p4 group-convolution models against PyTorch (issue 11).
 # Results go to build/bench/*.md. ROUNDS, REPEATS, SEC etc. override the defaults.
 BENCH_PY := /usr/bin/python3
-bench bench-speed bench-memory bench-hotspots bench-conv bench-python: DEPS_FOR = bench
+bench bench-speed bench-memory bench-hotspots bench-conv bench-python bench-threads: DEPS_FOR = bench
 bench: deps all
 	$(BENCH_PY) bench/speed.py
 	$(BENCH_PY) bench/memory.py
@@ -256,6 +256,10 @@ bench-hotspots: deps all
 	$(BENCH_PY) bench/hotspots.py $(or $(WIDTH),64)
 bench-conv: deps all
 	$(BENCH_PY) bench/conv.py
+# the training step split into tiles across threads (issue 12 item 3): its cost on one thread, the speed-up on
+# every CPU, `EXE train --threads N` throughput, PyTorch with one and with its default threads
+bench-threads: deps all
+	$(BENCH_PY) bench/threads.py
 # the Python binding's per-call cost and a PyTorch training loop against pure PyTorch (issue 13)
 bench-python: deps all
 	$(BENCH_PY) bench/python_overhead.py

@@ -94,7 +94,7 @@ def build_model(width, layers, memory="store", shared=False):
     run([CC] + MODEL_CFLAGS + inc + ["-c", os.path.join(d, "spirals.c"), "-o", obj])
     exe = os.path.join(d, "harness")
     run([CC] + OWN_CFLAGS + inc + ["-DMODEL_FN=spirals_model", os.path.join(ROOT, "bench", "harness.c"), obj,
-                                   "-o", exe, "-lm"])
+                                   os.path.join(ROOT, "build", "libspdl.a"), "-o", exe, "-lz", "-lm", "-pthread"])
     return exe
 
 

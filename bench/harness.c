@@ -8,6 +8,17 @@
  *                                    first repeat): ms per call of each repeat,
  *                                    wall clock and process CPU time, and
  *                                    their medians
+ *   harness tiles BATCH REPEATS SEC THREADS
+ *                                    the same for libspdl's training step
+ *                                    (runtime/tiles.c: M_tile_prepare once per
+ *                                    batch and thread, one M_tile_loss per tile,
+ *                                    the tiles' adjoints summed in tile order,
+ *                                    M_tile_finish) on THREADS threads
+ *   harness pertile BATCH REPEATS SEC
+ *                                    the design not taken: one M_loss_grad call
+ *                                    per tile, its gradient added with weight
+ *                                    nb / BATCH (the parameter code and its
+ *                                    adjoint run once per tile)
  *   harness dump BATCH PREFIX        PREFIX.{theta,x,target,grad}: raw doubles,
  *                                    and the loss, for bench/torch_spirals.py
  *                                    (and bench/torch_c4.py) to check that
@@ -38,6 +49,7 @@
 #include <time.h>
 
 #include "spdl.h"
+#include "tiles.h"
 
 const spdl_model *MODEL_FN(void);
 
@@ -52,8 +64,8 @@ static double clock_s(clockid_t id)
 
 static double now(void) { return clock_s(CLOCK_MONOTONIC); }
 
-/* CPU time of this (single-threaded) process: on a shared machine it
-   excludes the time other processes held the core */
+/* CPU time of this process, all its threads: on a shared machine it
+   excludes the time other processes held the cores */
 static double cpu_now(void) { return clock_s(CLOCK_PROCESS_CPUTIME_ID); }
 
 static int cmp_double(const void *a, const void *b)
@@ -140,11 +152,86 @@ static int write_params(const char *prefix, const spdl_model *m)
     return fclose(f) != 0;
 }
 
+/* one training step, as each mode makes it */
+typedef struct {
+    const spdl_model *m;
+    const double *theta, *x, *t;
+    double *grad, *acc;
+    size_t B;
+    void *work;
+    spdl_tiles *tiles;
+} step_ctx;
+
+static double step_batch(step_ctx *c) { return c->m->loss_grad(c->theta, c->B, c->x, c->t, c->grad, c->work); }
+
+static double step_tiles(step_ctx *c) { return spdl_tiles_loss_grad(c->tiles, c->theta, c->B, c->x, c->t, c->grad); }
+
+static double step_pertile(step_ctx *c)
+{
+    const spdl_model *m = c->m;
+    size_t P = m->nparam, T = m->tile;
+    double loss = 0;
+    memset(c->grad, 0, P * sizeof *c->grad);
+    for (size_t s = 0; s < c->B; s += T) {
+        size_t nb = c->B - s < T ? c->B - s : T;
+        double wt = (double)nb / (double)c->B;
+        loss += wt * m->loss_grad(c->theta, nb, c->x + s * m->nin, c->t + s, c->acc, c->work);
+        for (size_t i = 0; i < P; i++)
+            c->grad[i] += wt * c->acc[i];
+    }
+    return loss;
+}
+
+/* REPEATS repeats of as many steps as fill SEC seconds; prints key=value */
+static int time_steps(double (*step)(step_ctx *), step_ctx *c, int repeats, double sec)
+{
+    if (repeats < 1 || repeats > 1000 || !(sec > 0)) {
+        fprintf(stderr, "harness: bad REPEATS or SEC\n");
+        return 2;
+    }
+    volatile double sink = 0;
+    /* warm up (page faults of the work buffer, caches), then count how many
+       calls fill SEC seconds */
+    double t0 = now();
+    long calls = 0;
+    do {
+        sink += step(c);
+        calls++;
+    } while (now() - t0 < 0.25 * sec || calls < 2);
+    double per = (now() - t0) / (double)calls;
+    long n = (long)ceil(sec / per);
+    if (n < 1)
+        n = 1;
+    double *ms = malloc(2 * (size_t)repeats * sizeof *ms), *cpu = ms + repeats;
+    if (!ms)
+        return 1;
+    for (int r = 0; r < repeats; r++) {
+        double a = now(), b = cpu_now();
+        for (long i = 0; i < n; i++)
+            sink += step(c);
+        ms[r] = 1e3 * (now() - a) / (double)n;
+        cpu[r] = 1e3 * (cpu_now() - b) / (double)n;
+    }
+    printf("calls_per_repeat=%ld\nrepeats_ms=", n);
+    for (int r = 0; r < repeats; r++)
+        printf("%s%.6g", r ? "," : "", ms[r]);
+    printf("\nrepeats_cpu_ms=");
+    for (int r = 0; r < repeats; r++)
+        printf("%s%.6g", r ? "," : "", cpu[r]);
+    qsort(ms, (size_t)repeats, sizeof *ms, cmp_double);
+    qsort(cpu, (size_t)repeats, sizeof *cpu, cmp_double);
+    printf("\nmedian_ms=%.6g\nmin_ms=%.6g\nmax_ms=%.6g\nmedian_cpu_ms=%.6g\n", ms[repeats / 2], ms[0],
+           ms[repeats - 1], cpu[repeats / 2]);
+    free(ms);
+    return isfinite(sink) ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     const spdl_model *m = MODEL_FN();
     if (argc < 2) {
-        fprintf(stderr, "usage: harness info | time BATCH REPEATS SEC | dump BATCH PREFIX | mem BATCH\n");
+        fprintf(stderr, "usage: harness info | time|pertile BATCH REPEATS SEC | tiles BATCH REPEATS SEC THREADS | "
+                        "dump BATCH PREFIX | mem BATCH\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -200,48 +287,26 @@ int main(int argc, char **argv)
         printf("loss=%.17g\n", L);
         return isfinite(L) ? 0 : 1;
     }
-    if (strcmp(mode, "time") == 0) {
-        int repeats = argc > 3 ? atoi(argv[3]) : 9;
-        double sec = argc > 4 ? atof(argv[4]) : 0.3;
-        if (repeats < 1 || repeats > 1000 || !(sec > 0)) {
-            fprintf(stderr, "harness: bad REPEATS or SEC\n");
-            return 2;
-        }
-        volatile double sink = 0;
-        /* warm up (page faults of the work buffer, caches), then count how many
-           calls fill SEC seconds */
-        double t0 = now();
-        long calls = 0;
-        do {
-            sink += m->loss_grad(theta, B, x, t, grad, work);
-            calls++;
-        } while (now() - t0 < 0.25 * sec || calls < 2);
-        double per = (now() - t0) / (double)calls;
-        long n = (long)ceil(sec / per);
-        if (n < 1)
-            n = 1;
-        double *ms = malloc(2 * (size_t)repeats * sizeof *ms), *cpu = ms + repeats;
-        if (!ms)
+    step_ctx c = {m, theta, x, t, grad, NULL, B, work, NULL};
+    int repeats = argc > 3 ? atoi(argv[3]) : 9;
+    double sec = argc > 4 ? atof(argv[4]) : 0.3;
+    if (strcmp(mode, "time") == 0)
+        return time_steps(step_batch, &c, repeats, sec);
+    if (strcmp(mode, "pertile") == 0) {
+        if (!(c.acc = malloc((P ? P : 1) * sizeof *c.acc)))
             return 1;
-        for (int r = 0; r < repeats; r++) {
-            double a = now(), c = cpu_now();
-            for (long i = 0; i < n; i++)
-                sink += m->loss_grad(theta, B, x, t, grad, work);
-            ms[r] = 1e3 * (now() - a) / (double)n;
-            cpu[r] = 1e3 * (cpu_now() - c) / (double)n;
+        return time_steps(step_pertile, &c, repeats, sec);
+    }
+    if (strcmp(mode, "tiles") == 0) {
+        int threads = argc > 5 ? atoi(argv[5]) : 1;
+        if (spdl_tiles_new(m, threads, B, &c.tiles)) {
+            fprintf(stderr, "harness: cannot make %d threads' tiles\n", threads);
+            return 1;
         }
-        printf("calls_per_repeat=%ld\nrepeats_ms=", n);
-        for (int r = 0; r < repeats; r++)
-            printf("%s%.6g", r ? "," : "", ms[r]);
-        printf("\nrepeats_cpu_ms=");
-        for (int r = 0; r < repeats; r++)
-            printf("%s%.6g", r ? "," : "", cpu[r]);
-        qsort(ms, (size_t)repeats, sizeof *ms, cmp_double);
-        qsort(cpu, (size_t)repeats, sizeof *cpu, cmp_double);
-        printf("\nmedian_ms=%.6g\nmin_ms=%.6g\nmax_ms=%.6g\nmedian_cpu_ms=%.6g\n", ms[repeats / 2], ms[0],
-               ms[repeats - 1], cpu[repeats / 2]);
-        free(ms);
-        return isfinite(sink) ? 0 : 1;
+        printf("threads=%d\n", spdl_tiles_threads(c.tiles));
+        int rc = time_steps(step_tiles, &c, repeats, sec);
+        spdl_tiles_free(c.tiles);
+        return rc;
     }
     fprintf(stderr, "harness: unknown mode %s\n", mode);
     return 2;

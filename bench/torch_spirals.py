@@ -29,19 +29,23 @@ Subcommands (each prints `key=value` lines):
 
 The caller must set OPENBLAS_NUM_THREADS=1 before this process starts (the
 OpenBLAS pool ignores torch.set_num_threads); this script checks it and
-pins torch.set_num_threads(1)."""
+pins torch.set_num_threads(1). With TORCH_THREADS=default (bench/threads.py)
+it leaves PyTorch's and OpenBLAS's thread counts as they start (every core),
+and with TORCH_THREADS=N it sets torch.set_num_threads(N)."""
 import os
 import resource
 import sys
 import time
 
-if os.environ.get("OPENBLAS_NUM_THREADS") != "1":
+THREADS = os.environ.get("TORCH_THREADS", "1")
+if THREADS == "1" and os.environ.get("OPENBLAS_NUM_THREADS") != "1":
     sys.exit("torch_spirals.py: run with OPENBLAS_NUM_THREADS=1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(1)
+if THREADS != "default":
+    torch.set_num_threads(int(THREADS))
 T_END = 5.0
 
 

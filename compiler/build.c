@@ -219,6 +219,7 @@ static int compile(Arena *a, Diags *d, const char *model, char *dir, const char 
     argv[n++] = (char *)lib;
     argv[n++] = "-lz";
     argv[n++] = "-lm";
+    argv[n++] = "-pthread"; /* libspdl's worker threads (runtime/pool.c) */
     argv[n] = NULL;
     const char *log = arena_printf(a, "%s/cc.log", dir);
     int st = run(argv, log);

@@ -4,6 +4,106 @@
 #include "emit_internal.h"
 #include "version.h"
 
+/* The training step in three parts, for a caller that runs a batch's tiles
+ * on several threads (libspdl's train, DESIGN §9, runtime/tiles.c):
+ * M_tile_prepare runs the parameter code into a work buffer once per batch,
+ * M_tile_loss runs one tile on a prepared buffer and adds the tile's
+ * parameter adjoint (seeded 1/batch) to adj, M_tile_finish turns the
+ * adjoints summed over the batch's tiles into the gradient. Summed in a
+ * fixed order, the tiles give the same bits whichever buffer ran each; the
+ * parameter code and its adjoint run once per batch, not once per tile. */
+static void emit_tile_api(E *e)
+{
+    const StepProgram *p = e->p;
+    const Model *m = e->m;
+    const char *M = e->M;
+    const size_t nadj = e->padj_end - e->padj_begin;
+    out(e, "int %s_tile_prepare(const double *theta, void *work)", M);
+    out(e, "{");
+    e->indent++;
+    out(e, "if (!theta || !work)");
+    out(e, "    return SPDL_EINVAL;");
+    out(e, "%s", align_work(e));
+    out(e, "%s(theta, w);", fn(e, "prepare"));
+    if (e->o->memory == MEMORY_INVERT)
+        out(e, "%s(w);", fn(e, "prepare_inverse"));
+    out(e, "return SPDL_OK;");
+    e->indent--;
+    out(e, "}");
+    nl(e);
+    out(e, "double %s_tile_loss(void *work, size_t batch, size_t nb, const double *x, const double *target, double *y, double *adj)", M);
+    out(e, "{");
+    e->indent++;
+    out(e, "if (!work || !x || nb == 0 || nb > SPDL_BT || batch < nb%s)", m->ntarget ? " || !target" : "");
+    out(e, "    return NAN;");
+    out(e, "%s", align_work(e));
+    if (nadj) {
+        out(e, "if (adj)");
+        out(e, "    memset(w + %zu, 0, sizeof(real) * %zu);", e->padj_begin, nadj);
+    }
+    out(e, "if (%s(w, x, target, 0, nb))", fn(e, "load"));
+    out(e, "    return NAN;");
+    out(e, "%s(w, adj != NULL, NULL, NULL, NULL);", fn(e, "tile_forward"));
+    out(e, "double total = 0;");
+    if (p->loss_sample >= 0) {
+        out(e, "const real *restrict L = %s;", F(e, p->loss_sample));
+        out(e, "for (size_t l = 0; l < nb; l++)");
+        out(e, "    total += (double)L[l];");
+    }
+    out(e, "if (y) {");
+    out(e, "    const real *restrict Y = %s;", F(e, p->out));
+    out(e, "    for (size_t l = 0; l < nb; l++)");
+    out(e, "        for (size_t i = 0; i < %zu; i++)", m->nout);
+    out(e, "            y[l * %zu + i] = (double)Y[i * SPDL_BT + l];", m->nout);
+    out(e, "}");
+    out(e, "if (adj) {");
+    out(e, "    if (%s(w, nb, (real)(1.0 / (double)batch)))", fn(e, "tile_backward_loss"));
+    out(e, "        return NAN;");
+    if (nadj) {
+        out(e, "    for (size_t i = 0; i < %zu; i++)", nadj);
+        out(e, "        adj[i] += (double)w[%zu + i];", e->padj_begin);
+    }
+    out(e, "}");
+    out(e, "return total;");
+    e->indent--;
+    out(e, "}");
+    nl(e);
+    out(e, "double %s_tile_finish(void *work, const double *adj, double *grad)", M);
+    out(e, "{");
+    e->indent++;
+    out(e, "if (!work || (adj && !grad))");
+    out(e, "    return NAN;");
+    out(e, "%s", align_work(e));
+    out(e, "(void)w;");
+    out(e, "double loss = 0;");
+    if (p->loss_param >= 0) { /* the parameter-only terms, once; a constant has no gradient (DESIGN §3) */
+        const Val *lp = VAL(e, p->loss_param);
+        if (is_lit(lp))
+            out(e, "loss += %s;", lit(e, lp->num));
+        else
+            out(e, "loss += (double)%s[0];", F(e, p->loss_param));
+    }
+    out(e, "if (adj) {");
+    e->indent++;
+    if (nadj) {
+        out(e, "for (size_t i = 0; i < %zu; i++)", nadj);
+        out(e, "    w[%zu + i] = (real)adj[i];", e->padj_begin);
+    }
+    if (p->loss_param >= 0 && VAL(e, p->loss_param)->vary != VARY_CONST)
+        out(e, "%s[0] += 1;", G(e, p->loss_param));
+    out(e, "%s(w);", fn(e, "prepare_adj"));
+    if (m->theta_size) {
+        out(e, "for (size_t i = 0; i < %zu; i++)", m->theta_size);
+        out(e, "    grad[i] = (double)w[%zu + i];", e->gtheta);
+    }
+    e->indent--;
+    out(e, "}");
+    out(e, "return loss;");
+    e->indent--;
+    out(e, "}");
+    nl(e);
+}
+
 void emit_public(E *e)
 {
     const StepProgram *p = e->p;
@@ -111,6 +211,7 @@ void emit_public(E *e)
     e->indent--;
     out(e, "}");
     nl(e);
+    emit_tile_api(e);
     /* vjp */
     out(e, "int %s_vjp(const double *theta, size_t batch, const double *x, const double *dy, double *dx, double *dtheta, void *work)", M);
     out(e, "{");
@@ -351,6 +452,7 @@ void emit_descriptor(E *e)
     Shape ts = m->target ? m->target->type.shape : (Shape){0};
     out(e, "    %d, {%d, %d, %d, %d},", ts.rank, ts.rank > 0 ? ts.dim[0] : 0, ts.rank > 1 ? ts.dim[1] : 0,
         ts.rank > 2 ? ts.dim[2] : 0, ts.rank > 3 ? ts.dim[3] : 0);
+    out(e, "    SPDL_BT, %zu, %s_tile_prepare, %s_tile_loss, %s_tile_finish,", e->padj_end - e->padj_begin, M, M, M);
     out(e, "};");
     out(e, "return &model;");
     e->indent--;
@@ -395,6 +497,12 @@ void emit_header(E *e)
         if (e->o->cert->has_logdet)
             out(e, "int    %s_logdet(const double *theta, size_t batch, const double *x, double *ld, void *work);", M);
     }
+    out(e, "/* the training step in parts, for callers that split a batch's tiles across threads: */");
+    out(e, "enum { %s_TILE = %d, %s_NADJ = %zu };", M, BT, M, e->padj_end - e->padj_begin);
+    out(e, "int    %s_tile_prepare(const double *theta, void *work);", M);
+    out(e, "double %s_tile_loss(void *work, size_t batch, size_t nb, const double *x, const double *target,", M);
+    out(e, "                     double *y, double *adj);");
+    out(e, "double %s_tile_finish(void *work, const double *adj, double *grad);", M);
     out(e, "const spdl_model *%s_model(void);", M);
     nl(e);
     out(e, "#ifdef __cplusplus");

@@ -40,13 +40,13 @@ int spdl_cmd_certify(const spdl_model *m, const spdl_args *a)
     spdl_data d;
     if (spdl_get_data(m, a, a->data, &d))
         return 1;
-    size_t batch = 256, np;
+    size_t np;
     const spdl_param *ps = m->params(&np);
     double *theta = calloc(m->nparam ? m->nparam : 1, sizeof *theta);
-    void *work = malloc(m->work_size(batch));
-    double *y = malloc(sizeof(double) * batch * m->nout);
+    spdl_tiles *tl = NULL;
+    double *y = malloc(sizeof(double) * d.n * m->nout);
     int status = 1;
-    if (!theta || !work || !y) {
+    if (!theta || !y) {
         spdl_error(a, "out of memory");
         goto done;
     }
@@ -90,31 +90,31 @@ int spdl_cmd_certify(const spdl_model *m, const spdl_args *a)
     }
     double L = m->lipschitz;
     long correct = 0, certified[EPS_MAX] = {0};
-    for (size_t s = 0; s < d.n; s += batch) {
-        size_t nb = d.n - s < batch ? d.n - s : batch;
-        int rc = m->forward(theta, nb, d.x + s * m->nin, y, work);
-        if (rc) {
-            spdl_error(a, "forward pass failed: %s", spdl_strerror(rc));
-            goto done;
-        }
-        for (size_t i = 0; i < nb; i++) {
-            const double *o = y + i * m->nout;
-            int c = (int)d.t[(s + i) * m->ntarget];
-            size_t best = 0, other = c == 0 ? 1 : 0;
-            for (size_t k = 1; k < m->nout; k++)
-                if (o[k] > o[best])
-                    best = k;
-            for (size_t k = 0; k < m->nout; k++)
-                if ((int)k != c && o[k] > o[other])
-                    other = k;
-            if ((int)best != c)
-                continue;
-            correct++;
-            /* the logit margin: from probabilities, log p_c - log p_j */
-            double margin = m->output_softmax ? log(o[c]) - log(o[other]) : o[c] - o[other];
-            for (int e = 0; e < neps; e++)
-                certified[e] += margin > sqrt(2.0) * L * eps[e];
-        }
+    if (spdl_new_tiles(m, a, d.n, &tl))
+        goto done;
+    size_t bad = 0;
+    int rc = spdl_tiles_forward(tl, theta, d.n, d.x, y, &bad);
+    if (rc) {
+        spdl_error(a, "forward pass failed at sample %zu: %s", bad, spdl_strerror(rc));
+        goto done;
+    }
+    for (size_t i = 0; i < d.n; i++) {
+        const double *o = y + i * m->nout;
+        int c = (int)d.t[i * m->ntarget];
+        size_t best = 0, other = c == 0 ? 1 : 0;
+        for (size_t k = 1; k < m->nout; k++)
+            if (o[k] > o[best])
+                best = k;
+        for (size_t k = 0; k < m->nout; k++)
+            if ((int)k != c && o[k] > o[other])
+                other = k;
+        if ((int)best != c)
+            continue;
+        correct++;
+        /* the logit margin: from probabilities, log p_c - log p_j */
+        double margin = m->output_softmax ? log(o[c]) - log(o[other]) : o[c] - o[other];
+        for (int e = 0; e < neps; e++)
+            certified[e] += margin > sqrt(2.0) * L * eps[e];
     }
     printf("Lipschitz bound of input -> logits (from spdlc's certificate): %.6g\n", L);
     printf("data: %s (%zu samples)\n", d.desc, d.n);
@@ -125,8 +125,8 @@ int spdl_cmd_certify(const spdl_model *m, const spdl_args *a)
     status = 0;
 done:
     spdl_data_free(&d);
+    spdl_tiles_free(tl);
     free(theta);
-    free(work);
     free(y);
     return status;
 }

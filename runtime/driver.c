@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "pool.h"
 #include "weights.h"
 
 int spdl_error(const spdl_args *a, const char *fmt, ...)
@@ -56,47 +57,61 @@ int spdl_get_weights(const spdl_model *m, const spdl_args *a, const char *path, 
     return 0;
 }
 
-int spdl_evaluate(const spdl_model *m, const double *theta, const spdl_data *d, void *work, size_t batch,
-                  double *loss, double *acc, long *confusion)
+int spdl_evaluate(spdl_tiles *tl, const spdl_model *m, const double *theta, const spdl_data *d, double *loss,
+                  double *acc, long *confusion)
 {
-    double *y = malloc(sizeof(double) * batch * m->nout);
+    /* in parts of whole tiles that fit the tiles' largest batch; the tiles'
+       sums are added in order across the parts, so the parts do not matter */
+    size_t tile = spdl_tiles_tile(tl), part = spdl_evaluate_part(d->n, tile);
+    double *y = malloc(sizeof(double) * part * m->nout);
     if (!y)
         return SPDL_ENOMEM;
-    double total = 0;
+    double total = 0, lp = 0;
     long right = 0;
     if (confusion)
         memset(confusion, 0, sizeof(long) * (size_t)m->nclass * (size_t)m->nclass);
-    for (size_t s = 0; s < d->n; s += batch) {
-        size_t nb = d->n - s < batch ? d->n - s : batch;
+    for (size_t s = 0; s < d->n; s += part) {
+        size_t nb = d->n - s < part ? d->n - s : part;
         const double *x = d->x + s * m->nin, *t = d->t ? d->t + s * m->ntarget : NULL;
-        double l = m->loss_grad(theta, nb, x, t, NULL, work);
-        if (!isfinite(l) || !isfinite(total + l * (double)nb)) {
+        int rc = spdl_tiles_losses(tl, theta, nb, x, t, y, &total, &lp);
+        if (rc || !isfinite(total)) {
             free(y);
-            return SPDL_ENONFINITE;
+            return rc && rc != SPDL_ENONFINITE ? rc : SPDL_ENONFINITE;
         }
-        total += l * (double)nb;
-        if (m->nclass) {
-            int rc = m->forward(theta, nb, x, y, work);
-            if (rc) {
-                free(y);
-                return rc;
-            }
-            for (size_t i = 0; i < nb; i++) {
-                size_t best = 0;
-                for (size_t k = 1; k < m->nout; k++)
-                    if (y[i * m->nout + k] > y[i * m->nout + best])
-                        best = k;
-                int c = (int)t[i];
-                right += (int)best == c;
-                if (confusion && best < (size_t)m->nclass)
-                    confusion[c * m->nclass + (int)best]++;
-            }
+        for (size_t i = 0; m->nclass && i < nb; i++) {
+            size_t best = 0;
+            for (size_t k = 1; k < m->nout; k++)
+                if (y[i * m->nout + k] > y[i * m->nout + best])
+                    best = k;
+            int c = (int)t[i * m->ntarget];
+            right += (int)best == c;
+            if (confusion && best < (size_t)m->nclass)
+                confusion[c * m->nclass + (int)best]++;
         }
     }
     free(y);
-    *loss = total / (double)d->n;
+    *loss = total / (double)d->n + lp;
     *acc = m->nclass ? (double)right / (double)d->n : NAN;
-    return SPDL_OK;
+    return isfinite(*loss) ? SPDL_OK : SPDL_ENONFINITE;
+}
+
+size_t spdl_evaluate_part(size_t n, size_t tile)
+{
+    size_t part = (size_t)SPDL_EVAL_PART / tile * tile;
+    return n < part ? n : part;
+}
+
+int spdl_new_tiles(const spdl_model *m, const spdl_args *a, size_t max_batch, spdl_tiles **out)
+{
+    int rc = spdl_tiles_new(m, a->threads, max_batch, out);
+    if (rc == SPDL_ENOTSUP)
+        return spdl_error(a, "model '%s' was built by an older spdlc (it has no M_tile_* functions): build it again",
+                          m->name);
+    if (rc == SPDL_ENOMEM)
+        return spdl_error(a, "out of memory (for %d threads' work buffers)", a->threads);
+    if (rc)
+        return spdl_error(a, "cannot start %d threads: %s", a->threads, strerror(errno));
+    return 0;
 }
 
 static int cmd_eval(const spdl_model *m, const spdl_args *a)
@@ -105,18 +120,17 @@ static int cmd_eval(const spdl_model *m, const spdl_args *a)
     if (spdl_get_data(m, a, a->data, &d))
         return 1;
     double *theta = calloc(m->nparam ? m->nparam : 1, sizeof *theta);
-    size_t batch = 256;
-    void *work = malloc(m->work_size(batch));
+    spdl_tiles *tl = NULL;
     long *conf = calloc((size_t)(m->nclass ? m->nclass * m->nclass : 1), sizeof *conf);
     int status = 1;
-    if (!theta || !work || !conf) {
+    if (!theta || !conf) {
         spdl_error(a, "out of memory");
         goto done;
     }
-    if (spdl_get_weights(m, a, a->weights, theta))
+    if (spdl_get_weights(m, a, a->weights, theta) || spdl_new_tiles(m, a, spdl_evaluate_part(d.n, m->tile ? m->tile : 64), &tl))
         goto done;
     double loss, acc;
-    int rc = spdl_evaluate(m, theta, &d, work, batch, &loss, &acc, conf);
+    int rc = spdl_evaluate(tl, m, theta, &d, &loss, &acc, conf);
     if (rc) {
         spdl_error(a, "evaluation failed: %s", rc == SPDL_ENONFINITE ? "the loss is not finite (NaN or infinite)"
                                                                       : spdl_strerror(rc));
@@ -140,8 +154,8 @@ static int cmd_eval(const spdl_model *m, const spdl_args *a)
     status = 0;
 done:
     spdl_data_free(&d);
+    spdl_tiles_free(tl);
     free(theta);
-    free(work);
     free(conf);
     return status;
 }
@@ -158,24 +172,21 @@ static int cmd_predict(const spdl_model *m, const spdl_args *a)
     if (spdl_get_data(m, a, a->data, &d))
         return 1;
     double *theta = calloc(m->nparam ? m->nparam : 1, sizeof *theta);
-    size_t batch = 256;
-    void *work = malloc(m->work_size(batch));
+    spdl_tiles *tl = NULL;
     double *y = malloc(sizeof(double) * d.n * m->nout);
     int status = 1;
     FILE *out = stdout;
-    if (!theta || !work || !y) {
+    if (!theta || !y) {
         spdl_error(a, "out of memory");
         goto done;
     }
-    if (spdl_get_weights(m, a, a->weights, theta))
+    if (spdl_get_weights(m, a, a->weights, theta) || spdl_new_tiles(m, a, d.n, &tl))
         goto done;
-    for (size_t s = 0; s < d.n; s += batch) {
-        size_t nb = d.n - s < batch ? d.n - s : batch;
-        int rc = m->forward(theta, nb, d.x + s * m->nin, y + s * m->nout, work);
-        if (rc) {
-            spdl_error(a, "forward pass failed at sample %zu: %s", s, spdl_strerror(rc));
-            goto done;
-        }
+    size_t bad = 0;
+    int rc = spdl_tiles_forward(tl, theta, d.n, d.x, y, &bad);
+    if (rc) {
+        spdl_error(a, "forward pass failed at sample %zu: %s", bad, spdl_strerror(rc));
+        goto done;
     }
     if (a->out && ends_with(a->out, ".npy")) {
         char err[512];
@@ -207,8 +218,8 @@ done:
     if (out != stdout)
         fclose(out);
     spdl_data_free(&d);
+    spdl_tiles_free(tl);
     free(theta);
-    free(work);
     free(y);
     return status;
 }
@@ -217,7 +228,8 @@ done:
  * One table of commands and one of options: the parser reads it, and --help
  * prints it (all commands, or one command's options with their defaults). */
 
-enum { C_TRAIN = 1, C_EVAL = 2, C_PREDICT = 4, C_CERTIFY = 8, C_INVERT = 16, C_SAMPLE = 32, C_PLOT = 64, C_ALL = 127 };
+enum { C_TRAIN = 1, C_EVAL = 2, C_PREDICT = 4, C_CERTIFY = 8, C_INVERT = 16, C_SAMPLE = 32, C_PLOT = 64, C_ALL = 127,
+       C_THREADED = C_TRAIN | C_EVAL | C_PREDICT | C_CERTIFY };
 
 static const struct command {
     const char *name;
@@ -235,7 +247,7 @@ static const struct command {
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
 typedef enum { O_HELP, O_DATA, O_WEIGHTS, O_OUT, O_RESUME, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_SCHEDULE, O_VAL,
-               O_SEED, O_EPS, O_COUNT, O_CKPT, O_QUIET, O_COUNT_IDS } opt_id;
+               O_SEED, O_EPS, O_COUNT, O_CKPT, O_THREADS, O_QUIET, O_COUNT_IDS } opt_id;
 typedef enum { V_NONE, V_TEXT, V_NUMBER, V_INT, V_CHOICE } value_kind;
 
 static const struct option {
@@ -278,6 +290,9 @@ static const struct option {
     {O_COUNT, "-n", NULL, V_INT, "N", 1, 1e9, C_SAMPLE, 0, "how many samples (default 1000)"},
     {O_CKPT, "--checkpoint-every", NULL, V_INT, "K", 1, SPDL_EPOCHS_MAX, C_TRAIN, 0,
      "epochs between checkpoints (default 1; the last epoch always writes one)"},
+    {O_THREADS, "--threads", NULL, V_INT, "N", 1, SPDL_THREADS_MAX, C_THREADED, 0,
+     "threads, each taking tiles of 64 samples (default: $SPDL_THREADS, else every CPU this process may "
+     "use); results are bit-identical for any N"},
     {O_QUIET, "--quiet", "-q", V_NONE, NULL, 0, 0, C_TRAIN, 0, "no progress and no summary"},
     {O_HELP, "--help", "-h", V_NONE, NULL, 0, 0, C_ALL, 0, "this help"},
 };
@@ -423,6 +438,7 @@ static void set_option(spdl_args *a, opt_id id, const char *v, double num, int c
     case O_SEED: a->seed = (uint64_t)num; break;
     case O_COUNT: a->count = (long)num; break;
     case O_CKPT: a->ckpt_every = (int)num; break;
+    case O_THREADS: a->threads = (int)num; break;
     case O_OPT: a->opt = choice == 0 ? SPDL_ADAM : SPDL_SGD; break;
     case O_SCHEDULE: a->cosine = choice == 1; break;
     case O_QUIET: a->quiet = 1; break;
@@ -517,6 +533,18 @@ int spdl_main(const spdl_model *m, int argc, char **argv)
         }
     if (!a.weights)
         a.weights = default_weights;
+    if (cmd->bit & C_THREADED) {
+        int cpus = spdl_cpu_count();
+        if (!given[O_THREADS]) { /* SPDL_THREADS, or every CPU */
+            char err[160];
+            if (!(a.threads = spdl_threads_default(err, sizeof err)))
+                return usage(&a, "%s", err);
+        } else if (a.threads > cpus) {
+            fprintf(stderr, "%s: note: --threads %d is more than the %d CPU%s this process may use\n", a.prog,
+                    a.threads, cpus, cpus == 1 ? "" : "s");
+        }
+        a.threads_given = given[O_THREADS] != NULL;
+    }
     switch (cmd->bit) {
     case C_TRAIN: return spdl_cmd_train(m, &a);
     case C_EVAL: return cmd_eval(m, &a);

@@ -15,6 +15,7 @@
 #include "data.h"
 #include "optim.h"
 #include "spdl.h"
+#include "tiles.h"
 
 typedef struct spdl_args {
     const char *prog, *cmd;
@@ -30,6 +31,8 @@ typedef struct spdl_args {
     const char *eps_list;   /* certify: radii, comma-separated */
     long count;             /* sample -n */
     int ckpt_every;         /* epochs between checkpoints */
+    int threads;            /* train, eval, predict, certify: threads (>= 1) */
+    int threads_given;      /* by --threads */
 } spdl_args;
 
 int spdl_cmd_train(const spdl_model *m, const spdl_args *a);
@@ -45,8 +48,16 @@ int  spdl_get_weights(const spdl_model *m, const spdl_args *a, const char *path,
 double spdl_now(void);
 
 /* Mean loss, accuracy (class labels) and confusion counts (nclass^2, may be
- * NULL) of theta on d, in batches. Returns SPDL_OK or an error code. */
-int spdl_evaluate(const spdl_model *m, const double *theta, const spdl_data *d, void *work, size_t batch,
-                  double *loss, double *acc, long *confusion);
+ * NULL) of theta on d, tile by tile on tl's threads, in parts of
+ * spdl_evaluate_part(d->n, tile) samples (tl must take batches that large).
+ * The tiles' loss sums are added in order, so the result does not depend on
+ * the threads. Returns SPDL_OK or an error code (SPDL_ENONFINITE: the loss
+ * is not finite). */
+enum { SPDL_EVAL_PART = 4096 };
+int spdl_evaluate(spdl_tiles *tl, const spdl_model *m, const double *theta, const spdl_data *d, double *loss,
+                  double *acc, long *confusion);
+size_t spdl_evaluate_part(size_t n, size_t tile);
+/* spdl_tiles_new on a->threads threads, printing the error */
+int spdl_new_tiles(const spdl_model *m, const spdl_args *a, size_t max_batch, spdl_tiles **out);
 
 #endif

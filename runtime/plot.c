@@ -36,8 +36,7 @@ static int file_exists(const char *p)
  * degrees (rotate=A added to the data spec), to path as CSV. Returns 1 when
  * written, 0 when the model is no image classifier or the spec already
  * rotates, -1 after an error. */
-static int rotation_sweep(const spdl_model *m, const spdl_args *a, const double *theta, void *work, size_t batch,
-                          const char *path)
+static int rotation_sweep(const spdl_model *m, const spdl_args *a, const double *theta, const char *path)
 {
     spdl_data_layout lay = spdl_data_layout_of(m);
     if (!m->nclass || lay.in_rank < 2 || lay.in_shape[lay.in_rank - 1] != lay.in_shape[lay.in_rank - 2] ||
@@ -60,7 +59,14 @@ static int rotation_sweep(const spdl_model *m, const spdl_args *a, const double 
             break;
         }
         double loss, acc;
-        int e = spdl_evaluate(m, theta, &d, work, batch, &loss, &acc, NULL);
+        spdl_tiles *tl = NULL;
+        if (spdl_new_tiles(m, a, spdl_evaluate_part(d.n, m->tile ? m->tile : 64), &tl)) {
+            spdl_data_free(&d);
+            rc = -1;
+            break;
+        }
+        int e = spdl_evaluate(tl, m, theta, &d, &loss, &acc, NULL);
+        spdl_tiles_free(tl);
         spdl_data_free(&d);
         if (e) {
             spdl_error(a, "evaluation at rotate=%d failed: %s", deg, spdl_strerror(e));
@@ -236,7 +242,7 @@ int spdl_cmd_plot(const spdl_model *m, const spdl_args *a)
     int have_log = file_exists(logp);
     char p_rot[1100];
     snprintf(p_rot, sizeof p_rot, "%s.rotation.csv", base);
-    int have_rot = rotation_sweep(m, a, theta, work, batch, p_rot);
+    int have_rot = rotation_sweep(m, a, theta, p_rot);
     if (have_rot < 0)
         goto done;
     int panels = (two_d && m->nclass) + have_samples + have_traj + have_log + have_rot;

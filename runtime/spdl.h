@@ -73,6 +73,24 @@ typedef struct spdl_model {
                                     one: flow_inverse of a latent gives a sample */
     int target_rank;             /* shape of a real target (0 without one): the data loader */
     size_t target_shape[4];      /* transforms image targets R[c, n, n] with their inputs */
+    /* The training step in parts (M_tile_*), for callers that split a batch
+       into tiles across threads, as libspdl's train does: tile_prepare runs the
+       parameter code into a work buffer (once per batch and buffer);
+       tile_loss runs one tile of nb <= tile samples of a batch of `batch` on a
+       prepared buffer, returns the sum of their losses (NaN on bad arguments
+       or labels), writes their outputs to y (nb x nout, may be NULL) and, with
+       adj, adds the tile's parameter adjoint a (nadj doubles, seeded 1/batch)
+       to adj, once: adj[i] += a[i]; tile_finish, on a prepared buffer, returns the parameter-only
+       loss terms and, with adj summed over the batch's tiles, writes the
+       gradient. Mean loss = (sum of the tiles' sums) / batch + tile_finish.
+       NULL (and tile 0) in a descriptor made by hand: libspdl then calls
+       loss_grad once per batch on one thread. */
+    size_t tile;                 /* samples per tile of the generated code (SPDL_BT) */
+    size_t nadj;
+    int (*tile_prepare)(const double *theta, void *work);
+    double (*tile_loss)(void *work, size_t batch, size_t nb, const double *x, const double *target, double *y,
+                        double *adj);
+    double (*tile_finish)(void *work, const double *adj, double *grad);
 } spdl_model;
 
 /* libspdl's command-line driver (train, eval, predict, plot, ...): the main

@@ -131,15 +131,24 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
     double *theta = calloc(P ? P : 1, sizeof *theta), *grad = calloc(P ? P : 1, sizeof *grad);
     double *xb = malloc(sizeof(double) * B * m->nin), *tb = malloc(sizeof(double) * B * (m->ntarget ? m->ntarget : 1));
     size_t *perm = malloc(sizeof(size_t) * train.n);
-    size_t stats_batch = 256;
-    void *work = malloc(m->work_size(B > stats_batch ? B : stats_batch));
+    spdl_data stats = train;
+    if (stats.n > TRAIN_STATS_MAX)
+        stats.n = TRAIN_STATS_MAX; /* the first samples: a fixed subset for epoch statistics */
+    spdl_tiles *tiles = NULL;
     spdl_optim opt = {0};
     FILE *log = NULL;
     int status = 1;
-    if (!theta || !grad || !xb || !tb || !perm || !work || spdl_optim_init(&opt, a->opt, P, a->lr)) {
+    if (!theta || !grad || !xb || !tb || !perm || spdl_optim_init(&opt, a->opt, P, a->lr)) {
         spdl_error(a, "out of memory");
         goto done;
     }
+    size_t tile = m->tile ? m->tile : 64, most = B; /* the largest batch: a step's, or an evaluation's part */
+    if (m->nclass && spdl_evaluate_part(stats.n, tile) > most)
+        most = spdl_evaluate_part(stats.n, tile);
+    if (have_val && spdl_evaluate_part(val.n, tile) > most)
+        most = spdl_evaluate_part(val.n, tile);
+    if (spdl_new_tiles(m, a, most, &tiles))
+        goto done;
     spdl_run_state run = {0};
     int saved = -1; /* the epoch of the last checkpoint on disk */
     uint64_t rng = a->seed * 0x9e3779b97f4a7c15ull + 0x747261696eull;
@@ -195,13 +204,17 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
     int tty = isatty(fileno(stdout)) && !a->quiet;
     size_t nbatch = (train.n + B - 1) / B;
     size_t total_steps = nbatch * (size_t)a->epochs;
+    int nthreads = spdl_tiles_threads(tiles);
+    size_t step_tiles = (B + tile - 1) / tile;
     if (!a->quiet)
-        printf("training %s on %s: %zu samples (%zu for validation), %zu parameters, %s, batch %zu, %d epochs\n",
-               m->name, train.desc, train.n, val.n, P, spdl_optim_name(a->opt), B, a->epochs);
+        printf("training %s on %s: %zu samples (%zu for validation), %zu parameters, %s, batch %zu, %d epochs, "
+               "%d thread%s\n", m->name, train.desc, train.n, val.n, P, spdl_optim_name(a->opt), B, a->epochs,
+               nthreads, nthreads == 1 ? "" : "s");
+    if (a->threads_given && (size_t)a->threads > step_tiles && !a->quiet)
+        fprintf(stderr, "%s: note: a batch of %zu samples is %zu tile%s of %zu, so a step uses %zu of the %d threads; "
+                "--batch %zu or more would use them all\n", a->prog, B, step_tiles, step_tiles == 1 ? "" : "s",
+                tile, step_tiles, a->threads, (size_t)a->threads * tile);
     double t_start = spdl_now(), t_run = 0;
-    spdl_data stats = train;
-    if (stats.n > TRAIN_STATS_MAX)
-        stats.n = TRAIN_STATS_MAX; /* the first samples: a fixed subset for epoch statistics */
     const int first_epoch = run.epoch;
     for (int epoch = run.epoch; epoch < a->epochs; epoch++) {
         double t0 = spdl_now(), sum = 0;
@@ -220,7 +233,7 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
                 if (m->ntarget)
                     memcpy(tb + i * m->ntarget, train.t + perm[s + i] * m->ntarget, sizeof(double) * m->ntarget);
             }
-            double loss = m->loss_grad(theta, nb, xb, m->ntarget ? tb : NULL, grad, work);
+            double loss = spdl_tiles_loss_grad(tiles, theta, nb, xb, m->ntarget ? tb : NULL, grad);
             if (!isfinite(loss) || !all_finite(grad, P)) {
                 if (tty)
                     printf("\n");
@@ -253,9 +266,9 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
         }
         double tl = sum / (double)train.n, acc = NAN, vl = NAN, vacc = NAN, dummy;
         if (m->nclass)
-            spdl_evaluate(m, theta, &stats, work, stats_batch, &dummy, &acc, NULL);
+            spdl_evaluate(tiles, m, theta, &stats, &dummy, &acc, NULL);
         if (have_val)
-            spdl_evaluate(m, theta, &val, work, stats_batch, &vl, &vacc, NULL);
+            spdl_evaluate(tiles, m, theta, &val, &vl, &vacc, NULL);
         double el = spdl_now() - t0;
         fprintf(log, "%d,%.10g,%.6g,%.10g,%.6g,%.4f\n", epoch + 1, tl, acc, vl, vacc, t_before + spdl_now() - t_start);
         fflush(log);
@@ -288,8 +301,9 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
         }
     }
     if (!a->quiet)
-        printf("trained %d epochs in %.1f s (%.1f s in the optimiser loop); weights in %s, log in %s\n",
-               a->epochs - first_epoch, spdl_now() - t_start, t_run, out, logbuf);
+        printf("trained %d epochs in %.1f s (%.2f s in the optimiser loop: %.0f samples/s); weights in %s, log in %s\n",
+               a->epochs - first_epoch, spdl_now() - t_start, t_run,
+               (double)(a->epochs - first_epoch) * (double)train.n / (t_run > 0 ? t_run : 1e-9), out, logbuf);
     status = 0;
 done:
     if (log)
@@ -302,6 +316,6 @@ done:
     free(xb);
     free(tb);
     free(perm);
-    free(work);
+    spdl_tiles_free(tiles);
     return status;
 }

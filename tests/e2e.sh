@@ -182,6 +182,69 @@ expect invert 0 "to latents and back" $out/moons invert --data "builtin:moons?n=
 expect sample 0 "x0,x1" $out/moons sample -n 20 --weights $out/m.safetensors
 expect sample_not_density 1 "not a density" $sp sample -n 5 --weights $out/a.safetensors
 
+# --- threads (DESIGN §9): any --threads gives the same bits -------------------------------------
+# weights, logged losses and accuracies, eval and predict, for the spirals model, a model with lu
+# and orth parameters (their parameter code runs once per step) and a C4 group convolution; a run
+# trained on one thread and resumed on three equals one run on two
+awk 'BEGIN { srand(7); for (i = 0; i < 700; i++) printf "%.4f,%.4f,%.4f,%.4f,%d\n", rand(), rand(), rand(), rand(), i % 3 }' \
+    > $out/d4big.csv
+# the logs compared, without the note a machine with fewer CPUs than threads adds
+nonote() { grep -v ': note: --threads' "$1"; }
+expect build_structured 0 "" $spdlc build tests/gen/structured_linear.spn -o $out/structured
+expect build_c4 0 "" $spdlc build tests/design/digits_c4.spn -o $out/c4
+for m in sp structured c4; do
+    case $m in
+        sp) exe=$sp; data="builtin:spirals?n=1500"; test="builtin:spirals?n=1000&seed=4"; opts="--batch 256 --epochs 4 --lr 0.02" ;;
+        structured) exe=$out/structured; data=$out/d4big.csv; test=$out/d4big.csv; opts="--batch 200 --epochs 3" ;;
+        c4) exe=$out/c4; data="builtin:digits?n=400"; test="builtin:digits?n=300&seed=2"; opts="--batch 128 --epochs 2 --lr 0.01" ;;
+    esac
+    for n in 1 2 3; do
+        expect "threads_${m}_$n" 0 "[0-9] threads*$" $exe train --data "$data" $opts --seed 5 --threads $n \
+            --out $out/th_${m}_$n.safetensors
+        cut -d, -f1-5 $out/th_${m}_$n.log.csv > $out/th_${m}_$n.cols
+        expect "threads_${m}_eval_$n" 0 "loss" $exe eval --data "$test" --weights $out/th_${m}_1.safetensors --threads $n
+        expect "threads_${m}_predict_$n" 0 "" $exe predict --data "$test" --weights $out/th_${m}_1.safetensors \
+            --threads $n --out $out/th_${m}_$n.pred.csv
+    done
+    for n in 2 3; do
+        cmp -s $out/th_${m}_1.safetensors $out/th_${m}_$n.safetensors && ok ||
+            bad "$m: weights trained on $n threads differ from one thread's"
+        cmp -s $out/th_${m}_1.cols $out/th_${m}_$n.cols && ok ||
+            { bad "$m: the log on $n threads differs"; diff $out/th_${m}_1.cols $out/th_${m}_$n.cols | head -4; }
+        nonote $out/threads_${m}_eval_$n.log | cmp -s $out/threads_${m}_eval_1.log - && ok || bad "$m: eval on $n threads differs"
+        cmp -s $out/th_${m}_1.pred.csv $out/th_${m}_$n.pred.csv && ok || bad "$m: predict on $n threads differs"
+    done
+done
+expect threads_half 0 "" $sp train --data "builtin:spirals?n=1500" --batch 256 --epochs 2 --lr 0.02 --seed 5 --threads 1 \
+    --out $out/th_resume.safetensors --quiet
+expect threads_resume 0 "" $sp train --data "builtin:spirals?n=1500" --batch 256 --epochs 4 --lr 0.02 --seed 5 --threads 3 \
+    --resume $out/th_resume.safetensors --out $out/th_resume.safetensors --quiet
+cmp -s $out/th_resume.safetensors $out/th_sp_2.safetensors && ok || bad "1 thread, resumed on 3, differs from 2 threads"
+expect threads_default 0 "" $sp train --data "builtin:spirals?n=1500" --batch 256 --epochs 4 --lr 0.02 --seed 5 \
+    --out $out/th_default.safetensors --quiet
+cmp -s $out/th_default.safetensors $out/th_sp_1.safetensors && ok || bad "the default thread count gives other bits"
+expect threads_env 0 " 2 threads$" env SPDL_THREADS=2 $sp train --data "builtin:spirals?n=300" --batch 128 --epochs 1 \
+    --out $out/th_env.safetensors
+expect threads_certify 0 "certified accuracy" $out/robust certify --data "builtin:digits?split=0.2&part=test" \
+    --weights $out/r.safetensors --threads 3
+$out/robust certify --data "builtin:digits?split=0.2&part=test" --weights $out/r.safetensors --threads 1 > $out/cert1.txt 2>&1
+nonote $out/threads_certify.log | cmp -s - $out/cert1.txt && ok || bad "certify on 3 threads differs"
+expect threads_small_batch 0 "a step uses 1 of the 2 threads" $sp train --data "builtin:spirals?n=300" --epochs 1 \
+    --threads 2 --out $out/th_small.safetensors
+for v in 0 -1 abc 1e9 2.5 99999999999999999999; do
+    expect "threads_bad_$v" 2 "bad value for --threads: '$v' (expected an integer from 1 to 1024)" \
+        $sp train --data builtin:spirals --threads "$v"
+done
+expect threads_bad_eval 2 "bad value for --threads: '0'" $sp eval --data builtin:spirals --weights $out/a.safetensors --threads 0
+expect threads_bad_env 2 "bad value for SPDL_THREADS: 'many' (expected an integer from 1 to 1024)" \
+    env SPDL_THREADS=many $sp predict --data builtin:spirals --weights $out/a.safetensors
+expect threads_bad_env0 2 "bad value for SPDL_THREADS: '0'" env SPDL_THREADS=0 $sp eval --data builtin:spirals \
+    --weights $out/a.safetensors
+expect threads_env_ignored 0 "" env SPDL_THREADS=many $out/moons sample -n 3 --weights $out/m.safetensors
+expect threads_ignored 0 "warning: '--threads' does nothing for 'sample'" $out/moons sample -n 3 --weights $out/m.safetensors \
+    --threads 2
+expect threads_help 0 "^  --threads N  *threads, each taking tiles of 64 samples" $sp train --help
+
 # --- weights outside the declared bounds are refused by every command that loads them -------------
 # sttensor SRC DST NAME INDEX=VALUE...: a copy of a safetensors file with elements of tensor NAME set
 sttensor() {

@@ -3,7 +3,8 @@
 #   the round trip M_flow_inverse(M_flow(x)) in double (1e-10) and float
 #   (1e-4), and M_logdet against the Jacobian built from M_vjp (1e-8; for a
 #   model with a NAME.estimated note, an unbiased error), by
-#   tests/inv/invtest.c; the gradients of --memory=invert and
+#   tests/inv/invtest.c; the API contract (tests/gen/apitest.c, with the
+#   step in parts) in every memory mode; the gradients of --memory=invert and
 #   --memory=checkpoint equal those of --memory=store to 1e-10 (each
 #   coordinate relative to max(|g_i|, 1e-4 max |g|): rebuilding a layer's
 #   input perturbs it by rounding, which moves every gradient coordinate by
@@ -27,6 +28,10 @@ for spn in tests/inv/*.spn; do
         $spdlc emit "$spn" -o "$dir/$mode" --memory=$mode 2>"$dir/emit.log" || { cat "$dir/emit.log"; ok=0; }
         [ $ok = 1 ] && gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/dump.c "$dir/$mode/$model.c" \
             -o "$dir/dump_$mode" -lm && "$dir/dump_$mode" > "$dir/$mode.txt" || ok=0
+        # the API contract in this memory mode, the step in parts (M_tile_*) among it
+        [ $ok = 1 ] && gcc -std=c11 -O2 -pthread -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/apitest.c \
+            "$dir/$mode/$model.c" -o "$dir/apitest_$mode" -lm && "$dir/apitest_$mode" > "$dir/api_$mode.txt" ||
+            { cat "$dir/api_$mode.txt"; echo "FAIL $spn: the API contract with --memory=$mode"; ok=0; }
     done
     if [ $ok = 1 ]; then
         for mode in invert checkpoint; do

@@ -121,6 +121,48 @@ int main(void)
     CHECK(a.loss == l1 && b.loss == l1, "threaded losses differ: %.17g %.17g %.17g", a.loss, b.loss, l1);
     CHECK(memcmp(g1, g2, P * sizeof *g1) == 0 && memcmp(g1, g3, P * sizeof *g1) == 0, "threaded gradients differ");
 
+    /* the step in parts (M_tile_*): the same loss and gradient as one call, to
+       rounding; every tile on its own buffer and adjoint, summed in tile order,
+       gives the bits of one buffer adding every tile into one sum; outputs equal
+       M_forward's; bad arguments give NaN */
+    CHECK(m->tile == 64 && m->tile_prepare && m->tile_loss && m->tile_finish, "no tile functions in the descriptor");
+    size_t NA = m->nadj ? m->nadj : 1, ntiles = (B + m->tile - 1) / m->tile;
+    double *acc = calloc(NA, sizeof *acc), *part = calloc(NA * ntiles, sizeof *part), *sum = calloc(NA, sizeof *sum);
+    double *gt = calloc(P ? P : 1, sizeof *gt), *gt2 = calloc(P ? P : 1, sizeof *gt2), *yt = calloc(B * NO, sizeof *yt);
+    CHECK(m->tile_prepare(th, w2) == SPDL_OK && m->tile_prepare(th, w3) == SPDL_OK, "tile_prepare fails");
+    double total = 0, total2 = 0;
+    for (size_t k = 0; k < ntiles; k++) {
+        size_t s0 = k * m->tile, nb = B - s0 < m->tile ? B - s0 : m->tile;
+        total += m->tile_loss(w2, B, nb, x + s0 * NI, NT ? t + s0 * NT : NULL, yt + s0 * NO, acc);
+        total2 += m->tile_loss(k % 2 ? w2 : w3, B, nb, x + s0 * NI, NT ? t + s0 * NT : NULL, NULL, part + k * NA);
+    }
+    for (size_t k = 0; k < ntiles; k++)
+        for (size_t i = 0; i < m->nadj; i++)
+            sum[i] += part[k * NA + i];
+    double lt = total / (double)B + m->tile_finish(w2, acc, gt);
+    double lt2 = total2 / (double)B + m->tile_finish(w3, sum, gt2);
+    CHECK(lt == lt2 && memcmp(gt, gt2, P * sizeof *gt) == 0, "tiles on separate buffers give other bits");
+    CHECK(fabs(lt - l1) <= 1e-12 * fmax(1, fabs(l1)), "tile loss %.17g, loss_grad %.17g", lt, l1);
+    double gmax = 0, gerr = 0;
+    for (size_t i = 0; i < P; i++) {
+        gmax = fmax(gmax, fabs(g1[i]));
+        gerr = fmax(gerr, fabs(gt[i] - g1[i]));
+    }
+    CHECK(gerr <= 1e-10 * fmax(1, gmax), "tile gradient differs from loss_grad's by %g (largest %g)", gerr, gmax);
+    CHECK(m->forward(th, B, x, y, w2) == SPDL_OK && memcmp(y, yt, B * NO * sizeof *y) == 0,
+          "tile outputs differ from forward's");
+    CHECK(m->tile_prepare(NULL, w2) == SPDL_EINVAL && m->tile_prepare(th, NULL) == SPDL_EINVAL, "tile_prepare NULL");
+    CHECK(m->tile_prepare(th, w2) == SPDL_OK, "tile_prepare fails");
+    CHECK(isnan(m->tile_loss(w2, B, 0, x, t, NULL, acc)), "tile_loss nb 0");
+    CHECK(isnan(m->tile_loss(w2, B, m->tile + 1, x, t, NULL, acc)), "tile_loss nb > tile");
+    CHECK(isnan(m->tile_loss(w2, 3, 4, x, t, NULL, acc)), "tile_loss nb > batch");
+    CHECK(isnan(m->tile_loss(NULL, B, 4, x, t, NULL, acc)), "tile_loss NULL work");
+    CHECK(isnan(m->tile_loss(w2, B, 4, NULL, t, NULL, acc)), "tile_loss NULL x");
+    if (NT)
+        CHECK(isnan(m->tile_loss(w2, B, 4, x, NULL, NULL, acc)), "tile_loss NULL target");
+    CHECK(isnan(m->tile_finish(NULL, acc, gt)) && isnan(m->tile_finish(w2, acc, NULL)), "tile_finish NULL");
+    free(acc), free(part), free(sum), free(gt), free(gt2), free(yt);
+
     printf("%s: API contract %s (%d failure%s)\n", m->name, failures ? "FAILED" : "holds", failures,
            failures == 1 ? "" : "s");
     free(th), free(th2), free(g1), free(g2), free(g3), free(x), free(t), free(y), free(dy), free(dx);
