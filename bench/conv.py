@@ -98,7 +98,8 @@ def build(name, prec, debug=False):
     exe = os.path.join(d, "harness" + sfx)
     common.run([common.CC] + common.OWN_CFLAGS + g + inc + ["-DMODEL_FN=%s_model" % mn,
                                                            os.path.join(common.ROOT, "bench", "harness.c"), obj,
-                                                           "-o", exe, "-lm"])
+                                                           os.path.join(common.ROOT, "build", "libspdl.a"),
+                                                           "-o", exe, "-lz", "-lm", "-pthread"])
     return exe, d, mn
 
 

@@ -67,8 +67,8 @@ def profile(width, layers=20, variant_dir=None, seconds=2.0):
     common.run([common.CC] + flags + ["-g"] + inc + ["-c", src, "-o", obj])
     exe = os.path.join(pd, "harness")
     common.run([common.CC] + common.OWN_CFLAGS + ["-g"] + inc + [
-        "-DMODEL_FN=spirals_model", os.path.join(common.ROOT, "bench", "harness.c"), obj, "-o", exe,
-        "-lopenblas", "-lm"])
+        "-DMODEL_FN=spirals_model", os.path.join(common.ROOT, "bench", "harness.c"), obj,
+        os.path.join(common.ROOT, "build", "libspdl.a"), "-o", exe, "-lopenblas", "-lz", "-lm", "-pthread"])
     data = os.path.join(pd, "perf.data")
     p = subprocess.run(["perf", "record", "-q", "-e", "cpu-clock", "-o", data, exe, "time", "256", "5",
                         str(seconds / 5)],
