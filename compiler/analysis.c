@@ -207,6 +207,22 @@ static double conv_norm(const StepProgram *p, int k)
     return pm->has_norm ? pm->norm_bound : INFINITY;
 }
 
+int an_conv_grid(const StepProgram *p, const Param *pm)
+{
+    int n = 0;
+    for (int i = 0; i < p->nvals; i++) {
+        const Val *v = p->vals[i];
+        if ((v->op != OP_LIFT && v->op != OP_GCONV && v->op != OP_GCONV_T) || v->a < 0 || v->b < 0)
+            continue;
+        const Val *k = p->vals[v->a], *x = p->vals[v->b];
+        if (k->op == OP_PARAM && k->index == pm->index && x->shape.rank >= 2 && x->shape.dim[x->shape.rank - 1] > n)
+            n = x->shape.dim[x->shape.rank - 1];
+    }
+    if (n == 0 && p->m->in_shape.rank >= 2)
+        n = p->m->in_shape.dim[p->m->in_shape.rank - 1];
+    return n;
+}
+
 /* ---- Lipschitz bounds of values ----------------------------------------------------- */
 
 struct LipCtx {

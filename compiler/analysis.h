@@ -93,4 +93,11 @@ double an_layer_lipschitz(LipCtx *cx, const StepProgram *p, int seg, Blame *b);
  * updates). */
 double an_residual_q(LipCtx *cx, const StepProgram *p, int seg, int k, int x, Blame *b);
 
+/* The n x n grid on which a C4/D4 kernel's norm bound holds and M_project
+ * enforces it (DESIGN §8): the largest grid the step program applies the
+ * kernel to (lift, gconv or gconv'), since the map on a smaller grid is a
+ * compression of the map on a larger one and so has no larger norm; the
+ * input's grid when the kernel is never applied. */
+int an_conv_grid(const StepProgram *p, const Param *pm);
+
 #endif

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "analysis.h"
 #include "summary.h"
 #include "version.h"
 
@@ -2711,7 +2712,13 @@ static void emit_init_project(E *e)
         out(e, "for (size_t k = 0; k < %d; k++) {", pm->layers);
         e->indent++;
         out(e, "double *P = theta + %zu + k * %zu;", pm->offset, pm->nstore);
-        if (pm->kind == PK_GCONV) { /* the operator norm on Z(n) sequences, from the kernel's symbols */
+        if ((pm->kind == PK_LIFT || pm->kind == PK_GCONV) && pm->group->kind != GROUP_Z) {
+            /* C4/D4: the operator norm on the grid, from the symbols on its torus (DESIGN §8) */
+            const char *dims = S_(e, "%d, %d, %d, %d, %d, %d", pm->group->order, pm->kind == PK_GCONV, pm->cout, pm->cin,
+                                  pm->ksize, an_conv_grid(e->p, pm));
+            out(e, "double S[SPDL_GNORM_SCRATCH(%s)];", dims);
+            out(e, "const double bound = spdl_gconv_norm_upper(%s, P, %s, 1e-6, S);", dims, lit(e, pm->norm_bound));
+        } else if (pm->kind == PK_GCONV) { /* the operator norm on Z(n) sequences, from the kernel's symbols */
             out(e, "double M[4 * %d * %d];", pm->cout, pm->cin);
             out(e, "const double bound = spdl_zconv_norm_upper(%d, %d, %d, %d, P, M);", pm->cout, pm->cin, pm->ksize,
                 pm->group->n);
@@ -2898,9 +2905,14 @@ int emit_c(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o)
             return 1;
         }
         if ((pm->kind == PK_GCONV || pm->kind == PK_LIFT) && pm->has_norm && pm->group->kind != GROUP_Z) {
-            Diag *g = diag_error(d, pm->norm_span, "norm bounds on C4 and D4 kernels are not enforced yet");
-            diag_note(d, g, NO_SPAN, "M_project bounds Z(n) convolutions only; drop the bound or use Z(n)");
-            return 1;
+            int rows = pm->group->order * pm->cout, cols = pm->kind == PK_GCONV ? pm->group->order * pm->cin : pm->cin;
+            if ((size_t)rows * (size_t)cols > 65536) { /* M_project's scratch: 4 rows cols doubles on the stack */
+                Diag *g = diag_error(d, pm->norm_span, "norm bounds on %s kernels with more than 65536 symbol entries are not supported yet",
+                                     pm->group->name);
+                diag_note(d, g, NO_SPAN, "the symbol of '%s' is %d x %d (|G| cout x %s)", pm->name, rows, cols,
+                          pm->kind == PK_GCONV ? "|G| cin" : "cin");
+                return 1;
+            }
         }
         if (pm->kind == PK_GCONV && pm->has_norm && (size_t)pm->cout * (size_t)pm->cin > 4096) {
             diag_error(d, pm->norm_span, "norm bounds on convolution kernels with cout cin > 4096 are not supported yet");
