@@ -69,6 +69,8 @@ typedef struct FieldInfo {
     double scale;           /* c of the gradient form, |s1 s2| of Hamilton  */
     Span span;              /* the equation(s)                              */
     const char *why;        /* FIELD_GENERIC: what did not match            */
+    const Param *conv;      /* -c gconv'(k, sigma(gconv(k, u) + b)): k, whose
+                               declared bound is on the map gconv(k, .)     */
 } FieldInfo;
 
 /* Classifies the field of flow segment s from its field values. */

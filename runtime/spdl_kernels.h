@@ -1396,7 +1396,8 @@ SPDL_KERNEL void spdl_gnorm_symbol(int G, int gconv, int cout, int cin, int k, i
         }
 }
 
-/* upper bounds of |A| (m x n) that cost one pass: min(|A|_F, sqrt(|A|_1 |A|_inf)), rounding covered */
+/* upper bounds of |A| (m x n, m n <= 2^16) that cost one pass: min(|A|_F, sqrt(|A|_1 |A|_inf)), rounding
+ * (and underflow) covered */
 SPDL_KERNEL double spdl_norm2_cheap(int m, int n, const double *A)
 {
     double f = 0, rmax = 0, cmax = 0;
@@ -1415,7 +1416,7 @@ SPDL_KERNEL double spdl_norm2_cheap(int m, int n, const double *A)
             cs += fabs(A[(size_t)i * (size_t)n + (size_t)j]);
         cmax = fmax(cmax, cs);
     }
-    return fmin(sqrt(f), sqrt(rmax * cmax)) * (1 + 1e-10) + 0x1p-1000;
+    return fmin(sqrt(f), sqrt(rmax * cmax)) * (1 + 1e-10) + 0x1p-500; /* squares below 2^-1074: 2^-529 in all */
 }
 
 /* B = A A' (m <= n) or A' A (m > n), s x s with s = min(m, n), both triangles; T: m n doubles (the AVX2
@@ -1475,18 +1476,21 @@ SPDL_KERNEL int spdl_chol_completes(int s, const double *B, double tau, double *
  * inner products of length K; trB its trace, bmax its largest diagonal entry). With M the computed
  * tau I - B, Cholesky's completion gives lambda_min(M) >= -g tr(M), g = gamma_{s+1} / (1 - gamma_{s+1}),
  * tr(M) <= s tau (1 + u); the diagonal's rounding adds u max(tau, bmax), the Gram product's gamma_K |A|_F^2,
- * |A|_F^2 <= trB (1 + gamma_{K+s}); so lambda_max(A A') <= tau (1 + g s (1 + u) + u) + gamma_K |A|_F^2 + u bmax
- * (+ 2^-960 for underflow), which must be at most t^2. gamma_j <= 1.01 j u while j u <= 0.01. */
+ * |A|_F^2 <= trB / ((1 - gamma_K) (1 - gamma_s)) <= trB (1 + 2.1 (K + s) u); so
+ * lambda_max(A A') <= tau (1 + g s (1 + u) + u) + gamma_K |A|_F^2 + u bmax (+ 2^-960 for underflow), which
+ * must be at most t^2 (Higham's proof of Thm. 10.3 uses no definiteness: it bounds each computed entry).
+ * gamma_j <= 1.01 j u while j u <= 0.01. */
 SPDL_KERNEL double spdl_gram_test_tau(int s, int K, double t, double trB, double bmax)
 {
     const double u = 0x1p-53;
-    double g = 1.02 * (s + 1) * u, gK = 1.01 * K * u, F2 = trB * (1 + 1.01 * (K + s) * u);
+    double g = 1.02 * (s + 1) * u, gK = 1.01 * K * u, F2 = trB * (1 + 2.1 * (K + s) * u);
     double num = t * t * (1 - 4 * u) - gK * F2 * (1 + 4 * u) - u * bmax * (1 + 4 * u) - 0x1p-960;
     return num / (1 + g * s * (1 + u) + u) * (1 - 4 * u);
 }
 
-/* A tight upper bound on |A| from its Gram matrix B (s x s), above t_lo: the power iteration's estimate,
- * then bisection on Cholesky certificates to rtol; at most hi (an upper bound already known). x, y: s. */
+/* A tight upper bound on |A| from its Gram matrix B (s x s, the lower triangle; inner products of length K):
+ * an estimate by power iteration, then an exponential search and bisection on Cholesky certificates to rtol,
+ * never above hi (an upper bound already known) or the Gram iteration's first bound. L: s^2, x, y: s. */
 SPDL_KERNEL double spdl_gram_tight(int s, int K, const double *B, double hi, double rtol, double *L, double *x,
                                    double *y)
 {
@@ -1501,10 +1505,13 @@ SPDL_KERNEL double spdl_gram_tight(int s, int K, const double *B, double hi, dou
     /* |A|_2 <= sqrt(|B|_F) with B's own error: the Gram iteration's first bound (squares taken of B / bmax,
      * so none underflows to nothing; those below 2^-1022 are at most s^2 2^-1074 in all) */
     double f = 0;
-    for (size_t q = 0; q < (size_t)s * (size_t)s; q++)
-        f += (B[q] / bmax) * (B[q] / bmax);
+    for (int i = 0; i < s; i++)
+        for (int j = 0; j <= i; j++) {
+            double b = B[(size_t)i * (size_t)s + (size_t)j] / bmax;
+            f += (i == j ? 1 : 2) * b * b;
+        }
     f = bmax * sqrt(f + (double)s * (double)s * 0x1p-1070);
-    hi = fmin(hi, sqrt(f * (1 + 1e-10) + 1.02 * K * 0x1p-53 * trB * 1.02) * (1 + 1e-10));
+    hi = fmin(hi, sqrt(f * (1 + 1e-10) + 1.02 * K * 0x1p-53 * trB * 1.02 + 0x1p-960) * (1 + 1e-10));
     /* the estimate: Rayleigh quotients of B from B v, v with every component (so no invariant subspace of B,
      * such as the blocks of a symbol that decouples, keeps it from the top eigenvalue) */
     for (int i = 0; i < s; i++) {
@@ -1563,13 +1570,18 @@ SPDL_KERNEL double spdl_gconv_norm_upper(int G, int gconv, int cout, int cin, in
     double *A = S, *Z = A + rc, *B = Z + rc, *L = B + rc, *ph = L + rc, *T = Z; /* Z is done with before T */
     double *tab = ph + (size_t)G * (size_t)k2, *x = tab + 2 * ((size_t)n + (size_t)k), *y = x + rows + cols;
     const double u = 0x1p-53;
-    /* the largest l1 norm of a filter, for the symbols' rounding */
+    /* the largest l1 norm of a filter cropped to the taps that reach the grid, for the symbols' rounding */
     double l1 = 0;
+    const int r = (k - 1) / 2;
     for (size_t q = 0; q < (size_t)cout * (size_t)cin * (size_t)H; q++) {
-        double a = 0;
-        for (int t = 0; t < k2; t++)
-            a += fabs(K[q * (size_t)k2 + (size_t)t]);
-        if (!(a < INFINITY))
+        double a = 0, all = 0;
+        for (int t = 0; t < k2; t++) {
+            double w = fabs(K[q * (size_t)k2 + (size_t)t]);
+            all += w;
+            if (t / k - r < n && r - t / k < n && t % k - r < n && r - t % k < n)
+                a += w;
+        }
+        if (!(all < INFINITY))
             return INFINITY; /* NaN or infinite entries (or an overflowing sum): no bound */
         l1 = fmax(l1, a);
     }
@@ -1616,4 +1628,27 @@ SPDL_KERNEL double spdl_gconv_norm_upper(int G, int gconv, int cout, int cin, in
     if (best <= within)
         return stop_below;
     return ldexp(f * (best + err) * (1 + 4 * u), sc);
+}
+
+/* M_project's step for a C4/D4 kernel with the declared bound c: when the
+ * bound above exceeds c, K is scaled by c / bound (less 2^-36, more than the
+ * certificates' own margins), and the scaled kernel, as rounded, is checked
+ * again (a few times at most, each scaling further if it must), so what is
+ * stored is proved within c. A kernel with NaN or infinite entries is left
+ * alone. Returns the bound K had. S: SPDL_GNORM_SCRATCH doubles. */
+SPDL_KERNEL double spdl_gconv_project(int G, int gconv, int cout, int cin, int k, int n, double *K, double c,
+                                      double *S)
+{
+    const size_t nk = (size_t)cout * (size_t)cin * (size_t)(gconv ? G : 1) * (size_t)k * (size_t)k;
+    double b = spdl_gconv_norm_upper(G, gconv, cout, cin, k, n, K, c, 1e-6, S), now = b;
+    for (int tries = 0; tries < 4 && now > c; tries++) {
+        for (size_t i = 0; i < nk; i++)
+            if (!(fabs(K[i]) < INFINITY))
+                return b;
+        double scale = now < INFINITY ? c / now * (1 - 0x1p-36) : 0; /* an overflowing l1: zero is within */
+        for (size_t i = 0; i < nk; i++)
+            K[i] *= scale;
+        now = spdl_gconv_norm_upper(G, gconv, cout, cin, k, n, K, c, 1e-6, S);
+    }
+    return b;
 }

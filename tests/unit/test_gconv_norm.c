@@ -326,6 +326,31 @@ Test(gconv_norm, the_projection_contract)
     free(Z), free(K);
 }
 
+Test(gconv_norm, the_projection_scales_to_the_bound_and_checks_the_result)
+{
+    for (int t = 0; t < 8; t++) {
+        int G = t % 2 ? 8 : 4, gconv = t / 2 % 2, cout = 1 + t % 3, cin = 2, k = 3 + 2 * (t / 4), n = 3 + t;
+        double *K = gn_kernel(G, gconv, cout, cin, k, 1 + 10 * t);
+        size_t nk = (size_t)cout * cin * (gconv ? G : 1) * k * k;
+        double before = gn_bound(G, gconv, cout, cin, k, n, K, 0, 1e-9), c = before / (2 + t);
+        double *S = malloc(sizeof(double) * SPDL_GNORM_SCRATCH(G, gconv, cout, cin, k, n));
+        double got = spdl_gconv_project(G, gconv, cout, cin, k, n, K, c, S);
+        cr_assert(got >= before * (1 - 1e-9) && got <= before * (1 + 2e-6), "t %d: %.17g vs %.17g", t, got, before);
+        double after = gn_bound(G, gconv, cout, cin, k, n, K, 0, 1e-9);
+        cr_assert(after <= c && after >= c * (1 - 1e-5), "t %d: %.17g after projecting to %.17g", t, after, c);
+        /* within: left alone, bit for bit */
+        double *copy = malloc(sizeof(double) * nk);
+        memcpy(copy, K, sizeof(double) * nk);
+        cr_assert_eq(spdl_gconv_project(G, gconv, cout, cin, k, n, K, c, S), c);
+        cr_assert(!memcmp(copy, K, sizeof(double) * nk));
+        /* NaN: left alone, reported unbounded */
+        K[0] = NAN;
+        cr_assert(isinf(spdl_gconv_project(G, gconv, cout, cin, k, n, K, c, S)));
+        cr_assert(isnan(K[0]) && !memcmp(copy + 1, K + 1, sizeof(double) * (nk - 1)));
+        free(copy), free(S), free(K);
+    }
+}
+
 Test(gconv_norm, orbit_representatives_cover_the_torus_once)
 {
     for (int G = 4; G <= 8; G += 4)
