@@ -106,10 +106,12 @@ FRONT_OBJ := $(filter-out $(B)/compiler/main.o,$(COMPILER_OBJ))
 $(B)/tests/unit: $(UNIT_SRC) $(wildcard tests/unit/*.h) runtime/spdl_kernels.h $(FRONT_OBJ) | $(B)/tests
 	$(CC) $(CFLAGS_ALL) -Icompiler -I$(B)/compiler -Iruntime $(UNIT_SRC) $(FRONT_OBJ) -o $@ $(CRITERION_LIBS)
 
-# spdl_gemm's AVX2/FMA intrinsics path (what `spdlc build` compiles on such CPUs): test_gemm.c again with
-# -march=x86-64-v3, built and run by check-unit when this CPU has AVX2 and FMA.
-$(B)/tests/unit_gemm_v3: tests/unit/test_gemm.c tests/unit/test_sgemm.c tests/unit/test_corr2.c runtime/spdl_kernels.h | $(B)/tests
-	$(CC) $(CFLAGS_ALL) -pedantic -march=x86-64-v3 -Iruntime tests/unit/test_gemm.c tests/unit/test_sgemm.c tests/unit/test_corr2.c -o $@ $(CRITERION_LIBS)
+# spdl_gemm's AVX2/FMA intrinsics paths (what `spdlc build` compiles on such CPUs), which the convolutions and
+# the C4/D4 norm bound use too: these tests again with -march=x86-64-v3, built and run by check-unit when this
+# CPU has AVX2 and FMA.
+V3_UNIT_SRC := tests/unit/test_gemm.c tests/unit/test_sgemm.c tests/unit/test_corr2.c tests/unit/test_gconv_norm.c
+$(B)/tests/unit_gemm_v3: $(V3_UNIT_SRC) runtime/spdl_kernels.h | $(B)/tests
+	$(CC) $(CFLAGS_ALL) -pedantic -march=x86-64-v3 -Iruntime $(V3_UNIT_SRC) -o $@ $(CRITERION_LIBS)
 HAVE_AVX2_FMA := $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo && echo yes)
 
 RUNTIME_TEST_SRC := $(wildcard tests/runtime/test_*.c)
@@ -119,9 +121,11 @@ $(B)/tests/runtime: $(RUNTIME_TEST_SRC) $(B)/libspdl.a | $(B)/tests
 check-runtime: $(B)/tests/runtime
 	cd tests/runtime && ../../$(B)/tests/runtime --jobs 2
 
+# test_gconv_norm.py: the C4/D4 norm bound against numpy's SVD of the dense map (exact norms, the ratios printed)
 check-unit: $(B)/tests/unit $(if $(HAVE_AVX2_FMA),$(B)/tests/unit_gemm_v3)
 	cd tests && ../$(B)/tests/unit --jobs 2
 	$(if $(HAVE_AVX2_FMA),cd tests && ../$(B)/tests/unit_gemm_v3 --jobs 2,@echo "no AVX2/FMA: spdl_gemm's intrinsics path not tested")
+	$(PYTHON) tests/unit/test_gconv_norm.py $(CC) $(B)/tests/gnorm
 
 check-golden: $(B)/spdlc
 	tests/golden.sh $(B)/spdlc tests/golden

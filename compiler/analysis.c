@@ -207,6 +207,22 @@ static double conv_norm(const StepProgram *p, int k)
     return pm->has_norm ? pm->norm_bound : INFINITY;
 }
 
+int an_conv_grid(const StepProgram *p, const Param *pm)
+{
+    int n = 0;
+    for (int i = 0; i < p->nvals; i++) {
+        const Val *v = p->vals[i];
+        if ((v->op != OP_LIFT && v->op != OP_GCONV && v->op != OP_GCONV_T) || v->a < 0 || v->b < 0)
+            continue;
+        const Val *k = p->vals[v->a], *x = p->vals[v->b];
+        if (k->op == OP_PARAM && k->index == pm->index && x->shape.rank >= 2 && x->shape.dim[x->shape.rank - 1] > n)
+            n = x->shape.dim[x->shape.rank - 1];
+    }
+    if (n == 0 && p->m->in_shape.rank >= 2)
+        n = p->m->in_shape.dim[p->m->in_shape.rank - 1];
+    return n;
+}
+
 /* ---- Lipschitz bounds of values ----------------------------------------------------- */
 
 struct LipCtx {
@@ -607,6 +623,7 @@ void an_field(const StepProgram *p, const Seg *s, FieldInfo *fi)
             int in2 = peel(p, e->b, &c, &af);
             if (match_conv(p, in2, u, e->a)) {
                 fi->mat = (MatInfo){0};
+                fi->conv = p->m->params[p->vals[e->a]->index];
                 fi->mat.gen = conv_norm(p, e->a);
                 if (isinf(fi->mat.gen)) {
                     fi->mat.unbounded = p->m->params[p->vals[e->a]->index];
@@ -772,7 +789,8 @@ bool an_nonexpansive(Arena *a, const StepProgram *p, const Seg *s, const char **
     }
     double n = mat_norm(&fi.mat);
     if (isinf(n)) {
-        *reason = "the field's matrix has no norm bound, so no step is non-expansive for every parameter value";
+        *reason = fi.conv ? "the field's convolution kernel has no norm bound, so no step is non-expansive for every parameter value"
+                          : "the field's matrix has no norm bound, so no step is non-expansive for every parameter value";
         if (fi.mat.unbounded) {
             *at = fi.mat.unbounded->span;
             *note = arena_printf(a, "'%s' is declared without a norm bound", fi.mat.unbounded->name);
@@ -794,14 +812,17 @@ bool an_nonexpansive(Arena *a, const StepProgram *p, const Seg *s, const char **
         return false;
     }
     double hsafe = L > 0 ? 2 * r / L : INFINITY;
+    /* K, or the map gconv(k, .) whose norm a kernel's bound is on */
+    const char *K = fi.conv ? arena_printf(a, "gconv(%s, .)", fi.conv->name) : "K";
     if (h > hsafe) {
-        *reason = arena_printf(a, "the step h = %.6g exceeds 2 r / (c d |K|^2) = 2 * %.6g / %.6g = %.6g", h, r, L, hsafe);
-        *fix = arena_printf(a, "use at least %.0f layers (h <= %.6g), or a norm bound |K| <= %.6g", ceil((b->t1 - b->t0) / hsafe),
-                            hsafe, sqrt(2 * r / (fi.scale * fi.act.dmax * h)));
+        *reason = arena_printf(a, "the step h = %.6g exceeds 2 r / (c d |%s|^2) = 2 * %.6g / %.6g = %.6g", h, K, r, L, hsafe);
+        *fix = arena_printf(a, "use at least %.0f layers (h <= %.6g), or a norm bound %s <= %.6g", ceil((b->t1 - b->t0) / hsafe),
+                            hsafe, fi.conv ? arena_printf(a, "norm(%s)", fi.conv->name) : "|K|",
+                            sqrt(2 * r / (fi.scale * fi.act.dmax * h)));
         return false;
     }
-    *reason = arena_printf(a, "%s step of the gradient flow: h = %.6g <= 2 r / (c d |K|^2) = %.6g (r = %.6g, |K| <= %.6g)",
-                           sc->name, h, hsafe, r, n);
+    *reason = arena_printf(a, "%s step of the gradient flow: h = %.6g <= 2 r / (c d |%s|^2) = %.6g (r = %.6g, |%s| <= %.6g)",
+                           sc->name, h, K, hsafe, r, K, n);
     return true;
 }
 

@@ -69,6 +69,8 @@ typedef struct FieldInfo {
     double scale;           /* c of the gradient form, |s1 s2| of Hamilton  */
     Span span;              /* the equation(s)                              */
     const char *why;        /* FIELD_GENERIC: what did not match            */
+    const Param *conv;      /* -c gconv'(k, sigma(gconv(k, u) + b)): k, whose
+                               declared bound is on the map gconv(k, .)     */
 } FieldInfo;
 
 /* Classifies the field of flow segment s from its field values. */
@@ -92,5 +94,12 @@ double an_layer_lipschitz(LipCtx *cx, const StepProgram *p, int seg, Blame *b);
  * v = v + x(v, others), over its group (the joint bound for simultaneous
  * updates). */
 double an_residual_q(LipCtx *cx, const StepProgram *p, int seg, int k, int x, Blame *b);
+
+/* The n x n grid on which a C4/D4 kernel's norm bound holds and M_project
+ * enforces it (DESIGN §8): the largest grid the step program applies the
+ * kernel to (lift, gconv or gconv'), since the map on a smaller grid is a
+ * compression of the map on a larger one and so has no larger norm; the
+ * input's grid when the kernel is never applied. */
+int an_conv_grid(const StepProgram *p, const Param *pm);
 
 #endif

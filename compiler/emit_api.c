@@ -2,6 +2,8 @@
  * parameter initialisation and projection onto the declared bounds, the
  * model descriptor libspdl's driver reads (DESIGN §6), and M.h. */
 #include "emit_internal.h"
+
+#include "analysis.h"
 #include "version.h"
 
 /* The training step in three parts, for a caller that runs a batch's tiles
@@ -352,6 +354,17 @@ void emit_init_project(E *e)
         out(e, "for (size_t k = 0; k < %d; k++) {", pm->layers);
         e->indent++;
         out(e, "double *P = theta + %zu + k * %zu;", pm->offset, pm->nstore);
+        if ((pm->kind == PK_LIFT || pm->kind == PK_GCONV) && pm->group->kind != GROUP_Z) {
+            /* C4/D4: the operator norm on the grid, from the symbols on its torus (DESIGN §8) */
+            int n = an_conv_grid(e->p, pm);
+            const char *dims = S_(e, "%d, %d, %d, %d, %d, %d", pm->group->order, pm->kind == PK_GCONV, pm->cout, pm->cin,
+                                  pm->ksize, n);
+            out(e, "double S[SPDL_GNORM_SCRATCH(%s)]; /* the map on %d x %d grids */", dims, n, n);
+            out(e, "spdl_gconv_project(%s, P, %s, S);", dims, lit(e, pm->norm_bound));
+            e->indent--;
+            out(e, "}");
+            continue;
+        }
         if (pm->kind == PK_GCONV) { /* the operator norm on Z(n) sequences, from the kernel's symbols */
             out(e, "double M[4 * %d * %d];", pm->cout, pm->cin);
             out(e, "const double bound = spdl_zconv_norm_upper(%d, %d, %d, %d, P, M);", pm->cout, pm->cin, pm->ksize,

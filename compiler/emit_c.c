@@ -556,9 +556,14 @@ int emit_c(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o)
             return 1;
         }
         if ((pm->kind == PK_GCONV || pm->kind == PK_LIFT) && pm->has_norm && pm->group->kind != GROUP_Z) {
-            Diag *g = diag_error(d, pm->norm_span, "norm bounds on C4 and D4 kernels are not enforced yet");
-            diag_note(d, g, NO_SPAN, "M_project bounds Z(n) convolutions only; drop the bound or use Z(n)");
-            return 1;
+            int rows = pm->group->order * pm->cout, cols = pm->kind == PK_GCONV ? pm->group->order * pm->cin : pm->cin;
+            if ((size_t)rows * (size_t)cols > 65536) { /* M_project's scratch: 4 rows cols doubles on the stack */
+                Diag *g = diag_error(d, pm->norm_span, "norm bounds on %s kernels with more than 65536 symbol entries are not supported yet",
+                                     pm->group->name);
+                diag_note(d, g, NO_SPAN, "the symbol of '%s' is %d x %d (|G| cout x %s)", pm->name, rows, cols,
+                          pm->kind == PK_GCONV ? "|G| cin" : "cin");
+                return 1;
+            }
         }
         if (pm->kind == PK_GCONV && pm->has_norm && (size_t)pm->cout * (size_t)pm->cin > 4096) {
             diag_error(d, pm->norm_span, "norm bounds on convolution kernels with cout cin > 4096 are not supported yet");

@@ -3,7 +3,9 @@
  * spdlc's certificate bounds the Lipschitz constant L of the map from the
  * input to the logits for every parameter value that satisfies the declared
  * norm bounds. certify first checks that the weights do satisfy them, with
- * rigorous upper bounds on each layer's spectral norm (Gram iteration), then
+ * rigorous upper bounds on each layer's spectral norm (Gram iteration; a
+ * convolution kernel's map on its grid as M_project bounds it, from the
+ * kernel's symbols: spdl_bound_norm), then
  * reports the clean accuracy and the certified accuracy at each radius E: a
  * prediction is certified when it is correct and its logit margin exceeds
  * sqrt(2) L E, since no perturbation of Euclidean norm at most E can move
@@ -52,7 +54,7 @@ int spdl_cmd_certify(const spdl_model *m, const spdl_args *a)
     }
     if (spdl_get_weights(m, a, a->weights, theta))
         goto done;
-    printf("norm bounds of the trained weights (rigorous upper bounds, Gram iteration):\n");
+    printf("norm bounds of the trained weights (rigorous upper bounds: Gram iteration; kernels as maps, from their symbols):\n");
     int violated = 0;
     for (size_t i = 0; i < np; i++) {
         if (isnan(m->norm_bound[i]))

@@ -1467,3 +1467,405 @@ SPDL_KERNEL void spdl_corr2_dw(int co, int ci, int k, int n, const real *restric
                              (size_t)ci * k2, k2);
         }
 }
+
+/* ---- norm bounds of C4 and D4 convolutions (DESIGN §8) ---------------------------
+ * The map v -> lift(K, v) or gconv(K, v) on n x n grids is the zero-padded
+ * correlation with the expanded bank W of spdl_gbank. Taps more than n - 1
+ * from the centre only ever read the padding, so the filters may be cropped
+ * to k' = min(k, 2n - 1) first; then the matrix is a compression (rows and
+ * columns restricted) of the circular correlation on the N-torus,
+ * N = n + k' - 1 (the padding the taps reach is zero there too), and its
+ * norm is at most that operator's: the largest spectral norm of the symbols
+ *     S(a, b)[(o, e), j] = sum_{u, v} W[(o, e), j][u, v] e^{2 pi i (a (u - r) + b (v - r)) / N}
+ * over the N^2 frequencies (a, b), each (cout G) x (cin G) for gconv and
+ * (cout G) x cin for lift. Four facts make that cheap:
+ *  - orbits: rotating a filter rotates its symbol's argument,
+ *    (R w)^(w1, w2) = w^(w2, -w1) and (M w)^(w1, w2) = w^(w1, -w2), and the
+ *    symbol at A_g (a, b) is the one at (a, b) with rows and columns
+ *    permuted (entry (e, f) to (idx(g g_e), idx(g g_f))): one frequency of
+ *    each orbit of the group's signed permutations (about N^2/4 for C4,
+ *    N^2/8 for D4) carries every norm there is;
+ *  - realness: R^2 conjugates a filter's symbol (R^2 w [u, v] =
+ *    w[k-1-u, k-1-v] about the centre r), so S_{e^2, f^2} = conj S_{e, f},
+ *    e^2 = e xor 2 the index of R^2 g_e. In the basis (x_e +- x_{e^2})/sqrt 2,
+ *    the two halves multiplied by e^{+-i pi/4}, the symbol is the REAL matrix
+ *        [ Re S_ef + Re S_ef2   Im S_ef2 - Im S_ef ]
+ *        [ Im S_ef + Im S_ef2   Re S_ef - Re S_ef2 ]      (f2 = f xor 2)
+ *    over the e, f with bit 1 clear (and every channel pair): unitarily
+ *    equivalent, of the complex matrix's size, where the 2x real form of the
+ *    Z(n) code would be twice as wide and tall. For lift the rows e and e^2
+ *    are conjugate, and the real rows Re S_e, Im S_e have the singular
+ *    values divided by sqrt 2;
+ *  - certificates, not iterations: a frequency only has to be shown below a
+ *    threshold t (the declared bound, or the largest bound found so far),
+ *    which one Cholesky factorisation of t^2 I - A A' does (A A' formed on
+ *    the smaller side). Rump's argument (BIT 46, 2006, from Higham's
+ *    Thm. 10.3): if floating-point Cholesky of the computed M runs to
+ *    completion, M + dM = R'R with |dM| <= gamma_{s+1} |R'||R|, so
+ *    lambda_min(M) >= -gamma_{s+1}/(1 - gamma_{s+1}) tr(M); the Gram
+ *    product's own error is at most gamma_K |A|_F^2 (spdl_gram_test_tau);
+ *  - records only: a frequency that fails the test gets a tight bound, by
+ *    a power-iteration estimate and bisection on such tests (to rtol,
+ *    whatever the multiplicity of its top singular value), and raises the
+ *    threshold. The maximum over frequencies is sound whatever the order;
+ *    the order only decides how many frequencies are bounded tightly.
+ * Rounding of the symbols: the phases come from one table of cos and sin of
+ * 2 pi j / N, the angle reduced exactly in integers first, each within 64 u
+ * of the exact value (u = 2^-53; the argument is within 19 u, glibc's cos
+ * and sin within an ulp); a symbol entry is a sum of k^2 products, off by at
+ * most l1 (64 u + gamma_{k^2} (1 + 64 u)), l1 the largest sum of |K| over
+ * one filter's taps; a real-form entry adds two and rounds once. The
+ * computed matrix differs from the exact one by E, |E| <= |E|_F <=
+ * sqrt(rows cols) max |E_ij|, which the threshold and the result allow for. */
+
+/* orbit representatives: (a, b) is the least a N + b of its orbit under
+ * (w1, w2) -> (w2, -w1) (C4), and (w1, w2) -> (w1, -w2) too for D4 */
+SPDL_KERNEL int spdl_gnorm_rep(int G, int N, int a, int b)
+{
+    long self = (long)a * N + b;
+    int x = a, y = b;
+    for (int t = 0; t < 4; t++) {
+        int nx = y, ny = (N - x) % N;
+        x = nx, y = ny;
+        if ((long)x * N + y < self || (G == 8 && (long)x * N + (N - y) % N < self))
+            return 0;
+    }
+    return 1;
+}
+
+/* the cropped kernel size k' and the torus N of an n x n grid; the scratch spdl_gconv_norm_upper needs, in
+ * doubles: the real symbol A (rows x cols), Z or A's transpose (as many), the Gram matrix and its Cholesky
+ * factor (min(rows, cols)^2 each, at most rows cols), the phases, the cos and sin table and two vectors */
+#define SPDL_GNORM_CROP(n, k) ((k) < 2 * (n) - 1 ? (k) : 2 * (n) - 1)
+#define SPDL_GNORM_TORUS(n, k) ((n) + SPDL_GNORM_CROP(n, k) - 1)
+#define SPDL_GNORM_SCRATCH(G, gconv, cout, cin, k, n)                                                                  \
+    (4 * (size_t)(G) * (size_t)(cout) * (size_t)(cin) * ((gconv) ? (size_t)(G) : 1) + (size_t)(G) * (size_t)(k) * (size_t)(k) \
+     + 2 * ((size_t)(n) + (size_t)(k)) + 2 * (size_t)(G) * ((size_t)(cout) + (size_t)(cin)))
+
+/* The real form A (rows (o, e0, 0|1), (G/2) cout 2 of them; columns (i, f0, 0|1) for gconv, i for lift) of
+ * the symbol at (a, b) on the N-torus of an n x n grid. Z receives the complex sums over each base filter
+ * K[o, i, h] (K[o, i] for lift) at the elements e = R^k M^s with bit 1 clear (e0 = k + 2 s, k < 2); ph the
+ * phases (zero at the cropped taps), tab cos and sin of 2 pi j / N. */
+SPDL_KERNEL void spdl_gnorm_symbol(int G, int gconv, int cout, int cin, int k, int n, int N, int a, int b,
+                                   const double *K, const double *tab, double *ph, double *Z, double *A)
+{
+    const int r = (k - 1) / 2, k2 = k * k, G2 = G / 2, H = gconv ? G : 1;
+    /* ph[t][2 e0 + 0|1]: cos and sin of tap t's phase in g_e's filter */
+    memset(ph, 0, sizeof(double) * (size_t)G * (size_t)k2);
+    for (int e0 = 0; e0 < G2; e0++) {
+        int e = (e0 & 1) | (e0 >> 1) << 2;
+        for (int u = 0; u < k; u++)
+            for (int v = 0; v < k; v++) {
+                if (u - r >= n || r - u >= n || v - r >= n || r - v >= n)
+                    continue; /* reads the padding only */
+                long j = ((long)a * (u - r) + (long)b * (v - r)) % N;
+                j = j < 0 ? j + N : j;
+                size_t t = spdl_g_tap(e, k, u, v);
+                ph[t * (size_t)G + (size_t)(2 * e0)] = tab[j];
+                ph[t * (size_t)G + (size_t)(2 * e0 + 1)] = tab[N + j];
+            }
+    }
+    /* Z[q][2 e0 + 0|1] = sum_t K[q][t] ph[t][2 e0 + 0|1]: Re and Im of base filter q's symbol under g_e */
+    const int nbase = cout * cin * H;
+#ifdef SPDL_GEMM_AVX2
+    spdl_gemm_avx2_(nbase, G, k2, K, (size_t)k2, 1, ph, (size_t)G, Z, (size_t)G, 0);
+#else
+    for (int q = 0; q < nbase; q++) {
+        const double *w = K + (size_t)q * (size_t)k2;
+        double *z = Z + (size_t)q * (size_t)G;
+        for (int c = 0; c < G; c++)
+            z[c] = 0;
+        for (int t = 0; t < k2; t++)
+            for (int c = 0; c < G; c++)
+                z[c] += w[t] * ph[(size_t)t * (size_t)G + (size_t)c];
+    }
+#endif
+    if (!gconv) {
+        for (int o = 0; o < cout; o++)
+            for (int e0 = 0; e0 < G2; e0++)
+                for (int i = 0; i < cin; i++) {
+                    const double *z = Z + (((size_t)o * (size_t)cin + (size_t)i) * (size_t)G2 + (size_t)e0) * 2;
+                    size_t row = ((size_t)o * (size_t)G2 + (size_t)e0) * 2;
+                    A[row * (size_t)cin + (size_t)i] = z[0];
+                    A[(row + 1) * (size_t)cin + (size_t)i] = z[1];
+                }
+        return;
+    }
+    const size_t cols = (size_t)cin * (size_t)G;
+    for (int o = 0; o < cout; o++)
+        for (int e0 = 0; e0 < G2; e0++) {
+            int e = (e0 & 1) | (e0 >> 1) << 2, einv = spdl_g_inverse(e);
+            double *rs = A + ((size_t)o * (size_t)G2 + (size_t)e0) * 2 * cols, *rd = rs + cols;
+            for (int i = 0; i < cin; i++) {
+                const size_t base = ((size_t)o * (size_t)cin + (size_t)i) * (size_t)G;
+                for (int f0 = 0; f0 < G2; f0++) {
+                    int f = (f0 & 1) | (f0 >> 1) << 2;
+                    int h1 = spdl_g_compose(einv, f), h2 = spdl_g_compose(einv, f ^ 2);
+                    const double *z1 = Z + ((base + (size_t)h1) * (size_t)G2 + (size_t)e0) * 2;
+                    const double *z2 = Z + ((base + (size_t)h2) * (size_t)G2 + (size_t)e0) * 2;
+                    size_t c = ((size_t)i * (size_t)G2 + (size_t)f0) * 2;
+                    rs[c] = z1[0] + z2[0];
+                    rs[c + 1] = z2[1] - z1[1];
+                    rd[c] = z1[1] + z2[1];
+                    rd[c + 1] = z1[0] - z2[0];
+                }
+            }
+        }
+}
+
+/* upper bounds of |A| (m x n, m n <= 2^16) that cost one pass: min(|A|_F, sqrt(|A|_1 |A|_inf)), rounding
+ * (and underflow) covered */
+SPDL_KERNEL double spdl_norm2_cheap(int m, int n, const double *A)
+{
+    double f = 0, rmax = 0, cmax = 0;
+    for (int i = 0; i < m; i++) {
+        double rs = 0;
+        for (int j = 0; j < n; j++) {
+            double x = A[(size_t)i * (size_t)n + (size_t)j];
+            f += x * x;
+            rs += fabs(x);
+        }
+        rmax = fmax(rmax, rs);
+    }
+    for (int j = 0; j < n; j++) {
+        double cs = 0;
+        for (int i = 0; i < m; i++)
+            cs += fabs(A[(size_t)i * (size_t)n + (size_t)j]);
+        cmax = fmax(cmax, cs);
+    }
+    return fmin(sqrt(f), sqrt(rmax * cmax)) * (1 + 1e-10) + 0x1p-500; /* squares below 2^-1074: 2^-529 in all */
+}
+
+/* B = A A' (m <= n) or A' A (m > n), s x s with s = min(m, n), both triangles; T: m n doubles (the AVX2
+ * path's transpose). Each entry is one inner product of length max(m, n), in some order. */
+SPDL_KERNEL void spdl_gram(int m, int n, const double *A, double *B, double *T)
+{
+#ifdef SPDL_GEMM_AVX2
+    if (m <= n) {
+        for (int i = 0; i < m; i++)
+            for (int k = 0; k < n; k++)
+                T[(size_t)k * (size_t)m + (size_t)i] = A[(size_t)i * (size_t)n + (size_t)k];
+        spdl_gemm_avx2_(m, m, n, A, (size_t)n, 1, T, (size_t)m, B, (size_t)m, 0);
+    } else {
+        spdl_gemm_avx2_(n, n, m, A, 1, (size_t)n, A, (size_t)n, B, (size_t)n, 0);
+    }
+#else
+    (void)T;
+    if (m <= n) {
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j <= i; j++)
+                B[(size_t)i * (size_t)m + (size_t)j] = B[(size_t)j * (size_t)m + (size_t)i] =
+                    spdl_dot(n, A + (size_t)i * (size_t)n, A + (size_t)j * (size_t)n);
+    } else {
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j <= i; j++) {
+                double s = 0;
+                for (int k = 0; k < m; k++)
+                    s += A[(size_t)k * (size_t)n + (size_t)i] * A[(size_t)k * (size_t)n + (size_t)j];
+                B[(size_t)i * (size_t)n + (size_t)j] = B[(size_t)j * (size_t)n + (size_t)i] = s;
+            }
+    }
+#endif
+}
+
+/* Does floating-point Cholesky of tau I - B (s x s, the lower triangle read) run to completion? L: s^2 doubles. */
+SPDL_KERNEL int spdl_chol_completes(int s, const double *B, double tau, double *L)
+{
+    for (int i = 0; i < s; i++)
+        for (int j = 0; j <= i; j++)
+            L[(size_t)i * (size_t)s + (size_t)j] = (i == j ? tau : 0) - B[(size_t)i * (size_t)s + (size_t)j];
+    for (int j = 0; j < s; j++) {
+        double *lj = L + (size_t)j * (size_t)s;
+        double d = lj[j] - spdl_dot(j, lj, lj);
+        if (!(d > 0) || !(d < INFINITY))
+            return 0;
+        d = sqrt(d);
+        lj[j] = d;
+        for (int i = j + 1; i < s; i++) {
+            double *li = L + (size_t)i * (size_t)s;
+            li[j] = (li[j] - spdl_dot(j, li, lj)) / d;
+        }
+    }
+    return 1;
+}
+
+/* The tau at which a completed Cholesky of tau I - B proves |A| <= t, B the computed Gram matrix (s x s,
+ * inner products of length K; trB its trace, bmax its largest diagonal entry). With M the computed
+ * tau I - B, Cholesky's completion gives lambda_min(M) >= -g tr(M), g = gamma_{s+1} / (1 - gamma_{s+1}),
+ * tr(M) <= s tau (1 + u); the diagonal's rounding adds u max(tau, bmax), the Gram product's gamma_K |A|_F^2,
+ * |A|_F^2 <= trB / ((1 - gamma_K) (1 - gamma_s)) <= trB (1 + 2.1 (K + s) u); so
+ * lambda_max(A A') <= tau (1 + g s (1 + u) + u) + gamma_K |A|_F^2 + u bmax (+ 2^-960 for underflow), which
+ * must be at most t^2 (Higham's proof of Thm. 10.3 uses no definiteness: it bounds each computed entry).
+ * gamma_j <= 1.01 j u while j u <= 0.01. */
+SPDL_KERNEL double spdl_gram_test_tau(int s, int K, double t, double trB, double bmax)
+{
+    const double u = 0x1p-53;
+    double g = 1.02 * (s + 1) * u, gK = 1.01 * K * u, F2 = trB * (1 + 2.1 * (K + s) * u);
+    double num = t * t * (1 - 4 * u) - gK * F2 * (1 + 4 * u) - u * bmax * (1 + 4 * u) - 0x1p-960;
+    return num / (1 + g * s * (1 + u) + u) * (1 - 4 * u);
+}
+
+/* A tight upper bound on |A| from its Gram matrix B (s x s, the lower triangle; inner products of length K):
+ * an estimate by power iteration, then an exponential search and bisection on Cholesky certificates to rtol,
+ * never above hi (an upper bound already known) or the Gram iteration's first bound. L: s^2, x, y: s. */
+SPDL_KERNEL double spdl_gram_tight(int s, int K, const double *B, double hi, double rtol, double *L, double *x,
+                                   double *y)
+{
+    double trB = 0, bmax = 0;
+    for (int i = 0; i < s; i++) {
+        double d = B[(size_t)i * (size_t)s + (size_t)i];
+        trB += d;
+        bmax = fmax(bmax, d);
+    }
+    if (!(bmax > 0) || !(trB < INFINITY))
+        return hi;
+    /* |A|_2 <= sqrt(|B|_F) with B's own error: the Gram iteration's first bound (squares taken of B / bmax,
+     * so none underflows to nothing; those below 2^-1022 are at most s^2 2^-1074 in all) */
+    double f = 0;
+    for (int i = 0; i < s; i++)
+        for (int j = 0; j <= i; j++) {
+            double b = B[(size_t)i * (size_t)s + (size_t)j] / bmax;
+            f += (i == j ? 1 : 2) * b * b;
+        }
+    f = bmax * sqrt(f + (double)s * (double)s * 0x1p-1070);
+    hi = fmin(hi, sqrt(f * (1 + 1e-10) + 1.02 * K * 0x1p-53 * trB * 1.02 + 0x1p-960) * (1 + 1e-10));
+    /* the estimate: Rayleigh quotients of B from B v, v with every component (so no invariant subspace of B,
+     * such as the blocks of a symbol that decouples, keeps it from the top eigenvalue) */
+    for (int i = 0; i < s; i++) {
+        double xi = 0;
+        for (int j = 0; j < s; j++)
+            xi += B[(size_t)i * (size_t)s + (size_t)j] / bmax * (1 + 0.618034 * (double)((j * 7 + 3) % 11));
+        x[i] = xi;
+    }
+    double lam = bmax;
+    for (int it = 0; it < 40; it++) {
+        for (int i = 0; i < s; i++)
+            y[i] = spdl_dot(s, B + (size_t)i * (size_t)s, x);
+        double xx = spdl_dot(s, x, x), xy = spdl_dot(s, x, y), yy = spdl_dot(s, y, y);
+        if (!(xx > 0) || !(yy > 0))
+            break;
+        double prev = lam;
+        lam = fmax(lam, xy / xx);
+        double sc = 1 / sqrt(yy);
+        for (int i = 0; i < s; i++)
+            x[i] = y[i] * sc;
+        if (it >= 4 && lam < prev * (1 + 0.01 * rtol))
+            break;
+    }
+    double lo = sqrt(lam), t = lo * (1 + 0.5 * rtol), step = rtol;
+    /* an exponential search up from the estimate, then bisection */
+    while (t < hi && !spdl_chol_completes(s, B, spdl_gram_test_tau(s, K, t, trB, bmax), L)) {
+        lo = t;
+        t = lo * (1 + step);
+        step *= 2;
+    }
+    t = fmin(t, hi); /* hi holds already */
+    while (t > lo * (1 + rtol)) {
+        double mid = 0.5 * (lo + t);
+        if (spdl_chol_completes(s, B, spdl_gram_test_tau(s, K, mid, trB, bmax), L))
+            t = mid;
+        else
+            lo = mid;
+    }
+    return t;
+}
+
+/* A sound upper bound on the operator norm of v -> lift(K, v) (gconv = 0;
+ * K stored R[cout, cin, k, k]) or v -> gconv(K, v) (gconv = 1; K stored
+ * R[cout, cin, G, k, k]) on n x n grids, G = 4 (C4) or 8 (D4): see above.
+ * When every frequency is shown within stop_below (M_project passes the
+ * declared bound), the result is stop_below itself; otherwise it is within
+ * about rtol of the torus bound (pass stop_below = 0 for the tightest).
+ * S: SPDL_GNORM_SCRATCH(G, gconv, cout, cin, k, n) doubles. */
+SPDL_KERNEL double spdl_gconv_norm_upper(int G, int gconv, int cout, int cin, int k, int n, const double *K,
+                                         double stop_below, double rtol, double *S)
+{
+    const int N = SPDL_GNORM_TORUS(n, k), k2 = k * k, H = gconv ? G : 1;
+    const int rows = cout * G, cols = gconv ? cin * G : cin, s = rows < cols ? rows : cols;
+    const int inner = rows < cols ? cols : rows;
+    const size_t rc = (size_t)rows * (size_t)cols;
+    double *A = S, *Z = A + rc, *B = Z + rc, *L = B + rc, *ph = L + rc, *T = Z; /* Z is done with before T */
+    double *tab = ph + (size_t)G * (size_t)k2, *x = tab + 2 * ((size_t)n + (size_t)k), *y = x + rows + cols;
+    const double u = 0x1p-53;
+    /* the largest l1 norm of a filter cropped to the taps that reach the grid, for the symbols' rounding */
+    double l1 = 0;
+    const int r = (k - 1) / 2;
+    for (size_t q = 0; q < (size_t)cout * (size_t)cin * (size_t)H; q++) {
+        double a = 0, all = 0;
+        for (int t = 0; t < k2; t++) {
+            double w = fabs(K[q * (size_t)k2 + (size_t)t]);
+            all += w;
+            if (t / k - r < n && r - t / k < n && t % k - r < n && r - t % k < n)
+                a += w;
+        }
+        if (!(all < INFINITY))
+            return INFINITY; /* NaN or infinite entries (or an overflowing sum): no bound */
+        l1 = fmax(l1, a);
+    }
+    if (l1 == 0)
+        return 0;
+    /* everything below is in units of 2^sc, l1 2^-sc in [1, 2) (within [2^-63, 2^23] for kernels near the
+     * ends of the range), so no Gram entry or sum of squares underflows or overflows: the phases are scaled
+     * by 2^-sc, exactly, and every symbol with them */
+    const int sc = ilogb(l1) < -1000 ? -1000 : ilogb(l1) > 1000 ? 1000 : ilogb(l1);
+    const double scale = ldexp(1.0, -sc), l1s = l1 * scale;
+    const double gam = 1.01 * (k2 + 2) * u;
+    const double err = sqrt((double)rc) * l1s * (2 * (64 * u + gam * (1 + 64 * u)) + 4 * u) * (1 + 4 * u);
+    /* the computed symbols' norms are 1/f of the operator's: f = sqrt 2 for lift's real rows */
+    const double f = gconv ? 1 : 1.4142135623730951;
+    double within = stop_below > 0 ? (stop_below * scale / f - err) * (1 - 8 * u) : 0;
+    within = within > 0 ? within : 0;
+    for (int j = 0; j < N; j++) {
+        double t = 2 * 3.14159265358979323846 * (double)j / (double)N;
+        tab[j] = cos(t) * scale;
+        tab[N + j] = sin(t) * scale;
+    }
+    double thr = within, best = 0;
+    for (int a = 0; a < N; a++)
+        for (int b = 0; b < N; b++) {
+            if (!spdl_gnorm_rep(G, N, a, b))
+                continue;
+            spdl_gnorm_symbol(G, gconv, cout, cin, k, n, N, a, b, K, tab, ph, Z, A);
+            double bound = spdl_norm2_cheap(rows, cols, A);
+            if (bound > thr) {
+                spdl_gram(rows, cols, A, B, T);
+                double trB = 0, bmax = 0;
+                for (int i = 0; i < s; i++) {
+                    trB += B[(size_t)i * (size_t)s + (size_t)i];
+                    bmax = fmax(bmax, B[(size_t)i * (size_t)s + (size_t)i]);
+                }
+                if (thr > 0 && spdl_chol_completes(s, B, spdl_gram_test_tau(s, inner, thr, trB, bmax), L))
+                    bound = thr;
+                else
+                    bound = spdl_gram_tight(s, inner, B, bound, rtol, L, x, y);
+                thr = fmax(thr, bound);
+            }
+            best = fmax(best, bound);
+        }
+    if (best <= within)
+        return stop_below;
+    return ldexp(f * (best + err) * (1 + 4 * u), sc);
+}
+
+/* M_project's step for a C4/D4 kernel with the declared bound c: when the
+ * bound above exceeds c, K is scaled by c / bound (less 2^-36, more than the
+ * certificates' own margins), and the scaled kernel, as rounded, is checked
+ * again (a few times at most, each scaling further if it must), so what is
+ * stored is proved within c. A kernel with NaN or infinite entries is left
+ * alone. Returns the bound K had. S: SPDL_GNORM_SCRATCH doubles. */
+SPDL_KERNEL double spdl_gconv_project(int G, int gconv, int cout, int cin, int k, int n, double *K, double c,
+                                      double *S)
+{
+    const size_t nk = (size_t)cout * (size_t)cin * (size_t)(gconv ? G : 1) * (size_t)k * (size_t)k;
+    double b = spdl_gconv_norm_upper(G, gconv, cout, cin, k, n, K, c, 1e-6, S), now = b;
+    for (int tries = 0; tries < 4 && now > c; tries++) {
+        for (size_t i = 0; i < nk; i++)
+            if (!(fabs(K[i]) < INFINITY))
+                return b;
+        double scale = now < INFINITY ? c / now * (1 - 0x1p-36) : 0; /* an overflowing l1: zero is within */
+        for (size_t i = 0; i < nk; i++)
+            K[i] *= scale;
+        now = spdl_gconv_norm_upper(G, gconv, cout, cin, k, n, K, c, 1e-6, S);
+    }
+    return b;
+}

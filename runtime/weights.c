@@ -198,22 +198,45 @@ int spdl_bound_norm(const spdl_model *m, size_t i, const double *theta, size_t k
     size_t per = p->size / (p->layers ? p->layers : 1);
     if (p->rank < 3)
         return spdl_layer_norm(p, theta + p->offset + k * per, out);
-    /* a convolution kernel: its bound is on the operator, which the model's
-       projection bounds soundly and scales the kernel by bound / norm when
-       it is above the bound */
+    /* a convolution kernel: its bound is on the operator (on a grid the
+       descriptor does not carry), which only the model's projection
+       computes. Projected where it exceeds its bound, a kernel comes back
+       scaled by c / bound or a little less, so c a / b, with a and b its
+       largest entries before and after, is at least its bound. A kernel
+       within its bound is projected again at 2^13 and 2^26 times its size
+       (exact scalings, under which the bound scales exactly), so the figure
+       is its own bound, not c; within even then, it is at most c 2^-26. */
     double *th = malloc(sizeof(double) * (m->nparam ? m->nparam : 1));
     if (!th)
         return SPDL_ENOMEM;
-    memcpy(th, theta, sizeof(double) * m->nparam);
-    m->project(th);
-    double a = 0, b = 0;
-    for (size_t q = 0; q < per; q++) {
-        a = fmax(a, fabs(theta[p->offset + k * per + q]));
-        b = fmax(b, fabs(th[p->offset + k * per + q]));
+    double c = m->norm_bound[i];
+    *out = ldexp(c, -26);
+    for (size_t q = 0; q < per; q++)
+        if (!(fabs(theta[p->offset + k * per + q]) < INFINITY)) { /* NaN or infinite: no bound */
+            free(th);
+            *out = INFINITY;
+            return SPDL_OK;
+        }
+    for (int e = 0; e <= 26; e += 13) {
+        memcpy(th, theta, sizeof(double) * m->nparam);
+        for (size_t q = 0; q < per; q++)
+            th[p->offset + k * per + q] = ldexp(th[p->offset + k * per + q], e);
+        double a = 0, b = 0;
+        for (size_t q = 0; q < per; q++)
+            a = fmax(a, fabs(th[p->offset + k * per + q]));
+        m->project(th);
+        for (size_t q = 0; q < per; q++)
+            b = fmax(b, fabs(th[p->offset + k * per + q]));
+        if (a == 0 || !(a < INFINITY)) { /* a zero kernel; or 2^e times it overflows, within at 2^(e - 13) */
+            *out = a == 0 ? 0 : ldexp(c, -e + 13);
+            break;
+        }
+        if (a != b) {
+            *out = b > 0 ? ldexp(c * (a / b), -e) : INFINITY;
+            break;
+        }
     }
     free(th);
-    double c = m->norm_bound[i];
-    *out = a == b ? (a == 0 ? 0 : c) : b > 0 ? c * (a / b) : INFINITY;
     return SPDL_OK;
 }
 

@@ -68,8 +68,9 @@ int spdl_param_projected(const spdl_model *m, size_t i, const double *theta);
 int spdl_layer_norm(const spdl_param *p, const double *P, double *out);
 /* The norm bound of layer k of parameter i as the model defines it: the
  * matrix's (spdl_layer_norm), or for a convolution kernel (rank >= 3) the
- * operator's as M_project bounds it (at most the declared bound when the
- * projection leaves the kernel alone). */
+ * operator's as M_project bounds it (projecting a copy, scaled by a power
+ * of two where the kernel is within its bound); INFINITY for NaN or
+ * infinite entries. */
 int spdl_bound_norm(const spdl_model *m, size_t i, const double *theta, size_t k, double *out);
 
 #endif

@@ -286,6 +286,39 @@ expect train_bflow 0 "" $out/bflow train --data "builtin:moons?n=200" --epochs 1
 sttensor $out/bf.safetensors $out/bf_bad.safetensors S 3=-1.5
 expect bound_sample 1 "parameter 'S' (layer 4 of 8) has spectral norm 1.5, but the model declares norm(S) <= 1" \
     $out/bflow sample -n 3 --weights $out/bf_bad.safetensors
+# C4 kernels with norm bounds (DESIGN §8; GUARANTEES.md, Convolution kernels): training keeps them (M_project
+# after every step), certify re-checks every layer's map through M_project, and a kernel taken past its bound
+# is refused on load. In k, stored [layer, o, i, h, u, v], entry 580 is layer 2's k[0, 0, 0] centre tap.
+cat > $out/c4b.spn <<'SPN'
+model c4b {
+    input  x : R[1, 8, 8];
+    label  c : class[10];
+    group  C4 acts on x;
+    param  k0 : lift[C4, 1 -> 4, 3] where norm(k0) <= 1;
+    param  b0 : R[4];
+    state  h : R[4, 4, 8, 8] = relu(lift(k0, x) + b0);
+    param  k  : gconv[C4, 4 -> 4, 3] per layer where norm(k) <= 1;
+    param  b  : R[4] per layer;
+    flow over [0, 2] in 2 layers by euler {
+        dh/dt = -gconv'(k, relu(gconv(k, h) + b));
+    }
+    param  W : R[10, 4] where norm(W) <= 8;
+    param  w : R[10];
+    output p = softmax(W * mean_space(gpool(h)) + w);
+    loss   cross_entropy(p, c);
+    require invariant(C4), nonexpansive, lipschitz <= 0.5;
+}
+SPN
+expect build_c4b 0 "" $spdlc build $out/c4b.spn -o $out/c4b
+expect train_c4b 0 "" $out/c4b train --data "builtin:digits?split=0.2&part=train" --epochs 1 --lr 0.01 \
+    --out $out/c4b.safetensors --quiet
+expect certify_c4b 0 "certified accuracy at eps 0.1" $out/c4b certify --data "builtin:digits?split=0.2&part=test" \
+    --weights $out/c4b.safetensors
+grep -q "^  k  *bound 1 " $out/certify_c4b.log && grep -q "^  k0  *bound 1 " $out/certify_c4b.log && ok ||
+    bad "certify_c4b does not list the kernels' bounds"
+sttensor $out/c4b.safetensors $out/c4b_bad.safetensors k 580=3
+expect bound_c4b 1 "parameter 'k' (layer 2 of 2) has spectral norm [0-9.]*, but the model declares norm(k) <= 1" \
+    $out/c4b eval --data "builtin:digits?split=0.2&part=test" --weights $out/c4b_bad.safetensors
 # learned steps: 0 <= dt_k <= 0.25, sum 2 (tests/design/antisym.spn)
 awk 'BEGIN { srand(1); for (i = 0; i < 120; i++) printf "%.4f,%.4f,%.4f,%.4f,%d\n", rand(), rand(), rand(), rand(), i % 3 }' \
     > $out/d4.csv

@@ -9,8 +9,9 @@
 # tests/gen/losscheck.c computes by hand, the loss and the output against that.
 # A model may set its own tolerances (and batch sizes) in a
 # `// gradcheck: GRAD DOT [BATCH...]` comment or a NAME.gradcheck file; a
-# `// equivtest: S|Z N` comment runs tests/gen/equivtest.c (invariance under
-# the declared group).
+# `// equivtest: S|Z|C4|D4 N` comment runs tests/gen/equivtest.c (invariance under
+# the declared group) and tells projtest the group and the grid (a
+# `// projtest: GROUP N [NAME=GRID...]` comment overrides that).
 # Models run GEN_JOBS (default 2) at a time, each in its own `gen.sh --one`
 # whose report is printed in the order given.
 set -u
@@ -81,9 +82,10 @@ for spn in "$@"; do
         gcc -std=c11 -O2 -pthread -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/apitest.c "$dir/$model.gcc.o" \
             -o "$dir/apitest" -lm && "$dir/apitest" || ok=0
         equiv=$(sed -n 's|^// equivtest: ||p' "$spn")
-        zn=$(echo "$equiv" | sed -n 's/^Z //p')
+        proj=$(sed -n 's|^// projtest: ||p' "$spn")
+        [ -n "$proj" ] || proj=$equiv
         gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/projtest.c "$dir/$model.gcc.o" \
-            -o "$dir/projtest" -lm && "$dir/projtest" $zn || ok=0
+            -o "$dir/projtest" -lm && "$dir/projtest" $proj || ok=0
         if [ $ok = 1 ] && [ -n "$equiv" ]; then
             gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/equivtest.c "$dir/$model.gcc.o" \
                 -o "$dir/equivtest" -lm && "$dir/equivtest" $equiv || ok=0

@@ -10,10 +10,14 @@
  *   skew   c times the block-diagonal [[0, 1], [-1, 0]] (then A - A' = 2cJ)
  *   ident  c times the identity
  *   orth   c times a random matrix with orthonormal rows or columns
- * with c its declared norm bound (1 when it has none); every other
- * parameter is 0, except W, which is the identity (padded with zeros), so
- * the logits are the state. Each matrix's norm is then checked against its
- * bound: the parameters are admissible.
+ * with c its declared norm bound (1 when it has none); C4/D4 kernels (rank 4
+ * lift, rank 5 gconv, whatever MAT) are centre taps: gconv k[o, i, 0] = c
+ * for o = i, so gconv(k, .) = c I on the channels both have, and lift
+ * k[o, i] = c / sqrt|G| for o = i (|G| from a gconv kernel of the model), an
+ * isometry times c; every other parameter is 0, except W, which is the
+ * identity (padded with zeros), so the logits are the state. Each matrix's
+ * norm is then checked against its bound (the kernels' maps have norm c by
+ * construction): the parameters are admissible.
  *
  * MODE growth: perturbs x0 = 0 by eps = 1e-30 in 64 random directions;
  *   for the direction that grows most, prints |s_k(eps e) - s_k(0)| / eps
@@ -163,6 +167,25 @@ static int set_params(const spdl_model *m, const char *mat, double *th)
                 return 2;
             }
         }
+    }
+    size_t G = 0;
+    for (size_t q = 0; q < np; q++)
+        if (pt[q].rank == 5)
+            G = pt[q].shape[2];
+    for (size_t q = 0; q < np; q++) {
+        const spdl_param *p = &pt[q];
+        if (p->rank != 4 && p->rank != 5)
+            continue;
+        if (!G) {
+            fprintf(stderr, "demo: a lift kernel needs a gconv kernel in the model (for |G|)\n");
+            return 2;
+        }
+        size_t co = p->shape[0], ci = p->shape[1], k = p->shape[p->rank - 1], per = p->size / p->layers;
+        size_t taps = k * k * (p->rank == 5 ? G : 1), ctr = (k / 2) * k + k / 2;
+        double bound = m->norm_bound && !isnan(m->norm_bound[q]) ? m->norm_bound[q] : 1;
+        for (size_t l = 0; l < p->layers; l++)
+            for (size_t o = 0; o < co && o < ci; o++)
+                th[p->offset + l * per + (o * ci + o) * taps + ctr] = p->rank == 5 ? bound : bound / sqrt((double)G);
     }
     /* admissible: every declared bound holds (power iteration; for these
      * recipes the norm is c exactly, up to rounding). M_project is not the

@@ -28,6 +28,14 @@ exactly the one `lipschitz` bounds. Families:
   shear          repeat blocks u = u + c1 act(A v + a); v = v -+ c2 act(B u + e)
   mixed          a free or damped antisymmetric block, then a non-expansive
                  gradient flow: the bound composes across blocks
+  gconv_ne       C4 or D4: h = lift(k0, x) with a norm bound, then the
+                 gradient flow dh/dt = -gconv'(k, c act(gconv(k, h) + b))
+                 with h <= 2 r / (c d |gconv(k, .)|^2) (some at the
+                 boundary): nonexpansive must be proved; the output is the
+                 regular field h itself (a loss without a target: a target
+                 must be a vector), so lipschitz bounds |lift(k0, .)|, which
+                 M_project enforces, like |gconv(k, .)|, as an operator on
+                 the grid (DESIGN §8)
 
 The generator also states, for every model, whether the checker must
 prove `nonexpansive` (only gradflow_ne): the driver fails if the checker
@@ -329,12 +337,51 @@ class Gen:
         ] + ro
         return src, ["repeat"], n1 + n2, layers, "%s/%s |A|<=%s |B|<=%s v%s=" % (a1, a2, num(ca), num(cb), sign)
 
+    def gconv_ne(self, name):
+        r = self.r
+        group = r.choice(["C4", "D4"])
+        order = 4 if group == "C4" else 8
+        cin, ch = r.randint(1, 2), r.randint(1, 2)
+        n = r.randint(2, 5)
+        while ch * order * n * n > 256 or cin * n * n > 256:
+            n -= 1
+        k, k0 = r.choice([1, 3, 3, 5]), r.choice([1, 3])
+        layers = r.randint(1, 6)
+        actname, act = self.act()
+        d = DMAX[actname]
+        c = r.choice([1.0, 1.0, 0.5, 2.0])
+        scheme = r.choice(["euler", "heun", "ssp33", "ssp32"])
+        h = r.choice([0.1, 0.25, 0.5, 1.0])
+        kmax = math.sqrt(2 * SSP[scheme] / (c * d * h))
+        boundary = r.random() < 0.3
+        kb = down(kmax * (1 - 1e-6)) if boundary else down(kmax * r.uniform(0.4, 0.97))
+        lb = down(r.uniform(0.5, 2.0))
+        per = " per layer" if r.random() < 0.8 or layers == 1 else ""
+        inner = act("gconv(k, h) + b")
+        field = "-gconv'(k, %s)" % (inner if c == 1.0 else "%s * %s" % (num(c), inner))
+        src = [
+            "model %s {" % name,
+            "    input  x : R[%d, %d, %d];" % (cin, n, n),
+            "    group  %s acts on x;" % group,
+            "    param  k0 : lift[%s, %d -> %d, %d] where norm(k0) <= %s;" % (group, cin, ch, k0, num(lb)),
+            "    state  h : R[%d, %d, %d, %d] = lift(k0, x);" % (ch, order, n, n),
+            "    param  k : gconv[%s, %d -> %d, %d]%s where norm(k) <= %s;" % (group, ch, ch, k, per, num(kb)),
+            "    param  b : R[%d]%s;" % (ch, per),
+            "    flow over %s by %s {" % (self.interval(layers, h), scheme),
+            "        dh/dt = %s;" % field,
+            "    }",
+            "    output p = h;",
+            "    loss   sum(p .* p);",
+        ]
+        return src, [scheme], ch * order * n * n, layers, "%s %s %dx%d grid, k %d, |lift|<=%s |gconv|<=%s c=%s h=%s%s" % (
+            group, actname, n, n, k, num(lb), num(kb), num(c), num(h), " boundary" if boundary else "")
+
 
 # (family, kind): the plan repeats until `count` models are written
 PLAN = [
     ("gradflow_ne", "one"), ("generic", None), ("antisym", None), ("hamiltonian", None), ("shear", None),
-    ("gradflow", None), ("gradflow_ne", "boundary"), ("generic", None), ("antisym", None),
-    ("gradflow_ne", "two"), ("hamiltonian", None), ("shear", None), ("gradflow_ne", "learned"),
+    ("gradflow", None), ("gconv_ne", None), ("gradflow_ne", "boundary"), ("generic", None), ("antisym", None),
+    ("gradflow_ne", "two"), ("hamiltonian", None), ("gconv_ne", None), ("shear", None), ("gradflow_ne", "learned"),
     ("gradflow", None), ("gradflow_ne", "boundary"), ("mixed", None),
 ]
 
@@ -346,7 +393,7 @@ def generate(outdir, count, seed):
     for i in range(count):
         family, kind = PLAN[i % len(PLAN)]
         name = "a%02d_%s" % (i, family)
-        ne = family == "gradflow_ne"
+        ne = family in ("gradflow_ne", "gconv_ne")
         if family.startswith("gradflow"):
             src, schemes, n, layers, facts = g.gradflow(name, ne, boundary=kind == "boundary",
                                                          blocks=2 if kind == "two" else 1,

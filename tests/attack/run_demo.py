@@ -77,6 +77,8 @@ DEMOS = [
      powers(rk_R(0.25, "rk4"), 16), "free matrix A = I: eigenvalue +1, R(h) per layer"),
     ("nonexpansive_step_too_large", "nonexpansive", "growth", "orth", None,
      powers(3, 4), "gradient-flow Euler step, h |K|^2 = 4 > 2: |1 - h |K|^2| = 3 per layer"),
+    ("nonexpansive_c4_step_too_large", "nonexpansive", "growth", "orth", None,
+     powers(3, 2), "C4 gradient-flow Euler step, gconv(k, .) = 2 I, h |gconv(k, .)|^2 = 4 > 2: -3 I per layer"),
     ("nonexpansive_not_gradient_flow", "nonexpansive", "growth", "orth", None,
      powers(1.25, 4), "gradient ascent +K' tanh(K u): 1 + h |K|^2 = 1.25 per layer"),
     ("lipschitz_bound_exceeds_required", "lipschitz>2", "growth", "ident", None,

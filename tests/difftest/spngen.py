@@ -55,12 +55,12 @@ SWITCHES = {
     "gccopt": "regression only: a gradient gcc 12.2 gets wrong at -O1/-O2 (F7; make check compiles at -O0)",
     "imgtarget": "target t : R[c, n, n] (any shape, DESIGN §3) and mse(p, t) for field outputs (spdlc: a target is a vector)",
     "imgmix": "K * v, K : R[m, c], on C4/D4 fields (DESIGN §8 typing rules; spdlc: cannot multiply R[m,c] by R[c,n,n])",
-    "gbound": "where norm(k) <= c on C4/D4 lift and gconv kernels (DESIGN §8; spdlc emit refuses them until M_project enforces them)",
+    "gbound": "where norm(k) <= c on C4/D4 lift and gconv kernels (DESIGN §8; G2, M_project enforces them since the normbound merge)",
 }
 # F1-F7 fixed on main (F7: SPDL_MODEL_FN, noipa on the model's functions under gcc);
-# gbound: not implemented yet (spdlc check accepts the bound, spdlc emit refuses it)
-# imgtarget, imgmix: refused by spdlc check (FAILURES.md G-notes)
-KNOWN_BROKEN = {"gbound", "imgmix"}
+# G2 (gbound) implemented by the normbound merge; imgmix: refused by spdlc
+# check (FAILURES.md G4)
+KNOWN_BROKEN = {"imgmix"}
 
 
 def enabled(enable="", disable=""):
