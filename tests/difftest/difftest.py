@@ -404,11 +404,14 @@ def inv(c, m, tw, th, x):
     c.figures["flow"] = e
     if rc or not e <= TOL:
         c.fail.append(("flow", "rc %d, M_flow vs twin: relative %.3g" % (rc, e)))
-    ldt, invn = twinmod.logdet_blocks(tw, tht, torch.tensor(x, dtype=D))
+    ldt, invn, ramp = twinmod.logdet_blocks(tw, tht, torch.tensor(x, dtype=D))
     ldt = ldt.detach().numpy()
-    # the inverse of a rounded final state: its error is the rounding amplified
-    # by |J^-1| (the product over the blocks of their inverse Jacobians' norms)
-    amp = float(invn.max()) * max(np.max(np.abs(s)), 1e-6) / max(np.max(np.abs(s0)), 1e-6)
+    # the inverse's error is its rounding amplified: undoing each layer (each
+    # update of a repeat layer) rounds at the scale of the state it starts
+    # from, amplified by the inverses from there back to the start (ramp: the
+    # sum of those; its last term is the final state times |J^-1|, the
+    # product over the layers of their inverse Jacobians' norms)
+    amp = float(ramp.max()) / max(np.max(np.abs(s0)), 1e-6)
     tol = TOL + 512 * 2.0 ** -52 * amp
     rc, si = m.smap("flow_inverse", th, np.ascontiguousarray(s), s.shape[1])
     e = relerr(si, s0)

@@ -329,7 +329,11 @@ class Twin:
 
 
 def logdet_blocks(tw, th, x):
-    """Sum over blocks of log|det| of the block map on its variables (exact, autograd)."""
+    """Sum over blocks of log|det| of the block map on its variables (exact, autograd);
+    the product of the layers' inverse-Jacobian norms; and the rounding amplification
+    of the inverse (sum over the layers, and the updates of repeat layers, of the
+    largest entry of the state the inverse starts each from times the norm of the
+    inverse map from there back to the initial states)."""
     p = tw.p
     B = x.shape[0]
     env = {"x": x, "$B": B, "$sample": {"x"}}
@@ -346,6 +350,7 @@ def logdet_blocks(tw, th, x):
     env["$params"] = params_at(0)
     total = torch.zeros(B, dtype=D)
     invnorm = torch.ones(B, dtype=D)
+    amp = torch.zeros(B, dtype=D)
     for it in p.items:
         if it[0] == "param":
             continue
@@ -375,11 +380,55 @@ def logdet_blocks(tw, th, x):
                     rows.append(g)
                 J = torch.stack(rows, 1)
                 total = total + torch.linalg.slogdet(J)[1]
+                if b.kind == "repeat":
+                    amp = amp + update_amplification(tw, b, env, sizes, invnorm, params_at(k))
                 # rounding in layer k's output is amplified by every inverse layer after it
                 invnorm = invnorm * torch.linalg.matrix_norm(torch.linalg.inv(J), 2)
+                if b.kind != "repeat":
+                    amp = amp + invnorm * z1.detach().abs().amax(1)
                 for v in b.vars:
                     env[v] = sub[v].detach()
-    return total, invnorm
+    return total, invnorm, amp
+
+
+def jacobian(z1, z0):
+    rows = []
+    for i in range(z1.shape[1]):
+        g, = torch.autograd.grad(z1[:, i].sum(), z0, retain_graph=True)
+        rows.append(g)
+    return torch.stack(rows, 1)
+
+
+def update_amplification(tw, b, env, sizes, invnorm, params):
+    """The inverse of a repeat layer undoes its updates last first; undoing update
+    j rounds at the scale of the state it starts from, |z_j|, amplified by that
+    update's inverse and those of the updates before it: sum over updates j of
+    |z_j| prod_(i<=j) |J_i^-1|, the products starting at invnorm (the inverses
+    of the layers before)."""
+    sub = dict(env)
+    sub["$params"] = params
+    amp = torch.zeros(env["$B"], dtype=D)
+    prod = invnorm
+    for it in b.items:
+        if it[1] not in b.vars:
+            v = tw.ev(it[2], sub)
+            sub[it[1]] = v.expand(env["$B"], v.shape[-1]) if v.dim() < 2 else v
+            sub["$sample"] = sub["$sample"] | {it[1]}
+            continue
+        z0 = torch.cat([sub[v] for v in b.vars], -1).detach().requires_grad_(True)
+        o = 0
+        for v, n in zip(b.vars, sizes):
+            sub[v] = z0[:, o:o + n]
+            o += n
+        val = tw.ev(it[2], sub)
+        sub[it[1]] = val.expand(env["$B"], val.shape[-1]) if val.dim() < 2 else val
+        sub["$sample"] = sub["$sample"] | {it[1]}
+        z1 = torch.cat([sub[v] for v in b.vars], -1)
+        prod = prod * torch.linalg.matrix_norm(torch.linalg.inv(jacobian(z1, z0)), 2)
+        amp = amp + prod * z1.detach().abs().amax(1)
+        for v in b.vars:
+            sub[v] = sub[v].detach()
+    return amp
 
 
 # ---- group programs (DESIGN §8) ---------------------------------------------------------
