@@ -397,7 +397,7 @@ static void matmul_forward(E *e, const Val *v)
 {
     const Val *A = VAL(e, v->a), *B = VAL(e, v->b);
     int m = A->shape.dim[0], n = A->shape.dim[1];
-    int p = B->shape.rank == 2 ? B->shape.dim[1] : 1;
+    int p = (int)(B->size / (size_t)n); /* columns: every index of B after its first */
     if (v->vary == VARY_SAMPLE) {
         out(e, "const real *restrict A = %s;", F(e, v->a));
         out(e, "const real *restrict B = %s;", F(e, v->b));
@@ -423,7 +423,7 @@ static void matmul_adjoint(E *e, const Val *v)
 {
     const Val *A = VAL(e, v->a), *B = VAL(e, v->b);
     int m = A->shape.dim[0], n = A->shape.dim[1];
-    int p = B->shape.rank == 2 ? B->shape.dim[1] : 1;
+    int p = (int)(B->size / (size_t)n); /* columns: every index of B after its first */
     /* dA reads B, dB reads A: declare only what is read (no unused variables) */
     bool ga = wants_adj(e, v->a), gb = wants_adj(e, v->b);
     if (v->vary == VARY_SAMPLE) {

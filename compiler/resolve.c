@@ -490,10 +490,14 @@ static Type binary(R *r, Expr *e)
             t = combine(L, Rt, sl);
             return e->type = t;
         }
-        if (sl.rank == 2 && (sr.rank == 1 || sr.rank == 2) && sl.dim[1] == sr.dim[0]) {
+        if (sl.rank == 2 && sr.rank >= 1 && sl.dim[1] == sr.dim[0]) {
+            /* R[m, c] times R[c, ...]: the matrix product over the leading axis
+             * (channel mixing of a field, DESIGN §8), every other index a column */
             if (L.vary == VARY_SAMPLE)
                 return fail(r, e, e->op_span, "cannot multiply by a matrix that depends on the sample (%s)", ls);
-            t = combine(L, Rt, sr.rank == 1 ? shape1(sl.dim[0]) : shape2(sl.dim[0], sr.dim[1]));
+            Shape prod = sr;
+            prod.dim[0] = sl.dim[0];
+            t = combine(L, Rt, prod);
             if (Rt.field == FIELD_TRIVIAL || Rt.field == FIELD_NONE)
                 t.field = Rt.field;
             else
@@ -507,7 +511,7 @@ static Type binary(R *r, Expr *e)
         }
         Diag *g = error(r, e->op_span, "cannot multiply %s by %s", ls, rs);
         if (sl.rank == 2 && sr.rank >= 1)
-            diag_note(r->d, g, NO_SPAN, "a matrix R[m,n] multiplies a vector R[n] or a matrix R[n,p]; here n = %d but the right side has %d rows",
+            diag_note(r->d, g, NO_SPAN, "a matrix R[m,n] multiplies a vector R[n], a matrix R[n,p] or a field R[n,...] along its first axis; here n = %d but the right side has %d rows",
                       sl.dim[1], sr.dim[0]);
         else
             diag_note(r->d, g, NO_SPAN, "'*' is scalar-tensor, matrix-vector, matrix-matrix, or elementwise for equal vectors; '.*' is elementwise for any equal shapes");

@@ -54,13 +54,13 @@ SWITCHES = {
     "conststate": "a state left at its constant initial value, read per sample (F6)",
     "gccopt": "regression only: a gradient gcc 12.2 gets wrong at -O1/-O2 (F7; make check compiles at -O0)",
     "imgtarget": "target t : R[c, n, n] (any shape, DESIGN §3) and mse(p, t) for field outputs (spdlc: a target is a vector)",
-    "imgmix": "K * v, K : R[m, c], on C4/D4 fields (DESIGN §8 typing rules; spdlc: cannot multiply R[m,c] by R[c,n,n])",
+    "imgmix": "K * v, K : R[m, c], on C4/D4 fields (DESIGN §8 typing rules; G4, the product along the channel axis)",
     "gbound": "where norm(k) <= c on C4/D4 lift and gconv kernels (DESIGN §8; G2, M_project enforces them since the normbound merge)",
 }
 # F1-F7 fixed on main (F7: SPDL_MODEL_FN, noipa on the model's functions under gcc);
-# G2 (gbound) implemented by the normbound merge; imgmix: refused by spdlc
-# check (FAILURES.md G4)
-KNOWN_BROKEN = {"imgmix"}
+# G2 (gbound) implemented by the normbound merge; G4 (imgmix) by the channel
+# product of a matrix and a field (README, Operators)
+KNOWN_BROKEN = set()
 
 
 def enabled(enable="", disable=""):
