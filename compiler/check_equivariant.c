@@ -202,6 +202,10 @@ static FType op_type(Eq *q, const Val *v)
         return t;
     }
     case OP_LIFT:
+        if (type_of(q, v->b) == T_UNIFORM) { /* fixed by every action, so its image is too (a constant field) */
+            q->rules |= R_LIFT;
+            return T_REGULAR;
+        }
         if (type_of(q, v->b) != T_SPATIAL)
             return type_of(q, v->b) == T_BROKEN ? T_BROKEN : broke(q, v, "lift needs a spatial field R[c, n, n]", NULL);
         q->rules |= R_LIFT;
@@ -210,6 +214,8 @@ static FType op_type(Eq *q, const Val *v)
         FType t = type_of(q, v->b), want = q->g->kind == GROUP_Z ? T_SEQ : T_REGULAR;
         if (t == T_BROKEN)
             return t;
+        if (t == T_UNIFORM) /* a state set to 0: fixed by every action, so the convolution of it is too */
+            t = want;
         if (t != want)
             return broke(q, v, q->g->kind == GROUP_Z ? "a Z(n) convolution needs the sequence R[c, n]"
                                                      : "a group convolution needs a regular field R[c, |G|, n, n]",
@@ -288,11 +294,11 @@ static void type_block(Eq *q, const Seg *sg, FType *st)
     FType *in = ARENA_ARRAY(q->a, FType, sg->nvars + 1);
     for (int k = 0; k < sg->nvars; k++)
         in[k] = m->states[sg->vars[k]]->hidden ? T_TRIVIAL : st[sg->vars[k]];
-    int cause = q->cause;
-    const char *why = q->why, *fix = q->fix;
+    int cause = q->cause, first_cause = -1;
+    const char *why = q->why, *fix = q->fix, *first_why = NULL, *first_fix = NULL;
     bool stable = false;
     for (int iter = 0; iter < 8 && !stable; iter++) {
-        q->cause = cause, q->why = why, q->fix = fix; /* only the last round's findings count */
+        q->cause = cause, q->why = why, q->fix = fix; /* only the last round's findings count, */
         for (int i = 0; i < sg->ncode; i++)
             q->done[sg->code[i]] = false;
         for (int k = 0; k < sg->nvars; k++)
@@ -305,9 +311,13 @@ static void type_block(Eq *q, const Seg *sg, FType *st)
                 continue;
             FType j = join(in[k], type_of(q, sg->finals[k]));
             stable &= j == in[k];
+            if (j == T_BROKEN && in[k] != T_BROKEN && first_cause < 0 && q->cause != cause)
+                first_cause = q->cause, first_why = q->why, first_fix = q->fix;
             in[k] = j;
         }
     }
+    if (q->cause == cause && first_cause >= 0) /* but for the one that broke a state entering the next round */
+        q->cause = first_cause, q->why = first_why, q->fix = first_fix;
     for (int k = 0; k < sg->nupd; k++) {
         const Update *u = &sg->upd[k];
         FType t = type_of(q, u->value), was = type_of(q, u->old);
