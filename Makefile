@@ -103,14 +103,14 @@ clean:
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 FRONT_OBJ := $(filter-out $(B)/compiler/main.o,$(COMPILER_OBJ))
 
-$(B)/tests/unit: $(UNIT_SRC) $(wildcard tests/unit/*.h) runtime/spdl_kernels.h $(FRONT_OBJ) | $(B)/tests
+$(B)/tests/unit: $(UNIT_SRC) $(wildcard tests/unit/*.h) tests/gen/group_filters.h runtime/spdl_kernels.h $(FRONT_OBJ) | $(B)/tests
 	$(CC) $(CFLAGS_ALL) -Icompiler -I$(B)/compiler -Iruntime $(UNIT_SRC) $(FRONT_OBJ) -o $@ $(CRITERION_LIBS)
 
 # spdl_gemm's AVX2/FMA intrinsics paths (what `spdlc build` compiles on such CPUs), which the convolutions and
 # the C4/D4 norm bound use too: these tests again with -march=x86-64-v3, built and run by check-unit when this
 # CPU has AVX2 and FMA.
 V3_UNIT_SRC := tests/unit/test_gemm.c tests/unit/test_sgemm.c tests/unit/test_corr2.c tests/unit/test_gconv_norm.c
-$(B)/tests/unit_gemm_v3: $(V3_UNIT_SRC) runtime/spdl_kernels.h | $(B)/tests
+$(B)/tests/unit_gemm_v3: $(V3_UNIT_SRC) tests/gen/group_filters.h runtime/spdl_kernels.h | $(B)/tests
 	$(CC) $(CFLAGS_ALL) -pedantic -march=x86-64-v3 -Iruntime $(V3_UNIT_SRC) -o $@ $(CRITERION_LIBS)
 HAVE_AVX2_FMA := $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo && echo yes)
 

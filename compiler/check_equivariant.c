@@ -201,15 +201,13 @@ static FType op_type(Eq *q, const Val *v)
             q->rules |= R_CHANNELS;
         return t;
     }
-    case OP_LIFT:
-        if (type_of(q, v->b) == T_UNIFORM) { /* fixed by every action, so its image is too (a constant field) */
-            q->rules |= R_LIFT;
-            return T_REGULAR;
-        }
-        if (type_of(q, v->b) != T_SPATIAL)
-            return type_of(q, v->b) == T_BROKEN ? T_BROKEN : broke(q, v, "lift needs a spatial field R[c, n, n]", NULL);
+    case OP_LIFT: { /* a uniform value is fixed by every action, so its image is too */
+        FType t = type_of(q, v->b);
+        if (t != T_SPATIAL && t != T_UNIFORM)
+            return t == T_BROKEN ? T_BROKEN : broke(q, v, "lift needs a spatial field R[c, n, n]", NULL);
         q->rules |= R_LIFT;
         return T_REGULAR;
+    }
     case OP_GCONV: case OP_GCONV_T: {
         FType t = type_of(q, v->b), want = q->g->kind == GROUP_Z ? T_SEQ : T_REGULAR;
         if (t == T_BROKEN)
@@ -298,7 +296,7 @@ static void type_block(Eq *q, const Seg *sg, FType *st)
     const char *why = q->why, *fix = q->fix, *first_why = NULL, *first_fix = NULL;
     bool stable = false;
     for (int iter = 0; iter < 8 && !stable; iter++) {
-        q->cause = cause, q->why = why, q->fix = fix; /* only the last round's findings count, */
+        q->cause = cause, q->why = why, q->fix = fix; /* only the last round's findings count (but see below) */
         for (int i = 0; i < sg->ncode; i++)
             q->done[sg->code[i]] = false;
         for (int k = 0; k < sg->nvars; k++)
@@ -316,7 +314,8 @@ static void type_block(Eq *q, const Seg *sg, FType *st)
             in[k] = j;
         }
     }
-    if (q->cause == cause && first_cause >= 0) /* but for the one that broke a state entering the next round */
+    /* a state broken in one round enters the next broken and breaks nothing of its own there: keep what broke it */
+    if (q->cause == cause && first_cause >= 0)
         q->cause = first_cause, q->why = first_why, q->fix = first_fix;
     for (int k = 0; k < sg->nupd; k++) {
         const Update *u = &sg->upd[k];

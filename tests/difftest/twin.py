@@ -290,7 +290,11 @@ class Twin:
             k = t[0]
             if k == "ce":
                 c = tgt[:, 0].long()
-                sample = sample - torch.log(out[torch.arange(B), c])
+                # -log softmax(z)[c] in log space: the same number where p[c]
+                # is representable, finite where it underflows (as the C is)
+                logp = (torch.log_softmax(r["logits"], -1) if r["logits"] is not None
+                        else torch.log(out))
+                sample = sample - logp[torch.arange(B), c]
             elif k == "mse_c":
                 c = tgt[:, 0].long()
                 oh = torch.nn.functional.one_hot(c, out.shape[1]).to(D)
@@ -374,11 +378,7 @@ def logdet_blocks(tw, th, x):
                     o += n
                 tw.layer(b, k, sub, th, params_at(k))
                 z1 = torch.cat([sub[v] for v in b.vars], -1)
-                rows = []
-                for i in range(z1.shape[1]):
-                    g, = torch.autograd.grad(z1[:, i].sum(), z0, retain_graph=True)
-                    rows.append(g)
-                J = torch.stack(rows, 1)
+                J = jacobian(z1, z0)
                 total = total + torch.linalg.slogdet(J)[1]
                 if b.kind == "repeat":
                     amp = amp + update_amplification(tw, b, env, sizes, invnorm, params_at(k))
@@ -410,19 +410,18 @@ def update_amplification(tw, b, env, sizes, invnorm, params):
     amp = torch.zeros(env["$B"], dtype=D)
     prod = invnorm
     for it in b.items:
-        if it[1] not in b.vars:
-            v = tw.ev(it[2], sub)
-            sub[it[1]] = v.expand(env["$B"], v.shape[-1]) if v.dim() < 2 else v
-            sub["$sample"] = sub["$sample"] | {it[1]}
-            continue
-        z0 = torch.cat([sub[v] for v in b.vars], -1).detach().requires_grad_(True)
-        o = 0
-        for v, n in zip(b.vars, sizes):
-            sub[v] = z0[:, o:o + n]
-            o += n
+        update = it[1] in b.vars   # else a let
+        if update:
+            z0 = torch.cat([sub[v] for v in b.vars], -1).detach().requires_grad_(True)
+            o = 0
+            for v, n in zip(b.vars, sizes):
+                sub[v] = z0[:, o:o + n]
+                o += n
         val = tw.ev(it[2], sub)
         sub[it[1]] = val.expand(env["$B"], val.shape[-1]) if val.dim() < 2 else val
         sub["$sample"] = sub["$sample"] | {it[1]}
+        if not update:
+            continue
         z1 = torch.cat([sub[v] for v in b.vars], -1)
         prod = prod * torch.linalg.matrix_norm(torch.linalg.inv(jacobian(z1, z0)), 2)
         amp = amp + prod * z1.detach().abs().amax(1)

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "group_filters.h"
 #include "spdl.h"
 
 const spdl_model *MODEL_FN(void);
@@ -121,41 +122,6 @@ static double *zconv_matrix(int cout, int cin, int k, int n, const double *K)
 
 /* ---- C4 and D4 (DESIGN §8) ------------------------------------------------------- */
 
-/* out = g_e w (k x k): mirror first ((M a)[i, j] = a[i, k-1-j]) when e >= 4, then rotate e % 4 times
- * ((R a)[i, j] = a[j, k-1-i]) */
-static void g_act(int e, int k, const double *w, double *out)
-{
-    double a[81], b[81];
-    memcpy(b, w, sizeof(double) * (size_t)(k * k));
-    if (e >= 4)
-        for (int i = 0; i < k; i++)
-            for (int j = 0; j < k; j++)
-                b[i * k + j] = w[i * k + k - 1 - j];
-    for (int t = 0; t < e % 4; t++) {
-        for (int i = 0; i < k; i++)
-            for (int j = 0; j < k; j++)
-                a[i * k + j] = b[j * k + k - 1 - i];
-        memcpy(b, a, sizeof(double) * (size_t)(k * k));
-    }
-    memcpy(out, b, sizeof(double) * (size_t)(k * k));
-}
-
-/* idx(g_e^-1 g_f): the h with g_e g_h = g_f on a test filter */
-static int g_quot(int G, int e, int f)
-{
-    double t[9], gf[9], gh[9], egh[9];
-    for (int i = 0; i < 9; i++)
-        t[i] = 1 + i * i;
-    g_act(f, 3, t, gf);
-    for (int h = 0; h < G; h++) {
-        g_act(h, 3, t, gh);
-        g_act(e, 3, gh, egh);
-        if (!memcmp(egh, gf, sizeof gf))
-            return h;
-    }
-    return -1;
-}
-
 /* The map of a lift (gconv = 0) or gconv kernel on n x n grids, zero outside (N = n), or the circular one
  * on the N-torus with the filters cropped to kc x kc: the dense (cout G N^2) x (ci N^2) matrix, ci = cin G
  * for gconv, cin for lift. */
@@ -164,13 +130,15 @@ static double *gmap_matrix(int G, int gconv, int cout, int cin, int k, int N, in
 {
     int ci = gconv ? cin * G : cin, r = (k - 1) / 2, rc = (kc - 1) / 2, NN = N * N;
     *rows = cout * G * NN, *cols = ci * NN;
-    double *A = calloc((size_t)*rows * (size_t)*cols, sizeof *A), w[81];
+    double *A = calloc((size_t)*rows * (size_t)*cols, sizeof *A), *W = gf_bank(G, gconv, cout, cin, k, K);
+    if (!A || !W) {
+        printf("FAIL: out of memory, or no group composition (G = %d)\n", G);
+        exit(1);
+    }
     for (int o = 0; o < cout; o++)
         for (int e = 0; e < G; e++)
             for (int j = 0; j < ci; j++) {
-                const double *src = gconv ? K + (((size_t)o * cin + (size_t)(j / G)) * G + (size_t)g_quot(G, e, j % G)) * k * k
-                                          : K + ((size_t)o * cin + (size_t)j) * k * k;
-                g_act(e, k, src, w);
+                const double *w = W + (((size_t)o * G + (size_t)e) * ci + (size_t)j) * k * k;
                 for (int u = r - rc; u <= r + rc; u++)
                     for (int v = r - rc; v <= r + rc; v++)
                         for (int p = 0; p < N; p++)
@@ -184,6 +152,7 @@ static double *gmap_matrix(int G, int gconv, int cout, int cin, int k, int N, in
                                     w[u * k + v];
                             }
             }
+    free(W);
     return A;
 }
 

@@ -1,8 +1,9 @@
 /* test_gconv_norm.c - spdl_gconv_norm_upper (runtime/spdl_kernels.h), the
  * bound M_project enforces on C4 and D4 lift and gconv kernels, against
- * DESIGN §8's definitions written out again here: the group actions on
- * filters ((R a)[i, j] = a[j, n-1-i], (M a)[i, j] = a[i, n-1-j], mirror
- * first), the composition found by applying elements to a test filter, the
+ * DESIGN §8's definitions written out again: the group actions on filters
+ * ((R a)[i, j] = a[j, n-1-i], (M a)[i, j] = a[i, n-1-j], mirror first) and
+ * the composition found by applying elements to a test filter, in
+ * tests/gen/group_filters.h (shared with projtest), and here the
  * zero-padded correlation on the n x n grid.
  *
  *  - sound: over every (group, lift|gconv, k in 1 3 5, n in 1..9) with
@@ -29,49 +30,13 @@
 
 typedef double real;
 #define SPDL_BT 4
+#include "../gen/group_filters.h"
 #include "spdl_kernels.h"
 
 static uint64_t gn_rng = 2024;
 static double gn_rand(void) { return spdl_rng_normal(&gn_rng); }
 
 /* ---- DESIGN §8, independently -------------------------------------------------- */
-
-/* out = g_e w for a k x k filter: mirror first (s = e / 4), then rotate e % 4 times */
-static void gn_act(int e, int k, const double *w, double *out)
-{
-    double a[25], b[25];
-    memcpy(a, w, sizeof(double) * (size_t)(k * k));
-    if (e >= 4)
-        for (int i = 0; i < k; i++)
-            for (int j = 0; j < k; j++)
-                b[i * k + j] = a[i * k + (k - 1 - j)];
-    else
-        memcpy(b, a, sizeof(double) * (size_t)(k * k));
-    for (int t = 0; t < e % 4; t++) {
-        for (int i = 0; i < k; i++)
-            for (int j = 0; j < k; j++)
-                a[i * k + j] = b[j * k + (k - 1 - i)];
-        memcpy(b, a, sizeof(double) * (size_t)(k * k));
-    }
-    memcpy(out, b, sizeof(double) * (size_t)(k * k));
-}
-
-/* h = idx(g_e^-1 g_f): the element with g_e g_h = g_f, found on a 3 x 3 test filter with distinct entries */
-static int gn_quot(int G, int e, int f)
-{
-    double t[9], gf[9], gh[9], egh[9];
-    for (int i = 0; i < 9; i++)
-        t[i] = 1 + i * i;
-    gn_act(f, 3, t, gf);
-    for (int h = 0; h < G; h++) {
-        gn_act(h, 3, t, gh);
-        gn_act(e, 3, gh, egh);
-        if (!memcmp(egh, gf, sizeof gf))
-            return h;
-    }
-    cr_assert_fail("no quotient");
-    return -1;
-}
 
 typedef struct {
     int G, gconv, cout, cin, k, n;
@@ -81,16 +46,8 @@ typedef struct {
 
 static Conv gn_conv(int G, int gconv, int cout, int cin, int k, int n, const double *K)
 {
-    Conv c = {G, gconv, cout, cin, k, n, gconv ? cin * G : cin, NULL};
-    int k2 = k * k;
-    c.W = malloc(sizeof(double) * (size_t)(cout * G * c.ci * k2));
-    for (int o = 0; o < cout; o++)
-        for (int e = 0; e < G; e++)
-            for (int j = 0; j < c.ci; j++) {
-                const double *src = gconv ? K + (((size_t)o * cin + (size_t)(j / G)) * G + (size_t)gn_quot(G, e, j % G)) * k2
-                                          : K + ((size_t)o * cin + (size_t)j) * k2;
-                gn_act(e, k, src, c.W + (((size_t)o * G + (size_t)e) * c.ci + (size_t)j) * k2);
-            }
+    Conv c = {G, gconv, cout, cin, k, n, gconv ? cin * G : cin, gf_bank(G, gconv, cout, cin, k, K)};
+    cr_assert(c.W, "out of memory, or no group composition (G = %d)", G);
     return c;
 }
 
