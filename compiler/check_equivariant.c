@@ -31,6 +31,7 @@ static const char *const ftype_names[] = {"trivial", "uniform", "spatial", "regu
 
 enum { /* the rules a proof used, for the certificate */
     R_POINTWISE = 1, R_BIAS = 2, R_MIX = 4, R_LIFT = 8, R_GCONV = 16, R_CHANNELS = 32, R_POOL = 64, R_LAYER = 128,
+    R_POOL2 = 256,
 };
 
 typedef struct Eq {
@@ -238,7 +239,7 @@ static FType op_type(Eq *q, const Val *v)
     case OP_POOL2: { /* blocks map to blocks on an even grid (the resolver requires one) */
         FType t = type_of(q, v->a);
         if (t == T_SPATIAL || t == T_REGULAR) {
-            q->rules |= R_POOL;
+            q->rules |= R_POOL2;
             return t;
         }
         return is_field(t) ? broke(q, v, "pool2 pools grid axes, which this group does not act on", NULL) : t;
@@ -364,6 +365,7 @@ static const char *rules_text(Arena *a, unsigned r)
         {R_MIX, "channel-mixing products K * v act alike on every member"},
         {R_CHANNELS, "pad, join and slices along the channel axis"},
         {R_LAYER, "each layer's updates are built of these, so the flow is equivariant for any step"},
+        {R_POOL2, "pool2 maps the aligned 2x2 blocks of an even grid to blocks, so it preserves a type"},
         {R_POOL, "pooling (gpool, mean_space, mean_set, sum) gives invariants"},
     };
     char buf[1024] = "";
