@@ -27,7 +27,7 @@ COMPILER_SRC := arena diag ast parse source resolve tableau step analysis check 
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
-.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots bench-conv bench-threads check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-warn check-inv check-e2e check-attack check-python bench-python check-difftest difftest
+.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots bench-conv bench-threads check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-warn check-inv check-e2e check-levels check-attack check-python bench-python check-difftest difftest
 all: $(B)/spdlc $(B)/libspdl.a
 
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -181,6 +181,15 @@ check-e2e: $(B)/spdlc $(B)/libspdl.a
 check-inv: $(B)/spdlc
 	tests/inv.sh $(B)/spdlc
 
+# spdlc build --levels and train --multilevel (DESIGN §11): each level's C against the
+# program written with its flows' layers halved (generated programs, every construct);
+# prolongation against NumPy, O(h) loss changes, learned steps on the simplex, a killed
+# multilevel run resumed to the same bits, and the errors.
+check-levels: DEPS_FOR = check
+check-levels: deps $(B)/spdlc $(B)/libspdl.a
+	$(PYTHON) tests/levels/emit_levels.py $(B)/spdlc --count 300
+	$(PYTHON) tests/levels/multilevel.py $(B)/spdlc $(B)/levels
+
 # Certificates under attack (tests/attack/README.md): random models whose
 # lipschitz and nonexpansive certificates are attacked with random pairs and
 # vjp-driven gradient ascent, and numerical demonstrations that the configurations
@@ -215,7 +224,7 @@ difftest: deps $(B)/spdlc
 check-python: $(B)/spdlc $(B)/libspdl.a
 	tests/python.sh $(B)/spdlc $(PYTHON)
 
-check: deps all check-unit check-runtime check-golden check-badinput check-design check-asan check-emit check-warn check-gen check-inv check-e2e check-attack check-python check-difftest
+check: deps all check-unit check-runtime check-golden check-badinput check-design check-asan check-emit check-warn check-gen check-inv check-e2e check-levels check-attack check-python check-difftest
 
 # ---- fuzzing --------------------------------------------------------------------
 # libFuzzer on the front end (lexer, parser, resolver, diagnostics) under ASan

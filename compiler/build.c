@@ -9,12 +9,15 @@
  * -Wextra, since the generated code is promised to compile warning-free
  * (DESIGN §6): a warning is shown as the C compiler printed it, and the
  * sources it points into are kept, like a failure's (the program is still
- * built). With --python the same code is compiled -fPIC -shared into
+ * built). With --levels the program holds every level's M_levelK.c too,
+ * and its main hands their descriptors to spdl_main_levels.
+ * With --python the same code is compiled -fPIC -shared into
  * DIR/libM.so, beside a ctypes module DIR/M.py that embeds the certificate;
  * both are written under temporary names and renamed into place. */
 #include "build.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -163,11 +166,15 @@ static bool show_warnings(Diags *d, const char *log)
     return any;
 }
 
-static void remove_dir(Arena *a, const char *dir, const char *model)
+/* The private temporary directory and what spdlc wrote into it. */
+static void remove_dir(Arena *a, const char *dir)
 {
-    const char *files[] = {"%s/%s.c", "%s/%s.h", "%s/spdl.h", "%s/main.c", "%s/cc.log", "%s/%s_python.c"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-        unlink(arena_printf(a, files[i], dir, model));
+    DIR *dp = opendir(dir);
+    for (struct dirent *de; dp && (de = readdir(dp));)
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            unlink(arena_printf(a, "%s/%s", dir, de->d_name));
+    if (dp)
+        closedir(dp);
     rmdir(dir);
 }
 
@@ -185,17 +192,17 @@ static char *make_tmpdir(Arena *a, Diags *d)
     return dir;
 }
 
-/* Compiles the model's sources in dir (M.c and `extra`) with libspdl into
- * `out`: a program, or with `shared` a shared library (-fPIC -shared).
- * Returns 0 (the temporary directory removed, unless the compiler warned)
- * or 1 after reporting the error. */
-static int compile(Arena *a, Diags *d, const char *model, char *dir, const char *extra_src, const char *lib,
-                   bool shared, const char *out)
+/* Compiles the sources src[0..nsrc) in dir (the model's and a main or
+ * glue file) with libspdl into `out`: a program, or with `shared` a shared
+ * library (-fPIC -shared). Returns 0 (the temporary directory removed,
+ * unless the compiler warned) or 1 after reporting the error. */
+static int compile(Arena *a, Diags *d, const char *model, char *dir, const char *const *src, int nsrc,
+                   const char *lib, bool shared, const char *out)
 {
     const char *cc = getenv("CC");
     if (!cc || !*cc)
         cc = "cc";
-    char *argv[64];
+    char *argv[96];
     int n = 0;
     argv[n++] = (char *)cc;
     argv[n++] = "-std=c11";
@@ -214,8 +221,8 @@ static int compile(Arena *a, Diags *d, const char *model, char *dir, const char 
     argv[n++] = "-o";
     argv[n++] = (char *)out;
     argv[n++] = arena_printf(a, "-I%s", dir);
-    argv[n++] = arena_printf(a, "%s/%s.c", dir, model);
-    argv[n++] = (char *)extra_src;
+    for (int i = 0; i < nsrc && n < 88; i++)
+        argv[n++] = (char *)src[i];
     argv[n++] = (char *)lib;
     argv[n++] = "-lz";
     argv[n++] = "-lm";
@@ -226,7 +233,7 @@ static int compile(Arena *a, Diags *d, const char *model, char *dir, const char 
     if (st < 0) {
         Diag *g = diag_error(d, NO_SPAN, "cannot run the C compiler '%s': %s", cc, strerror(errno));
         diag_note(d, g, NO_SPAN, "install one (apt-get install gcc) or set CC");
-        remove_dir(a, dir, model);
+        remove_dir(a, dir);
         return 1;
     }
     if (st != 0) {
@@ -249,7 +256,7 @@ static int compile(Arena *a, Diags *d, const char *model, char *dir, const char 
         diag_note(d, g, NO_SPAN, "this is a bug in spdlc; the generated sources are kept in %s", dir);
         return 0;
     }
-    remove_dir(a, dir, model);
+    remove_dir(a, dir);
     return 0;
 }
 
@@ -264,36 +271,57 @@ static const char *libspdl_or_error(Arena *a, Diags *d)
     return lib;
 }
 
-int build_exe(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o, const char *exe)
+int build_exe(Arena *a, Diags *d, int nlevels, const StepProgram *const *levels, const EmitOpts *opts,
+              const char *exe)
 {
-    const char *model = p->m->name;
+    const char *model = levels[nlevels - 1]->m->name;
     const char *lib = libspdl_or_error(a, d);
     char *dir = lib ? make_tmpdir(a, d) : NULL;
     if (!dir)
         return 1;
-    EmitOpts eo = *o;
-    eo.dir = dir;
-    eo.standalone = true;
-    if (emit_c(a, d, p, &eo)) {
-        remove_dir(a, dir, model);
-        return 1;
+    const char **src = ARENA_ARRAY(a, const char *, nlevels + 1);
+    const char **prefix = ARENA_ARRAY(a, const char *, nlevels);
+    for (int l = 0; l < nlevels; l++) {
+        EmitOpts eo = opts[l];
+        eo.dir = dir;
+        eo.standalone = true;
+        eo.prefix = prefix[l] = build_level_prefix(a, model, l, nlevels);
+        if (emit_c(a, d, levels[l], &eo)) {
+            remove_dir(a, dir);
+            return 1;
+        }
+        src[l] = arena_printf(a, "%s/%s.c", dir, prefix[l]);
     }
-    const char *mainc = arena_printf(a, "%s/main.c", dir);
+    const char *mainc = src[nlevels] = arena_printf(a, "%s/main.c", dir);
     const char *data = find_data_dir(a);
     FILE *f = fopen(mainc, "w");
     bool ok = f && fprintf(f, "/* generated by spdlc build: the program's main is libspdl's driver */\n"
-                              "#define _POSIX_C_SOURCE 200809L\n#include <stdlib.h>\n\n#include \"%s.h\"\n\n"
-                              "int main(int argc, char **argv)\n{\n",
-                           model) >= 0;
+                              "#define _POSIX_C_SOURCE 200809L\n#include <stdlib.h>\n\n") >= 0;
+    for (int l = 0; ok && l < nlevels; l++)
+        ok = fprintf(f, "#include \"%s.h\"\n", prefix[l]) >= 0;
+    ok = ok && fprintf(f, "\nint main(int argc, char **argv)\n{\n") >= 0;
     if (ok && data && !strchr(data, '"') && !strchr(data, '\\'))
         ok = fprintf(f, "    setenv(\"SPDL_DATA\", \"%s\", 0); /* where builtin:digits and builtin:mnist live */\n", data) >= 0;
-    ok = ok && fprintf(f, "    return spdl_main(%s_model(), argc, argv);\n}\n", model) >= 0;
+    if (nlevels == 1) {
+        ok = ok && fprintf(f, "    return spdl_main(%s_model(), argc, argv);\n}\n", model) >= 0;
+    } else {
+        ok = ok && fprintf(f, "    /* the model at every level of --levels %d, coarsest first */\n"
+                              "    const spdl_model *levels[] = {", nlevels) >= 0;
+        for (int l = 0; ok && l < nlevels; l++)
+            ok = fprintf(f, "%s%s_model()", l ? ", " : "", prefix[l]) >= 0;
+        ok = ok && fprintf(f, "};\n    return spdl_main_levels(levels, %d, argc, argv);\n}\n", nlevels) >= 0;
+    }
     if (!f || !ok || fclose(f) != 0) {
         diag_error(d, NO_SPAN, "cannot write %s: %s", mainc, strerror(errno));
-        remove_dir(a, dir, model);
+        remove_dir(a, dir);
         return 1;
     }
-    return compile(a, d, model, dir, mainc, lib, false, exe);
+    return compile(a, d, model, dir, src, nlevels + 1, lib, false, exe);
+}
+
+const char *build_level_prefix(Arena *a, const char *model, int level, int nlevels)
+{
+    return level == nlevels - 1 ? model : arena_printf(a, "%s_level%d", model, level + 1);
 }
 
 /* ---- spdlc build --python (DESIGN §10) ------------------------------------- */
@@ -469,7 +497,7 @@ int build_python(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o, co
     eo.dir = dir;
     eo.standalone = true;
     if (emit_c(a, d, p, &eo)) {
-        remove_dir(a, dir, model);
+        remove_dir(a, dir);
         return 1;
     }
     /* spdl_strerror is the part of libspdl the Python side calls; the
@@ -484,14 +512,15 @@ int build_python(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o, co
                            model, model, model, model) >= 0;
     if (!f || !ok || fclose(f) != 0) {
         diag_error(d, NO_SPAN, "cannot write %s: %s", glue, strerror(errno));
-        remove_dir(a, dir, model);
+        remove_dir(a, dir);
         return 1;
     }
     /* into a temporary name and renamed: a process that has the old library
      * mapped keeps its copy instead of crashing on a rewritten file */
     const char *so = arena_printf(a, "%s/lib%s.so", outdir, model);
     const char *so_tmp = arena_printf(a, "%s/.lib%s.so.%ld", outdir, model, (long)getpid());
-    if (compile(a, d, model, dir, glue, lib, true, so_tmp))
+    const char *src[] = {arena_printf(a, "%s/%s.c", dir, model), glue};
+    if (compile(a, d, model, dir, src, 2, lib, true, so_tmp))
         return 1;
     if (rename(so_tmp, so) != 0) {
         diag_error(d, NO_SPAN, "cannot write '%s': %s", so, strerror(errno));

@@ -7,8 +7,18 @@
 
 #include "emit_c.h"
 
-/* Returns 0, or 1 after reporting the error. */
-int build_exe(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o, const char *exe);
+enum { BUILD_MAX_LEVELS = 16 }; /* spdlc build --levels: the coarsest flows have 1/2^15 of their layers */
+
+/* The program of levels[0..nlevels), each emitted with its opts: one
+ * level is the model's own program; with more (spdlc build --levels, the
+ * coarsest first, the model itself last) main hands them all to
+ * spdl_main_levels, for `EXE train --multilevel`. Returns 0, or 1 after
+ * reporting the error. */
+int build_exe(Arena *a, Diags *d, int nlevels, const StepProgram *const *levels, const EmitOpts *opts,
+              const char *exe);
+/* The C prefix of level `level` (0 the coarsest) of nlevels: the model's
+ * name for the finest, M_levelK (K from 1) below it. */
+const char *build_level_prefix(Arena *a, const char *model, int level, int nlevels);
 
 /* Writes outdir/libM.so (the generated code and libspdl's spdl_strerror,
  * -fPIC -O2) and outdir/M.py, which embeds the `spdlc check --json` object of

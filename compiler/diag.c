@@ -53,8 +53,9 @@ const SourceFile *diag_file(const Diags *d, int file)
 
 static Diag *vreport(Diags *d, Severity sev, Span sp, const char *fmt, va_list ap)
 {
-    if (sev == SEV_ERROR && d->errors++ >= DIAG_MAX_ERRORS) {
-        d->dropped++;
+    bool muted = sev == SEV_WARNING && d->mute_warnings;
+    if (muted || (sev == SEV_ERROR && d->errors++ >= DIAG_MAX_ERRORS)) {
+        d->dropped += !muted;
         if (!d->sink) {
             d->sink = ARENA_NEW(d->arena, Diag);
         }

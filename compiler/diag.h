@@ -56,6 +56,7 @@ typedef struct Diags {
     int errors, warnings, dropped;
     bool stopped;      /* a phase gave up early because of the cap */
     bool color;
+    bool mute_warnings; /* drop warnings (a phase run again, as for the levels of spdlc build --levels) */
     FILE *out;
 } Diags;
 

@@ -445,13 +445,19 @@ void emit_descriptor(E *e)
     if (!m->nparams)
         out(e, "    NAN,");
     out(e, "};");
+    out(e, "static const unsigned char %s_learned_steps[] = {", M);
+    for (int i = 0; i < m->nparams; i++)
+        out(e, "    %d, /* %s */", m->params[i]->kind == PK_STEPS, m->params[i]->name);
+    if (!m->nparams)
+        out(e, "    0,");
+    out(e, "};");
     nl(e);
     const Val *ov = VAL(e, p->out);
     out(e, "const spdl_model *%s_model(void)", M);
     out(e, "{");
     e->indent++;
     out(e, "static const spdl_model model = {");
-    out(e, "    \"%s\", \"%s\", %zu, %zu, %zu, %zu, %zu, %d, %d, {%d, %d, %d, %d}, %d, %zu,", M, e->o->source_hash, m->nin,
+    out(e, "    \"%s\", \"%s\", %zu, %zu, %zu, %zu, %zu, %d, %d, {%d, %d, %d, %d}, %d, %zu,", m->name, e->o->source_hash, m->nin,
         m->nout, m->state_size, m->theta_size, m->ntarget, m->nclass, m->in_shape.rank, m->in_shape.dim[0],
         m->in_shape.rank > 1 ? m->in_shape.dim[1] : 0, m->in_shape.rank > 2 ? m->in_shape.dim[2] : 0,
         m->in_shape.rank > 3 ? m->in_shape.dim[3] : 0, nblocks, rows);
@@ -465,7 +471,8 @@ void emit_descriptor(E *e)
     Shape ts = m->target ? m->target->type.shape : (Shape){0};
     out(e, "    %d, {%d, %d, %d, %d},", ts.rank, ts.rank > 0 ? ts.dim[0] : 0, ts.rank > 1 ? ts.dim[1] : 0,
         ts.rank > 2 ? ts.dim[2] : 0, ts.rank > 3 ? ts.dim[3] : 0);
-    out(e, "    SPDL_BT, %zu, %s_tile_prepare, %s_tile_loss, %s_tile_finish,", e->padj_end - e->padj_begin, M, M, M);
+    out(e, "    SPDL_BT, %zu, %s_tile_prepare, %s_tile_loss, %s_tile_finish, %s_learned_steps,", e->padj_end - e->padj_begin,
+        M, M, M, M);
     out(e, "};");
     out(e, "return &model;");
     e->indent--;

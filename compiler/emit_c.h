@@ -17,6 +17,8 @@ typedef enum { MEMORY_STORE, MEMORY_INVERT, MEMORY_CHECKPOINT } MemoryMode;
 
 typedef struct EmitOpts {
     const char *dir;
+    const char *prefix; /* of the files and C names (DIR/P.h, P_forward, ...); NULL: the model's name.
+                           The descriptor's name is the model's either way */
     bool fp32;          /* --precision float: compute in float */
     bool standalone;    /* also write spdl.h next to M.h */
     MemoryMode memory;

@@ -1,7 +1,8 @@
 /* main.c - the spdlc driver: a flat list of phases.
  *
  *   load (read + lex + parse, imports)  ->  resolve (names, shapes)
- *   -> lower (step program)  ->  check (guarantees)  ->  emit C  ->  build
+ *   -> lower (step program)  ->  check (guarantees)
+ *   -> the coarser levels of --levels (resolve, lower, check again)  ->  emit C  ->  build
  *
  * Each phase reports into one Diags; after each phase the driver prints what
  * was found and stops on errors. Exit codes: 0 ok, 1 errors in the program
@@ -33,6 +34,9 @@ static const char usage[] =
     "  emit  FILE.spn -o DIR [--precision double|float] [--standalone]\n"
     "                                     write DIR/M.h and DIR/M.c\n"
     "  build FILE.spn -o EXE              emit, compile and link with libspdl\n"
+    "  build FILE.spn --levels L -o EXE   the same, holding the model at N/2^(L-1), ..., N/2, N\n"
+    "                                     layers of every flow (for EXE train --multilevel);\n"
+    "                                     emit --levels L also writes DIR/M_level1.{h,c}, ...\n"
     "  build FILE.spn --python -o DIR     DIR/libM.so and DIR/M.py: the model from\n"
     "                                     NumPy and PyTorch (the spdl package loads it)\n"
     "\n"
@@ -50,6 +54,7 @@ static const char usage[] =
 typedef struct Options {
     const char *cmd, *file, *out, *model, *dump;
     bool json, standalone, dump_ir, python;
+    int levels;         /* build --levels L; 0 without */
     const char *precision;
     MemoryMode memory;
     SourceOpts src;
@@ -93,6 +98,13 @@ static int parse_args(int argc, char **argv, Options *o)
                 o->memory = MEMORY_CHECKPOINT;
             else
                 return usage_error("--memory takes store, invert or checkpoint, not '%s'", mv);
+        } else if (!strcmp(a, "--levels")) {
+            NEED_ARG();
+            char *end;
+            long L = strtol(next, &end, 10);
+            if (end == next || *end || L < 1 || L > BUILD_MAX_LEVELS)
+                return usage_error("--levels takes a whole number from 1 to 16, not '%s'", next);
+            o->levels = (int)L;
         } else if (!strcmp(a, "--python")) {
             o->python = true;
         } else if (!strcmp(a, "--dump-ir")) {
@@ -146,10 +158,45 @@ static int parse_args(int argc, char **argv, Options *o)
                            o->cmd);
     if (o->python && o->standalone)
         return usage_error("%s", "--standalone is an option of emit; build --python always includes what it needs");
+    if (o->levels && (!strcmp(o->cmd, "check") || o->python))
+        return usage_error("%s", "--levels is an option of emit and of build making a program (spdlc build FILE.spn "
+                                 "--levels L -o EXE)");
     if (o->python && !o->out)
         return usage_error("%s", "'build --python' needs -o DIR (the directory for libM.so and M.py)");
     if (strcmp(o->cmd, "check") && !o->out && !o->dump_ir)
         return usage_error("'%s' needs -o", o->cmd);
+    return 0;
+}
+
+/* The levels below the model for --levels L: the model again with every
+ * flow in 1/2^(L-1), ..., 1/2 of its layers, each resolved, lowered and
+ * checked as the model was (whose warnings they would repeat), into
+ * progs[0..L-2] and opts[0..L-2], coarsest first; the finest level is the
+ * model itself, prog with *fine. Returns 0, or 1 after reporting. */
+static int coarse_levels(Arena *a, Diags *d, Ast *ast, int file, const Options *o, const EmitOpts *fine,
+                         const StepProgram **progs, EmitOpts *opts)
+{
+    int L = o->levels;
+    d->mute_warnings = true;
+    for (int l = 0; l < L - 1; l++) {
+        int coarsen = 1 << (L - 1 - l);
+        ResolveResult r = resolve_coarse(a, d, ast, file, o->model, coarsen);
+        StepProgram *p = r.model && !d->errors ? step_lower(a, d, r.model) : NULL;
+        Certificate *c = p && !d->errors ? check_model(a, d, p) : NULL;
+        if (!c || check_report(d, c) || d->errors) {
+            Diag *g = diag_error(d, NO_SPAN, "level %d of --levels %d, every flow in 1/%d of its layers, does not build",
+                                 l + 1, L, coarsen);
+            diag_note(d, g, NO_SPAN, "the errors above are at that level (its steps are %d times the model's); "
+                                     "ask for fewer levels", coarsen);
+            d->mute_warnings = false;
+            return 1;
+        }
+        progs[l] = p;
+        opts[l] = *fine;
+        opts[l].cert = c;
+        opts[l].lipschitz = c->lipschitz;
+    }
+    d->mute_warnings = false;
     return 0;
 }
 
@@ -230,12 +277,20 @@ int main(int argc, char **argv)
         EmitOpts eo = {.dir = o.out, .fp32 = !strcmp(o.precision, "float"), .standalone = o.standalone,
                        .source_path = sf->path, .source_hash = emit_hash(&arena, sf->text, sf->len),
                        .lipschitz = cert->lipschitz, .cert = cert, .memory = o.memory};
-        if (!strcmp(o.cmd, "emit"))
-            status = emit_c(&arena, &d, prog, &eo);
-        else if (o.python)
+        int L = o.levels ? o.levels : 1;
+        const StepProgram **levels = ARENA_ARRAY(&arena, const StepProgram *, L);
+        EmitOpts *level_opts = ARENA_ARRAY(&arena, EmitOpts, L);
+        levels[L - 1] = prog;
+        level_opts[L - 1] = eo;
+        status = coarse_levels(&arena, &d, &ast, file, &o, &eo, levels, level_opts);
+        for (int l = 0; !status && !strcmp(o.cmd, "emit") && l < L; l++) {
+            level_opts[l].prefix = build_level_prefix(&arena, prog->m->name, l, L);
+            status = emit_c(&arena, &d, levels[l], &level_opts[l]);
+        }
+        if (!status && o.python)
             status = build_python(&arena, &d, prog, &eo, o.out);
-        else
-            status = build_exe(&arena, &d, prog, &eo, o.out);
+        else if (!status && !strcmp(o.cmd, "build"))
+            status = build_exe(&arena, &d, L, levels, level_opts, o.out);
         diag_flush(&d);
     }
 out:

@@ -126,6 +126,7 @@ typedef struct R {
     int depth;          /* rx recursion: bounded, since defs deepen trees */
     size_t expanded;    /* nodes made by def expansion in this expression */
     bool too_deep;      /* RESOLVE_MAX_DEPTH was reported for this expression */
+    int coarsen;        /* every flow in 1/coarsen of its layers (spdlc build --levels) */
     struct { const char *name; Span at; } exp[MAX_EXPANSION];
 } R;
 
@@ -1590,6 +1591,16 @@ static void block_decl(R *r, Decl *d)
     int n;
     if (!const_int(r, d->layers, "the number of layers", 1, 1000000, &n))
         return;
+    if (b->kind == BLOCK_FLOW && r->coarsen > 1) {
+        if (n % r->coarsen) {
+            Diag *g = error(r, d->layers->span, "a flow of %d layers has no level with %d times fewer", n, r->coarsen);
+            diag_note(r->d, g, NO_SPAN,
+                      "--levels builds every flow in 1/2, 1/4, ... down to 1/%d of its layers: give each flow a "
+                      "multiple of %d layers, or ask for fewer levels", r->coarsen, r->coarsen);
+            return;
+        }
+        n /= r->coarsen;
+    }
     b->layers = n;
     b->h = 1;
     if (b->kind == BLOCK_FLOW) {
@@ -1871,6 +1882,7 @@ static Model *resolve_model(R *r, Item *it)
     int order = 0;
     for (Decl *d = it->decls.head; d; d = d->next, order++) {
         m->decls[m->ndecls++] = d;
+        d->sem = NULL; /* what an earlier resolve of the same tree recorded (spdlc build --levels) */
         SymKind k;
         switch (d->kind) {
         case D_INPUT: k = S_INPUT; break;
@@ -2264,7 +2276,12 @@ static void check_def(R *r, Sym *s, Sym **stack, Expr **at, int depth)
 
 ResolveResult resolve(Arena *a, Diags *d, Ast *ast, int main_file, const char *only)
 {
-    R r = {.a = a, .d = d};
+    return resolve_coarse(a, d, ast, main_file, only, 1);
+}
+
+ResolveResult resolve_coarse(Arena *a, Diags *d, Ast *ast, int main_file, const char *only, int coarsen)
+{
+    R r = {.a = a, .d = d, .coarsen = coarsen};
     r.scope = &r.globals;
     ResolveResult res = {0};
     /* Global names first (prelude, imports, the main file), then models. */

@@ -195,6 +195,12 @@ typedef struct ResolveResult {
 /* Resolves the models of main_file (items of other files provide schemes,
  * defs and constants). `only` picks a model by name when there are several. */
 ResolveResult resolve(Arena *a, Diags *d, Ast *ast, int main_file, const char *only);
+/* The same with every flow block in 1/coarsen of its layers, the same time
+ * interval (spdlc build --levels): a located error where a flow's count is
+ * not divisible. Repeat blocks keep theirs: they discretise nothing. It
+ * rebinds the AST's names (Decl.sem), so lower a result before resolving
+ * the AST again. */
+ResolveResult resolve_coarse(Arena *a, Diags *d, Ast *ast, int main_file, const char *only, int coarsen);
 
 size_t shape_size(Shape s);
 bool   shape_eq(Shape a, Shape b);

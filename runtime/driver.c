@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "levels.h"
 #include "pool.h"
 #include "weights.h"
 
@@ -247,7 +248,8 @@ static const struct command {
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
 typedef enum { O_HELP, O_DATA, O_WEIGHTS, O_OUT, O_RESUME, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_SCHEDULE, O_VAL,
-               O_SEED, O_EPS, O_COUNT, O_CKPT, O_THREADS, O_QUIET, O_COUNT_IDS } opt_id;
+               O_SEED, O_EPS, O_COUNT, O_CKPT, O_THREADS, O_QUIET, O_MULTILEVEL, O_LEVEL_EPOCHS, O_PROLONG,
+               O_COUNT_IDS } opt_id;
 typedef enum { V_NONE, V_TEXT, V_NUMBER, V_INT, V_CHOICE } value_kind;
 
 static const struct option {
@@ -293,6 +295,13 @@ static const struct option {
     {O_THREADS, "--threads", NULL, V_INT, "N", 1, SPDL_THREADS_MAX, C_THREADED, 0,
      "threads, each taking tiles of 64 samples (default: $SPDL_THREADS, else every CPU this process may "
      "use); results are bit-identical for any N"},
+    {O_MULTILEVEL, "--multilevel", NULL, V_NONE, NULL, 0, 0, C_TRAIN, 0,
+     "train the levels of spdlc build --levels coarsest first, each prolonged to the next (twice the layers)"},
+    {O_LEVEL_EPOCHS, "--level-epochs", NULL, V_TEXT, "E1,...,EL", 0, 0, C_TRAIN, 0,
+     "with --multilevel: the epochs of each level (default: --epochs for each)"},
+    {O_PROLONG, "--prolong", NULL, V_CHOICE, "constant|linear", 0, 0, C_TRAIN, 0,
+     "with --multilevel: a layer's parameters onto the next level's two halves of it as copies, or "
+     "interpolated linearly in time (default constant)"},
     {O_QUIET, "--quiet", "-q", V_NONE, NULL, 0, 0, C_TRAIN, 0, "no progress and no summary"},
     {O_HELP, "--help", "-h", V_NONE, NULL, 0, 0, C_ALL, 0, "this help"},
 };
@@ -442,14 +451,65 @@ static void set_option(spdl_args *a, opt_id id, const char *v, double num, int c
     case O_OPT: a->opt = choice == 0 ? SPDL_ADAM : SPDL_SGD; break;
     case O_SCHEDULE: a->cosine = choice == 1; break;
     case O_QUIET: a->quiet = 1; break;
+    case O_MULTILEVEL: a->multilevel = 1; break;
+    case O_LEVEL_EPOCHS: break; /* parsed once the levels are known */
+    case O_PROLONG: a->prolong_linear = choice == 1; break;
     case O_HELP:
     case O_COUNT_IDS: break;
     }
 }
 
+/* --level-epochs E1,...,EL into a->level_epochs: L numbers for the L levels. */
+static int parse_level_epochs(spdl_args *a, const char *v)
+{
+    int n = 0;
+    for (const char *c = v;; n++) {
+        char *end;
+        errno = 0;
+        long e = strtol(c, &end, 10);
+        if (end == c || (*end && *end != ',') || errno || e < 1 || e > SPDL_EPOCHS_MAX || n == SPDL_LEVELS_MAX)
+            return usage(a, "bad value for --level-epochs: '%s' (expected one whole number of epochs from 1 to 10000000 "
+                            "per level, comma-separated)", v);
+        if (n < a->nlevels)
+            a->level_epochs[n] = (int)e;
+        if (!*end)
+            break;
+        c = end + 1;
+    }
+    if (n + 1 != a->nlevels) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "--level-epochs '%%s' gives %d number%s, but the program has %d levels", n + 1,
+                 n ? "s" : "", a->nlevels);
+        return usage(a, msg, v);
+    }
+    return 0;
+}
+
+/* Which level's model reads the weights file of a command other than train:
+ * the level it was saved at by train --multilevel, else the finest. */
+static const spdl_model *model_for_weights(const spdl_args *a)
+{
+    const spdl_model *m = a->levels[a->nlevels - 1];
+    char err[512];
+    int level = 0, levels = 0;
+    if (a->nlevels > 1 && !spdl_weights_level(a->weights, &level, &levels, err, sizeof err) &&
+        levels == a->nlevels && level < levels) {
+        fprintf(stderr, "%s: note: %s holds level %d of %d (every flow in 1/%d of its layers): using that level\n",
+                a->prog, a->weights, level, levels, 1 << (levels - level));
+        m = a->levels[level - 1];
+    }
+    return m;
+}
+
 int spdl_main(const spdl_model *m, int argc, char **argv)
 {
+    return spdl_main_levels(&m, 1, argc, argv);
+}
+
+int spdl_main_levels(const spdl_model *const *levels, int nlevels, int argc, char **argv)
+{
     spdl_args a = {0};
+    const spdl_model *m = nlevels >= 1 && nlevels <= SPDL_LEVELS_MAX ? levels[nlevels - 1] : NULL;
     const char *slash = argc > 0 ? strrchr(argv[0], '/') : NULL;
     a.prog = argc > 0 ? (slash ? slash + 1 : argv[0]) : m->name;
     a.epochs = 100;
@@ -459,6 +519,13 @@ int spdl_main(const spdl_model *m, int argc, char **argv)
     a.seed = 1;
     a.count = 1000;
     a.ckpt_every = 1;
+    a.levels = levels;
+    a.nlevels = nlevels;
+    char err[512];
+    if (!m || spdl_levels_check(levels, nlevels, err, sizeof err)) {
+        fprintf(stderr, "%s: error: %s\n", a.prog, m ? err : "a program needs 1 to 16 levels");
+        return 1;
+    }
     char default_weights[512];
     snprintf(default_weights, sizeof default_weights, "%s.safetensors", m->name);
     /* --help anywhere: the command's help if a command is named, else all */
@@ -472,6 +539,7 @@ int spdl_main(const spdl_model *m, int argc, char **argv)
         }
     const struct command *cmd = NULL;
     const char *given[O_COUNT_IDS] = {0}; /* the spelling used, for the warning below */
+    const char *level_epochs_text = NULL;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         const struct option *o = NULL;
@@ -514,6 +582,8 @@ int spdl_main(const spdl_model *m, int argc, char **argv)
             return usage(&a, msg, v);
         }
         set_option(&a, o->id, v, num, choice);
+        if (o->id == O_LEVEL_EPOCHS)
+            level_epochs_text = v;
     }
     if (!cmd)
         return usage(&a, "%s", "no command given (train, eval, predict, certify, invert, sample or plot)");
@@ -533,6 +603,21 @@ int spdl_main(const spdl_model *m, int argc, char **argv)
         }
     if (!a.weights)
         a.weights = default_weights;
+    if (a.multilevel && nlevels == 1)
+        return usage(&a, "%s", "--multilevel trains the levels of a program built with spdlc build --levels L; this "
+                               "one has one level");
+    if (!a.multilevel && (given[O_LEVEL_EPOCHS] || given[O_PROLONG]) && cmd->bit == C_TRAIN)
+        return usage(&a, "'%s' is an option of train --multilevel", given[O_LEVEL_EPOCHS] ? given[O_LEVEL_EPOCHS]
+                                                                                           : given[O_PROLONG]);
+    if (a.multilevel && given[O_LEVEL_EPOCHS] && given[O_EPOCHS])
+        return usage(&a, "%s", "give --level-epochs (each level's) or --epochs (the same for every level), not both");
+    for (int l = 0; l < nlevels; l++)
+        a.level_epochs[l] = a.epochs;
+    if (a.multilevel && given[O_LEVEL_EPOCHS]) {
+        int rc = parse_level_epochs(&a, level_epochs_text);
+        if (rc)
+            return rc;
+    }
     if (cmd->bit & C_THREADED) {
         int cpus = spdl_cpu_count();
         if (!given[O_THREADS]) { /* SPDL_THREADS, or every CPU */
@@ -545,6 +630,8 @@ int spdl_main(const spdl_model *m, int argc, char **argv)
         }
         a.threads_given = given[O_THREADS] != NULL;
     }
+    if (cmd->bit != C_TRAIN)
+        m = model_for_weights(&a);
     switch (cmd->bit) {
     case C_TRAIN: return spdl_cmd_train(m, &a);
     case C_EVAL: return cmd_eval(m, &a);

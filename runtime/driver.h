@@ -16,6 +16,7 @@
 #include "optim.h"
 #include "spdl.h"
 #include "tiles.h"
+#include "weights.h"
 
 typedef struct spdl_args {
     const char *prog, *cmd;
@@ -33,6 +34,11 @@ typedef struct spdl_args {
     int ckpt_every;         /* epochs between checkpoints */
     int threads;            /* train, eval, predict, certify: threads (>= 1) */
     int threads_given;      /* by --threads */
+    const spdl_model *const *levels; /* the program's levels (spdlc build --levels), coarsest first */
+    int nlevels;            /* 1 for a program of one level */
+    int multilevel;         /* train --multilevel */
+    int level_epochs[SPDL_LEVELS_MAX]; /* its epochs per level: --level-epochs, else --epochs each */
+    int prolong_linear;     /* --prolong linear */
 } spdl_args;
 
 int spdl_cmd_train(const spdl_model *m, const spdl_args *a);

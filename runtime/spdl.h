@@ -91,11 +91,19 @@ typedef struct spdl_model {
     double (*tile_loss)(void *work, size_t batch, size_t nb, const double *x, const double *target, double *y,
                         double *adj);
     double (*tile_finish)(void *work, const double *adj, double *grad);
+    const unsigned char *learned_steps; /* per parameter: 1 for a flow's learned steps (`steps learned`);
+                                           NULL in a descriptor made by hand: none */
 } spdl_model;
 
 /* libspdl's command-line driver (train, eval, predict, plot, ...): the main
  * of every program `spdlc build` makes. */
 int spdl_main(const spdl_model *m, int argc, char **argv);
+/* The same for a program of `spdlc build --levels L`: levels[0..L) is the
+ * model with every flow in 1/2^(L-1), ..., 1/2, 1 of its layers (the same
+ * parameters, `per layer` ones with as many copies as their block has
+ * layers). `train --multilevel` trains them coarsest first; the other
+ * commands use the finest, or the level a weights file was saved at. */
+int spdl_main_levels(const spdl_model *const *levels, int nlevels, int argc, char **argv);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "driver.h"
+#include "levels.h"
 #include "rt_kernels.h"
 #include "safetensors.h"
 #include "weights.h"
@@ -50,10 +51,12 @@ static void fmt_time(char *buf, size_t n, double s)
  * checkpoint's epoch, written to dst (the same file, or the new run's), so
  * rows an interrupted run wrote after its last checkpoint do not repeat.
  * *seconds receives the kept last row's `seconds`, which the new rows continue.
+ * A multilevel run's log counts epochs over its levels and adds their level.
  * Returns the log open for appending, or NULL (errno set). */
-static FILE *resume_log(const char *src, const char *dst, int epoch, double *seconds)
+static const char log_header[] = "epoch,loss,accuracy,val_loss,val_accuracy,seconds";
+
+static FILE *resume_log(const char *src, const char *dst, int epoch, int multilevel, double *seconds)
 {
-    static const char header[] = "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n";
     *seconds = 0;
     char *text = NULL;
     size_t len = 0;
@@ -78,7 +81,7 @@ static FILE *resume_log(const char *src, const char *dst, int epoch, double *sec
         free(text);
         return NULL;
     }
-    fputs(header, out);
+    fprintf(out, "%s%s\n", log_header, multilevel ? ",level" : "");
     for (char *line = text ? strchr(text, '\n') : NULL; line && line[1];) { /* the rows after the header */
         char *row = line + 1, *end = strchr(row, '\n');
         line = end;
@@ -88,8 +91,10 @@ static FILE *resume_log(const char *src, const char *dst, int epoch, double *sec
         long e = strtol(row, &after, 10);
         if (after == row || *after != ',' || e < 1 || e > epoch)
             continue;
-        const char *last = strrchr(row, ',');
-        *seconds = strtod(last + 1, NULL);
+        const char *sec = row; /* the 6th field (a multilevel log has a 7th: the level) */
+        for (int f = 0; f < 5 && sec; f++)
+            sec = strchr(sec, ',') ? strchr(sec, ',') + 1 : NULL;
+        *seconds = sec ? strtod(sec, NULL) : 0;
         fprintf(out, "%s\n", row);
     }
     free(text);
@@ -111,175 +116,167 @@ static int all_finite(const double *v, size_t n)
     return 1;
 }
 
-int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
+/* What a run keeps over its levels (one level without --multilevel). */
+typedef struct trainer {
+    const spdl_args *a;
+    const char *out;
+    spdl_data train, val, stats;
+    int have_val, multilevel, nlevels;
+    size_t B, nbatch;
+    double *xb, *tb;
+    size_t *perm;
+    uint64_t rng;
+    FILE *log;
+    double t_before, t_start, t_run;
+    int saved;          /* the epoch (of the level being trained) of the last checkpoint on disk; -1: none */
+    int epochs_before;  /* the earlier levels' epochs: the log counts epochs over the levels */
+    int trained;        /* epochs this run trained */
+} trainer;
+
+/* One level's parameters, gradient and optimiser. */
+typedef struct level_state {
+    const spdl_model *m;
+    double *theta, *grad;
+    spdl_optim opt;
+} level_state;
+
+static int level_alloc(level_state *s, const spdl_model *m, const spdl_args *a)
 {
-    spdl_data all = {0}, train = {0}, val = {0};
-    if (spdl_get_data(m, a, a->data, &all))
+    size_t P = m->nparam ? m->nparam : 1;
+    s->m = m;
+    s->theta = calloc(P, sizeof *s->theta);
+    s->grad = calloc(P, sizeof *s->grad);
+    if (!s->theta || !s->grad || spdl_optim_init(&s->opt, a->opt, m->nparam, a->lr))
+        return spdl_error(a, "out of memory");
+    return 0;
+}
+
+static void level_free(level_state *s)
+{
+    free(s->theta);
+    free(s->grad);
+    spdl_optim_free(&s->opt);
+}
+
+static int level_epochs(const spdl_args *a, int level)
+{
+    return a->multilevel ? a->level_epochs[level] : a->epochs;
+}
+
+/* The next level's state from s's, by prolongation (levels.h); the optimiser
+ * continues: the same step count and learning rate, moments prolonged. */
+static int prolong(const spdl_args *a, const level_state *s, const spdl_model *fine, level_state *f)
+{
+    if (level_alloc(f, fine, a))
         return 1;
-    int have_val = a->val > 0 && all.n >= 10;
-    if (have_val) {
-        if (spdl_data_split(&all, a->val, a->seed, &train, &val)) {
-            spdl_data_free(&all);
-            return spdl_error(a, "cannot split %zu samples for validation", all.n);
-        }
-        spdl_data_free(&all);
-    } else {
-        train = all;
-    }
-    const char *out = a->out ? a->out : a->weights;
-    size_t P = m->nparam, B = a->batch < train.n ? a->batch : train.n;
-    double *theta = calloc(P ? P : 1, sizeof *theta), *grad = calloc(P ? P : 1, sizeof *grad);
-    double *xb = malloc(sizeof(double) * B * m->nin), *tb = malloc(sizeof(double) * B * (m->ntarget ? m->ntarget : 1));
-    size_t *perm = malloc(sizeof(size_t) * train.n);
-    spdl_data stats = train;
-    if (stats.n > TRAIN_STATS_MAX)
-        stats.n = TRAIN_STATS_MAX; /* the first samples: a fixed subset for epoch statistics */
-    spdl_tiles *tiles = NULL;
-    spdl_optim opt = {0};
-    FILE *log = NULL;
-    int status = 1;
-    if (!theta || !grad || !xb || !tb || !perm || spdl_optim_init(&opt, a->opt, P, a->lr)) {
-        spdl_error(a, "out of memory");
-        goto done;
-    }
+    spdl_prolong_kind kind = a->prolong_linear ? SPDL_PROLONG_LINEAR : SPDL_PROLONG_CONSTANT;
+    spdl_prolong(s->m, fine, s->theta, f->theta, kind, SPDL_PROLONG_VALUE);
+    fine->project(f->theta);
+    spdl_prolong(s->m, fine, s->opt.m, f->opt.m, kind, SPDL_PROLONG_VALUE);
+    if (s->opt.v)
+        spdl_prolong(s->m, fine, s->opt.v, f->opt.v, kind, SPDL_PROLONG_SQUARE);
+    f->opt.step = s->opt.step;
+    f->opt.lr = s->opt.lr;
+    return 0;
+}
+
+/* Trains level `level` (of t->nlevels) from run->epoch to its epochs,
+ * writing the log's rows and the checkpoints. Returns 0, or 1 after the
+ * error. */
+static int train_level(trainer *t, int level, level_state *s, spdl_run_state *run)
+{
+    const spdl_args *a = t->a;
+    const spdl_model *m = s->m;
+    const int E = level_epochs(a, level);
+    size_t P = m->nparam, B = t->B, nbatch = t->nbatch;
     size_t tile = m->tile ? m->tile : 64, most = B; /* the largest batch: a step's, or an evaluation's part */
-    if (m->nclass && spdl_evaluate_part(stats.n, tile) > most)
-        most = spdl_evaluate_part(stats.n, tile);
-    if (have_val && spdl_evaluate_part(val.n, tile) > most)
-        most = spdl_evaluate_part(val.n, tile);
+    if (m->nclass && spdl_evaluate_part(t->stats.n, tile) > most)
+        most = spdl_evaluate_part(t->stats.n, tile);
+    if (t->have_val && spdl_evaluate_part(t->val.n, tile) > most)
+        most = spdl_evaluate_part(t->val.n, tile);
+    spdl_tiles *tiles = NULL;
     if (spdl_new_tiles(m, a, most, &tiles))
-        goto done;
-    spdl_run_state run = {0};
-    int saved = -1; /* the epoch of the last checkpoint on disk */
-    uint64_t rng = a->seed * 0x9e3779b97f4a7c15ull + 0x747261696eull;
-    if (a->resume) {
-        char err[512];
-        int differs = 0;
-        if (spdl_weights_load(a->resume, m, theta, &opt, &run, &differs, err, sizeof err)) {
-            spdl_error(a, "%s", err);
-            goto done;
-        }
-        if (!run.has_optim) {
-            spdl_error(a, "%s holds weights only, no training state to resume", a->resume);
-            goto done;
-        }
-        if (differs)
-            fprintf(stderr, "%s: warning: %s was trained from different source text\n", a->prog, a->resume);
-        rng = run.rng;
-        if (a->lr <= 0) /* no --lr: the checkpoint's, as one long run would have */
-            opt.lr = run.lr;
-        if (run.total_epochs > 0 && (run.cosine || a->cosine) &&
-            (run.cosine != a->cosine || run.total_epochs != a->epochs))
-            fprintf(stderr,
-                    "%s: note: %s was trained with --schedule %s over %d epochs; this run has --schedule %s over %d, "
-                    "so it will not give the same bits as one %d-epoch run (the cosine anneals over --epochs)\n",
-                    a->prog, a->resume, run.cosine ? "cosine" : "constant", run.total_epochs,
-                    a->cosine ? "cosine" : "constant", a->epochs, a->epochs);
-        if (!strcmp(a->resume, out))
-            saved = run.epoch;
-        if (run.epoch >= a->epochs) {
-            spdl_error(a, "%s has already trained %d epochs; ask for more with --epochs (the total)", a->resume,
-                       run.epoch);
-            goto done;
-        }
-    } else {
-        m->init(theta, a->seed);
-    }
-    spdl_st_remove_stale(out); /* what a run killed while saving left */
-    char logbuf[1024], srclog[1024];
-    double t_before = 0; /* seconds the resumed run had trained, by its log */
-    log_path(out, logbuf, sizeof logbuf);
-    if (a->resume) {
-        log_path(a->resume, srclog, sizeof srclog);
-        log = resume_log(srclog, logbuf, run.epoch, &t_before);
-    } else {
-        log = fopen(logbuf, "w");
-        if (log)
-            fprintf(log, "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n");
-    }
-    if (!log) {
-        spdl_error(a, "cannot write %s: %s", logbuf, strerror(errno));
-        goto done;
-    }
+        return 1;
+    char lv[48] = "";
+    if (t->multilevel)
+        snprintf(lv, sizeof lv, "level %d/%d  ", level + 1, t->nlevels);
     int tty = isatty(fileno(stdout)) && !a->quiet;
-    size_t nbatch = (train.n + B - 1) / B;
-    size_t total_steps = nbatch * (size_t)a->epochs;
-    int nthreads = spdl_tiles_threads(tiles);
-    size_t step_tiles = (B + tile - 1) / tile;
-    if (!a->quiet)
-        printf("training %s on %s: %zu samples (%zu for validation), %zu parameters, %s, batch %zu, %d epochs, "
-               "%d thread%s\n", m->name, train.desc, train.n, val.n, P, spdl_optim_name(a->opt), B, a->epochs,
-               nthreads, nthreads == 1 ? "" : "s");
-    if (a->threads_given && (size_t)a->threads > step_tiles && !a->quiet)
-        fprintf(stderr, "%s: note: a batch of %zu samples is %zu tile%s of %zu, so a step uses %zu of the %d threads; "
-                "--batch %zu or more would use them all\n", a->prog, B, step_tiles, step_tiles == 1 ? "" : "s",
-                tile, step_tiles, a->threads, (size_t)a->threads * tile);
-    double t_start = spdl_now(), t_run = 0;
-    const int first_epoch = run.epoch;
-    for (int epoch = run.epoch; epoch < a->epochs; epoch++) {
+    size_t level_steps = nbatch * (size_t)E;
+    int status = 1;
+    for (int epoch = run->epoch; epoch < E; epoch++) {
         double t0 = spdl_now(), sum = 0;
-        for (size_t i = 0; i < train.n; i++)
-            perm[i] = i;
-        for (size_t i = train.n; i > 1; i--) {
-            size_t j = (size_t)(spdl_rng_next(&rng) % i);
-            size_t tmp = perm[i - 1];
-            perm[i - 1] = perm[j];
-            perm[j] = tmp;
+        for (size_t i = 0; i < t->train.n; i++)
+            t->perm[i] = i;
+        for (size_t i = t->train.n; i > 1; i--) {
+            size_t j = (size_t)(spdl_rng_next(&t->rng) % i);
+            size_t tmp = t->perm[i - 1];
+            t->perm[i - 1] = t->perm[j];
+            t->perm[j] = tmp;
         }
         for (size_t b = 0; b < nbatch; b++) {
-            size_t s = b * B, nb = train.n - s < B ? train.n - s : B;
+            size_t st = b * B, nb = t->train.n - st < B ? t->train.n - st : B;
             for (size_t i = 0; i < nb; i++) {
-                memcpy(xb + i * m->nin, train.x + perm[s + i] * m->nin, sizeof(double) * m->nin);
+                memcpy(t->xb + i * m->nin, t->train.x + t->perm[st + i] * m->nin, sizeof(double) * m->nin);
                 if (m->ntarget)
-                    memcpy(tb + i * m->ntarget, train.t + perm[s + i] * m->ntarget, sizeof(double) * m->ntarget);
+                    memcpy(t->tb + i * m->ntarget, t->train.t + t->perm[st + i] * m->ntarget,
+                           sizeof(double) * m->ntarget);
             }
-            double loss = spdl_tiles_loss_grad(tiles, theta, nb, xb, m->ntarget ? tb : NULL, grad);
-            if (!isfinite(loss) || !all_finite(grad, P)) {
+            double loss = spdl_tiles_loss_grad(tiles, s->theta, nb, t->xb, m->ntarget ? t->tb : NULL, s->grad);
+            if (!isfinite(loss) || !all_finite(s->grad, P)) {
                 if (tty)
                     printf("\n");
-                spdl_error(a, "training diverged: the %s is %s at epoch %d, batch %zu", isfinite(loss) ? "gradient" : "loss",
-                           isnan(loss) ? "NaN" : isfinite(loss) ? "not finite" : "infinite", epoch + 1, b + 1);
-                if (saved >= 0)
-                    fprintf(stderr, "%s: note: the last good checkpoint (epoch %d) is %s; try a smaller --lr\n", a->prog,
-                            saved, out);
+                spdl_error(a, "training diverged: the %s is %s at %sepoch %d, batch %zu",
+                           isfinite(loss) ? "gradient" : "loss",
+                           isnan(loss) ? "NaN" : isfinite(loss) ? "not finite" : "infinite", lv, epoch + 1, b + 1);
+                if (t->saved >= 0)
+                    fprintf(stderr, "%s: note: the last good checkpoint (%sepoch %d) is %s; try a smaller --lr\n",
+                            a->prog, lv, t->saved, t->out);
                 else
-                    fprintf(stderr, "%s: note: no checkpoint was written before it diverged; try a smaller --lr\n", a->prog);
+                    fprintf(stderr, "%s: note: no checkpoint was written before it diverged; try a smaller --lr\n",
+                            a->prog);
                 goto done;
             }
             sum += loss * (double)nb;
-            double progress = (double)(opt.step) / (double)(total_steps ? total_steps : 1);
-            spdl_optim_step(&opt, theta, grad, spdl_schedule(a->cosine, progress));
-            m->project(theta);
+            /* the schedule runs over the level's steps (the run's, with one level) */
+            double progress = (double)((size_t)epoch * nbatch + b) / (double)(level_steps ? level_steps : 1);
+            spdl_optim_step(&s->opt, s->theta, s->grad, spdl_schedule(a->cosine, progress));
+            m->project(s->theta);
             if (tty && (b % 8 == 7 || b + 1 == nbatch)) {
-                double el = spdl_now() - t0, rate = (double)(s + nb) / (el > 0 ? el : 1e-9);
+                double el = spdl_now() - t0, rate = (double)(st + nb) / (el > 0 ? el : 1e-9);
                 char eta[32];
-                fmt_time(eta, sizeof eta, ((double)(a->epochs - epoch - 1) * (double)train.n + (double)(train.n - s - nb)) / rate);
-                printf("\r\033[Kepoch %d/%d  batch %zu/%zu  loss %.4g  %.0f samples/s  ETA %s", epoch + 1, a->epochs,
-                       b + 1, nbatch, sum / (double)(s + nb), rate, eta);
+                fmt_time(eta, sizeof eta,
+                         ((double)(E - epoch - 1) * (double)t->train.n + (double)(t->train.n - st - nb)) / rate);
+                printf("\r\033[K%sepoch %d/%d  batch %zu/%zu  loss %.4g  %.0f samples/s  ETA %s", lv, epoch + 1, E,
+                       b + 1, nbatch, sum / (double)(st + nb), rate, eta);
                 fflush(stdout);
             }
         }
-        t_run += spdl_now() - t0;
-        if (!all_finite(theta, P)) {
-            spdl_error(a, "training diverged: the parameters are not finite after epoch %d", epoch + 1);
+        t->t_run += spdl_now() - t0;
+        if (!all_finite(s->theta, P)) {
+            spdl_error(a, "training diverged: the parameters are not finite after %sepoch %d", lv, epoch + 1);
             goto done;
         }
-        double tl = sum / (double)train.n, acc = NAN, vl = NAN, vacc = NAN, dummy;
+        double tl = sum / (double)t->train.n, acc = NAN, vl = NAN, vacc = NAN, dummy;
         if (m->nclass)
-            spdl_evaluate(tiles, m, theta, &stats, &dummy, &acc, NULL);
-        if (have_val)
-            spdl_evaluate(tiles, m, theta, &val, &vl, &vacc, NULL);
+            spdl_evaluate(tiles, m, s->theta, &t->stats, &dummy, &acc, NULL);
+        if (t->have_val)
+            spdl_evaluate(tiles, m, s->theta, &t->val, &vl, &vacc, NULL);
         double el = spdl_now() - t0;
-        fprintf(log, "%d,%.10g,%.6g,%.10g,%.6g,%.4f\n", epoch + 1, tl, acc, vl, vacc, t_before + spdl_now() - t_start);
-        fflush(log);
+        fprintf(t->log, "%d,%.10g,%.6g,%.10g,%.6g,%.4f", t->epochs_before + epoch + 1, tl, acc, vl, vacc,
+                t->t_before + spdl_now() - t->t_start);
+        if (t->multilevel)
+            fprintf(t->log, ",%d", level + 1);
+        fputc('\n', t->log);
+        fflush(t->log);
+        t->trained++;
         if (!a->quiet) {
-            double rate = (double)train.n / (el > 0 ? el : 1e-9);
+            double rate = (double)t->train.n / (el > 0 ? el : 1e-9);
             char eta[32];
-            fmt_time(eta, sizeof eta, (double)(a->epochs - epoch - 1) * el);
-            printf("%sepoch %d/%d  loss %.4g", tty ? "\r\033[K" : "", epoch + 1, a->epochs, tl);
+            fmt_time(eta, sizeof eta, (double)(E - epoch - 1) * el);
+            printf("%s%sepoch %d/%d  loss %.4g", tty ? "\r\033[K" : "", lv, epoch + 1, E, tl);
             if (m->nclass)
                 printf("  acc %.4f", acc);
-            if (have_val) {
+            if (t->have_val) {
                 printf("  val_loss %.4g", vl);
                 if (m->nclass)
                     printf("  val_acc %.4f", vacc);
@@ -287,35 +284,185 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
             printf("  %.0f samples/s  ETA %s\n", rate, eta);
             fflush(stdout);
         }
-        run.epoch = epoch + 1;
-        run.rng = rng;
-        run.cosine = a->cosine;
-        run.total_epochs = a->epochs;
-        if (run.epoch % a->ckpt_every == 0 || run.epoch == a->epochs) {
+        run->epoch = epoch + 1;
+        run->rng = t->rng;
+        run->cosine = a->cosine;
+        run->total_epochs = E;
+        run->level = t->multilevel ? level + 1 : 0;
+        run->levels = t->multilevel ? t->nlevels : 0;
+        if (run->epoch % a->ckpt_every == 0 || run->epoch == E) {
             char err[512];
-            if (spdl_weights_save(out, m, theta, &opt, &run, err, sizeof err)) {
+            if (spdl_weights_save(t->out, m, s->theta, &s->opt, run, err, sizeof err)) {
                 spdl_error(a, "%s", err);
                 goto done;
             }
-            saved = run.epoch;
+            t->saved = run->epoch;
         }
+    }
+    status = 0;
+done:
+    spdl_tiles_free(tiles);
+    return status;
+}
+
+/* --resume: the checkpoint's level (0 the coarsest; 0 for a one-level run)
+ * and its parameters, optimiser and run state into s. */
+static int resume(trainer *t, const spdl_model *const *levels, int *level, level_state *s, spdl_run_state *run)
+{
+    const spdl_args *a = t->a;
+    char err[512];
+    int lv = 0, nlv = 0;
+    if (spdl_weights_level(a->resume, &lv, &nlv, err, sizeof err))
+        return spdl_error(a, "%s", err);
+    if (t->multilevel && !nlv)
+        return spdl_error(a, "%s is not a checkpoint of train --multilevel", a->resume);
+    if (t->multilevel && nlv != t->nlevels)
+        return spdl_error(a, "%s is a checkpoint of a run of %d levels, but this program has %d", a->resume, nlv,
+                          t->nlevels);
+    if (!t->multilevel && nlv)
+        return spdl_error(a, "%s is a checkpoint of train --multilevel (level %d of %d): resume it with --multilevel",
+                          a->resume, lv, nlv);
+    *level = t->multilevel ? lv - 1 : 0;
+    if (level_alloc(s, levels[*level], a))
+        return 1;
+    int differs = 0;
+    if (spdl_weights_load(a->resume, s->m, s->theta, &s->opt, run, &differs, err, sizeof err))
+        return spdl_error(a, "%s", err);
+    if (!run->has_optim)
+        return spdl_error(a, "%s holds weights only, no training state to resume", a->resume);
+    if (differs)
+        fprintf(stderr, "%s: warning: %s was trained from different source text\n", a->prog, a->resume);
+    t->rng = run->rng;
+    if (a->lr <= 0) /* no --lr: the checkpoint's, as one long run would have */
+        s->opt.lr = run->lr;
+    int E = level_epochs(a, *level);
+    if (run->total_epochs > 0 && (run->cosine || a->cosine) && (run->cosine != a->cosine || run->total_epochs != E))
+        fprintf(stderr,
+                "%s: note: %s was trained with --schedule %s over %d epochs; this run has --schedule %s over %d, "
+                "so it will not give the same bits as one %d-epoch run (the cosine anneals over --epochs)\n",
+                a->prog, a->resume, run->cosine ? "cosine" : "constant", run->total_epochs,
+                a->cosine ? "cosine" : "constant", E, E);
+    if (!strcmp(a->resume, t->out))
+        t->saved = run->epoch;
+    if (run->epoch >= E && *level == t->nlevels - 1 && t->multilevel)
+        return spdl_error(a, "%s has already trained all %d levels (%d epochs of the last); ask for more of the last "
+                          "with --level-epochs", a->resume, t->nlevels, run->epoch);
+    if (run->epoch >= E && !t->multilevel)
+        return spdl_error(a, "%s has already trained %d epochs; ask for more with --epochs (the total)", a->resume,
+                          run->epoch);
+    for (int l = 0; l < *level; l++)
+        t->epochs_before += level_epochs(a, l);
+    return 0;
+}
+
+int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
+{
+    trainer t = {.a = a, .saved = -1, .multilevel = a->multilevel, .nlevels = a->multilevel ? a->nlevels : 1};
+    const spdl_model *const *levels = a->multilevel ? a->levels : &m;
+    spdl_data all = {0};
+    if (spdl_get_data(m, a, a->data, &all))
+        return 1;
+    t.have_val = a->val > 0 && all.n >= 10;
+    if (t.have_val) {
+        if (spdl_data_split(&all, a->val, a->seed, &t.train, &t.val)) {
+            spdl_data_free(&all);
+            return spdl_error(a, "cannot split %zu samples for validation", all.n);
+        }
+        spdl_data_free(&all);
+    } else {
+        t.train = all;
+    }
+    t.out = a->out ? a->out : a->weights;
+    t.B = a->batch < t.train.n ? a->batch : t.train.n;
+    t.nbatch = (t.train.n + t.B - 1) / t.B;
+    t.xb = malloc(sizeof(double) * t.B * m->nin);
+    t.tb = malloc(sizeof(double) * t.B * (m->ntarget ? m->ntarget : 1));
+    t.perm = malloc(sizeof(size_t) * t.train.n);
+    t.stats = t.train;
+    if (t.stats.n > TRAIN_STATS_MAX)
+        t.stats.n = TRAIN_STATS_MAX; /* the first samples: a fixed subset for epoch statistics */
+    t.rng = a->seed * 0x9e3779b97f4a7c15ull + 0x747261696eull;
+    level_state s = {0};
+    spdl_run_state run = {0};
+    int level = 0, status = 1;
+    if (!t.xb || !t.tb || !t.perm) {
+        spdl_error(a, "out of memory");
+        goto done;
+    }
+    if (a->resume) {
+        if (resume(&t, levels, &level, &s, &run))
+            goto done;
+    } else {
+        if (level_alloc(&s, levels[0], a))
+            goto done;
+        levels[0]->init(s.theta, a->seed);
+    }
+    spdl_st_remove_stale(t.out); /* what a run killed while saving left */
+    char logbuf[1024], srclog[1024];
+    log_path(t.out, logbuf, sizeof logbuf);
+    if (a->resume) {
+        log_path(a->resume, srclog, sizeof srclog);
+        t.log = resume_log(srclog, logbuf, t.epochs_before + run.epoch, t.multilevel, &t.t_before);
+    } else if ((t.log = fopen(logbuf, "w"))) {
+        fprintf(t.log, "%s%s\n", log_header, t.multilevel ? ",level" : "");
+    }
+    if (!t.log) {
+        spdl_error(a, "cannot write %s: %s", logbuf, strerror(errno));
+        goto done;
+    }
+    if (!a->quiet) {
+        char epochs[160] = "";
+        int k = 0;
+        for (int l = 0; t.multilevel && l < t.nlevels && k < (int)sizeof epochs; l++)
+            k += snprintf(epochs + k, sizeof epochs - (size_t)k, "%s%d", l ? "," : "", a->level_epochs[l]);
+        printf("training %s on %s: %zu samples (%zu for validation), %zu parameters, %s, batch %zu, ", m->name,
+               t.train.desc, t.train.n, t.val.n, m->nparam, spdl_optim_name(a->opt), t.B);
+        if (t.multilevel)
+            printf("%d levels (%s epochs, prolonged %s), ", t.nlevels, epochs,
+                   a->prolong_linear ? "linearly in time" : "by copies");
+        else
+            printf("%d epochs, ", a->epochs);
+        printf("%d thread%s\n", a->threads, a->threads == 1 ? "" : "s");
+    }
+    size_t step_tiles = (t.B + (m->tile ? m->tile : 64) - 1) / (m->tile ? m->tile : 64);
+    if (a->threads_given && (size_t)a->threads > step_tiles && !a->quiet)
+        fprintf(stderr, "%s: note: a batch of %zu samples is %zu tile%s of %zu, so a step uses %zu of the %d threads; "
+                "--batch %zu or more would use them all\n", a->prog, t.B, step_tiles, step_tiles == 1 ? "" : "s",
+                (size_t)(m->tile ? m->tile : 64), step_tiles, a->threads, (size_t)a->threads * (m->tile ? m->tile : 64));
+    t.t_start = spdl_now();
+    for (;;) {
+        if (t.multilevel && !a->quiet && run.epoch < level_epochs(a, level))
+            printf("level %d/%d: every flow in 1/%d of its layers, %zu parameters\n", level + 1, t.nlevels,
+                   1 << (t.nlevels - 1 - level), s.m->nparam);
+        if (train_level(&t, level, &s, &run))
+            goto done;
+        if (level + 1 == t.nlevels)
+            break;
+        level_state f = {0};
+        if (prolong(a, &s, levels[level + 1], &f)) {
+            level_free(&f);
+            goto done;
+        }
+        level_free(&s);
+        s = f;
+        t.epochs_before += level_epochs(a, level);
+        t.saved = -1;
+        run.epoch = 0;
+        level++;
     }
     if (!a->quiet)
         printf("trained %d epochs in %.1f s (%.2f s in the optimiser loop: %.0f samples/s); weights in %s, log in %s\n",
-               a->epochs - first_epoch, spdl_now() - t_start, t_run,
-               (double)(a->epochs - first_epoch) * (double)train.n / (t_run > 0 ? t_run : 1e-9), out, logbuf);
+               t.trained, spdl_now() - t.t_start, t.t_run,
+               (double)t.trained * (double)t.train.n / (t.t_run > 0 ? t.t_run : 1e-9), t.out, logbuf);
     status = 0;
 done:
-    if (log)
-        fclose(log);
-    spdl_optim_free(&opt);
-    spdl_data_free(&train);
-    spdl_data_free(&val);
-    free(theta);
-    free(grad);
-    free(xb);
-    free(tb);
-    free(perm);
-    spdl_tiles_free(tiles);
+    if (t.log)
+        fclose(t.log);
+    level_free(&s);
+    spdl_data_free(&t.train);
+    spdl_data_free(&t.val);
+    free(t.xb);
+    free(t.tb);
+    free(t.perm);
     return status;
 }

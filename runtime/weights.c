@@ -68,17 +68,26 @@ int spdl_weights_save(const char *path, const spdl_model *m, const double *theta
             t[k].data = (double *)(src + ps[i].offset);
             k++;
         }
-    char step[32], epoch[32], rng[32], lr[40], total[32];
+    char step[32], epoch[32], rng[32], lr[40], total[32], level[16], levels[16];
     snprintf(step, sizeof step, "%" PRIu64, opt ? opt->step : 0);
     snprintf(epoch, sizeof epoch, "%d", run ? run->epoch : 0);
     snprintf(rng, sizeof rng, "%016" PRIx64, run ? run->rng : 0);
     snprintf(lr, sizeof lr, "%.17g", opt ? opt->lr : 0);
-    snprintf(total, sizeof total, "%d", run ? run->total_epochs : 0);
-    const char *keys[] = {"format", "model", "source_hash", "optimizer", "step", "epoch", "rng", "lr",
-                          "schedule", "epochs_total"};
-    const char *vals[] = {SPDL_WEIGHTS_FORMAT, m->name, m->source_hash, opt ? spdl_optim_name(opt->kind) : "none",
-                          step, epoch, rng, lr, run && run->cosine ? "cosine" : "constant", total};
-    size_t nkeys = sizeof keys / sizeof keys[0] - (run && run->total_epochs > 0 ? 0 : 2);
+    const char *keys[12] = {"format", "model", "source_hash", "optimizer", "step", "epoch", "rng", "lr"};
+    const char *vals[12] = {SPDL_WEIGHTS_FORMAT, m->name, m->source_hash, opt ? spdl_optim_name(opt->kind) : "none",
+                            step, epoch, rng, lr};
+    size_t nkeys = 8;
+    if (run && run->total_epochs > 0) {
+        snprintf(total, sizeof total, "%d", run->total_epochs);
+        keys[nkeys] = "schedule", vals[nkeys++] = run->cosine ? "cosine" : "constant";
+        keys[nkeys] = "epochs_total", vals[nkeys++] = total;
+    }
+    if (run && run->levels > 0) {
+        snprintf(level, sizeof level, "%d", run->level);
+        snprintf(levels, sizeof levels, "%d", run->levels);
+        keys[nkeys] = "level", vals[nkeys++] = level;
+        keys[nkeys] = "levels", vals[nkeys++] = levels;
+    }
     if (rc == SPDL_OK)
         rc = spdl_st_write(path, t, k, keys, vals, nkeys, err, errlen);
     else
@@ -361,6 +370,32 @@ static int meta_positive(const spdl_st *st, const char *path, const char *key, d
     return SPDL_OK;
 }
 
+/* "level" and "levels" when the file has either: both, 1 <= level <= levels <= SPDL_LEVELS_MAX */
+static int meta_level(const spdl_st *st, const char *path, int *level, int *levels, char *err, size_t errlen)
+{
+    *level = *levels = 0;
+    if (!spdl_st_meta(st, "level") && !spdl_st_meta(st, "levels"))
+        return SPDL_OK;
+    uint64_t l = 0, n = 0;
+    int rc = meta_u64(st, path, "levels", 10, 1, SPDL_LEVELS_MAX, &n, err, errlen);
+    if (rc == SPDL_OK)
+        rc = meta_u64(st, path, "level", 10, 1, n, &l, err, errlen);
+    *level = (int)l;
+    *levels = (int)n;
+    return rc;
+}
+
+int spdl_weights_level(const char *path, int *level, int *levels, char *err, size_t errlen)
+{
+    spdl_st st;
+    int rc = spdl_st_read(path, &st, err, errlen);
+    if (rc)
+        return rc;
+    rc = meta_level(&st, path, level, levels, err, errlen);
+    spdl_st_free(&st);
+    return rc;
+}
+
 int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl_optim *opt, spdl_run_state *run,
                       int *hash_differs, char *err, size_t errlen)
 {
@@ -394,6 +429,14 @@ int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl
     const spdl_param *ps = m->params(&np);
     for (size_t i = 0; i < np && rc == SPDL_OK; i++)
         rc = load_tensor(&st, path, ps[i].name, &ps[i], theta, err, errlen);
+    int level = 0, levels = 0;
+    char ignored[256];
+    if (rc == SPDL_EMODEL && meta_level(&st, path, &level, &levels, ignored, sizeof ignored) == SPDL_OK &&
+        level < levels) {
+        size_t k = strlen(err);
+        snprintf(err + k, errlen - k, " (it holds level %d of the %d of a train --multilevel run: a program of "
+                 "spdlc build --levels %d reads it)", level, levels, levels);
+    }
     if (rc == SPDL_OK && run) {
         uint64_t epoch = 0, rng = 0;
         run->has_optim = 0;
@@ -415,6 +458,8 @@ int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl
             rc = meta_u64(&st, path, "epochs_total", 10, 1, SPDL_EPOCHS_MAX, &total, err, errlen);
         }
         run->total_epochs = (int)total;
+        if (rc == SPDL_OK)
+            rc = meta_level(&st, path, &run->level, &run->levels, err, errlen);
     }
     if (rc == SPDL_OK && opt) {
         const char *kind = spdl_st_meta(&st, "optimizer");

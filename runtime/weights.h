@@ -27,7 +27,12 @@ typedef struct spdl_run_state {
     int has_optim;
     int cosine;             /* its --schedule: 1 cosine, 0 constant */
     int total_epochs;       /* its --epochs, which the cosine anneals over; 0: unknown (an older file) */
+    int level, levels;      /* train --multilevel: the level (1 the coarsest) of levels it is at, with
+                               `epoch` and `total_epochs` that level's; 0, 0 for a one-level run */
 } spdl_run_state;
+
+/* The largest `levels` a weights file may record (spdlc build --levels). */
+#define SPDL_LEVELS_MAX 16
 
 int spdl_weights_save(const char *path, const spdl_model *m, const double *theta, const spdl_optim *opt,
                       const spdl_run_state *run, char *err, size_t errlen);
@@ -40,9 +45,14 @@ int spdl_weights_save(const char *path, const spdl_model *m, const double *theta
  * and (with run or opt) a missing or malformed "epoch" (0..SPDL_EPOCHS_MAX),
  * "rng" (16 hex digits), "lr" (positive) or "step" (0..2^53) is
  * SPDL_EFORMAT naming the field; so is a malformed "schedule" (constant or
- * cosine) or "epochs_total" (1..SPDL_EPOCHS_MAX), which older files lack. */
+ * cosine) or "epochs_total" (1..SPDL_EPOCHS_MAX), which older files lack,
+ * and of "level" and "levels" (train --multilevel). */
 int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl_optim *opt, spdl_run_state *run,
                       int *hash_differs, char *err, size_t errlen);
+/* The level a file was saved at by train --multilevel (metadata "level" and
+ * "levels", strict when there): *level = *levels = 0 for a file without
+ * them. SPDL_OK, or the error of reading the file. */
+int spdl_weights_level(const char *path, int *level, int *levels, char *err, size_t errlen);
 
 /* The tolerance of the declared bounds (the projection's, GUARANTEES.md):
  * norm(P) <= c (1 + tol); learned steps -tol hmax <= dt_k <= hmax (1 + tol),
