@@ -509,9 +509,9 @@ int spdl_main(const spdl_model *m, int argc, char **argv)
 int spdl_main_levels(const spdl_model *const *levels, int nlevels, int argc, char **argv)
 {
     spdl_args a = {0};
-    const spdl_model *m = nlevels >= 1 && nlevels <= SPDL_LEVELS_MAX ? levels[nlevels - 1] : NULL;
+    const spdl_model *m = levels && nlevels >= 1 && nlevels <= SPDL_LEVELS_MAX ? levels[nlevels - 1] : NULL;
     const char *slash = argc > 0 ? strrchr(argv[0], '/') : NULL;
-    a.prog = argc > 0 ? (slash ? slash + 1 : argv[0]) : m->name;
+    a.prog = argc > 0 ? (slash ? slash + 1 : argv[0]) : m ? m->name : "spdl";
     a.epochs = 100;
     a.batch = 64;
     a.opt = SPDL_ADAM;
