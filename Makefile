@@ -27,7 +27,7 @@ COMPILER_SRC := arena diag ast parse source resolve tableau step analysis check 
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
-.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots bench-conv bench-threads check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-warn check-inv check-e2e check-levels check-attack check-python bench-python check-difftest difftest
+.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots bench-conv bench-threads bench-multilevel check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-warn check-inv check-e2e check-levels check-attack check-python bench-python check-difftest difftest
 all: $(B)/spdlc $(B)/libspdl.a
 
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -273,6 +273,9 @@ bench-conv: deps all
 # every CPU, `EXE train --threads N` throughput, PyTorch with one and with its default threads
 bench-threads: deps all
 	$(BENCH_PY) bench/threads.py
+# time to quality of train --multilevel against training from scratch (DESIGN §11)
+bench-multilevel: all
+	$(BENCH_PY) bench/multilevel.py $(B)/spdlc $(B)/bench/multilevel
 # the Python binding's per-call cost and a PyTorch training loop against pure PyTorch (issue 13)
 bench-python: deps all
 	$(BENCH_PY) bench/python_overhead.py
