@@ -93,7 +93,8 @@ static FILE *resume_log(const char *src, const char *dst, int epoch, int multile
             continue;
         const char *sec = row; /* the 6th field (a multilevel log has a 7th: the level) */
         for (int f = 0; f < 5 && sec; f++)
-            sec = strchr(sec, ',') ? strchr(sec, ',') + 1 : NULL;
+            if ((sec = strchr(sec, ',')))
+                sec++;
         *seconds = sec ? strtod(sec, NULL) : 0;
         fprintf(out, "%s\n", row);
     }
@@ -424,11 +425,11 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
             printf("%d epochs, ", a->epochs);
         printf("%d thread%s\n", a->threads, a->threads == 1 ? "" : "s");
     }
-    size_t step_tiles = (t.B + (m->tile ? m->tile : 64) - 1) / (m->tile ? m->tile : 64);
+    size_t tile = m->tile ? m->tile : 64, step_tiles = (t.B + tile - 1) / tile;
     if (a->threads_given && (size_t)a->threads > step_tiles && !a->quiet)
         fprintf(stderr, "%s: note: a batch of %zu samples is %zu tile%s of %zu, so a step uses %zu of the %d threads; "
                 "--batch %zu or more would use them all\n", a->prog, t.B, step_tiles, step_tiles == 1 ? "" : "s",
-                (size_t)(m->tile ? m->tile : 64), step_tiles, a->threads, (size_t)a->threads * (m->tile ? m->tile : 64));
+                tile, step_tiles, a->threads, (size_t)a->threads * tile);
     t.t_start = spdl_now();
     for (;;) {
         if (t.multilevel && !a->quiet && run.epoch < level_epochs(a, level))
