@@ -27,7 +27,7 @@ COMPILER_SRC := arena diag ast parse source resolve tableau step analysis check 
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
-.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots bench-conv bench-threads bench-multilevel check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-warn check-inv check-e2e check-levels check-attack check-python bench-python check-difftest difftest
+.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots bench-conv bench-threads bench-multilevel bench-grid-levels check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-warn check-inv check-e2e check-levels check-attack check-python bench-python check-difftest difftest
 all: $(B)/spdlc $(B)/libspdl.a
 
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -184,11 +184,14 @@ check-inv: $(B)/spdlc
 # spdlc build --levels and train --multilevel (DESIGN §11): each level's C against the
 # program written with its flows' layers halved (generated programs, every construct);
 # prolongation against NumPy, O(h) loss changes, learned steps on the simplex, a killed
-# multilevel run resumed to the same bits, and the errors.
+# multilevel run resumed to the same bits, and the errors. --grid-levels likewise: each
+# level's C against the program on coarser grids, its predictions against that program's
+# on images NumPy restricted.
 check-levels: DEPS_FOR = check
 check-levels: deps $(B)/spdlc $(B)/libspdl.a
-	$(PYTHON) tests/levels/emit_levels.py $(B)/spdlc --count 300
+	$(PYTHON) tests/levels/emit_levels.py $(B)/spdlc --count 300 --grid-count 600
 	$(PYTHON) tests/levels/multilevel.py $(B)/spdlc $(B)/levels
+	$(PYTHON) tests/levels/grid_levels.py $(B)/spdlc $(B)/grid-levels
 
 # Certificates under attack (tests/attack/README.md): random models whose
 # lipschitz and nonexpansive certificates are attacked with random pairs and
@@ -276,6 +279,9 @@ bench-threads: deps all
 # time to quality of train --multilevel against training from scratch (DESIGN §11)
 bench-multilevel: all
 	$(BENCH_PY) bench/multilevel.py $(B)/spdlc $(B)/bench/multilevel
+# the same for coarser images first (--grid-levels): a C4 MNIST model, 14x14 then 28x28
+bench-grid-levels: all
+	$(BENCH_PY) bench/grid_levels.py $(B)/spdlc $(B)/bench/grid-levels
 # the Python binding's per-call cost and a PyTorch training loop against pure PyTorch (issue 13)
 bench-python: deps all
 	$(BENCH_PY) bench/python_overhead.py

@@ -37,6 +37,8 @@ static const char usage[] =
     "  build FILE.spn --levels L -o EXE   the same, holding the model at N/2^(L-1), ..., N/2, N\n"
     "                                     layers of every flow (for EXE train --multilevel);\n"
     "                                     emit --levels L also writes DIR/M_level1.{h,c}, ...\n"
+    "  build FILE.spn --grid-levels L -o EXE  the same for a C4/D4 image model: its images\n"
+    "                                     1/2^(L-1), ..., 1/2, 1 the size, the same kernels\n"
     "  build FILE.spn --python -o DIR     DIR/libM.so and DIR/M.py: the model from\n"
     "                                     NumPy and PyTorch (the spdl package loads it)\n"
     "\n"
@@ -54,7 +56,8 @@ static const char usage[] =
 typedef struct Options {
     const char *cmd, *file, *out, *model, *dump;
     bool json, standalone, dump_ir, python;
-    int levels;         /* build --levels L; 0 without */
+    int levels;         /* build --levels L or --grid-levels L; 0 without */
+    bool grid_levels;   /* the levels coarsen the images, not the flows */
     const char *precision;
     MemoryMode memory;
     SourceOpts src;
@@ -98,13 +101,18 @@ static int parse_args(int argc, char **argv, Options *o)
                 o->memory = MEMORY_CHECKPOINT;
             else
                 return usage_error("--memory takes store, invert or checkpoint, not '%s'", mv);
-        } else if (!strcmp(a, "--levels")) {
+        } else if (!strcmp(a, "--levels") || !strcmp(a, "--grid-levels")) {
             NEED_ARG();
             char *end;
             long L = strtol(next, &end, 10);
             if (end == next || *end || L < 1 || L > BUILD_MAX_LEVELS)
-                return usage_error("--levels takes a whole number from 1 to 16, not '%s'", next);
+                return usage_error(!strcmp(a, "--levels") ? "--levels takes a whole number from 1 to 16, not '%s'"
+                                                          : "--grid-levels takes a whole number from 1 to 16, not '%s'",
+                                   next);
+            if (o->levels)
+                return usage_error("%s", "give --levels (coarser in depth) or --grid-levels (coarser images), once");
             o->levels = (int)L;
+            o->grid_levels = !strcmp(a, "--grid-levels");
         } else if (!strcmp(a, "--python")) {
             o->python = true;
         } else if (!strcmp(a, "--dump-ir")) {
@@ -159,8 +167,10 @@ static int parse_args(int argc, char **argv, Options *o)
     if (o->python && o->standalone)
         return usage_error("%s", "--standalone is an option of emit; build --python always includes what it needs");
     if (o->levels && (!strcmp(o->cmd, "check") || o->python))
-        return usage_error("%s", "--levels is an option of emit and of build making a program (spdlc build FILE.spn "
-                                 "--levels L -o EXE)");
+        return usage_error("%s", o->grid_levels ? "--grid-levels is an option of emit and of build making a program "
+                                                  "(spdlc build FILE.spn --grid-levels L -o EXE)"
+                                                : "--levels is an option of emit and of build making a program "
+                                                  "(spdlc build FILE.spn --levels L -o EXE)");
     if (o->python && !o->out)
         return usage_error("%s", "'build --python' needs -o DIR (the directory for libM.so and M.py)");
     if (strcmp(o->cmd, "check") && !o->out && !o->dump_ir)
@@ -168,8 +178,9 @@ static int parse_args(int argc, char **argv, Options *o)
     return 0;
 }
 
-/* The levels below the model for --levels L: the model again with every
- * flow in 1/2^(L-1), ..., 1/2 of its layers, each resolved, lowered and
+/* The levels below the model for --levels L (--grid-levels L): the model
+ * again with every flow in 1/2^(L-1), ..., 1/2 of its layers (its images
+ * 1/2^(L-1), ..., 1/2 the size per side), each resolved, lowered and
  * checked as the model was (whose warnings they would repeat), into
  * progs[0..L-2] and opts[0..L-2], coarsest first; the finest level is the
  * model itself, prog with *fine. Returns 0, or 1 after reporting. */
@@ -179,22 +190,28 @@ static int coarse_levels(Arena *a, Diags *d, Ast *ast, int file, const Options *
     int L = o->levels;
     d->mute_warnings = true;
     for (int l = 0; l < L - 1; l++) {
-        int coarsen = 1 << (L - 1 - l);
-        ResolveResult r = resolve_coarse(a, d, ast, file, o->model, coarsen);
+        int f = 1 << (L - 1 - l);
+        Coarsening c = o->grid_levels ? (Coarsening){1, f} : (Coarsening){f, 1};
+        ResolveResult r = resolve_coarse(a, d, ast, file, o->model, c);
         StepProgram *p = r.model && !d->errors ? step_lower(a, d, r.model) : NULL;
-        Certificate *c = p && !d->errors ? check_model(a, d, p) : NULL;
-        if (!c || check_report(d, c) || d->errors) {
-            Diag *g = diag_error(d, NO_SPAN, "level %d of --levels %d, every flow in 1/%d of its layers, does not build",
-                                 l + 1, L, coarsen);
-            diag_note(d, g, NO_SPAN, "the errors above are at that level (its steps are %d times the model's); "
-                                     "ask for fewer levels", coarsen);
+        Certificate *cert = p && !d->errors ? check_model(a, d, p) : NULL;
+        if (!cert || check_report(d, cert) || d->errors) {
+            Diag *g = o->grid_levels
+                          ? diag_error(d, NO_SPAN, "level %d of --grid-levels %d, images 1/%d the size, does not build",
+                                       l + 1, L, f)
+                          : diag_error(d, NO_SPAN, "level %d of --levels %d, every flow in 1/%d of its layers, does "
+                                                   "not build", l + 1, L, f);
+            diag_note(d, g, NO_SPAN, o->grid_levels ? "the errors above are at that level (every grid %d times "
+                                                      "coarser); ask for fewer levels"
+                                                    : "the errors above are at that level (its steps are %d times the "
+                                                      "model's); ask for fewer levels", f);
             d->mute_warnings = false;
             return 1;
         }
         progs[l] = p;
         opts[l] = *fine;
-        opts[l].cert = c;
-        opts[l].lipschitz = c->lipschitz;
+        opts[l].cert = cert;
+        opts[l].lipschitz = cert->lipschitz;
     }
     d->mute_warnings = false;
     return 0;

@@ -126,7 +126,8 @@ typedef struct R {
     int depth;          /* rx recursion: bounded, since defs deepen trees */
     size_t expanded;    /* nodes made by def expansion in this expression */
     bool too_deep;      /* RESOLVE_MAX_DEPTH was reported for this expression */
-    int coarsen;        /* every flow in 1/coarsen of its layers (spdlc build --levels) */
+    Coarsening coarse;  /* spdlc build --levels, --grid-levels; {1, 1} for the model itself */
+    int grid_n;         /* the input's grid side at the finest level, once it is known (0: no grid) */
     struct { const char *name; Span at; } exp[MAX_EXPANSION];
 } R;
 
@@ -1523,6 +1524,59 @@ static void group_decl(R *r, Decl *d, Sym *s)
         error(r, d->span, "only one group per model is supported");
 }
 
+/* --grid-levels: is a state or target of shape sh (initial value of type
+ * t, if any) on the grid? See resolve_coarse in resolve.h. */
+static bool on_grid(R *r, Shape sh, const Type *t)
+{
+    if (!r->grid_n || sh.rank < 3)
+        return false;
+    if (t && (t->field == FIELD_SPATIAL || t->field == FIELD_REGULAR))
+        return true;
+    if (t && t->vary == VARY_SAMPLE && t->field != FIELD_NONE && t->field != FIELD_BROKEN)
+        return false;
+    int m = sh.dim[sh.rank - 1];
+    if (sh.dim[sh.rank - 2] != m || r->grid_n % m)
+        return false;
+    int q = r->grid_n / m;
+    return (q & (q - 1)) == 0;
+}
+
+/* The last two axes of *sh, a grid, at the level's size. */
+static bool coarsen_grid(R *r, Span at, const char *name, Shape *sh)
+{
+    int f = r->coarse.grid, n = sh->dim[sh->rank - 1];
+    if (n % f) {
+        Diag *g = error(r, at, "the %dx%d grid of '%s' has no level with %d times fewer points per side", n, n, name, f);
+        diag_note(r->d, g, NO_SPAN,
+                  "--grid-levels L halves every grid L-1 times: each needs a multiple of 2^(L-1) = %d points per "
+                  "side; ask for fewer grid levels", f);
+        return false;
+    }
+    sh->dim[sh->rank - 2] = sh->dim[sh->rank - 1] = n / f;
+    return true;
+}
+
+/* --grid-levels: the input of model `it` at the level's grid; it must be
+ * the square grid a C4 or D4 group rotates. */
+static bool coarsen_input(R *r, Item *it, Decl *in, Shape *sh)
+{
+    Decl *g = it->decls.head;
+    while (g && !(g->kind == D_GROUP && !g->value && (!strcmp(g->name.s, "C4") || !strcmp(g->name.s, "D4")) &&
+                  !strcmp(g->on.s, in->name.s)))
+        g = g->next;
+    if (!g) {
+        Diag *dg = error(r, in->name.span, "--grid-levels coarsens images, but no C4 or D4 group acts on '%s'",
+                         in->name.s);
+        diag_note(r->d, dg, NO_SPAN, "the grid levels are those of an input R[c, n, n] that `group C4 acts on %s;` "
+                                     "(or D4) declares; --levels L coarsens a model in depth", in->name.s);
+        return false;
+    }
+    if (!(sh->rank == 3 && sh->dim[1] == sh->dim[2]))
+        return true; /* the group's declaration says what is wrong */
+    r->grid_n = sh->dim[2];
+    return coarsen_grid(r, in->type->span, in->name.s, sh);
+}
+
 static bool same_shape_or_error(R *r, Span at, const char *what, Shape want, Type got)
 {
     if (is_poison(got))
@@ -1591,15 +1645,16 @@ static void block_decl(R *r, Decl *d)
     int n;
     if (!const_int(r, d->layers, "the number of layers", 1, 1000000, &n))
         return;
-    if (b->kind == BLOCK_FLOW && r->coarsen > 1) {
-        if (n % r->coarsen) {
-            Diag *g = error(r, d->layers->span, "a flow of %d layers has no level with %d times fewer", n, r->coarsen);
+    int f = r->coarse.layers;
+    if (b->kind == BLOCK_FLOW && f > 1) {
+        if (n % f) {
+            Diag *g = error(r, d->layers->span, "a flow of %d layers has no level with %d times fewer", n, f);
             diag_note(r->d, g, NO_SPAN,
                       "--levels builds every flow in 1/2, 1/4, ... down to 1/%d of its layers: give each flow a "
-                      "multiple of %d layers, or ask for fewer levels", r->coarsen, r->coarsen);
+                      "multiple of %d layers, or ask for fewer levels", f, f);
             return;
         }
-        n /= r->coarsen;
+        n /= f;
     }
     b->layers = n;
     b->h = 1;
@@ -1921,6 +1976,8 @@ static Model *resolve_model(R *r, Item *it)
             }
             if (!check_type_name(r, d->type) || !tensor_type(r, d->type, "the input", &m->in_shape))
                 break;
+            if (r->coarse.grid > 1 && !coarsen_input(r, it, d, &m->in_shape))
+                r->grid_n = 0; /* reported: the rest resolves at the model's own size */
             m->input = s;
             m->nin = shape_size(m->in_shape);
             s->type = scalar_type(VARY_SAMPLE);
@@ -1958,6 +2015,12 @@ static Model *resolve_model(R *r, Item *it)
                 Shape sh;
                 if (!tensor_type(r, d->type, "a target", &sh))
                     break;
+                if (r->coarse.grid > 1 && on_grid(r, sh, NULL)) {
+                    Diag *g = error(r, d->type->span, "--grid-levels restricts the input images, not the target '%s'",
+                                    s->name);
+                    diag_note(r->d, g, NO_SPAN, "train an image-to-image model at one size, or with --levels (depth)");
+                    break;
+                }
                 m->target = s;
                 m->ntarget = 1;
                 for (int i = 0; i < sh.rank; i++)
@@ -1980,6 +2043,9 @@ static Model *resolve_model(R *r, Item *it)
             if (!check_type_name(r, d->type) || !tensor_type(r, d->type, "a state", &st->shape))
                 break;
             Type t = rx(r, d->value);
+            if (r->coarse.grid > 1 && !is_poison(t) && on_grid(r, st->shape, &t) &&
+                !coarsen_grid(r, d->type->span, s->name, &st->shape))
+                break;
             if (!is_poison(t) && !(t.shape.rank == 0 && !t.identity && !t.is_class))
                 if (!same_shape_or_error(r, d->value->span, arena_printf(r->a, "the initial value of '%s'", s->name),
                                          st->shape, t))
@@ -2276,12 +2342,12 @@ static void check_def(R *r, Sym *s, Sym **stack, Expr **at, int depth)
 
 ResolveResult resolve(Arena *a, Diags *d, Ast *ast, int main_file, const char *only)
 {
-    return resolve_coarse(a, d, ast, main_file, only, 1);
+    return resolve_coarse(a, d, ast, main_file, only, (Coarsening){1, 1});
 }
 
-ResolveResult resolve_coarse(Arena *a, Diags *d, Ast *ast, int main_file, const char *only, int coarsen)
+ResolveResult resolve_coarse(Arena *a, Diags *d, Ast *ast, int main_file, const char *only, Coarsening c)
 {
-    R r = {.a = a, .d = d, .coarsen = coarsen};
+    R r = {.a = a, .d = d, .coarse = c};
     r.scope = &r.globals;
     ResolveResult res = {0};
     /* Global names first (prelude, imports, the main file), then models. */

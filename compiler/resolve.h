@@ -195,12 +195,24 @@ typedef struct ResolveResult {
 /* Resolves the models of main_file (items of other files provide schemes,
  * defs and constants). `only` picks a model by name when there are several. */
 ResolveResult resolve(Arena *a, Diags *d, Ast *ast, int main_file, const char *only);
-/* The same with every flow block in 1/coarsen of its layers, the same time
- * interval (spdlc build --levels): a located error where a flow's count is
- * not divisible. Repeat blocks keep theirs: they discretise nothing. It
- * rebinds the AST's names (Decl.sem), so lower a result before resolving
- * the AST again. */
-ResolveResult resolve_coarse(Arena *a, Diags *d, Ast *ast, int main_file, const char *only, int coarsen);
+/* A coarser level of the model (spdlc build --levels, --grid-levels). */
+typedef struct Coarsening {
+    int layers; /* every flow in 1/layers of its layers, over the same interval */
+    int grid;   /* the images 1/grid the size per side: the grid axes of the input
+                   (acted on by C4 or D4) and of every state on a grid */
+} Coarsening;
+
+/* The same at a coarser level: a located error where a flow's count or a
+ * grid is not divisible. Repeat blocks keep their layers: they discretise
+ * nothing. A state is on a grid when its initial value is a spatial or
+ * regular field, or, for a constant initial value (or one the checker
+ * cannot type), when it is R[..., m, m] of rank 3 or 4 with m the input's
+ * grid over a power of two (the grid after some pool2). Parameters keep
+ * their declared shapes: a model whose parameters depend on the grid has no
+ * grid levels (its coarse level does not type-check). An image target is
+ * refused. It rebinds the AST's names (Decl.sem), so lower a result before
+ * resolving the AST again. */
+ResolveResult resolve_coarse(Arena *a, Diags *d, Ast *ast, int main_file, const char *only, Coarsening c);
 
 size_t shape_size(Shape s);
 bool   shape_eq(Shape a, Shape b);

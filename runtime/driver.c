@@ -35,13 +35,22 @@ double spdl_now(void)
 int spdl_get_data(const spdl_model *m, const spdl_args *a, const char *spec, spdl_data *d)
 {
     char err[512];
-    spdl_data_layout layout = spdl_data_layout_of(m);
+    /* a coarser grid level reads the finest level's data, restricted */
+    const spdl_model *fine = a->nlevels > 1 ? a->levels[a->nlevels - 1] : m;
+    spdl_data_layout layout = spdl_data_layout_of(spdl_level_grid(m, fine) > 1 ? fine : m);
     int rc = spdl_data_load_layout(spec, &layout, a->seed, d, err, sizeof err);
     if (rc)
         return spdl_error(a, "%s", err);
     if (d->n == 0) {
         spdl_data_free(d);
         return spdl_error(a, "%s holds no samples", spec);
+    }
+    if (spdl_level_grid(m, fine) > 1) {
+        spdl_data all = *d;
+        rc = spdl_restrict_data(m, fine, &all, d);
+        spdl_data_free(&all);
+        if (rc)
+            return spdl_error(a, "out of memory");
     }
     return 0;
 }
@@ -296,7 +305,8 @@ static const struct option {
      "threads, each taking tiles of 64 samples (default: $SPDL_THREADS, else every CPU this process may "
      "use); results are bit-identical for any N"},
     {O_MULTILEVEL, "--multilevel", NULL, V_NONE, NULL, 0, 0, C_TRAIN, 0,
-     "train the levels of spdlc build --levels coarsest first, each prolonged to the next (twice the layers)"},
+     "train the levels of spdlc build --levels coarsest first, each prolonged to the next (twice the layers), or "
+     "those of --grid-levels (images restricted by 2x2 means, the same parameters)"},
     {O_LEVEL_EPOCHS, "--level-epochs", NULL, V_TEXT, "E1,...,EL", 0, 0, C_TRAIN, 0,
      "with --multilevel: the epochs of each level (default: --epochs for each)"},
     {O_PROLONG, "--prolong", NULL, V_CHOICE, "constant|linear", 0, 0, C_TRAIN, 0,
@@ -494,9 +504,11 @@ static const spdl_model *model_for_weights(const spdl_args *a)
     int level = 0, levels = 0;
     if (a->nlevels > 1 && !spdl_weights_level(a->weights, &level, &levels, err, sizeof err) &&
         levels == a->nlevels && level < levels) {
-        fprintf(stderr, "%s: note: %s holds level %d of %d (every flow in 1/%d of its layers): using that level\n",
-                a->prog, a->weights, level, levels, 1 << (levels - level));
         m = a->levels[level - 1];
+        char what[96];
+        spdl_level_describe(a->levels, a->nlevels, level - 1, what, sizeof what);
+        fprintf(stderr, "%s: note: %s holds level %d of %d (%s): using that level\n", a->prog, a->weights, level,
+                levels, what);
     }
     return m;
 }
@@ -604,11 +616,14 @@ int spdl_main_levels(const spdl_model *const *levels, int nlevels, int argc, cha
     if (!a.weights)
         a.weights = default_weights;
     if (a.multilevel && nlevels == 1)
-        return usage(&a, "%s", "--multilevel trains the levels of a program built with spdlc build --levels L; this "
-                               "one has one level");
+        return usage(&a, "%s", "--multilevel trains the levels of a program built with spdlc build --levels L (or "
+                               "--grid-levels L); this one has one level");
     if (!a.multilevel && (given[O_LEVEL_EPOCHS] || given[O_PROLONG]) && cmd->bit == C_TRAIN)
         return usage(&a, "'%s' is an option of train --multilevel", given[O_LEVEL_EPOCHS] ? given[O_LEVEL_EPOCHS]
                                                                                            : given[O_PROLONG]);
+    if (a.multilevel && given[O_PROLONG] && spdl_level_grid(levels[0], m) > 1)
+        return usage(&a, "%s", "--prolong is for levels in depth: the grid levels of this program (spdlc build "
+                               "--grid-levels) share their parameters unchanged");
     if (a.multilevel && given[O_LEVEL_EPOCHS] && given[O_EPOCHS])
         return usage(&a, "%s", "give --level-epochs (each level's) or --epochs (the same for every level), not both");
     for (int l = 0; l < nlevels; l++)

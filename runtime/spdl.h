@@ -101,8 +101,10 @@ int spdl_main(const spdl_model *m, int argc, char **argv);
 /* The same for a program of `spdlc build --levels L`: levels[0..L) is the
  * model with every flow in 1/2^(L-1), ..., 1/2, 1 of its layers (the same
  * parameters, `per layer` ones with as many copies as their block has
- * layers). `train --multilevel` trains them coarsest first; the other
- * commands use the finest, or the level a weights file was saved at. */
+ * layers); of `--grid-levels L`, the model on images R[c, n, n] with n
+ * over 2^(L-1), ..., 2, 1 (the same parameters exactly). `train
+ * --multilevel` trains them coarsest first; the other commands use the
+ * finest, or the level a weights file was saved at. */
 int spdl_main_levels(const spdl_model *const *levels, int nlevels, int argc, char **argv);
 
 #ifdef __cplusplus

@@ -181,6 +181,45 @@ static int prolong(const spdl_args *a, const level_state *s, const spdl_model *f
     return 0;
 }
 
+/* The first samples of the training data: a fixed subset for epoch statistics. */
+static spdl_data stats_of(spdl_data train)
+{
+    if (train.n > TRAIN_STATS_MAX)
+        train.n = TRAIN_STATS_MAX;
+    return train;
+}
+
+/* Level lm's data while it trains: for a coarser grid (spdlc build
+ * --grid-levels), the training and validation images restricted to it; the
+ * finest level's are kept in keep[0..1] and put back by fine_data. */
+static int level_data(trainer *t, const spdl_model *lm, const spdl_model *fine, spdl_data keep[2])
+{
+    keep[0] = t->train;
+    keep[1] = t->val;
+    if (spdl_level_grid(lm, fine) == 1)
+        return 0;
+    spdl_data tr = {0}, va = {0};
+    if (spdl_restrict_data(lm, fine, &keep[0], &tr) || (t->have_val && spdl_restrict_data(lm, fine, &keep[1], &va))) {
+        spdl_data_free(&tr);
+        return spdl_error(t->a, "out of memory");
+    }
+    t->train = tr;
+    t->val = va;
+    t->stats = stats_of(tr);
+    return 0;
+}
+
+static void fine_data(trainer *t, spdl_data keep[2])
+{
+    if (t->train.x != keep[0].x) {
+        spdl_data_free(&t->train);
+        spdl_data_free(&t->val);
+    }
+    t->train = keep[0];
+    t->val = keep[1];
+    t->stats = stats_of(keep[0]);
+}
+
 /* Trains level `level` (of t->nlevels) from run->epoch to its epochs,
  * writing the log's rows and the checkpoints. Returns 0, or 1 after the
  * error. */
@@ -379,9 +418,7 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
     t.xb = malloc(sizeof(double) * t.B * m->nin);
     t.tb = malloc(sizeof(double) * t.B * (m->ntarget ? m->ntarget : 1));
     t.perm = malloc(sizeof(size_t) * t.train.n);
-    t.stats = t.train;
-    if (t.stats.n > TRAIN_STATS_MAX)
-        t.stats.n = TRAIN_STATS_MAX; /* the first samples: a fixed subset for epoch statistics */
+    t.stats = stats_of(t.train);
     t.rng = a->seed * 0x9e3779b97f4a7c15ull + 0x747261696eull;
     level_state s = {0};
     spdl_run_state run = {0};
@@ -419,8 +456,10 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
         printf("training %s on %s: %zu samples (%zu for validation), %zu parameters, %s, batch %zu, ", m->name,
                t.train.desc, t.train.n, t.val.n, m->nparam, spdl_optim_name(a->opt), t.B);
         if (t.multilevel)
-            printf("%d levels (%s epochs, prolonged %s), ", t.nlevels, epochs,
-                   a->prolong_linear ? "linearly in time" : "by copies");
+            printf("%d levels (%s epochs, %s), ", t.nlevels, epochs,
+                   spdl_level_grid(levels[0], m) > 1 ? "coarser images, the same parameters"
+                   : a->prolong_linear                ? "prolonged linearly in time"
+                                                      : "prolonged by copies");
         else
             printf("%d epochs, ", a->epochs);
         printf("%d thread%s\n", a->threads, a->threads == 1 ? "" : "s");
@@ -432,10 +471,17 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
                 tile, step_tiles, a->threads, (size_t)a->threads * tile);
     t.t_start = spdl_now();
     for (;;) {
-        if (t.multilevel && !a->quiet && run.epoch < level_epochs(a, level))
-            printf("level %d/%d: every flow in 1/%d of its layers, %zu parameters\n", level + 1, t.nlevels,
-                   1 << (t.nlevels - 1 - level), s.m->nparam);
-        if (train_level(&t, level, &s, &run))
+        if (t.multilevel && !a->quiet && run.epoch < level_epochs(a, level)) {
+            char what[96];
+            spdl_level_describe(levels, t.nlevels, level, what, sizeof what);
+            printf("level %d/%d: %s, %zu parameters\n", level + 1, t.nlevels, what, s.m->nparam);
+        }
+        spdl_data keep[2];
+        if (level_data(&t, s.m, m, keep))
+            goto done;
+        int failed = train_level(&t, level, &s, &run);
+        fine_data(&t, keep);
+        if (failed)
             goto done;
         if (level + 1 == t.nlevels)
             break;

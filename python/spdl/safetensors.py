@@ -17,6 +17,8 @@ import tempfile
 
 import numpy as np
 
+MAX_RANK = 6  # libspdl's SPDL_ST_MAX_RANK: a rank-5 group-convolution kernel, one copy per layer
+
 __all__ = ["FormatError", "read", "write"]
 
 
@@ -56,7 +58,7 @@ def header_bytes(tensors, metadata):
 
 
 def write(path, tensors, metadata=()):
-    """Writes tensors (pairs name, array; float64 of rank 0 to 4) and metadata
+    """Writes tensors (pairs name, array; float64 of rank 0 to MAX_RANK) and metadata
     (pairs of strings) to path, atomically. Nothing is written when a tensor
     holds a NaN or an infinity."""
     path = os.fspath(path)
@@ -69,8 +71,9 @@ def write(path, tensors, metadata=()):
         if name == "__metadata__" or name in seen:
             raise ValueError("%s: tensor name '%s' is reserved or given twice" % (path, name))
         seen.add(name)
-        if a.ndim > 4:
-            raise ValueError("%s: tensor '%s' has rank %d (spdl writes rank 0 to 4)" % (path, name, a.ndim))
+        if a.ndim > MAX_RANK:
+            raise ValueError("%s: tensor '%s' has rank %d (spdl writes rank 0 to %d)" % (path, name, a.ndim,
+                                                                                        MAX_RANK))
         bad = np.flatnonzero(~np.isfinite(a))
         if bad.size:
             what = "a NaN" if np.isnan(a.reshape(-1)[bad[0]]) else "an infinity"
@@ -154,9 +157,9 @@ def read(path):
         dt, shape, offs = t["dtype"], t["shape"], t["data_offsets"]
         if dt not in ("F64", "F32"):
             raise FormatError("%s: tensor '%s' has dtype %s (spdl reads F64 and F32)" % (path, name, dt))
-        if (not isinstance(shape, list) or len(shape) > 4
+        if (not isinstance(shape, list) or len(shape) > MAX_RANK
                 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)):
-            raise FormatError("%s: tensor '%s': bad shape %r (up to 4 sizes)" % (path, name, shape))
+            raise FormatError("%s: tensor '%s': bad shape %r (up to %d sizes)" % (path, name, shape, MAX_RANK))
         if (not isinstance(offs, list) or len(offs) != 2
                 or not all(isinstance(o, int) and not isinstance(o, bool) for o in offs)
                 or not 0 <= offs[0] <= offs[1] <= len(body)):

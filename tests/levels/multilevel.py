@@ -16,15 +16,12 @@ reading of levels.h's rules in NumPy:
   get clear errors."""
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
-from spdl import safetensors  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Harness, safetensors, tensors  # noqa: E402
 
 MODEL = """// an Euler flow with learned steps, per-layer K and b, smooth in time
 model ml {
@@ -44,26 +41,8 @@ model ml {
 }
 """
 PER_LAYER = ("K", "b", "dt")
-FAILS = []
-
-
-def check(ok, what):
-    print("multilevel: %s %s" % ("ok  " if ok else "FAIL", what))
-    if not ok:
-        FAILS.append(what)
-
-
-def run(*argv, expect=0):
-    r = subprocess.run([str(a) for a in argv], capture_output=True, text=True)
-    if expect is not None and r.returncode != expect:
-        print(r.stdout + r.stderr)
-        raise SystemExit("multilevel: %s exited %d, not %d" % (" ".join(map(str, argv)), r.returncode, expect))
-    return r
-
-
-def tensors(path):
-    t, meta = safetensors.read(path)
-    return {n: a for n, a in t}, dict(meta)
+H = Harness("multilevel")
+check, run = H.check, H.run
 
 
 def prolong(theta, linear, steps_scale=0.5):
@@ -160,24 +139,7 @@ def main(spdlc, out):
     check(dt.shape == (16,) and abs(dt.sum() - 1) < 1e-3 and dt.min() >= -1e-3 * 0.6 and dt.max() <= 0.6 * 1.001,
           "trained steps on the simplex (sum %.12g, in [%.3g, %.3g])" % (dt.sum(), dt.min(), dt.max()))
     check(fmeta.get("level") == "4" and fmeta.get("levels") == "4", "the final checkpoint records level 4 of 4")
-    killed = os.path.join(out, "killed.safetensors")
-    log = os.path.join(out, "killed.log.csv")
-    for stale in (killed, log):  # an earlier run's
-        if os.path.exists(stale):
-            os.unlink(stale)
-    p = subprocess.Popen([exe, *args, "--out", killed], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    t0 = time.time()
-    while time.time() - t0 < 120 and p.poll() is None:
-        if os.path.exists(log) and any(r.endswith(",3") for r in open(log).read().splitlines()):
-            break
-        time.sleep(0.01)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
-    _, kmeta = tensors(killed)
-    check(p.returncode == -signal.SIGKILL, "killed at level %s, epoch %s of it" % (kmeta["level"], kmeta["epoch"]))
-    run(exe, *args, "--out", killed, "--resume", killed)
-    with open(once, "rb") as a, open(killed, "rb") as b:
-        check(a.read() == b.read(), "resumed after the kill: the bits of the run in one go")
+    H.kill_and_resume(exe, args, once, os.path.join(out, "killed.safetensors"), 3)
 
     # errors
     plain = os.path.join(out, "plain")
@@ -205,8 +167,7 @@ def main(spdlc, out):
         r = run(*argv, expect=None)
         check(r.returncode == code and text in r.stderr,
               "%s: exit %d and '%s'" % (" ".join(os.path.basename(str(a)) for a in argv[1:4]), code, text))
-    print("multilevel: %d failed" % len(FAILS))
-    return 1 if FAILS else 0
+    return H.done()
 
 
 if __name__ == "__main__":
