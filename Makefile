@@ -27,7 +27,7 @@ COMPILER_SRC := arena diag ast parse source resolve tableau step analysis check 
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
-.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots bench-conv bench-threads bench-multilevel bench-grid-levels check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-warn check-inv check-e2e check-levels check-attack check-python bench-python check-difftest difftest
+.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots bench-conv bench-threads bench-multilevel bench-convergence bench-grid-levels check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-warn check-inv check-e2e check-levels check-attack check-python bench-python check-difftest difftest
 all: $(B)/spdlc $(B)/libspdl.a
 
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -279,6 +279,10 @@ bench-threads: deps all
 # time to quality of train --multilevel against training from scratch (DESIGN §11)
 bench-multilevel: all
 	$(BENCH_PY) bench/multilevel.py $(B)/spdlc $(B)/bench/multilevel
+# the deep limit (DESIGN §11): spirals with an H1 penalty at N = 4..256, trained independently
+# and by nested iteration; losses, test accuracy, |theta^N - P theta^(N/2)|; a gnuplot picture
+bench-convergence: all
+	$(BENCH_PY) bench/convergence.py $(B)/spdlc $(B)/bench/convergence
 # the same for coarser images first (--grid-levels): a C4 MNIST model, 14x14 then 28x28
 bench-grid-levels: all
 	$(BENCH_PY) bench/grid_levels.py $(B)/spdlc $(B)/bench/grid-levels

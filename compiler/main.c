@@ -105,9 +105,10 @@ static int parse_args(int argc, char **argv, Options *o)
             NEED_ARG();
             char *end;
             long L = strtol(next, &end, 10);
-            if (end == next || *end || L < 1 || L > BUILD_MAX_LEVELS)
-                return usage_error(!strcmp(a, "--levels") ? "--levels takes a whole number from 1 to 16, not '%s'"
-                                                          : "--grid-levels takes a whole number from 1 to 16, not '%s'",
+            /* one level would be the model alone, which train --multilevel refuses */
+            if (end == next || *end || L < 2 || L > BUILD_MAX_LEVELS)
+                return usage_error(!strcmp(a, "--levels") ? "--levels takes a whole number from 2 to 16, not '%s'"
+                                                          : "--grid-levels takes a whole number from 2 to 16, not '%s'",
                                    next);
             if (o->levels)
                 return usage_error("%s", "give --levels (coarser in depth) or --grid-levels (coarser images), once");

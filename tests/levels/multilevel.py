@@ -145,7 +145,8 @@ def main(spdlc, out):
     plain = os.path.join(out, "plain")
     run(spdlc, "build", spn, "-o", plain)
     bad = [
-        ((spdlc, "build", spn, "--levels", "0", "-o", exe), 2, "--levels takes a whole number from 1 to 16"),
+        ((spdlc, "build", spn, "--levels", "0", "-o", exe), 2, "--levels takes a whole number from 2 to 16"),
+        ((spdlc, "build", spn, "--levels", "1", "-o", exe), 2, "--levels takes a whole number from 2 to 16, not '1'"),
         ((spdlc, "build", spn, "--levels", "6", "-o", exe), 1, "a flow of 16 layers has no level with 32 times fewer"),
         ((spdlc, "check", spn, "--levels", "2"), 2, "--levels is an option of emit and of build"),
         ((plain, "train", "--data", data, "--multilevel"), 2, "this one has one level"),
