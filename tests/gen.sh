@@ -3,7 +3,8 @@
 # (and clang, front end only, for -march=x86-64-v3) at -std=c11 -Wall -Wextra -Werror -pedantic, check the adjoint
 # against finite differences (tests/gen/gradcheck.c) with one tile and with
 # two (batch 70: a partial tile), and run the check again under
-# AddressSanitizer + UndefinedBehaviorSanitizer; check the API contract
+# AddressSanitizer + UndefinedBehaviorSanitizer (on 24 coordinates: the
+# sanitizers are there for the memory every evaluation touches); check the API contract
 # (tests/gen/apitest.c: bad arguments, threads, alignment) and the norm
 # projection (tests/gen/projtest.c: true norms after M_project); for the models
 # tests/gen/losscheck.c computes by hand, the loss and the output against that.
@@ -105,14 +106,14 @@ for spn in "$@"; do
         SAN="-std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -I$root/runtime -DMODEL_FN=${model}_model"
         gcc $SAN -c "$dir/$model.c" -o "$dir/$model.asan.o" &&
             gcc $SAN tests/gen/gradcheck.c "$dir/$model.asan.o" -o "$dir/gradcheck_asan" -lm &&
-            "$dir/gradcheck_asan" 5 $tol >"$dir/asan.log" 2>&1 &&
+            "$dir/gradcheck_asan" 5 $tol 24 >"$dir/asan.log" 2>&1 &&
             gcc $SAN -pthread tests/gen/apitest.c "$dir/$model.asan.o" -o "$dir/apitest_asan" -lm &&
             "$dir/apitest_asan" >>"$dir/asan.log" 2>&1 || { echo "sanitizers on $spn:"; tail -20 "$dir/asan.log"; ok=0; }
     fi
     if [ $ok = 1 ] && [ -n "$V3" ]; then
         gcc -std=c11 -O1 -g $V3 -fsanitize=address,undefined -fno-sanitize-recover=all -I"$root/runtime" \
             -DMODEL_FN=${model}_model tests/gen/gradcheck.c "$dir/$model.c" -o "$dir/gradcheck_asan_v3" -lm &&
-            "$dir/gradcheck_asan_v3" 5 $tol >"$dir/asan_v3.log" 2>&1 ||
+            "$dir/gradcheck_asan_v3" 5 $tol 24 >"$dir/asan_v3.log" 2>&1 ||
             { echo "sanitizers on the $V3 build of $spn:"; tail -20 "$dir/asan_v3.log"; ok=0; }
     fi
     if [ $ok = 1 ]; then

@@ -9,14 +9,29 @@
 #   coordinate relative to max(|g_i|, 1e-4 max |g|): rebuilding a layer's
 #   input perturbs it by rounding, which moves every gradient coordinate by
 #   that much of the gradient's size, tiny coordinates included); and the harness runs
-#   clean under AddressSanitizer + UBSan once per model.
+#   clean under AddressSanitizer + UBSan once per model. Models run two at a
+#   time, each in its own `inv.sh SPDLC --one FILE.spn`, reported in order.
 set -u
 spdlc=$1
 root=$(pwd)
 out=${INV_OUT:-build/inv}
 mkdir -p "$out"
+if [ "${2:-}" != --one ]; then
+    ls tests/inv/*.spn | xargs -P 2 -I{} sh -c \
+        'n=$(basename "$3" .spn); sh "$0" "$1" --one "$3" >"$2/$n.report" 2>&1; echo $? >"$2/$n.status"' \
+        "$0" "$spdlc" "$out" {}
+    pass=0; fail=0
+    for spn in tests/inv/*.spn; do
+        n=$(basename "$spn" .spn)
+        grep -v '^inv: ' "$out/$n.report"
+        if [ "$(cat "$out/$n.status" 2>/dev/null)" = 0 ]; then pass=$((pass+1)); else fail=$((fail+1)); fi
+    done
+    echo "inv: $pass models passed, $fail failed"
+    [ $fail -eq 0 ]
+    exit
+fi
 pass=0; fail=0
-for spn in tests/inv/*.spn; do
+for spn in $3; do
     name=$(basename "$spn" .spn)
     model=$(sed -n 's/^model \([A-Za-z_0-9]*\).*/\1/p' "$spn" | head -1)
     dir=$out/$name
@@ -26,11 +41,12 @@ for spn in tests/inv/*.spn; do
     ok=1
     for mode in store invert checkpoint; do
         $spdlc emit "$spn" -o "$dir/$mode" --memory=$mode 2>"$dir/emit.log" || { cat "$dir/emit.log"; ok=0; }
-        [ $ok = 1 ] && gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/dump.c "$dir/$mode/$model.c" \
+        [ $ok = 1 ] && gcc -std=c11 -O2 -I"$root/runtime" -c "$dir/$mode/$model.c" -o "$dir/$mode/$model.o" || ok=0
+        [ $ok = 1 ] && gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/dump.c "$dir/$mode/$model.o" \
             -o "$dir/dump_$mode" -lm && "$dir/dump_$mode" > "$dir/$mode.txt" || ok=0
         # the API contract in this memory mode, the step in parts (M_tile_*) among it
         [ $ok = 1 ] && gcc -std=c11 -O2 -pthread -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/apitest.c \
-            "$dir/$mode/$model.c" -o "$dir/apitest_$mode" -lm && "$dir/apitest_$mode" > "$dir/api_$mode.txt" ||
+            "$dir/$mode/$model.o" -o "$dir/apitest_$mode" -lm && "$dir/apitest_$mode" > "$dir/api_$mode.txt" ||
             { cat "$dir/api_$mode.txt"; echo "FAIL $spn: the API contract with --memory=$mode"; ok=0; }
     done
     if [ $ok = 1 ]; then
@@ -46,7 +62,7 @@ for spn in tests/inv/*.spn; do
         done
     fi
     if [ $ok = 1 ]; then
-        gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/inv/invtest.c "$dir/store/$model.c" \
+        gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/inv/invtest.c "$dir/store/$model.o" \
             -o "$dir/invtest" -lm && "$dir/invtest" 1e-10 1e-8 $est || ok=0
     fi
     if [ $ok = 1 ]; then
