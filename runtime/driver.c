@@ -37,7 +37,8 @@ int spdl_get_data(const spdl_model *m, const spdl_args *a, const char *spec, spd
     char err[512];
     /* a coarser grid level reads the finest level's data, restricted */
     const spdl_model *fine = a->nlevels > 1 ? a->levels[a->nlevels - 1] : m;
-    spdl_data_layout layout = spdl_data_layout_of(spdl_level_grid(m, fine) > 1 ? fine : m);
+    int coarser = spdl_level_grid(m, fine) > 1;
+    spdl_data_layout layout = spdl_data_layout_of(coarser ? fine : m);
     int rc = spdl_data_load_layout(spec, &layout, a->seed, d, err, sizeof err);
     if (rc)
         return spdl_error(a, "%s", err);
@@ -45,7 +46,7 @@ int spdl_get_data(const spdl_model *m, const spdl_args *a, const char *spec, spd
         spdl_data_free(d);
         return spdl_error(a, "%s holds no samples", spec);
     }
-    if (spdl_level_grid(m, fine) > 1) {
+    if (coarser) {
         spdl_data all = *d;
         rc = spdl_restrict_data(m, fine, &all, d);
         spdl_data_free(&all);

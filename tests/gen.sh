@@ -24,20 +24,7 @@ one=0
 root=$(pwd)
 out=${GEN_OUT:-build/gen}
 mkdir -p "$out"
-if [ $one = 0 ]; then
-    printf '%s\n' "$@" | xargs -P "${GEN_JOBS:-2}" -I{} sh -c \
-        'n=$(basename "$3" .spn); sh "$0" "$1" --one "$3" >"$2/$n.report" 2>&1; echo $? >"$2/$n.status"' \
-        "$0" "$spdlc" "$out" {}
-    pass=0; fail=0
-    for spn in "$@"; do
-        n=$(basename "$spn" .spn)
-        grep -v '^gen: ' "$out/$n.report"
-        if [ "$(cat "$out/$n.status" 2>/dev/null)" = 0 ]; then pass=$((pass+1)); else fail=$((fail+1)); fi
-    done
-    echo "gen: $pass models passed, $fail failed"
-    [ $fail -eq 0 ]
-    exit
-fi
+[ $one = 0 ] && exec sh tests/each_model.sh "$0" gen "$spdlc" "$out" "${GEN_JOBS:-2}" "$@"
 pass=0; fail=0
 PEDANTIC="-std=c11 -Wall -Wextra -Werror -pedantic"
 # On a CPU with AVX2 and FMA, `spdlc build` adds -march=x86-64-v3, which switches spdl_gemm to its intrinsics

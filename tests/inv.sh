@@ -16,20 +16,7 @@ spdlc=$1
 root=$(pwd)
 out=${INV_OUT:-build/inv}
 mkdir -p "$out"
-if [ "${2:-}" != --one ]; then
-    ls tests/inv/*.spn | xargs -P 2 -I{} sh -c \
-        'n=$(basename "$3" .spn); sh "$0" "$1" --one "$3" >"$2/$n.report" 2>&1; echo $? >"$2/$n.status"' \
-        "$0" "$spdlc" "$out" {}
-    pass=0; fail=0
-    for spn in tests/inv/*.spn; do
-        n=$(basename "$spn" .spn)
-        grep -v '^inv: ' "$out/$n.report"
-        if [ "$(cat "$out/$n.status" 2>/dev/null)" = 0 ]; then pass=$((pass+1)); else fail=$((fail+1)); fi
-    done
-    echo "inv: $pass models passed, $fail failed"
-    [ $fail -eq 0 ]
-    exit
-fi
+[ "${2:-}" = --one ] || exec sh tests/each_model.sh "$0" inv "$spdlc" "$out" 2 tests/inv/*.spn
 pass=0; fail=0
 for spn in $3; do
     name=$(basename "$spn" .spn)
