@@ -106,13 +106,17 @@ FRONT_OBJ := $(filter-out $(B)/compiler/main.o,$(COMPILER_OBJ))
 $(B)/tests/unit: $(UNIT_SRC) $(wildcard tests/unit/*.h) tests/gen/group_filters.h runtime/spdl_kernels.h $(FRONT_OBJ) | $(B)/tests
 	$(CC) $(CFLAGS_ALL) -Icompiler -I$(B)/compiler -Iruntime $(UNIT_SRC) $(FRONT_OBJ) -o $@ $(CRITERION_LIBS)
 
-# spdl_gemm's AVX2/FMA intrinsics paths (what `spdlc build` compiles on such CPUs), which the convolutions and
-# the C4/D4 norm bound use too: these tests again with -march=x86-64-v3, built and run by check-unit when this
-# CPU has AVX2 and FMA.
-V3_UNIT_SRC := tests/unit/test_gemm.c tests/unit/test_sgemm.c tests/unit/test_corr2.c tests/unit/test_gconv_norm.c
-$(B)/tests/unit_gemm_v3: $(V3_UNIT_SRC) tests/gen/group_filters.h runtime/spdl_kernels.h | $(B)/tests
-	$(CC) $(CFLAGS_ALL) -pedantic -march=x86-64-v3 -Iruntime $(V3_UNIT_SRC) -o $@ $(CRITERION_LIBS)
-HAVE_AVX2_FMA := $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo && echo yes)
+# spdl_gemm's intrinsics paths (what `spdlc build` compiles on such CPUs), which the convolutions and the C4/D4
+# norm bound use too: these tests again with -march=x86-64-v3 (AVX2 and FMA) and -march=x86-64-v4 (AVX-512),
+# built by check-unit on every x86-64 host and run where this CPU has the instructions (tools/host_march.sh).
+# The norm bound calls the AVX2 kernel itself at either level, so its slow test runs in the v3 binary only.
+VEC_UNIT_SRC := tests/unit/test_gemm.c tests/unit/test_sgemm.c tests/unit/test_corr2.c
+$(B)/tests/unit_gemm_v3: $(VEC_UNIT_SRC) tests/unit/test_gconv_norm.c
+$(B)/tests/unit_gemm_v4: $(VEC_UNIT_SRC)
+$(B)/tests/unit_gemm_v3 $(B)/tests/unit_gemm_v4: $(B)/tests/unit_gemm_%: tests/gen/group_filters.h runtime/spdl_kernels.h | $(B)/tests
+	$(CC) $(CFLAGS_ALL) -pedantic -march=x86-64-$* -Iruntime $(filter %.c,$^) -o $@ $(CRITERION_LIBS)
+X86_64 := $(filter x86_64,$(shell uname -m))
+VEC_LEVELS := $(if $(X86_64),v3 v4)
 
 RUNTIME_TEST_SRC := $(wildcard tests/runtime/test_*.c)
 $(B)/tests/runtime: $(RUNTIME_TEST_SRC) $(B)/libspdl.a | $(B)/tests
@@ -122,9 +126,12 @@ check-runtime: $(B)/tests/runtime
 	cd tests/runtime && ../../$(B)/tests/runtime --jobs 2
 
 # test_gconv_norm.py: the C4/D4 norm bound against numpy's SVD of the dense map (exact norms, the ratios printed)
-check-unit: $(B)/tests/unit $(if $(HAVE_AVX2_FMA),$(B)/tests/unit_gemm_v3)
+check-unit: $(B)/tests/unit $(VEC_LEVELS:%=$(B)/tests/unit_gemm_%)
 	cd tests && ../$(B)/tests/unit --jobs 2
-	$(if $(HAVE_AVX2_FMA),cd tests && ../$(B)/tests/unit_gemm_v3 --jobs 2,@echo "no AVX2/FMA: spdl_gemm's intrinsics path not tested")
+	@for v in $(VEC_LEVELS); do \
+	    if sh tools/host_march.sh $$v; then echo "kernels at x86-64-$$v:"; (cd tests && ../$(B)/tests/unit_gemm_$$v --jobs 2) || exit 1; \
+	    else echo "this CPU does not run x86-64-$$v: its kernels are compiled, not run"; fi; \
+	done
 	$(PYTHON) tests/unit/test_gconv_norm.py $(CC) $(B)/tests/gnorm
 
 check-golden: $(B)/spdlc

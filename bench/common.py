@@ -27,11 +27,11 @@ def cpu_flags():
 
 
 def march():
-    """-march=x86-64-v3 exactly when `spdlc build` uses it: x86-64 with AVX2 and FMA."""
-    fl = cpu_flags()
-    if platform.machine() == "x86_64" and "avx2" in fl and "fma" in fl:
-        return ["-march=x86-64-v3"]
-    return []
+    """The -march `spdlc build` uses on this machine (tools/host_march.sh):
+    x86-64-v4 with AVX-512, x86-64-v3 with AVX2 and FMA, none otherwise."""
+    flag = subprocess.run(["sh", os.path.join(ROOT, "tools", "host_march.sh")], stdout=subprocess.PIPE,
+                          text=True, check=True).stdout.strip()
+    return [flag] if flag else []
 
 
 # the generated model: the flags `spdlc build` compiles it with
@@ -77,18 +77,19 @@ def median(xs):
     return statistics.median(xs)
 
 
-def build_model(width, layers, memory="store", shared=False):
+def build_model(width, layers, memory="store", shared=False, precision="double"):
     """Emit the spirals model at WIDTH x LAYERS (with one K and b for all
-    layers if SHARED) with --memory=MEMORY and link bench/harness.c against
-    it; returns the harness's path."""
-    name = "w%d_n%d_%s%s" % (width, layers, memory, "_shared" if shared else "")
+    layers if SHARED) with --memory=MEMORY and --precision PRECISION and link
+    bench/harness.c against it; returns the harness's path."""
+    name = "w%d_n%d_%s%s%s" % (width, layers, memory, "_shared" if shared else "",
+                               "" if precision == "double" else "_" + precision)
     d = os.path.join(BUILD, "models", name)
     os.makedirs(d, exist_ok=True)
     spn = os.path.join(d, "spirals.spn")
     with open(spn, "w") as f:
         f.write(run(["sh", os.path.join(ROOT, "bench", "model.sh"), str(width), str(layers)] +
                     (["shared"] if shared else [])).stdout)
-    run([SPDLC, "emit", spn, "-o", d, "--memory=" + memory])
+    run([SPDLC, "emit", spn, "-o", d, "--memory=" + memory, "--precision", precision])
     inc = ["-I" + os.path.join(ROOT, "runtime"), "-I" + d]
     obj = os.path.join(d, "spirals.o")
     run([CC] + MODEL_CFLAGS + inc + ["-c", os.path.join(d, "spirals.c"), "-o", obj])

@@ -17,12 +17,15 @@ per half step), F.cross_entropy (log-softmax + NLL, stable), and the
 regulariser on stacked parameters (a handful of operations, not a loop).
 
 Subcommands (each prints `key=value` lines):
-  time W N BATCH REPEATS SEC      forward + loss + backward: REPEATS repeats of
+  time W N BATCH REPEATS SEC [DTYPE]
+                                  forward + loss + backward: REPEATS repeats of
                                   as many steps as fill SEC seconds; ms per
-                                  step (wall clock and process CPU time)
-  check W N BATCH PREFIX          loss and gradient at the C harness's dumped
+                                  step (wall clock and process CPU time);
+                                  DTYPE float64 (default) or float32
+  check W N BATCH PREFIX [DTYPE]  loss and gradient at the C harness's dumped
                                   parameters and data (harness dump), against
-                                  the C's gradient: relative errors
+                                  the C's gradient: relative errors (in DTYPE;
+                                  the dump is always doubles)
   mem W N BATCH                   one training step in this fresh process:
                                   resident set before it, and the peak after
                                   (VmHWM and ru_maxrss)
@@ -59,13 +62,12 @@ def status_kib(key):
 
 
 class Spirals:
-    def __init__(self, w, n, theta=None, seed=1):
-        self.w, self.n, self.h = w, n, T_END / n
+    def __init__(self, w, n, theta=None, seed=1, dtype=torch.float64):
+        self.w, self.n, self.h, self.dtype = w, n, T_END / n, dtype
         if theta is None:
             g = torch.Generator().manual_seed(seed)
             theta = torch.randn(n * w * w + n * w + 2 * w + 2, generator=g, dtype=torch.float64) / w ** 0.5
-        else:
-            theta = torch.as_tensor(theta, dtype=torch.float64)
+        theta = torch.as_tensor(theta, dtype=torch.float64).to(dtype)
         o = 0
         self.K = []
         for _ in range(n):
@@ -83,7 +85,7 @@ class Spirals:
     def loss(self, x, c):
         B, w, h = x.shape[0], self.w, self.h
         y = torch.nn.functional.pad(x, (0, w - 2))
-        z = torch.zeros(B, w, dtype=torch.float64)
+        z = torch.zeros(B, w, dtype=self.dtype)
         for K, b in zip(self.K, self.b):
             y = torch.add(y, torch.tanh(torch.addmm(b, z, K.t())), alpha=h / 2)
             z = torch.sub(z, torch.tanh(torch.addmm(b, y, K)), alpha=h)
@@ -105,16 +107,16 @@ class Spirals:
         return torch.cat([p.grad.reshape(-1) for p in self.params])
 
 
-def data(B):
+def data(B, dtype=torch.float64):
     g = torch.Generator().manual_seed(42)
     x = 2 * torch.rand(B, 2, generator=g, dtype=torch.float64) - 1
     c = torch.arange(B) % 2
-    return x, c
+    return x.to(dtype), c
 
 
-def cmd_time(w, n, B, repeats, sec):
-    m = Spirals(w, n)
-    x, c = data(B)
+def cmd_time(w, n, B, repeats, sec, dtype):
+    m = Spirals(w, n, dtype=dtype)
+    x, c = data(B, dtype)
     t0 = time.perf_counter()
     calls = 0
     while calls < 2 or time.perf_counter() - t0 < 0.25 * sec:
@@ -140,14 +142,14 @@ def cmd_time(w, n, B, repeats, sec):
     print("median_cpu_ms=%.6g" % cpu[len(cpu) // 2])
 
 
-def cmd_check(w, n, B, prefix):
+def cmd_check(w, n, B, prefix, dtype):
     theta = np.fromfile(prefix + ".theta", dtype=np.float64)
-    x = torch.from_numpy(np.fromfile(prefix + ".x", dtype=np.float64).reshape(B, 2))
+    x = torch.from_numpy(np.fromfile(prefix + ".x", dtype=np.float64).reshape(B, 2)).to(dtype)
     c = torch.from_numpy(np.fromfile(prefix + ".target", dtype=np.float64).astype(np.int64))
     gc = np.fromfile(prefix + ".grad", dtype=np.float64)
-    m = Spirals(w, n, theta=theta)
+    m = Spirals(w, n, theta=theta, dtype=dtype)
     L = m.step(x, c)
-    gt = m.grad_vector().numpy()
+    gt = m.grad_vector().double().numpy()
     scale = np.max(np.abs(gt))
     rel = np.max(np.abs(gt - gc)) / scale
     print("loss=%.17g" % L.item())
@@ -166,14 +168,18 @@ def cmd_mem(w, n, B):
     print("maxrss_kib=%d" % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
+def dtype_of(rest):
+    return {"float64": torch.float64, "float32": torch.float32}[rest[0] if rest else "float64"]
+
+
 def main(argv):
     if len(argv) < 2:
         sys.exit(__doc__)
     cmd, args = argv[1], argv[2:]
     if cmd == "time":
-        cmd_time(int(args[0]), int(args[1]), int(args[2]), int(args[3]), float(args[4]))
+        cmd_time(int(args[0]), int(args[1]), int(args[2]), int(args[3]), float(args[4]), dtype_of(args[5:]))
     elif cmd == "check":
-        cmd_check(int(args[0]), int(args[1]), int(args[2]), args[3])
+        cmd_check(int(args[0]), int(args[1]), int(args[2]), args[3], dtype_of(args[4:]))
     elif cmd == "mem":
         cmd_mem(int(args[0]), int(args[1]), int(args[2]))
     else:

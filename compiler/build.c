@@ -4,8 +4,10 @@
  * on success and kept on failure: a C compiler error on generated code is a
  * bug in spdlc, and the kept sources are what a bug report needs. The
  * compiler runs without a shell ($CC, default cc; extra flags from
- * $SPDL_CFLAGS), with -O2 and, on x86-64 hosts with AVX2 and FMA,
- * -march=x86-64-v3 so the tile loops use 256-bit vectors; and with -Wall
+ * $SPDL_CFLAGS, which come later and so may override the -march), with
+ * -O2 and the host's x86-64 level: -march=x86-64-v4 with AVX-512,
+ * x86-64-v3 with AVX2 and FMA, so the tile loops and the matrix kernels
+ * use the widest vectors there are; and with -Wall
  * -Wextra, since the generated code is promised to compile warning-free
  * (DESIGN §6): a warning is shown as the C compiler printed it, and the
  * sources it points into are kept, like a failure's (the program is still
@@ -93,14 +95,21 @@ static const char *find_data_dir(Arena *a)
     return NULL;
 }
 
-static bool want_avx2(void)
+/* The host's x86-64 level, for the intrinsics kernels of spdl_kernels.h:
+ * v4 with AVX-512 (F, BW, CD, DQ, VL), v3 with AVX2 and FMA; NULL for the
+ * portable build. */
+static const char *host_march(void)
 {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return false;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl"))
+        return "-march=x86-64-v4";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return "-march=x86-64-v3";
 #endif
+    return NULL;
 }
 
 /* Runs argv with stdout and stderr into log; returns the exit status, or
@@ -209,8 +218,8 @@ static int compile(Arena *a, Diags *d, const char *model, char *dir, const char 
     argv[n++] = "-Wall";
     argv[n++] = "-Wextra";
     argv[n++] = "-O2";
-    if (want_avx2())
-        argv[n++] = "-march=x86-64-v3";
+    if (host_march())
+        argv[n++] = (char *)host_march();
     if (shared) {
         argv[n++] = "-fPIC";
         argv[n++] = "-shared";

@@ -450,6 +450,90 @@ SPDL_KERNEL void spdl_sgemm_avx2_(int M, int N, int K, const float *restrict A, 
 }
 #endif
 
+/* With AVX-512 (e.g. -march=x86-64-v4): a block of 6 rows of C by 4 zmm
+ * registers (32 doubles or 64 floats: a whole tile's lanes in float) in 24
+ * accumulators, per k 4 loads of a row of B and 6 broadcasts of A; the
+ * last columns through masked loads and stores (a masked lane is never
+ * read), rows past M read a valid row again and are not stored. Each
+ * element of C is the same FMA chain over k as in the AVX2 kernels, so the
+ * two give the same bits. One definition serves both precisions: T the
+ * element, V the vector, MASK its mask type, L its lanes, S the intrinsics'
+ * suffix. */
+#if defined(__AVX512F__)
+#define SPDL_GEMM_AVX512 1
+
+#define SPDL_Z_IN_(V, S, r)                                                                                   \
+    V c##r##0 = SPDL_Z_(setzero, S)(), c##r##1 = c##r##0, c##r##2 = c##r##0, c##r##3 = c##r##0;               \
+    if (acc && (r) < rows) {                                                                                  \
+        c##r##0 = SPDL_Z_(maskz_loadu, S)(m0, C + (r) * ldc);                                                 \
+        c##r##1 = SPDL_Z_(maskz_loadu, S)(m1, C + (r) * ldc + o1);                                            \
+        c##r##2 = SPDL_Z_(maskz_loadu, S)(m2, C + (r) * ldc + o2);                                            \
+        c##r##3 = SPDL_Z_(maskz_loadu, S)(m3, C + (r) * ldc + o3);                                            \
+    }
+#define SPDL_Z_ROW_(V, S, r)                                                                                  \
+    do {                                                                                                      \
+        V x_ = SPDL_Z_(set1, S)(a##r[o]);                                                                     \
+        c##r##0 = SPDL_Z_(fmadd, S)(x_, b0, c##r##0);                                                         \
+        c##r##1 = SPDL_Z_(fmadd, S)(x_, b1, c##r##1);                                                         \
+        c##r##2 = SPDL_Z_(fmadd, S)(x_, b2, c##r##2);                                                         \
+        c##r##3 = SPDL_Z_(fmadd, S)(x_, b3, c##r##3);                                                         \
+    } while (0)
+#define SPDL_Z_OUT_(S, r)                                                                                     \
+    if ((r) < rows) {                                                                                         \
+        SPDL_Z_(mask_storeu, S)(C + (r) * ldc, m0, c##r##0);                                                  \
+        SPDL_Z_(mask_storeu, S)(C + (r) * ldc + o1, m1, c##r##1);                                             \
+        SPDL_Z_(mask_storeu, S)(C + (r) * ldc + o2, m2, c##r##2);                                             \
+        SPDL_Z_(mask_storeu, S)(C + (r) * ldc + o3, m3, c##r##3);                                             \
+    }
+#define SPDL_Z_(op, s) SPDL_Z2_(op, s)
+#define SPDL_Z2_(op, s) _mm512_##op##_##s
+
+/* the lanes [lo, lo + L) of the first nc columns, and where they start (0
+ * when none is left: no pointer past the operands) */
+#define SPDL_Z_MASK_(MASK, L, nc, lo) ((MASK)((nc) - (lo) >= (L) ? ~0u : (nc) <= (lo) ? 0u : (1u << ((nc) - (lo))) - 1))
+#define SPDL_Z_OFF_(nc, lo) ((size_t)((nc) > (lo) ? (lo) : 0))
+
+/* BLOCK: C[0..rows)[0..nc) (+)= A[0..rows)[0..K) B[0..K)[0..nc), rows <= 6, nc <= 4 L;
+ * NAME: C = A B (+ C) block by block */
+#define SPDL_GEMM512_(BLOCK, NAME, T, V, MASK, L, S)                                                          \
+    SPDL_KERNEL void BLOCK(int K, const T *restrict a0, size_t ars, size_t aks, const T *restrict b,          \
+                           size_t ldb, T *restrict C, size_t ldc, int acc, int rows, int nc)                  \
+    {                                                                                                         \
+        const T *a1 = rows > 1 ? a0 + ars : a0, *a2 = rows > 2 ? a1 + ars : a1;                               \
+        const T *a3 = rows > 3 ? a2 + ars : a2, *a4 = rows > 4 ? a3 + ars : a3;                               \
+        const T *a5 = rows > 5 ? a4 + ars : a4;                                                               \
+        const MASK m0 = SPDL_Z_MASK_(MASK, L, nc, 0), m1 = SPDL_Z_MASK_(MASK, L, nc, L);                      \
+        const MASK m2 = SPDL_Z_MASK_(MASK, L, nc, 2 * L), m3 = SPDL_Z_MASK_(MASK, L, nc, 3 * L);              \
+        const size_t o1 = SPDL_Z_OFF_(nc, L), o2 = SPDL_Z_OFF_(nc, 2 * L), o3 = SPDL_Z_OFF_(nc, 3 * L);       \
+        size_t o = 0, ob = 0; /* offsets of A[.][k] and B[k] */                                               \
+        SPDL_Z_IN_(V, S, 0) SPDL_Z_IN_(V, S, 1) SPDL_Z_IN_(V, S, 2)                                           \
+        SPDL_Z_IN_(V, S, 3) SPDL_Z_IN_(V, S, 4) SPDL_Z_IN_(V, S, 5)                                           \
+        for (int k = 0; k < K; k++, o += aks, ob += ldb) {                                                    \
+            V b0 = SPDL_Z_(maskz_loadu, S)(m0, b + ob), b1 = SPDL_Z_(maskz_loadu, S)(m1, b + ob + o1);        \
+            V b2 = SPDL_Z_(maskz_loadu, S)(m2, b + ob + o2), b3 = SPDL_Z_(maskz_loadu, S)(m3, b + ob + o3);   \
+            SPDL_Z_ROW_(V, S, 0); SPDL_Z_ROW_(V, S, 1); SPDL_Z_ROW_(V, S, 2);                                 \
+            SPDL_Z_ROW_(V, S, 3); SPDL_Z_ROW_(V, S, 4); SPDL_Z_ROW_(V, S, 5);                                 \
+        }                                                                                                     \
+        SPDL_Z_OUT_(S, 0) SPDL_Z_OUT_(S, 1) SPDL_Z_OUT_(S, 2)                                                 \
+        SPDL_Z_OUT_(S, 3) SPDL_Z_OUT_(S, 4) SPDL_Z_OUT_(S, 5)                                                 \
+    }                                                                                                         \
+    SPDL_KERNEL void NAME(int M, int N, int K, const T *restrict A, size_t ars, size_t aks,                   \
+                          const T *restrict B, size_t ldb, T *restrict C, size_t ldc, int acc)                \
+    {                                                                                                         \
+        for (int i = 0; i < M; i += 6)                                                                        \
+            for (int j = 0; j < N; j += 4 * L)                                                                \
+                BLOCK(K, A + (size_t)i * ars, ars, aks, B + j, ldb, C + (size_t)i * ldc + j, ldc, acc,        \
+                      M - i < 6 ? M - i : 6, N - j < 4 * L ? N - j : 4 * L);                                  \
+    }
+
+SPDL_GEMM512_(spdl_gemm512_6x32_, spdl_gemm512_, double, __m512d, __mmask8, 8, pd)
+SPDL_GEMM512_(spdl_sgemm512_6x64_, spdl_sgemm512_, float, __m512, __mmask16, 16, ps)
+#undef SPDL_GEMM512_
+#undef SPDL_Z_IN_
+#undef SPDL_Z_ROW_
+#undef SPDL_Z_OUT_
+#endif
+
 SPDL_KERNEL float spdl_madd_f_(float a, float b, float c)
 {
 #ifdef FP_FAST_FMAF
@@ -465,7 +549,15 @@ SPDL_KERNEL float spdl_madd_f_(float a, float b, float c)
 SPDL_KERNEL void spdl_gemm(int M, int N, int K, const real *restrict A, size_t ars, size_t aks,
                              const real *restrict B, size_t ldb, real *restrict C, size_t ldc, int acc)
 {
-#ifdef SPDL_GEMM_AVX2
+#if defined(SPDL_GEMM_AVX512)
+    if (sizeof(real) == sizeof(double))
+        spdl_gemm512_(M, N, K, (const double *)(const void *)A, ars, aks, (const double *)(const void *)B, ldb,
+                        (double *)(void *)C, ldc, acc);
+    else
+        spdl_sgemm512_(M, N, K, (const float *)(const void *)A, ars, aks, (const float *)(const void *)B, ldb,
+                         (float *)(void *)C, ldc, acc);
+    return;
+#elif defined(SPDL_GEMM_AVX2)
     if (sizeof(real) == sizeof(double)) {
         spdl_gemm_avx2_(M, N, K, (const double *)(const void *)A, ars, aks, (const double *)(const void *)B, ldb,
                         (double *)(void *)C, ldc, acc);
@@ -653,10 +745,61 @@ SPDL_KERNEL void spdl_sgemm_nt_avx2_(int M, int N, int K, const float *restrict 
 }
 #endif
 
+#ifdef SPDL_GEMM_AVX512
+/* AVX-512: blocks of 4 x 2 in 8 zmm accumulators, the last K % L terms
+ * through masked loads (masked lanes read as 0, never from memory) */
+#define SPDL_GEMM_NT512_(NAME, T, V, MASK, L, S)                                                              \
+    SPDL_KERNEL void NAME(int M, int N, int K, const T *restrict A, size_t lda, const T *restrict B,         \
+                          size_t ldb, T *restrict C, size_t ldc, size_t cs)                                   \
+    {                                                                                                         \
+        for (int i = 0; i < M; i += 4) {                                                                      \
+            int ri = M - i < 4 ? M - i : 4;                                                                   \
+            const T *a0 = A + (size_t)i * lda;                                                                \
+            const T *a1 = ri > 1 ? a0 + lda : a0, *a2 = ri > 2 ? a1 + lda : a1, *a3 = ri > 3 ? a2 + lda : a2; \
+            for (int j = 0; j < N; j += 2) {                                                                  \
+                int rj = N - j < 2 ? N - j : 2;                                                               \
+                const T *b0 = B + (size_t)j * ldb, *b1 = rj > 1 ? b0 + ldb : b0;                              \
+                V s00 = SPDL_Z_(setzero, S)(), s01 = s00, s10 = s00, s11 = s00;                               \
+                V s20 = s00, s21 = s00, s30 = s00, s31 = s00;                                                 \
+                for (int k = 0; k < K; k += L) {                                                              \
+                    const MASK m = SPDL_Z_MASK_(MASK, L, K, k);                                               \
+                    V x0 = SPDL_Z_(maskz_loadu, S)(m, b0 + k), x1 = SPDL_Z_(maskz_loadu, S)(m, b1 + k), y;    \
+                    y = SPDL_Z_(maskz_loadu, S)(m, a0 + k);                                                   \
+                    s00 = SPDL_Z_(fmadd, S)(y, x0, s00), s01 = SPDL_Z_(fmadd, S)(y, x1, s01);                 \
+                    y = SPDL_Z_(maskz_loadu, S)(m, a1 + k);                                                   \
+                    s10 = SPDL_Z_(fmadd, S)(y, x0, s10), s11 = SPDL_Z_(fmadd, S)(y, x1, s11);                 \
+                    y = SPDL_Z_(maskz_loadu, S)(m, a2 + k);                                                   \
+                    s20 = SPDL_Z_(fmadd, S)(y, x0, s20), s21 = SPDL_Z_(fmadd, S)(y, x1, s21);                 \
+                    y = SPDL_Z_(maskz_loadu, S)(m, a3 + k);                                                   \
+                    s30 = SPDL_Z_(fmadd, S)(y, x0, s30), s31 = SPDL_Z_(fmadd, S)(y, x1, s31);                 \
+                }                                                                                             \
+                const T t[4][2] = {{SPDL_Z_(reduce_add, S)(s00), SPDL_Z_(reduce_add, S)(s01)},                \
+                                   {SPDL_Z_(reduce_add, S)(s10), SPDL_Z_(reduce_add, S)(s11)},                \
+                                   {SPDL_Z_(reduce_add, S)(s20), SPDL_Z_(reduce_add, S)(s21)},                \
+                                   {SPDL_Z_(reduce_add, S)(s30), SPDL_Z_(reduce_add, S)(s31)}};               \
+                for (int a = 0; a < ri; a++)                                                                  \
+                    for (int b = 0; b < rj; b++)                                                              \
+                        C[(size_t)(i + a) * ldc + (size_t)(j + b) * cs] += t[a][b];                           \
+            }                                                                                                 \
+        }                                                                                                     \
+    }
+SPDL_GEMM_NT512_(spdl_gemm_nt512_, double, __m512d, __mmask8, 8, pd)
+SPDL_GEMM_NT512_(spdl_sgemm_nt512_, float, __m512, __mmask16, 16, ps)
+#undef SPDL_GEMM_NT512_
+#endif
+
 SPDL_KERNEL void spdl_gemm_nt(int M, int N, int K, const real *restrict A, size_t lda, const real *restrict B,
                               size_t ldb, real *restrict C, size_t ldc, size_t cs)
 {
-#ifdef SPDL_GEMM_AVX2
+#if defined(SPDL_GEMM_AVX512)
+    if (sizeof(real) == sizeof(double))
+        spdl_gemm_nt512_(M, N, K, (const double *)(const void *)A, lda, (const double *)(const void *)B, ldb,
+                         (double *)(void *)C, ldc, cs);
+    else
+        spdl_sgemm_nt512_(M, N, K, (const float *)(const void *)A, lda, (const float *)(const void *)B, ldb,
+                          (float *)(void *)C, ldc, cs);
+    return;
+#elif defined(SPDL_GEMM_AVX2)
     if (sizeof(real) == sizeof(double))
         spdl_gemm_nt_avx2_(M, N, K, (const double *)(const void *)A, lda, (const double *)(const void *)B, ldb,
                            (double *)(void *)C, ldc, cs);

@@ -1,6 +1,6 @@
 #!/bin/sh
 # gen.sh SPDLC [FILE.spn...] - for every model (default: tests/gen/*.spn): emit C, compile it with gcc -O2
-# (and clang, front end only, for -march=x86-64-v3) at -std=c11 -Wall -Wextra -Werror -pedantic, check the adjoint
+# (and clang, front end only, for the host's -march) at -std=c11 -Wall -Wextra -Werror -pedantic, check the adjoint
 # against finite differences (tests/gen/gradcheck.c) with one tile and with
 # two (batch 70: a partial tile), and run the check again under
 # AddressSanitizer + UndefinedBehaviorSanitizer (on 24 coordinates: the
@@ -27,10 +27,10 @@ mkdir -p "$out"
 [ $one = 0 ] && exec sh tests/each_model.sh "$0" gen "$spdlc" "$out" "${GEN_JOBS:-2}" "$@"
 pass=0; fail=0
 PEDANTIC="-std=c11 -Wall -Wextra -Werror -pedantic"
-# On a CPU with AVX2 and FMA, `spdlc build` adds -march=x86-64-v3, which switches spdl_gemm to its intrinsics
-# path (and fma() in float): compile and gradient-check that build too.
-V3=
-grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo && V3=-march=x86-64-v3
+# `spdlc build` adds the host's -march (x86-64-v4 with AVX-512, v3 with AVX2 and FMA), which switches
+# spdl_gemm to its intrinsics paths (and fma() in float): compile and gradient-check that build too (the
+# unit tests check both intrinsics paths' kernels wherever the CPU runs them).
+VEC=$(sh tools/host_march.sh)
 for spn in "$@"; do
     name=$(basename "$spn" .spn)
     model=$(sed -n 's/^model \([A-Za-z_0-9]*\).*/\1/p' "$spn" | head -1)
@@ -44,18 +44,18 @@ for spn in "$@"; do
     rm -rf "$dir"; mkdir -p "$dir"
     ok=1
     $spdlc emit "$spn" -o "$dir" 2>"$dir/emit.log" || { cat "$dir/emit.log"; ok=0; }
-    # gcc at -O2 (its optimiser's warnings; the objects the checks below link), plain and $V3; clang's
-    # warnings are its front end's, so -fsyntax-only, and only for $V3 (the intrinsics path): warn.sh
+    # gcc at -O2 (its optimiser's warnings; the objects the checks below link), plain and $VEC; clang's
+    # warnings are its front end's, so -fsyntax-only, and only for $VEC (the intrinsics path): warn.sh
     # compiles every model with clang without it
     if [ $ok = 1 ]; then
         gcc $PEDANTIC -O2 -I"$root/runtime" -c "$dir/$model.c" -o "$dir/$model.gcc.o" 2>"$dir/gcc.log" ||
             { echo "gcc rejects the C emitted for $spn:"; head -20 "$dir/gcc.log"; ok=0; }
     fi
-    if [ $ok = 1 ] && [ -n "$V3" ]; then
-        gcc $PEDANTIC -O2 $V3 -I"$root/runtime" -c "$dir/$model.c" -o "$dir/$model.gcc.v3.o" 2>"$dir/gcc.v3.log" ||
-            { echo "gcc $V3 rejects the C emitted for $spn:"; head -20 "$dir/gcc.v3.log"; ok=0; }
-        [ $ok = 1 ] && { clang $PEDANTIC $V3 -fsyntax-only -I"$root/runtime" "$dir/$model.c" 2>"$dir/clang.v3.log" ||
-            { echo "clang $V3 rejects the C emitted for $spn:"; head -20 "$dir/clang.v3.log"; ok=0; }; }
+    if [ $ok = 1 ] && [ -n "$VEC" ]; then
+        gcc $PEDANTIC -O2 $VEC -I"$root/runtime" -c "$dir/$model.c" -o "$dir/$model.gcc.vec.o" 2>"$dir/gcc.vec.log" ||
+            { echo "gcc $VEC rejects the C emitted for $spn:"; head -20 "$dir/gcc.vec.log"; ok=0; }
+        [ $ok = 1 ] && { clang $PEDANTIC $VEC -fsyntax-only -I"$root/runtime" "$dir/$model.c" 2>"$dir/clang.vec.log" ||
+            { echo "clang $VEC rejects the C emitted for $spn:"; head -20 "$dir/clang.vec.log"; ok=0; }; }
     fi
     if [ $ok = 1 ]; then
         gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/gradcheck.c "$dir/$model.gcc.o" \
@@ -63,12 +63,12 @@ for spn in "$@"; do
         for b in $batches; do
             [ $ok = 1 ] && { "$dir/gradcheck" $b $tol || ok=0; }
         done
-        if [ $ok = 1 ] && [ -n "$V3" ]; then
-            gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/gradcheck.c "$dir/$model.gcc.v3.o" \
-                -o "$dir/gradcheck_v3" -lm || ok=0
+        if [ $ok = 1 ] && [ -n "$VEC" ]; then
+            gcc -std=c11 -O2 -I"$root/runtime" -DMODEL_FN=${model}_model tests/gen/gradcheck.c "$dir/$model.gcc.vec.o" \
+                -o "$dir/gradcheck_vec" -lm || ok=0
             for b in $batches; do
-                [ $ok = 1 ] && { "$dir/gradcheck_v3" $b $tol >"$dir/gradcheck_v3.log" 2>&1 ||
-                    { echo "gradient check of the $V3 build of $spn:"; tail -5 "$dir/gradcheck_v3.log"; ok=0; }; }
+                [ $ok = 1 ] && { "$dir/gradcheck_vec" $b $tol >"$dir/gradcheck_vec.log" 2>&1 ||
+                    { echo "gradient check of the $VEC build of $spn:"; tail -5 "$dir/gradcheck_vec.log"; ok=0; }; }
             done
         fi
     fi
@@ -97,11 +97,11 @@ for spn in "$@"; do
             gcc $SAN -pthread tests/gen/apitest.c "$dir/$model.asan.o" -o "$dir/apitest_asan" -lm &&
             "$dir/apitest_asan" >>"$dir/asan.log" 2>&1 || { echo "sanitizers on $spn:"; tail -20 "$dir/asan.log"; ok=0; }
     fi
-    if [ $ok = 1 ] && [ -n "$V3" ]; then
-        gcc -std=c11 -O1 -g $V3 -fsanitize=address,undefined -fno-sanitize-recover=all -I"$root/runtime" \
-            -DMODEL_FN=${model}_model tests/gen/gradcheck.c "$dir/$model.c" -o "$dir/gradcheck_asan_v3" -lm &&
-            "$dir/gradcheck_asan_v3" 5 $tol 24 >"$dir/asan_v3.log" 2>&1 ||
-            { echo "sanitizers on the $V3 build of $spn:"; tail -20 "$dir/asan_v3.log"; ok=0; }
+    if [ $ok = 1 ] && [ -n "$VEC" ]; then
+        gcc -std=c11 -O1 -g $VEC -fsanitize=address,undefined -fno-sanitize-recover=all -I"$root/runtime" \
+            -DMODEL_FN=${model}_model tests/gen/gradcheck.c "$dir/$model.c" -o "$dir/gradcheck_asan_vec" -lm &&
+            "$dir/gradcheck_asan_vec" 5 $tol 24 >"$dir/asan_vec.log" 2>&1 ||
+            { echo "sanitizers on the $VEC build of $spn:"; tail -20 "$dir/asan_vec.log"; ok=0; }
     fi
     if [ $ok = 1 ]; then
         # --precision float: the same code in float, within 1e-4 of double

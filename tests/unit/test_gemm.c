@@ -6,10 +6,12 @@
  * sentinel (C): reading an element outside the operands or writing one
  * outside C fails the test.
  *
- * The Makefile compiles this file twice: into the unit binary with the
- * default flags (the portable kernel), and alone with -march=x86-64-v3 when
- * the CPU has AVX2 and FMA (the intrinsics kernel; `avx2_path_compiled`
- * checks it really is the one tested). */
+ * The Makefile compiles this file three times: into the unit binary with
+ * the default flags (the portable kernel), and alone with -march=x86-64-v3
+ * (AVX2 and FMA) and -march=x86-64-v4 (AVX-512), run where the CPU has them
+ * (the intrinsics kernels; `intrinsics_path_compiled` checks the one
+ * expected is the one tested). The AVX-512 kernel must give the AVX2
+ * kernel's bits (`avx512_same_bits_as_avx2`). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stddef.h>
@@ -86,7 +88,7 @@ static double check_one(int M, int N, int K, size_t ars, size_t aks, size_t ldb,
 }
 
 static const int Ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 16, 17, 64, 67};
-static const int Ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 64, 70};
+static const int Ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 31, 33, 64, 70};
 static const int Ks[] = {0, 1, 2, 3, 4, 7, 8, 16, 33, 64, 257};
 #define COUNT(a) (int)(sizeof a / sizeof a[0])
 
@@ -156,16 +158,53 @@ Test(gemm, empty)
     cr_assert(C[0] == 0 && C[1] == 0 && C[2] == 0 && C[3] == 0);
 }
 
-/* built with AVX2 and FMA, the intrinsics kernel is the one under test */
-Test(gemm, avx2_path_compiled)
+/* built with AVX-512, or with AVX2 and FMA, the intrinsics kernel is the one under test */
+Test(gemm, intrinsics_path_compiled)
 {
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX512F__)
+#ifndef SPDL_GEMM_AVX512
+    cr_assert_fail("AVX-512 is on but spdl_gemm's AVX-512 path is not compiled");
+#endif
+    cr_log_info("spdl_gemm: AVX-512 intrinsics path");
+#elif defined(__AVX2__) && defined(__FMA__)
 #ifndef SPDL_GEMM_AVX2
     cr_assert_fail("AVX2 and FMA are on but spdl_gemm's intrinsics path is not compiled");
 #endif
     cr_log_info("spdl_gemm: AVX2/FMA intrinsics path");
 #else
     cr_log_info("spdl_gemm: portable path");
+#endif
+}
+
+/* Both kernels run one FMA chain per element over k, started from C (acc)
+ * or 0: so a program gives the same bits built for x86-64-v3 or v4 */
+Test(gemm, avx512_same_bits_as_avx2)
+{
+#if defined(SPDL_GEMM_AVX512) && defined(SPDL_GEMM_AVX2)
+    const int shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {6, 32, 8}, {7, 33, 17}, {13, 70, 64}, {64, 64, 64},
+                             {67, 64, 257}, {16, 16, 64}, {256, 64, 256}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++)
+        for (int acc = 0; acc <= 1; acc++)
+            for (int trans = 0; trans <= 1; trans++) {
+                int M = shapes[t][0], N = shapes[t][1], K = shapes[t][2];
+                size_t ars = trans ? 1 : (size_t)K, aks = trans ? (size_t)M : 1;
+                double *A = malloc((size_t)M * K * sizeof *A), *B = malloc((size_t)K * N * sizeof *B);
+                double *C1 = malloc((size_t)M * N * sizeof *C1), *C2 = malloc((size_t)M * N * sizeof *C2);
+                cr_assert(A && B && C1 && C2);
+                for (int i = 0; i < M * K; i++)
+                    A[i] = uniform();
+                for (int i = 0; i < K * N; i++)
+                    B[i] = uniform();
+                for (int i = 0; i < M * N; i++)
+                    C1[i] = C2[i] = uniform();
+                spdl_gemm_avx2_(M, N, K, A, ars, aks, B, (size_t)N, C1, (size_t)N, acc);
+                spdl_gemm(M, N, K, A, ars, aks, B, (size_t)N, C2, (size_t)N, acc);
+                cr_assert(memcmp(C1, C2, (size_t)M * N * sizeof *C1) == 0, "%d x %d x %d acc %d trans %d: bits differ",
+                          M, N, K, acc, trans);
+                free(A), free(B), free(C1), free(C2);
+            }
+#else
+    cr_log_info("not an AVX-512 build");
 #endif
 }
 

@@ -3,8 +3,8 @@
  * blocks, padded strides, acc 0 and 1, with NaN past the operands and a
  * sentinel around C. The error bound is float's: (K + 2) 2^-23 relative to
  * sum_k |A||B| + |C before|. Like test_gemm.c, compiled into the unit binary
- * (portable kernel) and with -march=x86-64-v3 where the CPU has AVX2 and
- * FMA (the intrinsics kernels). */
+ * (portable kernel) and with -march=x86-64-v3 and x86-64-v4 (the AVX2 and
+ * AVX-512 intrinsics kernels; v4 must give v3's bits). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdbool.h>
@@ -85,7 +85,7 @@ static double check_s(int nt, int M, int N, int K, size_t ars, size_t aks, size_
 }
 
 static const int sMs[] = {1, 2, 3, 5, 6, 7, 8, 12, 13, 16, 17, 64};
-static const int sNs[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 64, 70};
+static const int sNs[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 48, 63, 64, 65, 70, 130};
 static const int sKs[] = {0, 1, 2, 7, 8, 9, 33, 64, 257};
 #define SCOUNT(a) (int)(sizeof a / sizeof a[0])
 
@@ -110,4 +110,34 @@ Test(sgemm, float_products_within_float_rounding)
                 }
             }
     cr_log_info("float products: worst error %.3g of the bound", worst);
+}
+
+Test(sgemm, avx512_same_bits_as_avx2)
+{
+#if defined(SPDL_GEMM_AVX512) && defined(SPDL_GEMM_AVX2)
+    const int shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {6, 64, 8}, {7, 65, 17}, {13, 130, 64}, {64, 64, 64},
+                             {67, 64, 257}, {16, 16, 64}, {256, 64, 256}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++)
+        for (int acc = 0; acc <= 1; acc++)
+            for (int trans = 0; trans <= 1; trans++) {
+                int M = shapes[t][0], N = shapes[t][1], K = shapes[t][2];
+                size_t ars = trans ? 1 : (size_t)K, aks = trans ? (size_t)M : 1;
+                float *A = malloc((size_t)M * K * sizeof *A), *B = malloc((size_t)K * N * sizeof *B);
+                float *C1 = malloc((size_t)M * N * sizeof *C1), *C2 = malloc((size_t)M * N * sizeof *C2);
+                cr_assert(A && B && C1 && C2);
+                for (int i = 0; i < M * K; i++)
+                    A[i] = suniform();
+                for (int i = 0; i < K * N; i++)
+                    B[i] = suniform();
+                for (int i = 0; i < M * N; i++)
+                    C1[i] = C2[i] = suniform();
+                spdl_sgemm_avx2_(M, N, K, A, ars, aks, B, (size_t)N, C1, (size_t)N, acc);
+                spdl_gemm(M, N, K, A, ars, aks, B, (size_t)N, C2, (size_t)N, acc);
+                cr_assert(memcmp(C1, C2, (size_t)M * N * sizeof *C1) == 0, "%d x %d x %d acc %d trans %d: bits differ",
+                          M, N, K, acc, trans);
+                free(A), free(B), free(C1), free(C2);
+            }
+#else
+    cr_log_info("not an AVX-512 build");
+#endif
 }
