@@ -15,12 +15,7 @@ void emit_prepare_adj(E *e)
     out(e, "(void)w;");
     for (int s = p->nsegs - 1; s >= 0; s--) {
         const Seg *sg = &p->segs[s];
-        if (sg->kind != SEG_BLOCK || !sg->npcode)
-            continue;
-        bool any = false;
-        for (int i = 0; i < sg->npcode; i++)
-            any |= VAL(e, sg->pcode[i])->op != OP_PARAM;
-        if (!any)
+        if (!has_layer_code(e, sg))
             continue;
         out(e, "for (size_t k = %d; k-- > 0;) {", sg->blk->layers);
         e->indent++;

@@ -115,6 +115,40 @@ bool is_alias(E *e, const Val *v)
 }
 
 
+/* A transpose A' of a matrix stored row by row (parameter code), read only
+ * as the left operand of products over samples, is never stored: the
+ * products read A through strides (matmul_forward, matmul_adjoint), which
+ * spares its copy and its adjoint per layer (their size grows with depth)
+ * and the parameter code's transposes both ways. A transpose the inverse
+ * reads as a linear update's matrix stays stored. */
+static void plan_strided(E *e, const int *uses)
+{
+    const StepProgram *p = e->p;
+    int nv = p->nvals;
+    int *as_left = ARENA_ARRAY(e->a, int, nv);
+    e->strided = ARENA_ARRAY(e->a, bool, nv);
+    for (int i = 0; i < nv; i++) {
+        const Val *v = p->vals[i];
+        if (!v->dead && v->op == OP_MATMUL && v->vary == VARY_SAMPLE && v->b != v->a)
+            as_left[v->a]++;
+    }
+    const Certificate *c = e->o->cert;
+    for (int i = 0; i < nv; i++) {
+        const Val *v = p->vals[i];
+        if (v->dead || v->op != OP_TRANSPOSE || v->shape.rank != 2 || uses[i] == 0 || as_left[i] != uses[i] ||
+            (home(v) != H_GLOBAL && home(v) != H_LAYERP))
+            continue;
+        const Val *s = VAL(e, v->a);
+        if (home(s) != home(v) || (s->op == OP_PARAM && param_of(e, s)->kind != PK_FREE))
+            continue;
+        bool inverse_reads = false;
+        for (int g = 0; c && c->has_inverse && g < p->nsegs; g++)
+            for (int k = 0; p->segs[g].kind == SEG_BLOCK && k < p->segs[g].nupd; k++)
+                inverse_reads |= c->inverse[g][k].info.kind == UPD_LINEAR && c->inverse[g][k].info.mat == i;
+        e->strided[i] = !inverse_reads;
+    }
+}
+
 /* Marks the buffers code other than a fused consumer's loop reads: what
  * the adjoint of each operation reads (its own value or its operands'),
  * what the inverse and log-determinant read, and the program's results. */
@@ -200,6 +234,7 @@ static void plan_fusion(E *e)
             uses[v->args[j]]++, user[v->args[j]] = i;
     }
     mark_read(e, read);
+    plan_strided(e, uses);
     e->gfused = ARENA_ARRAY(e->a, bool, nv);
     for (int i = 0; i < nv; i++) {
         const Val *v = p->vals[i];
@@ -254,13 +289,13 @@ static void layout(E *e)
     /* parameter code values */
     for (int i = 0; i < p->ngcode; i++) {
         const Val *v = VAL(e, p->gcode[i]);
-        if (!is_alias(e, v))
+        if (!is_alias(e, v) && !e->strided[v->id])
             e->fwd[v->id] = alloc(e, v->size);
     }
     for (int s = 0; s < p->nsegs; s++)
         for (int i = 0; i < p->segs[s].npcode; i++) {
             const Val *v = VAL(e, p->segs[s].pcode[i]);
-            if (!is_alias(e, v))
+            if (!is_alias(e, v) && !e->strided[v->id])
                 e->fwd[v->id] = alloc(e, v->size * (size_t)p->segs[s].blk->layers);
         }
     /* their adjoints and the gradient: one region, zeroed once per call */
@@ -268,13 +303,13 @@ static void layout(E *e)
     e->gtheta = alloc(e, m->theta_size);
     for (int i = 0; i < p->ngcode; i++) {
         const Val *v = VAL(e, p->gcode[i]);
-        if (!is_alias(e, v) && v->vary != VARY_CONST)
+        if (!is_alias(e, v) && !e->strided[v->id] && v->vary != VARY_CONST)
             e->adj[v->id] = alloc(e, v->size);
     }
     for (int s = 0; s < p->nsegs; s++)
         for (int i = 0; i < p->segs[s].npcode; i++) {
             const Val *v = VAL(e, p->segs[s].pcode[i]);
-            if (!is_alias(e, v))
+            if (!is_alias(e, v) && !e->strided[v->id])
                 e->adj[v->id] = alloc(e, v->size * (size_t)p->segs[s].blk->layers);
         }
     e->padj_end = e->total;
@@ -452,6 +487,18 @@ const char *G(E *e, int id)
     }
     }
     return "?";
+}
+
+/* Whether a block has per-layer parameter code to run (a value other than
+ * its parameters and the transposes products read through strides). */
+bool has_layer_code(E *e, const Seg *sg)
+{
+    for (int i = 0; sg->kind == SEG_BLOCK && i < sg->npcode; i++) {
+        const Val *v = VAL(e, sg->pcode[i]);
+        if (v->op != OP_PARAM && !e->strided[v->id])
+            return true;
+    }
+    return false;
 }
 
 /* ---- adjoint bookkeeping ------------------------------------------------------------ */

@@ -41,7 +41,7 @@ void emit_prepare(E *e)
         op_forward(e, VAL(e, p->gcode[i]));
     for (int s = 0; s < p->nsegs; s++) {
         const Seg *sg = &p->segs[s];
-        if (sg->kind != SEG_BLOCK || !sg->npcode)
+        if (!has_layer_code(e, sg))
             continue;
         out(e, "for (size_t k = 0; k < %d; k++) {", sg->blk->layers);
         e->indent++;

@@ -53,6 +53,7 @@ typedef struct E {
     bool *gfused;             /* its adjoint is computed inside its adjoint's loops, never stored */
     int *user;                /* a fused value's one consumer */
     int *transpose_of;        /* a live transpose of each value, or -1 */
+    bool *strided;            /* a transpose only products read, through strides: never stored */
     size_t *lstride;          /* per segment: the layer values of layer k live at + k * lstride */
     int nptr;                 /* operand pointers declared in the current block */
     const char *hoist[8];     /* per-row operand reads loop_open puts outside the lane loop */
@@ -77,6 +78,7 @@ const char *F(E *e, int id);
 const char *G(E *e, int id);
 bool first(E *e, int o);
 bool wants_adj(E *e, int o);
+bool has_layer_code(E *e, const Seg *sg);
 void partial(E *e, int o, size_t rows);
 size_t rows_of(const Val *v);
 size_t lanes_of(const Val *v);

@@ -399,12 +399,13 @@ static void matmul_forward(E *e, const Val *v)
     int m = A->shape.dim[0], n = A->shape.dim[1];
     int p = (int)(B->size / (size_t)n); /* columns: every index of B after its first */
     if (v->vary == VARY_SAMPLE) {
-        out(e, "const real *restrict A = %s;", F(e, v->a));
+        bool st = e->strided[v->a]; /* A = S', S stored n x m: A[i][j] at S + i + j m */
+        out(e, "const real *restrict A = %s;", F(e, st ? A->a : v->a));
         out(e, "const real *restrict B = %s;", F(e, v->b));
         out(e, "real *restrict Y = %s;", F(e, v->id));
         for (int c = 0; c < p; c++)
-            out(e, "spdl_gemm(%d, SPDL_BT, %d, A, %d, 1, B + %d, %d, Y + %d, %d, 0);", m, n, n, c * BT, p * BT, c * BT,
-                p * BT);
+            out(e, "spdl_gemm(%d, SPDL_BT, %d, A, %d, %d, B + %d, %d, Y + %d, %d, 0);", m, n, st ? 1 : n, st ? m : 1,
+                c * BT, p * BT, c * BT, p * BT);
         return;
     }
     out(e, "const real *restrict A = %s;", F(e, v->a));
@@ -419,6 +420,35 @@ static void matmul_forward(E *e, const Val *v)
     out(e, "    }");
 }
 
+/* The adjoint of Y = S' B with S' never stored (plan_strided): S is n x m
+ * row by row. dB (+)= S dY; dS += B dY' (its transpose, dA = dY B', added
+ * to S's adjoint directly, with dY turned sample-major first). */
+static void strided_matmul_adjoint(E *e, const Val *v, bool ga, bool gb)
+{
+    const Val *A = VAL(e, v->a), *B = VAL(e, v->b);
+    int m = A->shape.dim[0], n = A->shape.dim[1];
+    int p = (int)(B->size / (size_t)n);
+    out(e, "const real *restrict GY = %s;", G(e, v->id));
+    if (gb) {
+        bool assign = first(e, v->b);
+        out(e, "const real *restrict S = %s;", F(e, A->a));
+        out(e, "real *restrict GB = %s;", G(e, v->b));
+        for (int c = 0; c < p; c++)
+            out(e, "spdl_gemm(%d, SPDL_BT, %d, S, %d, 1, GY + %d, %d, GB + %d, %d, %d);", n, m, m, c * BT, p * BT,
+                c * BT, p * BT, assign ? 0 : 1);
+    }
+    if (ga && wants_adj(e, A->a)) {
+        first(e, A->a);
+        out(e, "const real *restrict B = %s;", F(e, v->b));
+        out(e, "real *restrict T = w + %zu;", e->scratch);
+        out(e, "real *restrict GS = %s;", G(e, A->a));
+        for (int c = 0; c < p; c++) {
+            out(e, "spdl_transpose_tile(%d, GY + %d, %d, T);", m, c * BT, p * BT);
+            out(e, "spdl_gemm(%d, %d, SPDL_BT, B + %d, %d, 1, T, %d, GS, %d, 1);", n, m, c * BT, p * BT, m, m);
+        }
+    }
+}
+
 static void matmul_adjoint(E *e, const Val *v)
 {
     const Val *A = VAL(e, v->a), *B = VAL(e, v->b);
@@ -426,6 +456,10 @@ static void matmul_adjoint(E *e, const Val *v)
     int p = (int)(B->size / (size_t)n); /* columns: every index of B after its first */
     /* dA reads B, dB reads A: declare only what is read (no unused variables) */
     bool ga = wants_adj(e, v->a), gb = wants_adj(e, v->b);
+    if (v->vary == VARY_SAMPLE && e->strided[v->a]) {
+        strided_matmul_adjoint(e, v, ga, gb);
+        return;
+    }
     if (v->vary == VARY_SAMPLE) {
         int t = gb ? transposed(e, v->a) : -1;
         if (gb && t < 0)
@@ -599,7 +633,7 @@ void op_forward(E *e, const Val *v)
         if (!s || final_var(s, v->id) < 0)
             return;
     }
-    if ((v->op == OP_STATE && home(v) == H_LAYERS) || e->fused[v->id])
+    if ((v->op == OP_STATE && home(v) == H_LAYERS) || e->fused[v->id] || e->strided[v->id])
         return;
     out(e, "{");
     e->indent++;
@@ -826,7 +860,7 @@ void op_forward(E *e, const Val *v)
 
 void op_adjoint(E *e, const Val *v)
 {
-    if (v->op == OP_STATE && home(v) == H_LAYERS)
+    if ((v->op == OP_STATE && home(v) == H_LAYERS) || e->strided[v->id])
         return;
     bool any = false;
     if (v->op == OP_STORE || v->op == OP_STATE)

@@ -273,3 +273,24 @@ Test(gemm, nt_products)
             }
     cr_log_info("spdl_gemm_nt: worst relative error %.3g", worst);
 }
+
+/* spdl_transpose_tile: T[l][i] = X[i*rs + l] for row counts around its blocks of 8 */
+Test(gemm, transpose_tile)
+{
+    const int ns[] = {1, 3, 7, 8, 9, 16, 17, 64, 67};
+    for (int t = 0; t < COUNT(ns); t++) {
+        int n = ns[t];
+        size_t rs = SPDL_BT + 3;
+        double *X = malloc((size_t)n * rs * sizeof *X), *T = malloc(((size_t)n * SPDL_BT + 1) * sizeof *T);
+        cr_assert(X && T);
+        for (size_t i = 0; i < (size_t)n * rs; i++)
+            X[i] = uniform();
+        T[(size_t)n * SPDL_BT] = SENTINEL;
+        spdl_transpose_tile(n, X, rs, T);
+        for (int i = 0; i < n; i++)
+            for (int l = 0; l < SPDL_BT; l++)
+                cr_assert(T[(size_t)l * n + i] == X[(size_t)i * rs + l], "n %d: T[%d][%d]", n, l, i);
+        cr_assert(T[(size_t)n * SPDL_BT] == SENTINEL, "n %d: written past T", n);
+        free(X), free(T);
+    }
+}
