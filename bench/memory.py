@@ -81,10 +81,11 @@ def main():
 
     def param_sized(n):
         """bytes that grow with the parameters, not with what is stored: the
-        caller's theta and gradient (2 P doubles) and the work buffer's copy of
-        theta, of K' and their gradient accumulators (2 P + 2 N w^2)"""
+        caller's theta and gradient (2 P doubles) and the work buffer's
+        gradient accumulator (P doubles; the generated code reads theta in
+        place and K only, K' through strides)"""
         P = mem[(n, "store")]["nparam"]
-        return (4 * P + 2 * n * WIDTH * WIDTH) * 8
+        return 3 * P * 8
 
     out()
     out("## Peak memory of one training step: width %d, batch %d (fresh process each, median of %d)"
@@ -95,9 +96,9 @@ def main():
         "per-tile scratch. 'stored beyond invert' is the work buffer less invert's: store keeps every layer's input "
         "and every layer's values (so its adjoint recomputes nothing), checkpoint keeps ceil(log2 N) + 1 layer "
         "inputs (slots of %d KiB: 2w x %d lanes, doubles). 'beyond parameters' is the peak minus the "
-        "parameter-sized memory (theta and the gradient in the caller, and the work buffer's copies of theta and "
-        "K' and their gradient accumulators: 4 P + 2 N w^2 doubles). 'scratch' is invert's work buffer less its "
-        "parameter copies (2 P + 2 N w^2): the constant. 'peak - before - work' is what the step touched beyond "
+        "parameter-sized memory (theta and the gradient in the caller, and the work buffer's gradient "
+        "accumulator: 3 P doubles). 'scratch' is invert's work buffer less its gradient accumulator (P): the "
+        "constant. 'peak - before - work' is what the step touched beyond "
         "the work buffer." % (slot // 1024, common.BT))
     out()
     out("| N | mode | peak RSS MiB | work buffer MiB | stored beyond invert MiB | parameter-sized MiB "
@@ -111,7 +112,7 @@ def main():
             v["stored"] = v["work_size"] - base
             v["param_sized"] = param_sized(n)
             v["beyond_kib"] = v["hwm_kib"] - param_sized(n) / 1024
-            v["scratch"] = base - (2 * P + 2 * n * WIDTH * WIDTH) * 8
+            v["scratch"] = base - P * 8
             out("| %d | %s | %.1f | %.2f | %.2f | %.1f | %.2f | %.0f | %d |" % (
                 n, m, v["hwm_kib"] / MiB, v["work_size"] / 2 ** 20, v["stored"] / 2 ** 20, param_sized(n) / 2 ** 20,
                 v["beyond_kib"] / MiB, v["scratch"] / 1024, v["hwm_kib"] - v["before_kib"] - v["work_size"] // 1024))

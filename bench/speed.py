@@ -152,7 +152,7 @@ def main():
         out("stored states = the tape of --memory=store: the state (y, z) before every layer and after the last, "
             "(N+1) x 2w x %d lanes (one tile of samples at a time), and every layer's values that are not fused "
             "away (the products' results, the tanh values, the half-step y: 7 w x %d per layer); parameter-sized "
-            "= the work buffer's copy of theta and K' and their gradient accumulators, 2 P + 2 N w^2 doubles; the "
+            "= the work buffer's gradient accumulator, P doubles (theta is read in place, K' through strides); the "
             "rest is per-tile scratch, the same for every depth and batch." % (common.BT, common.BT))
         out()
         out("| width | work buffer KiB | = stored states KiB | + parameter-sized KiB | + rest KiB | RSS before step KiB "
@@ -163,7 +163,7 @@ def main():
             ws = int(m["work_size"])
             P = int(m["nparam"])
             states = ((LAYERS + 1) * 2 * w + LAYERS * 7 * w) * common.BT * 8
-            params = (2 * P + 2 * LAYERS * w * w) * 8
+            params = P * 8
             rest = ws - states - params
             before, peak = int(m["rss_before_kib"]), int(m["hwm_kib"])
             mem[w] = {"work_size": ws, "stored_states": states, "param_sized": params, "rest": rest,

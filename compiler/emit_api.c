@@ -8,7 +8,9 @@
 
 /* The training step in three parts, for a caller that runs a batch's tiles
  * on several threads (libspdl's train, DESIGN §9, runtime/tiles.c):
- * M_tile_prepare runs the parameter code into a work buffer once per batch,
+ * M_tile_prepare runs the parameter code into a work buffer once per batch
+ * (in double keeping theta's address: theta must not change until
+ * M_tile_finish),
  * M_tile_loss runs one tile on a prepared buffer and adds the tile's
  * parameter adjoint (seeded 1/batch) to adj, M_tile_finish turns the
  * adjoints summed over the batch's tiles into the gradient. Summed in a

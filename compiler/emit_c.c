@@ -265,7 +265,9 @@ static void layout(E *e)
     for (int i = 0; i < nv; i++)
         e->fwd[i] = e->adj[i] = NONE;
     plan_fusion(e);
-    e->theta = alloc(e, m->theta_size);
+    /* in double the code reads the caller's theta in place, through the
+     * pointer prepare stores here (spdl_theta); in float, a float copy */
+    e->theta = alloc(e, e->o->fp32 ? m->theta_size : 2);
     size_t nmax = 1;
     for (int i = 0; i < nv; i++)
         if (p->vals[i]->op == OP_CAYLEY || p->vals[i]->op == OP_LU)
@@ -421,6 +423,14 @@ const char *fn(E *e, const char *suffix) { return S_(e, "%s_%s", e->M, suffix); 
 
 const Param *param_of(E *e, const Val *v) { return e->m->params[v->index]; }
 
+/* Where the parameters are read: the caller's theta in double (its address
+ * in the work buffer, so every function of the model reaches it through w),
+ * the work buffer's float copy in float. */
+static const char *theta_base(E *e)
+{
+    return e->o->fp32 ? S_(e, "(w + %zu)", e->theta) : S_(e, "spdl_theta(w + %zu)", e->theta);
+}
+
 /* The forward buffer of v in the current context (k is the layer index). */
 const char *F(E *e, int id)
 {
@@ -430,11 +440,11 @@ const char *F(E *e, int id)
     switch (home(v)) {
     case H_GLOBAL:
         if (v->op == OP_PARAM)
-            return S_(e, "(w + %zu)", e->theta + param_of(e, v)->offset);
+            return S_(e, "(%s + %zu)", theta_base(e), param_of(e, v)->offset);
         return S_(e, "(w + %zu)", e->fwd[id]);
     case H_LAYERP:
         if (v->op == OP_PARAM)
-            return S_(e, "(w + %zu + k * %zu)", e->theta + param_of(e, v)->offset, param_of(e, v)->nstore);
+            return S_(e, "(%s + %zu + k * %zu)", theta_base(e), param_of(e, v)->offset, param_of(e, v)->nstore);
         return S_(e, "(w + %zu + k * %zu)", e->fwd[id], v->size);
     case H_MODEL:
         if (v->op == OP_INPUT)

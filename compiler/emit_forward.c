@@ -26,11 +26,14 @@ void compute_active(E *e, Variant var)
 void emit_prepare(E *e)
 {
     const StepProgram *p = e->p;
-    out(e, "/* Parameters into the work buffer, then the parameter code: once per call. */");
+    out(e, "/* The parameters' address (double) or a copy of them (float) into the work buffer, then the");
+    out(e, " * parameter code: once per call. */");
     out(e, "SPDL_MODEL_FN void %s(const double *theta, real *w)", fn(e, "prepare"));
     out(e, "{");
     e->indent++;
-    if (e->m->theta_size) {
+    if (e->m->theta_size && !e->o->fp32) {
+        out(e, "memcpy(w + %zu, &theta, sizeof theta);", e->theta);
+    } else if (e->m->theta_size) {
         out(e, "for (size_t i = 0; i < %zu; i++)", e->m->theta_size);
         out(e, "    w[%zu + i] = (real)theta[i];", e->theta);
     } else { /* no parameters: a loop to 0 would be a warning (gcc -Wtype-limits) */

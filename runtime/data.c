@@ -1116,7 +1116,8 @@ static void gen_circles(size_t n, double noise, double factor, uint64_t seed, do
 
 /* waves: sample i has class c = i mod 4: 0 sine, 1 square, 2 triangle,
    3 sawtooth, each a 1-periodic shape w_c(u) with values in [-1, 1]. Draws
-   per sample: a phase v ~ U[0,1), a number of periods k = 1 + below(cycles),
+   per sample: a phase v ~ U[0,1) (drawn, then replaced by phase= when that
+   is a number, so the other draws stay the same), a number of periods k = 1 + below(cycles),
    an amplitude a = 0.5 + U[0,1); then L normals g_j (Box-Muller pairs; for
    odd L the last pair's second is unused). x_j = a w_c(frac(k j / L + v)) +
    noise g_j: a whole number of periods in the window, so the signal is
@@ -1135,12 +1136,15 @@ static double wave_shape(int c, double u)
     }
 }
 
-static void gen_waves(size_t n, size_t len, double noise, unsigned cycles, uint64_t seed, double *x, double *t)
+static void gen_waves(size_t n, size_t len, double noise, unsigned cycles, double fixed_phase, uint64_t seed,
+                      double *x, double *t)
 {
     rng_t r = {seed};
     for (size_t i = 0; i < n; i++) {
         int c = (int)(i % 4);
         double phase = rng_unif(&r);
+        if (fixed_phase >= 0)
+            phase = fixed_phase;
         double k = (double)(1 + rng_below(&r, cycles));
         double amp = 0.5 + rng_unif(&r);
         double *xi = x + i * len;
@@ -1422,15 +1426,18 @@ typedef struct {
     int rotate;       /* 0: no rotation; 1: by deg; 2: a random angle per image */
     double deg;
     uint64_t seed;    /* rotate=random: the angles' stream is seeded by seed ^ ROTATE_SALT */
+    int shift;        /* 0: none; 1: by `by` samples; 2: a random shift per signal (seed ^ SHIFT_SALT) */
+    long by;
 } xform_t;
 
 #define ROTATE_SALT 0x6a09e667f3bcc909u
+#define SHIFT_SALT 0xbb67ae8584caa73bu
 
 static int get_xform(const spec_t *s, uint64_t seed, xform_t *xf, char *err, size_t errlen)
 {
     char qb[200];
     memset(xf, 0, sizeof *xf);
-    const char *m = spec_get(s, "mirror"), *r = spec_get(s, "rotate");
+    const char *m = spec_get(s, "mirror"), *r = spec_get(s, "rotate"), *sh = spec_get(s, "shift");
     if (m) {
         if (strcmp(m, "0") != 0 && strcmp(m, "1") != 0)
             return spdl_fail(err, errlen, SPDL_EINVAL, "%s: mirror=%s: expected mirror=1 (flip every image left to "
@@ -1447,6 +1454,20 @@ static int get_xform(const spec_t *s, uint64_t seed, xform_t *xf, char *err, siz
             return spdl_fail(err, errlen, SPDL_EINVAL, "%s: rotate=%s: expected rotate=90, 180, 270, random or an "
                         "angle in degrees (counter-clockwise)", s->source, quote(r, strlen(r), qb, sizeof qb));
         }
+    }
+    if (sh) {
+        double by;
+        xf->seed = seed;
+        if (strcmp(sh, "random") == 0)
+            xf->shift = 2;
+        else if (scan_number(sh, strlen(sh), &by) && by == floor(by) && fabs(by) <= 1e9)
+            xf->shift = 1, xf->by = (long)by;
+        else
+            return spdl_fail(err, errlen, SPDL_EINVAL, "%s: shift=%s: expected shift=random or a whole number of "
+                        "samples (cyclic, to the right)", s->source, quote(sh, strlen(sh), qb, sizeof qb));
+        if (xf->mirror || xf->rotate)
+            return spdl_fail(err, errlen, SPDL_EINVAL, "%s: shift= acts on signals and rotate=/mirror= on images: "
+                        "give one or the other", s->source);
     }
     return 0;
 }
@@ -1466,6 +1487,40 @@ static void xform_text(const xform_t *xf, char *buf, size_t len)
                  (unsigned long long)xf->seed);
     else if (xf->rotate == 1)
         snprintf(buf + o, len - o, "rotated %g degrees%s", deg, exact ? "" : " (bilinear)");
+    else if (xf->shift == 2)
+        snprintf(buf, len, ", shifted by a random number of samples per signal (cyclic, seed=%llu)",
+                 (unsigned long long)xf->seed);
+    else if (xf->shift == 1)
+        snprintf(buf, len, ", shifted %ld sample%s (cyclic)", xf->by, xf->by == 1 || xf->by == -1 ? "" : "s");
+}
+
+/* shift=: every channel of every input signal R[c, n] (or R[n]) turned
+ * cyclically, (T x)[c, j] = x[c, (j - s) mod n] (numpy.roll(x, s, -1)): the
+ * action of Z(n) (DESIGN §8), exact. */
+static int apply_shift(spdl_data *d, const layout_t *L, const xform_t *xf, const char *source, char *err,
+                       size_t errlen)
+{
+    char sb[96];
+    if (L->in_rank != 1 && L->in_rank != 2)
+        return spdl_fail(err, errlen, SPDL_EINVAL, "%s: shift= acts on signals, but the model's input %s is not a "
+                    "signal R[c, n] or R[n]", source, shape_text(L->in_rank, L->in_shape, sb, sizeof sb));
+    size_t n = L->in_shape[L->in_rank - 1], rows = L->in_rank == 2 ? L->in_shape[0] : 1;
+    double *tmp = alloc_doubles(n, 1);
+    if (!tmp)
+        return spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", source);
+    rng_t r = {xf->seed ^ SHIFT_SALT};
+    for (size_t i = 0; i < d->n; i++) {
+        long by = xf->shift == 2 ? (long)rng_below(&r, (unsigned)n) : xf->by;
+        size_t s = (size_t)(((by % (long)n) + (long)n) % (long)n);
+        for (size_t c = 0; c < rows; c++) {
+            double *x = d->x + i * d->nin + c * n;
+            for (size_t j = 0; j < n; j++)
+                tmp[(j + s) % n] = x[j];
+            memcpy(x, tmp, n * sizeof *tmp);
+        }
+    }
+    free(tmp);
+    return 0;
 }
 
 /* applies xf to every input image (and image target) of d */
@@ -1519,13 +1574,13 @@ static const struct builtin {
     int nclass;
     int stored;  /* read from a file in data/ (n= keeps the first N), not generated */
 } builtins[NBUILTIN] = {
-    {"spirals", "n noise turns seed split part rotate mirror", 2, 2, 0},
-    {"moons", "n noise seed split part rotate mirror", 2, 2, 0},
-    {"circles", "n noise factor seed split part rotate mirror", 2, 2, 0},
-    {"digits", "scale n seed split part rotate mirror", 64, 10, 1},
-    {"mnist", "scale n seed split part rotate mirror", MNIST_PIXELS, 10, 1},
-    {"waves", "n noise cycles seed split part rotate mirror", 0, 4, 0},
-    {"pointsets", "n noise zoom angle seed split part rotate mirror", 0, 3, 0},
+    {"spirals", "n noise turns seed split part rotate mirror shift", 2, 2, 0},
+    {"moons", "n noise seed split part rotate mirror shift", 2, 2, 0},
+    {"circles", "n noise factor seed split part rotate mirror shift", 2, 2, 0},
+    {"digits", "scale n seed split part rotate mirror shift", 64, 10, 1},
+    {"mnist", "scale n seed split part rotate mirror shift", MNIST_PIXELS, 10, 1},
+    {"waves", "n noise cycles phase seed split part rotate mirror shift", 0, 4, 0},
+    {"pointsets", "n noise zoom angle seed split part rotate mirror shift", 0, 3, 0},
 };
 
 static int find_builtin(const char *source)
@@ -1610,7 +1665,7 @@ static int load_builtin(const spec_t *s, const common_t *cm, const layout_t *L, 
         if (n > MAX_BUILTIN_N)
             return spdl_fail(err, errlen, SPDL_EINVAL, "%s: n=%zu is too large (at most %u)", s->source, n,
                         MAX_BUILTIN_N);
-        double noise, turns = 0, factor = 0, zoom = 0, angle = 0;
+        double noise, turns = 0, factor = 0, zoom = 0, angle = 0, phase = -1;
         unsigned cycles = 0;
         int random_angle = 1;
         rc = get_double(s, "noise", k == B_MOONS || k == B_WAVES ? 0.1 : 0.05, 0, 10, 0, &noise, err, errlen);
@@ -1623,6 +1678,12 @@ static int load_builtin(const spec_t *s, const common_t *cm, const layout_t *L, 
             if (!rc && len < 4 * (size_t)cycles)
                 rc = spdl_fail(err, errlen, SPDL_EINVAL, "%s: cycles=%u needs signals of at least %zu samples (4 per "
                           "period), the model's input %s has %zu", s->source, cycles, 4 * (size_t)cycles, shape, len);
+            const char *ph = spec_get(s, "phase");
+            if (!rc && ph && strcmp(ph, "random") != 0 &&
+                (!scan_number(ph, strlen(ph), &phase) || !(phase >= 0 && phase < 1)))
+                rc = spdl_fail(err, errlen, SPDL_EINVAL, "%s: phase=%s: expected phase=random or a number in [0, 1) "
+                          "(the fraction of a period every signal starts at)", s->source,
+                          quote(ph, strlen(ph), qb, sizeof qb));
         }
         if (!rc && k == B_POINTSETS) {
             rc = get_double(s, "zoom", 0, 0, 0.9, 0, &zoom, err, errlen);
@@ -1655,9 +1716,13 @@ static int load_builtin(const spec_t *s, const common_t *cm, const layout_t *L, 
             snprintf(base, baselen, "%s (n=%zu, noise=%g, factor=%g, seed=%llu)", s->source, n, noise, factor, sd);
             break;
         case B_WAVES:
-            gen_waves(n, len, noise, cycles, seed, d->x, d->t);
-            snprintf(base, baselen, "%s (n=%zu, length %zu, noise=%g, cycles=%u, seed=%llu)", s->source, n, len,
-                     noise, cycles, sd);
+            gen_waves(n, len, noise, cycles, phase, seed, d->x, d->t);
+            if (phase >= 0)
+                snprintf(base, baselen, "%s (n=%zu, length %zu, noise=%g, cycles=%u, phase=%g, seed=%llu)", s->source,
+                         n, len, noise, cycles, phase, sd);
+            else
+                snprintf(base, baselen, "%s (n=%zu, length %zu, noise=%g, cycles=%u, seed=%llu)", s->source, n, len,
+                         noise, cycles, sd);
             break;
         default:
             gen_pointsets(n, len, noise, zoom, random_angle, angle, seed, d->x, d->t);
@@ -1692,7 +1757,7 @@ static int ends_with(const char *s, const char *suffix)
 static int load_file(const spec_t *s, const layout_t *L, spdl_data *d, char *base, size_t baselen, char *err,
                      size_t errlen)
 {
-    int rc = check_keys(s, "n seed split part rotate mirror", err, errlen);
+    int rc = check_keys(s, "n seed split part rotate mirror shift", err, errlen);
     if (rc)
         return rc;
     char *buf;
@@ -1785,8 +1850,8 @@ static int load_inner(const char *spec, const layout_t *L, uint64_t seed, spdl_d
         append(out->desc, sizeof out->desc, ", first %zu of %zu samples", cm.n, out->n);
         out->n = cm.n;
     }
-    if (xf.mirror || xf.rotate) {
-        rc = apply_xform(out, L, &xf, s.source, err, errlen);
+    if (xf.mirror || xf.rotate || xf.shift) {
+        rc = xf.shift ? apply_shift(out, L, &xf, s.source, err, errlen) : apply_xform(out, L, &xf, s.source, err, errlen);
         if (!rc) {
             char xb[128];
             xform_text(&xf, xb, sizeof xb);

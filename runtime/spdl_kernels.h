@@ -50,6 +50,18 @@
 #define SPDL_MODEL_FN static
 #endif
 
+/* In double, generated code reads the caller's parameters in place: each
+ * call's prepare stores their address in the work buffer, and this reads it
+ * back (for the tile functions: theta must stay as it was from
+ * M_tile_prepare to M_tile_finish). Writable in type only, so it can be
+ * handed to the kernels like any buffer: nothing writes a parameter. */
+SPDL_KERNEL real *spdl_theta(const real *slot)
+{
+    real *theta;
+    memcpy(&theta, slot, sizeof theta);
+    return theta;
+}
+
 /* a if c else b, as bit operations: a select the compilers keep branch-free
  * even when an arm holds a constant they could fold into a branch. (gcc
  * vectorises its int-to-mask conversion on x86 only from SSE4.2 on.) */

@@ -395,7 +395,7 @@ Test(rotate, bad_values_and_inputs_that_are_not_images)
     expect_err(spec, &rl, SPDL_EINVAL, want);
     /* the keys are known to every source */
     snprintf(spec, sizeof spec, "%s?turn=1", p);
-    snprintf(want, sizeof want, "%s: unknown key 'turn' (known keys: n, seed, split, part, rotate, mirror)", p);
+    snprintf(want, sizeof want, "%s: unknown key 'turn' (known keys: n, seed, split, part, rotate, mirror, shift)", p);
     expect_err(spec, &rl, SPDL_EINVAL, want);
     /* a layout whose shape does not hold nin */
     size_t bad[2] = {3, 3};
@@ -668,10 +668,50 @@ Test(waves, deterministic_and_errors)
     spdl_data_layout c3 = layout(2, d1, 32, 1, 3);
     expect_err("builtin:waves", &c3, SPDL_EMODEL, "builtin:waves has 4 classes, the model has 3");
     expect_err("builtin:waves?zoom=1", &l, SPDL_EINVAL,
-               "builtin:waves: unknown key 'zoom' (known keys: n, noise, cycles, seed, split, part, rotate, mirror)");
+               "builtin:waves: unknown key 'zoom' (known keys: n, noise, cycles, phase, seed, split, part, rotate, mirror, shift)");
     expect_err("builtin:waves?rotate=90", &l, SPDL_EINVAL,
                "builtin:waves: rotate= acts on images, but the model's input R[1, 32] is not an image R[c, n, n] or "
                "R[n, n]");
+}
+
+/* phase=X: every signal starts at X of a period (the other draws as with a
+ * random phase); shift=S turns every signal cyclically by S samples
+ * (numpy.roll), shift=random by a random S per signal, seeded */
+Test(waves, phase_and_shift)
+{
+    size_t d1[2] = {1, 32}, dv[1] = {32};
+    spdl_data_layout l = layout(2, d1, 32, 1, 4), v = layout(1, dv, 32, 1, 4);
+    spdl_data a, b, c, r1, r2;
+    load_ok("builtin:waves?n=40&noise=0&phase=0.25&cycles=1", &l, &a);
+    cr_assert_str_eq(a.desc, "builtin:waves (n=40, length 32, noise=0, cycles=1, phase=0.25, seed=1)");
+    for (size_t i = 0; i < a.n; i += 4) /* sines: a sin(2 pi (j / 32 + 1/4)) = a cos(2 pi j / 32) */
+        for (int j = 0; j < 32; j++)
+            cr_assert_float_eq(a.x[i * 32 + (size_t)j], a.x[i * 32] * cos(2 * M_PI * j / 32.0), 1e-12);
+    load_ok("builtin:waves?n=40&noise=0&phase=0.25&cycles=1&shift=5", &l, &b);
+    cr_assert_str_eq(b.desc, "builtin:waves (n=40, length 32, noise=0, cycles=1, phase=0.25, seed=1), shifted 5 "
+                             "samples (cyclic)");
+    load_ok("builtin:waves?n=40&noise=0&phase=0.25&cycles=1&shift=-27", &v, &c);
+    for (size_t i = 0; i < a.n; i++)
+        for (size_t j = 0; j < 32; j++) {
+            cr_assert(b.x[i * 32 + (j + 5) % 32] == a.x[i * 32 + j]);
+            cr_assert(c.x[i * 32 + (j + 5) % 32] == a.x[i * 32 + j], "shift=-27 is shift=5 on R[32]");
+        }
+    load_ok("builtin:waves?n=40&shift=random", &l, &r1);
+    load_ok("builtin:waves?n=40&shift=random", &l, &r2);
+    cr_assert(memcmp(r1.x, r2.x, 40 * 32 * sizeof *r1.x) == 0, "shift=random is seeded");
+    cr_assert_str_eq(r1.desc, "builtin:waves (n=40, length 32, noise=0.1, cycles=3, seed=1), shifted by a random "
+                              "number of samples per signal (cyclic, seed=1)");
+    spdl_data_free(&a), spdl_data_free(&b), spdl_data_free(&c), spdl_data_free(&r1), spdl_data_free(&r2);
+    expect_err("builtin:waves?phase=1", &l, SPDL_EINVAL, "builtin:waves: phase=1: expected phase=random or a number "
+               "in [0, 1) (the fraction of a period every signal starts at)");
+    expect_err("builtin:waves?shift=1.5", &l, SPDL_EINVAL, "builtin:waves: shift=1.5: expected shift=random or a "
+               "whole number of samples (cyclic, to the right)");
+    expect_err("builtin:waves?shift=1&mirror=1", &l, SPDL_EINVAL, "builtin:waves: shift= acts on signals and "
+               "rotate=/mirror= on images: give one or the other");
+    size_t di[3] = {1, 8, 8};
+    spdl_data_layout img = layout(3, di, 64, 1, 10);
+    expect_err("builtin:digits?shift=1", &img, SPDL_EINVAL, "builtin:digits: shift= acts on signals, but the "
+               "model's input R[1, 8, 8] is not a signal R[c, n] or R[n]");
 }
 
 /* ---- builtin:pointsets -------------------------------------------------------------- */
