@@ -218,8 +218,9 @@ static int compile(Arena *a, Diags *d, const char *model, char *dir, const char 
     argv[n++] = "-Wall";
     argv[n++] = "-Wextra";
     argv[n++] = "-O2";
-    if (host_march())
-        argv[n++] = (char *)host_march();
+    const char *march = host_march();
+    if (march)
+        argv[n++] = (char *)march;
     if (shared) {
         argv[n++] = "-fPIC";
         argv[n++] = "-shared";
