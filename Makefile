@@ -28,7 +28,12 @@ COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/c
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
 .PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots bench-conv bench-threads bench-multilevel bench-convergence bench-grid-levels check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-warn check-inv check-e2e check-levels check-attack check-python bench-python check-difftest difftest
-all: $(B)/spdlc $(B)/libspdl.a
+# The MPI runtime (DESIGN §9, runtime/ranks.h) is built where mpicc exists: libspdl.a with ranks.o made by mpicc
+# -DSPDL_MPI, which `spdlc build --mpi` links. Nothing else needs MPI.
+MPICC   ?= mpicc
+HAVE_MPICC := $(shell command -v $(MPICC) >/dev/null 2>&1 && echo yes)
+MPI_LIB := $(if $(HAVE_MPICC),$(B)/libspdl_mpi.a)
+all: $(B)/spdlc $(B)/libspdl.a $(MPI_LIB)
 
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 CRITERION_LIBS := -lcriterion -lm
@@ -84,11 +89,20 @@ $(B)/libspdl.a: $(RUNTIME_OBJ) | $(B)/runtime
 	rm -f $@
 	ar rcs $@ $(RUNTIME_OBJ)
 
+# mpicc wraps $(CC) (OMPI_CC); Open MPI's header does not pass -pedantic, so it is not asked for here either
+$(B)/runtime/ranks_mpi.o: runtime/ranks.c runtime/ranks.h | $(B)/runtime
+	OMPI_CC=$(CC) $(MPICC) $(CFLAGS_ALL) -fPIC -DSPDL_MPI -Iruntime -c $< -o $@
+
+$(B)/libspdl_mpi.a: $(filter-out $(B)/runtime/ranks.o,$(RUNTIME_OBJ)) $(B)/runtime/ranks_mpi.o
+	rm -f $@
+	ar rcs $@ $^
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIB_DIR) $(DESTDIR)$(PREFIX)/include \
 	    $(DESTDIR)$(STDLIB_DIR) $(DESTDIR)$(DATA_DIR)
 	install -m 755 $(B)/spdlc $(DESTDIR)$(PREFIX)/bin/spdlc
 	install -m 644 $(B)/libspdl.a $(DESTDIR)$(LIB_DIR)/libspdl.a
+	$(if $(MPI_LIB),install -m 644 $(MPI_LIB) $(DESTDIR)$(LIB_DIR)/libspdl_mpi.a)
 	install -m 644 runtime/spdl.h $(DESTDIR)$(PREFIX)/include/spdl.h
 	install -m 644 stdlib/schemes.spn $(DESTDIR)$(STDLIB_DIR)/schemes.spn
 	install -m 644 data/digits.csv.gz $(DESTDIR)$(DATA_DIR)/digits.csv.gz

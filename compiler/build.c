@@ -50,17 +50,17 @@ static bool exists(const char *p)
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* libspdl.a: $SPDL_LIB, next to spdlc (the build tree), ../lib (installed),
- * then the configured install dir. */
-static const char *find_libspdl(Arena *a, char *tried, size_t n)
+/* libspdl.a (or libspdl_mpi.a, `name`): $SPDL_LIB, next to spdlc (the build
+ * tree), ../lib (installed), then the configured install dir. */
+static const char *find_libspdl(Arena *a, const char *name, char *tried, size_t n)
 {
     const char *ed = exe_dir(a);
     const char *env = getenv("SPDL_LIB");
     const char *cands[] = {
-        env && *env ? arena_printf(a, "%s/libspdl.a", env) : NULL,
-        arena_printf(a, "%s/libspdl.a", ed),
-        arena_printf(a, "%s/../lib/libspdl.a", ed),
-        SPDL_LIB_DIR "/libspdl.a",
+        env && *env ? arena_printf(a, "%s/%s", env, name) : NULL,
+        arena_printf(a, "%s/%s", ed, name),
+        arena_printf(a, "%s/../lib/%s", ed, name),
+        arena_printf(a, "%s/%s", SPDL_LIB_DIR, name),
     };
     size_t k = 0;
     tried[0] = '\0';
@@ -206,11 +206,16 @@ static char *make_tmpdir(Arena *a, Diags *d)
  * library (-fPIC -shared). Returns 0 (the temporary directory removed,
  * unless the compiler warned) or 1 after reporting the error. */
 static int compile(Arena *a, Diags *d, const char *model, char *dir, const char *const *src, int nsrc,
-                   const char *lib, bool shared, const char *out)
+                   const char *lib, bool shared, const char *mpicc, const char *out)
 {
     const char *cc = getenv("CC");
     if (!cc || !*cc)
         cc = "cc";
+    if (mpicc) { /* Open MPI's wrapper runs $OMPI_CC: $CC's compiler, with MPI's flags and libraries */
+        if (strcmp(cc, "cc"))
+            setenv("OMPI_CC", cc, 0);
+        cc = mpicc;
+    }
     char *argv[96];
     int n = 0;
     argv[n++] = (char *)cc;
@@ -270,22 +275,52 @@ static int compile(Arena *a, Diags *d, const char *model, char *dir, const char 
     return 0;
 }
 
-static const char *libspdl_or_error(Arena *a, Diags *d)
+static const char *libspdl_or_error(Arena *a, Diags *d, bool mpi)
 {
     char tried[2048];
-    const char *lib = find_libspdl(a, tried, sizeof tried);
+    const char *name = mpi ? "libspdl_mpi.a" : "libspdl.a";
+    const char *lib = find_libspdl(a, name, tried, sizeof tried);
     if (!lib) {
-        Diag *g = diag_error(d, NO_SPAN, "cannot find libspdl.a (looked at %s)", tried);
-        diag_note(d, g, NO_SPAN, "build it with `make`, or point SPDL_LIB at its directory");
+        Diag *g = diag_error(d, NO_SPAN, "cannot find %s (looked at %s)", name, tried);
+        diag_note(d, g, NO_SPAN, mpi ? "`make` builds it where mpicc exists (apt-get install libopenmpi-dev), or point "
+                                       "SPDL_LIB at its directory"
+                                     : "build it with `make`, or point SPDL_LIB at its directory");
     }
     return lib;
 }
 
-int build_exe(Arena *a, Diags *d, int nlevels, const StepProgram *const *levels, const EmitOpts *opts,
+/* $MPICC (default mpicc) when it is on PATH (or a path that can be run);
+ * NULL after reporting the error. */
+static const char *find_mpicc(Arena *a, Diags *d)
+{
+    const char *mpicc = getenv("MPICC");
+    if (!mpicc || !*mpicc)
+        mpicc = "mpicc";
+    if (strchr(mpicc, '/')) {
+        if (access(mpicc, X_OK) == 0)
+            return mpicc;
+    } else {
+        const char *path = getenv("PATH");
+        char *p = arena_strdup(a, path && *path ? path : "/usr/bin:/bin");
+        for (char *dir = strtok(p, ":"); dir; dir = strtok(NULL, ":"))
+            if (access(arena_printf(a, "%s/%s", *dir ? dir : ".", mpicc), X_OK) == 0)
+                return mpicc;
+    }
+    Diag *g = diag_error(d, NO_SPAN, "build --mpi needs the MPI compiler wrapper '%s', which is not installed (or not on "
+                                     "PATH)", mpicc);
+    diag_note(d, g, NO_SPAN, "install Open MPI (apt-get install openmpi-bin libopenmpi-dev), then run `make` again so "
+                             "it builds libspdl_mpi.a; or set MPICC");
+    return NULL;
+}
+
+int build_exe(Arena *a, Diags *d, int nlevels, const StepProgram *const *levels, const EmitOpts *opts, bool mpi,
               const char *exe)
 {
     const char *model = levels[nlevels - 1]->m->name;
-    const char *lib = libspdl_or_error(a, d);
+    const char *mpicc = mpi ? find_mpicc(a, d) : NULL;
+    if (mpi && !mpicc)
+        return 1;
+    const char *lib = libspdl_or_error(a, d, mpi);
     char *dir = lib ? make_tmpdir(a, d) : NULL;
     if (!dir)
         return 1;
@@ -326,7 +361,7 @@ int build_exe(Arena *a, Diags *d, int nlevels, const StepProgram *const *levels,
         remove_dir(a, dir);
         return 1;
     }
-    return compile(a, d, model, dir, src, nlevels + 1, lib, false, exe);
+    return compile(a, d, model, dir, src, nlevels + 1, lib, false, mpicc, exe);
 }
 
 const char *build_level_prefix(Arena *a, const char *model, int level, int nlevels)
@@ -499,7 +534,7 @@ int build_python(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o, co
         diag_error(d, NO_SPAN, "out of memory for the certificate of '%s'", model);
         return 1;
     }
-    const char *lib = libspdl_or_error(a, d);
+    const char *lib = libspdl_or_error(a, d, false);
     char *dir = lib ? make_tmpdir(a, d) : NULL;
     if (!dir)
         return 1;
@@ -530,7 +565,7 @@ int build_python(Arena *a, Diags *d, const StepProgram *p, const EmitOpts *o, co
     const char *so = arena_printf(a, "%s/lib%s.so", outdir, model);
     const char *so_tmp = arena_printf(a, "%s/.lib%s.so.%ld", outdir, model, (long)getpid());
     const char *src[] = {arena_printf(a, "%s/%s.c", dir, model), glue};
-    if (compile(a, d, model, dir, src, 2, lib, true, so_tmp))
+    if (compile(a, d, model, dir, src, 2, lib, true, NULL, so_tmp))
         return 1;
     if (rename(so_tmp, so) != 0) {
         diag_error(d, NO_SPAN, "cannot write '%s': %s", so, strerror(errno));

@@ -13,8 +13,10 @@ enum { BUILD_MAX_LEVELS = 16 }; /* spdlc build --levels: the coarsest flows have
  * level is the model's own program; with more (spdlc build --levels, the
  * coarsest first, the model itself last) main hands them all to
  * spdl_main_levels, for `EXE train --multilevel`. Returns 0, or 1 after
- * reporting the error. */
-int build_exe(Arena *a, Diags *d, int nlevels, const StepProgram *const *levels, const EmitOpts *opts,
+ * reporting the error. With mpi (build --mpi, DESIGN §9) the program is
+ * compiled by $MPICC (default mpicc, which runs $CC) with libspdl_mpi.a,
+ * for mpirun; a clear error where there is no mpicc. */
+int build_exe(Arena *a, Diags *d, int nlevels, const StepProgram *const *levels, const EmitOpts *opts, bool mpi,
               const char *exe);
 /* The C prefix of level `level` (0 the coarsest) of nlevels: the model's
  * name for the finest, M_levelK (K from 1) below it. */

@@ -41,6 +41,9 @@ static const char usage[] =
     "                                     1/2^(L-1), ..., 1/2, 1 the size, the same kernels\n"
     "  build FILE.spn --python -o DIR     DIR/libM.so and DIR/M.py: the model from\n"
     "                                     NumPy and PyTorch (the spdl package loads it)\n"
+    "  build FILE.spn --mpi -o EXE        the program built by mpicc with libspdl_mpi.a: run\n"
+    "                                     mpirun -np P EXE train ... to split each batch over\n"
+    "                                     P ranks (bit-identical to one process)\n"
     "\n"
     "emit and build take --memory=store|invert|checkpoint: what the gradient keeps\n"
     "of the layers (every input; nothing, rebuilding inputs with the proved inverse;\n"
@@ -55,7 +58,7 @@ static const char usage[] =
 
 typedef struct Options {
     const char *cmd, *file, *out, *model, *dump;
-    bool json, standalone, dump_ir, python;
+    bool json, standalone, dump_ir, python, mpi;
     int levels;         /* build --levels L or --grid-levels L; 0 without */
     bool grid_levels;   /* the levels coarsen the images, not the flows */
     const char *precision;
@@ -116,6 +119,8 @@ static int parse_args(int argc, char **argv, Options *o)
             o->grid_levels = !strcmp(a, "--grid-levels");
         } else if (!strcmp(a, "--python")) {
             o->python = true;
+        } else if (!strcmp(a, "--mpi")) {
+            o->mpi = true;
         } else if (!strcmp(a, "--dump-ir")) {
             o->dump_ir = true;
         } else if (!strcmp(a, "--standalone")) {
@@ -165,6 +170,10 @@ static int parse_args(int argc, char **argv, Options *o)
     if (o->python && strcmp(o->cmd, "build"))
         return usage_error("--python is an option of build, not of '%s' (spdlc build FILE.spn --python -o DIR)",
                            o->cmd);
+    if (o->mpi && (strcmp(o->cmd, "build") || o->python))
+        return usage_error("%s", o->python ? "--mpi builds a program for mpirun, not a Python module: give --mpi or "
+                                             "--python"
+                                           : "--mpi is an option of build (spdlc build FILE.spn --mpi -o EXE)");
     if (o->python && o->standalone)
         return usage_error("%s", "--standalone is an option of emit; build --python always includes what it needs");
     if (o->levels && (!strcmp(o->cmd, "check") || o->python))
@@ -308,7 +317,7 @@ int main(int argc, char **argv)
         if (!status && o.python)
             status = build_python(&arena, &d, prog, &eo, o.out);
         else if (!status && !strcmp(o.cmd, "build"))
-            status = build_exe(&arena, &d, L, levels, level_opts, o.out);
+            status = build_exe(&arena, &d, L, levels, level_opts, o.mpi, o.out);
         diag_flush(&d);
     }
 out:

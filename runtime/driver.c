@@ -16,12 +16,13 @@
 
 int spdl_error(const spdl_args *a, const char *fmt, ...)
 {
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: error: ", a->prog);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (!spdl_ranks_hold(a->ranks, msg))
+        fprintf(stderr, "%s: error: %s\n", a->prog, msg);
     return 1;
 }
 
@@ -41,10 +42,28 @@ int spdl_get_data(const spdl_model *m, const spdl_args *a, const char *spec, spd
     spdl_data_layout layout = spdl_data_layout_of(coarser ? fine : m);
     int rc = spdl_data_load_layout(spec, &layout, a->seed, d, err, sizeof err);
     if (rc)
-        return spdl_error(a, "%s", err);
-    if (d->n == 0) {
+        spdl_error(a, "%s", err);
+    else if (d->n == 0) {
         spdl_data_free(d);
-        return spdl_error(a, "%s holds no samples", spec);
+        rc = spdl_error(a, "%s holds no samples", spec);
+    }
+    if (spdl_ranks_agree(a->ranks, rc)) {
+        if (!rc)
+            spdl_data_free(d);
+        return 1;
+    }
+    if (a->ranks) { /* every rank trains on rank 0's data, or none does */
+        uint64_t h = spdl_hash_bytes(SPDL_HASH_START, &d->n, sizeof d->n);
+        h = spdl_hash_bytes(h, d->x, sizeof(double) * d->n * d->nin);
+        if (d->t)
+            h = spdl_hash_bytes(h, d->t, sizeof(double) * d->n * d->ntarget);
+        int which = 0;
+        if (!spdl_ranks_same(a->ranks, h, &which)) {
+            spdl_data_free(d);
+            if (spdl_ranks_rank(a->ranks) == 0)
+                spdl_error(a, "the data %s on rank %d differ from rank 0's (every rank reads its own copy)", spec, which);
+            return 1;
+        }
     }
     if (coarser) {
         spdl_data all = *d;
@@ -59,10 +78,12 @@ int spdl_get_data(const spdl_model *m, const spdl_args *a, const char *spec, spd
 int spdl_get_weights(const spdl_model *m, const spdl_args *a, const char *path, double *theta)
 {
     char err[512];
-    int differs = 0;
-    int rc = spdl_weights_load(path, m, theta, NULL, NULL, &differs, err, sizeof err);
-    if (rc)
-        return spdl_error(a, "%s", err);
+    int differs = 0, rc = 0;
+    if (spdl_ranks_rank(a->ranks) == 0 && (rc = spdl_weights_load(path, m, theta, NULL, NULL, &differs, err, sizeof err)))
+        spdl_error(a, "%s", err);
+    if (spdl_ranks_agree(a->ranks, rc))
+        return 1;
+    spdl_ranks_bcast(a->ranks, theta, sizeof(double) * m->nparam);
     if (differs)
         fprintf(stderr, "%s: warning: %s was trained from different source text of model '%s'\n", a->prog, path, m->name);
     return 0;
@@ -116,12 +137,18 @@ int spdl_new_tiles(const spdl_model *m, const spdl_args *a, size_t max_batch, sp
 {
     int rc = spdl_tiles_new(m, a->threads, max_batch, out);
     if (rc == SPDL_ENOTSUP)
-        return spdl_error(a, "model '%s' was built by an older spdlc (it has no M_tile_* functions): build it again",
-                          m->name);
-    if (rc == SPDL_ENOMEM)
-        return spdl_error(a, "out of memory (for %d threads' work buffers)", a->threads);
-    if (rc)
-        return spdl_error(a, "cannot start %d threads: %s", a->threads, strerror(errno));
+        spdl_error(a, "model '%s' was built by an older spdlc (it has no M_tile_* functions): build it again", m->name);
+    else if (rc == SPDL_ENOMEM)
+        spdl_error(a, "out of memory (for %d threads' work buffers)", a->threads);
+    else if (rc)
+        spdl_error(a, "cannot start %d threads: %s", a->threads, strerror(errno));
+    else if ((rc = spdl_tiles_set_ranks(*out, a->ranks)))
+        spdl_error(a, "out of memory (for the buffers of %d ranks)", spdl_ranks_size(a->ranks));
+    if (spdl_ranks_agree(a->ranks, rc)) {
+        spdl_tiles_free(*out);
+        *out = NULL;
+        return 1;
+    }
     return 0;
 }
 
@@ -197,6 +224,10 @@ static int cmd_predict(const spdl_model *m, const spdl_args *a)
     int rc = spdl_tiles_forward(tl, theta, d.n, d.x, y, &bad);
     if (rc) {
         spdl_error(a, "forward pass failed at sample %zu: %s", bad, spdl_strerror(rc));
+        goto done;
+    }
+    if (spdl_ranks_rank(a->ranks) != 0) { /* rank 0 writes the rows */
+        status = 0;
         goto done;
     }
     if (a->out && ends_with(a->out, ".npy")) {
@@ -500,18 +531,20 @@ static int parse_level_epochs(spdl_args *a, const char *v)
  * the level it was saved at by train --multilevel, else the finest. */
 static const spdl_model *model_for_weights(const spdl_args *a)
 {
-    const spdl_model *m = a->levels[a->nlevels - 1];
+    int pick = a->nlevels - 1; /* under MPI rank 0 reads the file, and says */
     char err[512];
     int level = 0, levels = 0;
-    if (a->nlevels > 1 && !spdl_weights_level(a->weights, &level, &levels, err, sizeof err) &&
-        levels == a->nlevels && level < levels) {
-        m = a->levels[level - 1];
+    if (a->nlevels > 1 && spdl_ranks_rank(a->ranks) == 0 &&
+        !spdl_weights_level(a->weights, &level, &levels, err, sizeof err) && levels == a->nlevels && level < levels) {
+        pick = level - 1;
         char what[96];
         spdl_level_describe(a->levels, a->nlevels, level - 1, what, sizeof what);
         fprintf(stderr, "%s: note: %s holds level %d of %d (%s): using that level\n", a->prog, a->weights, level,
                 levels, what);
     }
-    return m;
+    if (a->nlevels > 1)
+        spdl_ranks_bcast(a->ranks, &pick, sizeof pick);
+    return a->levels[pick];
 }
 
 int spdl_main(const spdl_model *m, int argc, char **argv)
@@ -519,12 +552,46 @@ int spdl_main(const spdl_model *m, int argc, char **argv)
     return spdl_main_levels(&m, 1, argc, argv);
 }
 
+static int run_main(const spdl_model *const *levels, int nlevels, int argc, char **argv, const char *prog,
+                    spdl_ranks *ranks);
+
+static const char *prog_name(const spdl_model *const *levels, int nlevels, int argc, char **argv)
+{
+    const char *slash = argc > 0 ? strrchr(argv[0], '/') : NULL;
+    const spdl_model *m = levels && nlevels >= 1 && nlevels <= SPDL_LEVELS_MAX ? levels[nlevels - 1] : NULL;
+    return argc > 0 ? (slash ? slash + 1 : argv[0]) : m ? m->name : "spdl";
+}
+
+/* Under mpirun (a program of spdlc build --mpi) every rank runs the same
+   command line; ranks.h says who prints and who writes. */
 int spdl_main_levels(const spdl_model *const *levels, int nlevels, int argc, char **argv)
+{
+    const char *prog = prog_name(levels, nlevels, argc, argv);
+    spdl_ranks *ranks = NULL;
+    if (spdl_ranks_start(&argc, &argv, prog, &ranks))
+        return 1;
+    return spdl_ranks_end(ranks, run_main(levels, nlevels, argc, argv, prog, ranks));
+}
+
+static int run_main(const spdl_model *const *levels, int nlevels, int argc, char **argv, const char *prog,
+                    spdl_ranks *ranks)
 {
     spdl_args a = {0};
     const spdl_model *m = levels && nlevels >= 1 && nlevels <= SPDL_LEVELS_MAX ? levels[nlevels - 1] : NULL;
-    const char *slash = argc > 0 ? strrchr(argv[0], '/') : NULL;
-    a.prog = argc > 0 ? (slash ? slash + 1 : argv[0]) : m ? m->name : "spdl";
+    a.prog = prog;
+    a.ranks = ranks;
+    if (ranks) { /* the same command line on every rank, or none runs */
+        uint64_t h = SPDL_HASH_START;
+        for (int i = 1; i < argc; i++)
+            h = spdl_hash_bytes(h, argv[i], strlen(argv[i]) + 1);
+        int which = 0;
+        if (!spdl_ranks_same(ranks, h, &which)) {
+            if (spdl_ranks_rank(ranks) == 0)
+                spdl_error(&a, "rank %d was started with other arguments than rank 0's (mpirun runs one command line)",
+                           which);
+            return 1;
+        }
+    }
     a.epochs = 100;
     a.batch = 64;
     a.opt = SPDL_ADAM;
@@ -645,6 +712,11 @@ int spdl_main_levels(const spdl_model *const *levels, int nlevels, int argc, cha
                     a.threads, cpus, cpus == 1 ? "" : "s");
         }
         a.threads_given = given[O_THREADS] != NULL;
+    }
+    if (a.ranks && (cmd->bit & ~C_THREADED)) { /* invert, sample, plot: rank 0 alone */
+        if (spdl_ranks_rank(a.ranks) != 0)
+            return 0;
+        a.ranks = NULL;
     }
     if (cmd->bit != C_TRAIN)
         m = model_for_weights(&a);

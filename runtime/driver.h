@@ -14,6 +14,7 @@
 
 #include "data.h"
 #include "optim.h"
+#include "ranks.h"
 #include "spdl.h"
 #include "tiles.h"
 #include "weights.h"
@@ -39,6 +40,7 @@ typedef struct spdl_args {
     int multilevel;         /* train --multilevel */
     int level_epochs[SPDL_LEVELS_MAX]; /* its epochs per level: --level-epochs, else --epochs each */
     int prolong_linear;     /* --prolong linear */
+    spdl_ranks *ranks;      /* under mpirun (ranks.h); NULL: one process */
 } spdl_args;
 
 int spdl_cmd_train(const spdl_model *m, const spdl_args *a);
@@ -47,7 +49,11 @@ int spdl_cmd_certify(const spdl_model *m, const spdl_args *a);
 int spdl_cmd_invert(const spdl_model *m, const spdl_args *a);
 int spdl_cmd_sample(const spdl_model *m, const spdl_args *a);
 
-/* Helpers for the commands: each prints its own error. */
+/* Helpers for the commands: each prints its own error (under MPI, holds
+ * it: ranks.h; spdl_get_data, spdl_get_weights and spdl_new_tiles agree
+ * on their status with the other ranks, so they are collectives there:
+ * every rank's data is the same as rank 0's or every rank fails, and
+ * rank 0 alone reads the weights, then broadcasts them). */
 int  spdl_error(const spdl_args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int  spdl_get_data(const spdl_model *m, const spdl_args *a, const char *spec, spdl_data *d);
 int  spdl_get_weights(const spdl_model *m, const spdl_args *a, const char *path, double *theta);

@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 
+#include "ranks.h"
 #include "spdl.h"
 
 enum { SPDL_THREADS_MAX = 1024 };
@@ -53,6 +54,16 @@ int spdl_tiles_losses(spdl_tiles *t, const double *theta, size_t n, const double
 /* y = M_forward(x) for any n, split at tile boundaries. SPDL_OK, or the
  * code of the first failing part; *bad (may be NULL) is its first sample. */
 int spdl_tiles_forward(spdl_tiles *t, const double *theta, size_t n, const double *x, double *y, size_t *bad);
+
+/* Under MPI (ranks.h), with more than one rank: every call above becomes
+ * a collective of the ranks, each running its contiguous share of the
+ * tiles, with the same results on every rank, bit-identical to one
+ * process's. Call it on every rank, after spdl_tiles_new. SPDL_OK or
+ * SPDL_ENOMEM. */
+int spdl_tiles_set_ranks(spdl_tiles *t, spdl_ranks *r);
+/* The samples [*lo, *hi) of a batch of `batch` that this rank's tiles read
+ * (all of them for one process): the others may stay unset. */
+void spdl_tiles_rows(const spdl_tiles *t, size_t batch, size_t *lo, size_t *hi);
 
 /* The threads for `EXE COMMAND --threads N`: N, or without --threads the
  * value of SPDL_THREADS, or the CPUs this process may use. On a bad

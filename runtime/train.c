@@ -9,7 +9,13 @@
  * also gives the same bits as 20 epochs in one run; the cosine schedule
  * anneals over --epochs, so a resume that changes --epochs (or the schedule)
  * changes the learning rates of the epochs already trained, and train says
- * so when it resumes. */
+ * so when it resumes.
+ *
+ * Under MPI (ranks.h) every rank runs this same loop on the same data, with
+ * the same shuffles, and gets the same gradient from spdl_tiles_loss_grad
+ * (each step a collective over the ranks' tiles), so every rank's optimiser
+ * makes the same update; rank 0 alone writes the log and the checkpoints,
+ * and reads the checkpoint to resume, which it broadcasts. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -132,6 +138,8 @@ typedef struct trainer {
     int saved;          /* the epoch (of the level being trained) of the last checkpoint on disk; -1: none */
     int epochs_before;  /* the earlier levels' epochs: the log counts epochs over the levels */
     int trained;        /* epochs this run trained */
+    double mpi_step;    /* seconds in MPI calls during the steps (ranks.h) */
+    size_t steps;       /* steps this run made */
 } trainer;
 
 /* One level's parameters, gradient and optimiser. */
@@ -237,6 +245,8 @@ static int train_level(trainer *t, int level, level_state *s, spdl_run_state *ru
     spdl_tiles *tiles = NULL;
     if (spdl_new_tiles(m, a, most, &tiles))
         return 1;
+    size_t row_lo, row_hi; /* the rows of a full batch this rank's tiles read */
+    spdl_tiles_rows(tiles, B, &row_lo, &row_hi);
     char lv[48] = "";
     if (t->multilevel)
         snprintf(lv, sizeof lv, "level %d/%d  ", level + 1, t->nlevels);
@@ -254,14 +264,19 @@ static int train_level(trainer *t, int level, level_state *s, spdl_run_state *ru
             t->perm[j] = tmp;
         }
         for (size_t b = 0; b < nbatch; b++) {
-            size_t st = b * B, nb = t->train.n - st < B ? t->train.n - st : B;
-            for (size_t i = 0; i < nb; i++) {
+            size_t st = b * B, nb = t->train.n - st < B ? t->train.n - st : B, lo = row_lo, hi = row_hi;
+            if (nb < B)
+                spdl_tiles_rows(tiles, nb, &lo, &hi);
+            for (size_t i = lo; i < hi; i++) {
                 memcpy(t->xb + i * m->nin, t->train.x + t->perm[st + i] * m->nin, sizeof(double) * m->nin);
                 if (m->ntarget)
                     memcpy(t->tb + i * m->ntarget, t->train.t + t->perm[st + i] * m->ntarget,
                            sizeof(double) * m->ntarget);
             }
+            double mpi0 = spdl_ranks_seconds(a->ranks);
             double loss = spdl_tiles_loss_grad(tiles, s->theta, nb, t->xb, m->ntarget ? t->tb : NULL, s->grad);
+            t->mpi_step += spdl_ranks_seconds(a->ranks) - mpi0;
+            t->steps++;
             if (!isfinite(loss) || !all_finite(s->grad, P)) {
                 if (tty)
                     printf("\n");
@@ -302,12 +317,14 @@ static int train_level(trainer *t, int level, level_state *s, spdl_run_state *ru
         if (t->have_val)
             spdl_evaluate(tiles, m, s->theta, &t->val, &vl, &vacc, NULL);
         double el = spdl_now() - t0;
-        fprintf(t->log, "%d,%.10g,%.6g,%.10g,%.6g,%.4f", t->epochs_before + epoch + 1, tl, acc, vl, vacc,
-                t->t_before + spdl_now() - t->t_start);
-        if (t->multilevel)
-            fprintf(t->log, ",%d", level + 1);
-        fputc('\n', t->log);
-        fflush(t->log);
+        if (t->log) { /* rank 0's */
+            fprintf(t->log, "%d,%.10g,%.6g,%.10g,%.6g,%.4f", t->epochs_before + epoch + 1, tl, acc, vl, vacc,
+                    t->t_before + spdl_now() - t->t_start);
+            if (t->multilevel)
+                fprintf(t->log, ",%d", level + 1);
+            fputc('\n', t->log);
+            fflush(t->log);
+        }
         t->trained++;
         if (!a->quiet) {
             double rate = (double)t->train.n / (el > 0 ? el : 1e-9);
@@ -332,10 +349,12 @@ static int train_level(trainer *t, int level, level_state *s, spdl_run_state *ru
         run->levels = t->multilevel ? t->nlevels : 0;
         if (run->epoch % a->ckpt_every == 0 || run->epoch == E) {
             char err[512];
-            if (spdl_weights_save(t->out, m, s->theta, &s->opt, run, err, sizeof err)) {
+            int rc = 0;
+            if (spdl_ranks_rank(a->ranks) == 0 && (rc = spdl_weights_save(t->out, m, s->theta, &s->opt, run, err,
+                                                                          sizeof err)))
                 spdl_error(a, "%s", err);
+            if (spdl_ranks_agree(a->ranks, rc))
                 goto done;
-            }
             t->saved = run->epoch;
         }
     }
@@ -347,7 +366,7 @@ done:
 
 /* --resume: the checkpoint's level (0 the coarsest; 0 for a one-level run)
  * and its parameters, optimiser and run state into s. */
-static int resume(trainer *t, const spdl_model *const *levels, int *level, level_state *s, spdl_run_state *run)
+static int resume_read(trainer *t, const spdl_model *const *levels, int *level, level_state *s, spdl_run_state *run)
 {
     const spdl_args *a = t->a;
     char err[512];
@@ -395,6 +414,33 @@ static int resume(trainer *t, const spdl_model *const *levels, int *level, level
     return 0;
 }
 
+/* resume_read on rank 0, which broadcasts what it read to the other ranks */
+static int resume(trainer *t, const spdl_model *const *levels, int *level, level_state *s, spdl_run_state *run)
+{
+    const spdl_args *a = t->a;
+    spdl_ranks *r = a->ranks;
+    int rank = spdl_ranks_rank(r);
+    if (spdl_ranks_agree(r, rank == 0 ? resume_read(t, levels, level, s, run) : 0))
+        return 1;
+    if (!r)
+        return 0;
+    spdl_ranks_bcast(r, level, sizeof *level);
+    if (spdl_ranks_agree(r, rank != 0 ? level_alloc(s, levels[*level], a) : 0))
+        return 1;
+    size_t P = s->m->nparam;
+    spdl_ranks_bcast(r, s->theta, sizeof(double) * P);
+    spdl_ranks_bcast(r, s->opt.m, sizeof(double) * P);
+    if (s->opt.v)
+        spdl_ranks_bcast(r, s->opt.v, sizeof(double) * P);
+    spdl_ranks_bcast(r, &s->opt.step, sizeof s->opt.step);
+    spdl_ranks_bcast(r, &s->opt.lr, sizeof s->opt.lr);
+    spdl_ranks_bcast(r, run, sizeof *run);
+    spdl_ranks_bcast(r, &t->rng, sizeof t->rng);
+    spdl_ranks_bcast(r, &t->saved, sizeof t->saved);
+    spdl_ranks_bcast(r, &t->epochs_before, sizeof t->epochs_before);
+    return 0;
+}
+
 int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
 {
     trainer t = {.a = a, .saved = -1, .multilevel = a->multilevel, .nlevels = a->multilevel ? a->nlevels : 1};
@@ -435,19 +481,23 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
             goto done;
         levels[0]->init(s.theta, a->seed);
     }
-    spdl_st_remove_stale(t.out); /* what a run killed while saving left */
     char logbuf[1024], srclog[1024];
     log_path(t.out, logbuf, sizeof logbuf);
-    if (a->resume) {
-        log_path(a->resume, srclog, sizeof srclog);
-        t.log = resume_log(srclog, logbuf, t.epochs_before + run.epoch, t.multilevel, &t.t_before);
-    } else if ((t.log = fopen(logbuf, "w"))) {
-        fprintf(t.log, "%s%s\n", log_header, t.multilevel ? ",level" : "");
+    int rank = spdl_ranks_rank(a->ranks), rc = 0;
+    if (rank == 0) { /* the log and the checkpoints are rank 0's */
+        spdl_st_remove_stale(t.out); /* what a run killed while saving left */
+        if (a->resume) {
+            log_path(a->resume, srclog, sizeof srclog);
+            t.log = resume_log(srclog, logbuf, t.epochs_before + run.epoch, t.multilevel, &t.t_before);
+        } else if ((t.log = fopen(logbuf, "w"))) {
+            fprintf(t.log, "%s%s\n", log_header, t.multilevel ? ",level" : "");
+        }
+        if (!t.log)
+            rc = spdl_error(a, "cannot write %s: %s", logbuf, strerror(errno));
     }
-    if (!t.log) {
-        spdl_error(a, "cannot write %s: %s", logbuf, strerror(errno));
+    if (spdl_ranks_agree(a->ranks, rc))
         goto done;
-    }
+    spdl_ranks_bcast(a->ranks, &t.t_before, sizeof t.t_before);
     if (!a->quiet) {
         char epochs[160] = "";
         int k = 0;
@@ -462,6 +512,8 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
                                                       : "prolonged by copies");
         else
             printf("%d epochs, ", a->epochs);
+        if (a->ranks)
+            printf("%d ranks x ", spdl_ranks_size(a->ranks));
         printf("%d thread%s\n", a->threads, a->threads == 1 ? "" : "s");
     }
     size_t tile = m->tile ? m->tile : 64, step_tiles = (t.B + tile - 1) / tile;
@@ -501,6 +553,13 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
         printf("trained %d epochs in %.1f s (%.2f s in the optimiser loop: %.0f samples/s); weights in %s, log in %s\n",
                t.trained, spdl_now() - t.t_start, t.t_run,
                (double)t.trained * (double)t.train.n / (t.t_run > 0 ? t.t_run : 1e-9), t.out, logbuf);
+    if (a->ranks) { /* a step's time in MPI calls (waiting for the others included): rank 0's, the ranks' mean */
+        int P = spdl_ranks_size(a->ranks);
+        double mean = spdl_ranks_sum(a->ranks, t.mpi_step) / P, steps = t.steps ? (double)t.steps : 1;
+        if (!a->quiet)
+            printf("MPI: %d ranks, %.3f ms a step in MPI calls on rank 0 (%.3f ms mean over the ranks), %zu steps\n",
+                   P, 1e3 * t.mpi_step / steps, 1e3 * mean / steps, t.steps);
+    }
     status = 0;
 done:
     if (t.log)
