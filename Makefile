@@ -27,7 +27,7 @@ COMPILER_SRC := arena diag ast parse source resolve tableau step analysis check 
 COMPILER_OBJ := $(COMPILER_SRC:%=$(B)/compiler/%.o) $(B)/compiler/lexer.o $(B)/compiler/parser.o \
                 $(B)/compiler/prelude.o $(B)/compiler/kernels_text.o $(B)/compiler/header_text.o
 
-.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots bench-conv bench-threads bench-multilevel bench-convergence bench-grid-levels check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-warn check-inv check-e2e check-levels check-attack check-python bench-python check-difftest difftest
+.PHONY: all deps demo check clean install fuzz bench bench-speed bench-memory bench-hotspots bench-conv bench-threads bench-multilevel bench-convergence bench-grid-levels check-unit check-golden check-asan check-design check-badinput check-runtime check-gen check-emit check-warn check-inv check-e2e check-levels check-attack check-python bench-python check-difftest difftest check-mpi bench-mpi
 # The MPI runtime (DESIGN §9, runtime/ranks.h) is built where mpicc exists: libspdl.a with ranks.o made by mpicc
 # -DSPDL_MPI, which `spdlc build --mpi` links. Nothing else needs MPI.
 MPICC   ?= mpicc
@@ -248,7 +248,14 @@ difftest: deps $(B)/spdlc
 check-python: $(B)/spdlc $(B)/libspdl.a
 	tests/python.sh $(B)/spdlc $(PYTHON)
 
-check: deps all check-unit check-runtime check-golden check-badinput check-design check-asan check-emit check-warn check-gen check-inv check-e2e check-levels check-attack check-python check-difftest
+# MPI data parallelism (DESIGN §9): spdlc build --mpi, mpirun -np 2 against one process bit for bit, resume,
+# rank 0 alone writing, failing ranks (tests/mpi.sh). tests/mpi_asan.sh runs the MPI runtime under ASan (by hand).
+check-mpi: DEPS_FOR = check
+check-mpi: deps $(B)/spdlc $(B)/libspdl.a
+	@$(MAKE) --no-print-directory $(B)/libspdl_mpi.a
+	tests/mpi.sh $(B)/spdlc
+
+check: deps all check-unit check-runtime check-golden check-badinput check-design check-asan check-emit check-warn check-gen check-inv check-e2e check-levels check-attack check-python check-difftest check-mpi
 
 # ---- fuzzing --------------------------------------------------------------------
 # libFuzzer on the front end (lexer, parser, resolver, diagnostics) under ASan

@@ -23,8 +23,13 @@ if [ "$what" = check ]; then
     need clang command -v clang
     need python3-numpy /usr/bin/python3 -c 'import numpy'
     need python3-torch /usr/bin/python3 -c 'import torch'
+    # MPI data parallelism (spdlc build --mpi, tests/mpi.sh): Open MPI's mpirun and its mpicc with mpi.h
+    need openmpi-bin command -v mpirun
+    need libopenmpi-dev command -v mpicc
 fi
 if [ "$what" = bench ]; then
+    need openmpi-bin command -v mpirun
+    need libopenmpi-dev command -v mpicc
     need libopenblas-dev has_header cblas.h
     # the pthread OpenBLAS also provides libblas.so.3, which PyTorch's float64 products (and
     # its im2col convolutions) run on; without it they run on the reference BLAS
