@@ -314,6 +314,12 @@ bench-convergence: all
 # the same for coarser images first (--grid-levels): a C4 MNIST model, 14x14 then 28x28
 bench-grid-levels: all
 	$(BENCH_PY) bench/grid_levels.py $(B)/spdlc $(B)/bench/grid-levels
+# MPI data parallelism (DESIGN §9): mpirun -np 2 EXE train --threads 1 against one process on one thread, width 64,
+# batch 1024 (RANKS, WIDTH, BATCH, ROUNDS override); the time a step spends in MPI calls
+bench-mpi: DEPS_FOR = bench
+bench-mpi: deps all
+	@$(MAKE) --no-print-directory $(B)/libspdl_mpi.a
+	$(BENCH_PY) bench/mpi.py
 # the Python binding's per-call cost and a PyTorch training loop against pure PyTorch (issue 13)
 bench-python: deps all
 	$(BENCH_PY) bench/python_overhead.py
