@@ -335,7 +335,7 @@ static const struct option {
      "epochs between checkpoints (default 1; the last epoch always writes one)"},
     {O_THREADS, "--threads", NULL, V_INT, "N", 1, SPDL_THREADS_MAX, C_THREADED, 0,
      "threads, each taking tiles of 64 samples (default: $SPDL_THREADS, else every CPU this process may "
-     "use); results are bit-identical for any N"},
+     "use; a rank's under mpirun); results are bit-identical for any N"},
     {O_MULTILEVEL, "--multilevel", NULL, V_NONE, NULL, 0, 0, C_TRAIN, 0,
      "train the levels of spdlc build --levels coarsest first, each prolonged to the next (twice the layers), or "
      "those of --grid-levels (images restricted by 2x2 means, the same parameters)"},
@@ -400,6 +400,11 @@ static void print_help(const char *prog, const struct command *c)
         for (int k = 0; k < NCOMMANDS; k++)
             print_synopsis(stdout, &commands[k]);
         printf("\n%sW is a safetensors file (default: MODEL.safetensors).\n", data_help);
+        if (spdl_ranks_available())
+            printf("\nmpirun -np P %s train|eval|predict|certify ...: P ranks, each taking a contiguous part of every\n"
+                   "batch's tiles; bit-identical to one process; rank 0 alone prints and writes files.\n", prog);
+        else
+            printf("\nBuilt without MPI (spdlc build --mpi makes a program for mpirun -np P).\n");
         return;
     }
     printf("usage: %s %s [options]\n%s.\n\n", prog, c->name, c->what);
