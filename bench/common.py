@@ -99,6 +99,20 @@ def build_model(width, layers, memory="store", shared=False, precision="double")
     return exe
 
 
+def build_program(width, layers, name="spirals", flags=()):
+    """`spdlc build` of the spirals model at WIDTH x LAYERS (bench/model.sh)
+    with FLAGS (e.g. --mpi) into build/bench/models/exe_wW_nN/NAME; returns
+    the program's path."""
+    d = os.path.join(BUILD, "models", "exe_w%d_n%d" % (width, layers))
+    os.makedirs(d, exist_ok=True)
+    spn = os.path.join(d, "spirals.spn")
+    with open(spn, "w") as f:
+        f.write(run(["sh", os.path.join(ROOT, "bench", "model.sh"), str(width), str(layers)]).stdout)
+    exe = os.path.join(d, name)
+    run([SPDLC, "build", spn, "-o", exe] + list(flags))
+    return exe
+
+
 def build_dgemm():
     exe = os.path.join(BUILD, "dgemm")
     run([CC] + OWN_CFLAGS + [os.path.join(ROOT, "bench", "dgemm.c"), "-o", exe, "-lopenblas"])

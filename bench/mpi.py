@@ -40,17 +40,6 @@ TRAIN_N = int(os.environ.get("TRAIN_N", "16384"))
 EPOCHS = int(os.environ.get("EPOCHS", "3"))
 
 
-def build(mpi):
-    d = os.path.join(common.BUILD, "models", "mpi_w%d_n%d" % (WIDTH, LAYERS))
-    os.makedirs(d, exist_ok=True)
-    spn = os.path.join(d, "spirals.spn")
-    with open(spn, "w") as f:
-        f.write(common.run(["sh", os.path.join(common.ROOT, "bench", "model.sh"), str(WIDTH), str(LAYERS)]).stdout)
-    exe = os.path.join(d, "spirals_mpi" if mpi else "spirals")
-    common.run([common.SPDLC, "build", spn, "-o", exe] + (["--mpi"] if mpi else []))
-    return exe
-
-
 def mpi_env():
     env = common.bench_env()
     if os.geteuid() == 0:  # Open MPI refuses root without these
@@ -81,7 +70,8 @@ def train(cmd, out, env=None):
 
 def main():
     lines, out, mach = common.start_report()
-    one_exe, mpi_exe = build(False), build(True)
+    one_exe = common.build_program(WIDTH, LAYERS)
+    mpi_exe = common.build_program(WIDTH, LAYERS, "spirals_mpi", ["--mpi"])
     mpirun = ["mpirun", "-np", str(RANKS)] + (["--oversubscribe"] if RANKS > common_cpus() else [])
     w1, wp = os.path.join(common.BUILD, "mpi_one.safetensors"), os.path.join(common.BUILD, "mpi_ranks.safetensors")
     rounds = []

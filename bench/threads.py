@@ -52,17 +52,6 @@ def ncpu():
         return os.cpu_count() or 1
 
 
-def build_exe(width):
-    d = os.path.join(common.BUILD, "models", "exe_w%d_n%d" % (width, LAYERS))
-    os.makedirs(d, exist_ok=True)
-    spn = os.path.join(d, "spirals.spn")
-    with open(spn, "w") as f:
-        f.write(common.run(["sh", os.path.join(common.ROOT, "bench", "model.sh"), str(width), str(LAYERS)]).stdout)
-    exe = os.path.join(d, "spirals")
-    common.run([common.SPDLC, "build", spn, "-o", exe])
-    return exe
-
-
 def train(exe, threads):
     """samples/s of the optimiser loop (train's own clock), wall seconds and
     CPU seconds of the whole run"""
@@ -103,7 +92,7 @@ def main():
     n = ncpu()
     out("threads: every CPU this process may use = %d" % n)
     harness = {w: common.build_model(w, LAYERS) for w in sorted(set(WIDTHS + [TRAIN_WIDTH]))}
-    exe = build_exe(TRAIN_WIDTH)
+    exe = common.build_program(TRAIN_WIDTH, LAYERS)
     torch_py = [common.TORCH_PY, os.path.join(common.ROOT, "bench", "torch_spirals.py")]
     rounds = []
     for r in range(ROUNDS):
