@@ -6,22 +6,59 @@
 #include "analysis.h"
 #include "version.h"
 
+/* The gradient's first entries in an adjoint array (M_NADJ: the gradient,
+ * then the parameter code's adjoints): in double the tiles add into the
+ * caller's array directly, so only the rest is in the work buffer. */
+static size_t grad_in_place(E *e) { return e->o->fp32 ? 0 : e->m->theta_size; }
+
+/* Start of a call that accumulates the gradient into dst (double): its
+ * address into the work buffer, and dst zeroed unless it already holds a
+ * sum to add to. */
+static void grad_dest(E *e, const char *dst, bool zero)
+{
+    if (e->o->fp32)
+        return;
+    out(e, "memcpy(w + %zu, &%s, sizeof %s);", e->gradp, dst, dst);
+    if (zero && e->m->theta_size) {
+        out(e, "if (%s)", dst);
+        out(e, "    memset(%s, 0, sizeof(double) * %zu);", dst, e->m->theta_size);
+    }
+}
+
+/* End of such a call: the parameter code's adjoints into the gradient, then
+ * (float) the gradient out of the work buffer. */
+static void grad_finish(E *e, const char *dst)
+{
+    out(e, "%s(w);", fn(e, "prepare_adj"));
+    if (e->o->fp32 && e->m->theta_size) {
+        out(e, "for (size_t i = 0; i < %zu; i++)", e->m->theta_size);
+        out(e, "    %s[i] = (double)w[%zu + i];", dst, e->gtheta);
+    }
+}
+
+static void zero_adjoints(E *e)
+{
+    if (e->padj_end > e->padj_begin)
+        out(e, "memset(w + %zu, 0, sizeof(real) * %zu);", e->padj_begin, e->padj_end - e->padj_begin);
+}
+
 /* The training step in three parts, for a caller that runs a batch's tiles
  * on several threads (libspdl's train, DESIGN §9, runtime/tiles.c):
  * M_tile_prepare runs the parameter code into a work buffer once per batch
  * (in double keeping theta's address: theta must not change until
  * M_tile_finish),
  * M_tile_loss runs one tile on a prepared buffer and adds the tile's
- * parameter adjoint (seeded 1/batch) to adj, M_tile_finish turns the
- * adjoints summed over the batch's tiles into the gradient. Summed in a
- * fixed order, the tiles give the same bits whichever buffer ran each; the
- * parameter code and its adjoint run once per batch, not once per tile. */
+ * parameter adjoint (seeded 1/batch) to adj (in double in place, so tiles
+ * summed from zeroed adj in a fixed order give the same bits whichever
+ * buffer ran each), M_tile_finish turns the adjoints summed over the
+ * batch's tiles into the gradient. The parameter code and its adjoint run
+ * once per batch, not once per tile. */
 static void emit_tile_api(E *e)
 {
     const StepProgram *p = e->p;
     const Model *m = e->m;
     const char *M = e->M;
-    const size_t nadj = e->padj_end - e->padj_begin;
+    const size_t nadj = e->padj_end - e->padj_begin, g0 = grad_in_place(e);
     out(e, "int %s_tile_prepare(const double *theta, void *work)", M);
     out(e, "{");
     e->indent++;
@@ -45,6 +82,7 @@ static void emit_tile_api(E *e)
         out(e, "if (adj)");
         out(e, "    memset(w + %zu, 0, sizeof(real) * %zu);", e->padj_begin, nadj);
     }
+    grad_dest(e, "adj", false);
     out(e, "if (%s(w, x, target, 0, nb))", fn(e, "load"));
     out(e, "    return NAN;");
     out(e, "%s(w, adj != NULL, NULL, NULL, NULL);", fn(e, "tile_forward"));
@@ -65,7 +103,7 @@ static void emit_tile_api(E *e)
     out(e, "        return NAN;");
     if (nadj) {
         out(e, "    for (size_t i = 0; i < %zu; i++)", nadj);
-        out(e, "        adj[i] += (double)w[%zu + i];", e->padj_begin);
+        out(e, "        adj[%zu + i] += (double)w[%zu + i];", g0, e->padj_begin);
     }
     out(e, "}");
     out(e, "return total;");
@@ -91,15 +129,15 @@ static void emit_tile_api(E *e)
     e->indent++;
     if (nadj) {
         out(e, "for (size_t i = 0; i < %zu; i++)", nadj);
-        out(e, "    w[%zu + i] = (real)adj[i];", e->padj_begin);
+        out(e, "    w[%zu + i] = (real)adj[%zu + i];", e->padj_begin, g0);
+    }
+    if (g0) {
+        grad_dest(e, "grad", false);
+        out(e, "memcpy(grad, adj, sizeof(double) * %zu);", g0);
     }
     if (p->loss_param >= 0 && VAL(e, p->loss_param)->vary != VARY_CONST)
         out(e, "%s[0] += 1;", G(e, p->loss_param));
-    out(e, "%s(w);", fn(e, "prepare_adj"));
-    if (m->theta_size) {
-        out(e, "for (size_t i = 0; i < %zu; i++)", m->theta_size);
-        out(e, "    grad[i] = (double)w[%zu + i];", e->gtheta);
-    }
+    grad_finish(e, "grad");
     e->indent--;
     out(e, "}");
     out(e, "return loss;");
@@ -172,8 +210,9 @@ void emit_public(E *e)
     out(e, "if (!theta || !x || !work || batch == 0%s)", m->ntarget ? " || !target" : "");
     out(e, "    return NAN;");
     out(e, "%s", align_work(e));
-    out(e, "memset(w + %zu, 0, sizeof(real) * %zu);", e->padj_begin, e->padj_end - e->padj_begin);
+    zero_adjoints(e);
     out(e, "%s(theta, w);", fn(e, "prepare"));
+    grad_dest(e, "grad", true);
     if (e->o->memory == MEMORY_INVERT)
         out(e, "%s(w);", fn(e, "prepare_inverse"));
     out(e, "double total = 0;");
@@ -205,11 +244,9 @@ void emit_public(E *e)
         }
     }
     out(e, "if (grad) {");
-    out(e, "    %s(w);", fn(e, "prepare_adj"));
-    if (m->theta_size) {
-        out(e, "    for (size_t i = 0; i < %zu; i++)", m->theta_size);
-        out(e, "        grad[i] = (double)w[%zu + i];", e->gtheta);
-    }
+    e->indent++;
+    grad_finish(e, "grad");
+    e->indent--;
     out(e, "}");
     out(e, "return loss;");
     e->indent--;
@@ -223,8 +260,9 @@ void emit_public(E *e)
     out(e, "if (!theta || !x || !dy || !work || batch == 0 || (!dx && !dtheta))");
     out(e, "    return SPDL_EINVAL;");
     out(e, "%s", align_work(e));
-    out(e, "memset(w + %zu, 0, sizeof(real) * %zu);", e->padj_begin, e->padj_end - e->padj_begin);
+    zero_adjoints(e);
     out(e, "%s(theta, w);", fn(e, "prepare"));
+    grad_dest(e, "dtheta", true);
     if (e->o->memory == MEMORY_INVERT)
         out(e, "%s(w);", fn(e, "prepare_inverse"));
     out(e, "for (size_t t0 = 0; t0 < batch; t0 += SPDL_BT) {");
@@ -246,11 +284,9 @@ void emit_public(E *e)
     e->indent--;
     out(e, "}");
     out(e, "if (dtheta) {");
-    out(e, "    %s(w);", fn(e, "prepare_adj"));
-    if (m->theta_size) {
-        out(e, "    for (size_t i = 0; i < %zu; i++)", m->theta_size);
-        out(e, "        dtheta[i] = (double)w[%zu + i];", e->gtheta);
-    }
+    e->indent++;
+    grad_finish(e, "dtheta");
+    e->indent--;
     out(e, "}");
     out(e, "return SPDL_OK;");
     e->indent--;
@@ -473,7 +509,7 @@ void emit_descriptor(E *e)
     Shape ts = m->target ? m->target->type.shape : (Shape){0};
     out(e, "    %d, {%d, %d, %d, %d},", ts.rank, ts.rank > 0 ? ts.dim[0] : 0, ts.rank > 1 ? ts.dim[1] : 0,
         ts.rank > 2 ? ts.dim[2] : 0, ts.rank > 3 ? ts.dim[3] : 0);
-    out(e, "    SPDL_BT, %zu, %s_tile_prepare, %s_tile_loss, %s_tile_finish, %s_learned_steps,", e->padj_end - e->padj_begin,
+    out(e, "    SPDL_BT, %zu, %s_tile_prepare, %s_tile_loss, %s_tile_finish, %s_learned_steps,", e->nadj,
         M, M, M, M);
     out(e, "};");
     out(e, "return &model;");
@@ -520,7 +556,7 @@ void emit_header(E *e)
             out(e, "int    %s_logdet(const double *theta, size_t batch, const double *x, double *ld, void *work);", M);
     }
     out(e, "/* the training step in parts, for callers that split a batch's tiles across threads: */");
-    out(e, "enum { %s_TILE = %d, %s_NADJ = %zu };", M, BT, M, e->padj_end - e->padj_begin);
+    out(e, "enum { %s_TILE = %d, %s_NADJ = %zu };", M, BT, M, e->nadj);
     out(e, "int    %s_tile_prepare(const double *theta, void *work);", M);
     out(e, "double %s_tile_loss(void *work, size_t batch, size_t nb, const double *x, const double *target,", M);
     out(e, "                     double *y, double *adj);");

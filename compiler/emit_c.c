@@ -266,7 +266,7 @@ static void layout(E *e)
         e->fwd[i] = e->adj[i] = NONE;
     plan_fusion(e);
     /* in double the code reads the caller's theta in place, through the
-     * pointer prepare stores here (spdl_theta); in float, a float copy */
+     * pointer prepare stores here (spdl_pointer_at); in float, a float copy */
     e->theta = alloc(e, e->o->fp32 ? m->theta_size : 2);
     size_t nmax = 1;
     for (int i = 0; i < nv; i++)
@@ -300,9 +300,12 @@ static void layout(E *e)
             if (!is_alias(e, v) && !e->strided[v->id])
                 e->fwd[v->id] = alloc(e, v->size * (size_t)p->segs[s].blk->layers);
         }
-    /* their adjoints and the gradient: one region, zeroed once per call */
+    /* their adjoints and the gradient: one region, zeroed once per call; in
+     * double the gradient accumulates in the caller's array, whose address
+     * each call stores at gradp, so the scratch does not grow with theta */
+    e->gradp = e->o->fp32 ? NONE : alloc(e, 2);
     e->padj_begin = e->total;
-    e->gtheta = alloc(e, m->theta_size);
+    e->gtheta = e->o->fp32 ? alloc(e, m->theta_size) : NONE;
     for (int i = 0; i < p->ngcode; i++) {
         const Val *v = VAL(e, p->gcode[i]);
         if (!is_alias(e, v) && !e->strided[v->id] && v->vary != VARY_CONST)
@@ -315,6 +318,7 @@ static void layout(E *e)
                 e->adj[v->id] = alloc(e, v->size * (size_t)p->segs[s].blk->layers);
         }
     e->padj_end = e->total;
+    e->nadj = e->padj_end - e->padj_begin + (e->o->fp32 ? 0 : m->theta_size);
     /* one tile */
     e->x = alloc(e, m->nin * BT);
     e->lab = alloc(e, (m->ntarget ? m->ntarget : 1) * BT);
@@ -428,7 +432,7 @@ const Param *param_of(E *e, const Val *v) { return e->m->params[v->index]; }
  * the work buffer's float copy in float. */
 static const char *theta_base(E *e)
 {
-    return e->o->fp32 ? S_(e, "(w + %zu)", e->theta) : S_(e, "spdl_theta(w + %zu)", e->theta);
+    return e->o->fp32 ? S_(e, "(w + %zu)", e->theta) : S_(e, "spdl_pointer_at(w + %zu)", e->theta);
 }
 
 /* The forward buffer of v in the current context (k is the layer index). */
@@ -468,6 +472,13 @@ const char *F(E *e, int id)
     return "?";
 }
 
+/* Where the parameter gradient accumulates: the caller's array in double
+ * (through its address in the work buffer), the work buffer in float. */
+static const char *grad_base(E *e)
+{
+    return e->o->fp32 ? S_(e, "(w + %zu)", e->gtheta) : S_(e, "spdl_pointer_at(w + %zu)", e->gradp);
+}
+
 /* The adjoint buffer of v. */
 const char *G(E *e, int id)
 {
@@ -475,11 +486,11 @@ const char *G(E *e, int id)
     switch (home(v)) {
     case H_GLOBAL:
         if (v->op == OP_PARAM)
-            return S_(e, "(w + %zu)", e->gtheta + param_of(e, v)->offset);
+            return S_(e, "(%s + %zu)", grad_base(e), param_of(e, v)->offset);
         return S_(e, "(w + %zu)", e->adj[id]);
     case H_LAYERP:
         if (v->op == OP_PARAM)
-            return S_(e, "(w + %zu + k * %zu)", e->gtheta + param_of(e, v)->offset, param_of(e, v)->nstore);
+            return S_(e, "(%s + %zu + k * %zu)", grad_base(e), param_of(e, v)->offset, param_of(e, v)->nstore);
         return S_(e, "(w + %zu + k * %zu)", e->adj[id], v->size);
     case H_MODEL:
         if (v->op == OP_INPUT)
@@ -529,6 +540,26 @@ bool first(E *e, int o)
 }
 
 bool wants_adj(E *e, int o) { return o >= 0 && e->active[o]; }
+
+/* M_vjp without dtheta stores no gradient address (double): a tile's
+ * contributions of sample values v to parameter-level adjoints o are then
+ * skipped, at run time. Opens the test where it is needed. */
+bool grad_guard_open(E *e, const Val *v, int o)
+{
+    if (e->o->fp32 || v->vary != VARY_SAMPLE || VAL(e, o)->vary == VARY_SAMPLE)
+        return false;
+    out(e, "if (spdl_pointer_at(w + %zu)) {", e->gradp);
+    e->indent++;
+    return true;
+}
+
+void grad_guard_close(E *e, bool open)
+{
+    if (open) {
+        e->indent--;
+        out(e, "}");
+    }
+}
 
 /* For contributions that cover only part of o or reduce into it: zero o
  * first when this is the first contribution, then always add. */

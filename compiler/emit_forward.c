@@ -31,6 +31,10 @@ void emit_prepare(E *e)
     out(e, "SPDL_MODEL_FN void %s(const double *theta, real *w)", fn(e, "prepare"));
     out(e, "{");
     e->indent++;
+    if (!e->o->fp32) { /* no gradient until a call that makes one stores its address */
+        out(e, "real *const no_grad = NULL;");
+        out(e, "memcpy(w + %zu, &no_grad, sizeof no_grad);", e->gradp);
+    }
     if (e->m->theta_size && !e->o->fp32) {
         out(e, "memcpy(w + %zu, &theta, sizeof theta);", e->theta);
     } else if (e->m->theta_size) {

@@ -34,6 +34,8 @@ typedef struct E {
     const char *M;
     size_t total;
     size_t theta, gtheta, padj_begin, padj_end;
+    size_t gradp;             /* double: the address of the caller's gradient (gtheta is NONE) */
+    size_t nadj;              /* M_NADJ: the gradient, then the parameter code's adjoints */
     size_t x, gx, lab, scratch, madj_begin, madj_end;
     size_t pscratch;          /* 2 n^2 for lu / orth kernels */
     size_t gscratch;          /* C4/D4 convolutions: the expanded filter bank and its gradient */
@@ -78,6 +80,8 @@ const char *F(E *e, int id);
 const char *G(E *e, int id);
 bool first(E *e, int o);
 bool wants_adj(E *e, int o);
+bool grad_guard_open(E *e, const Val *v, int o);
+void grad_guard_close(E *e, bool open);
 bool has_layer_code(E *e, const Seg *sg);
 void partial(E *e, int o, size_t rows);
 size_t rows_of(const Val *v);

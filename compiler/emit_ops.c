@@ -249,10 +249,13 @@ static bool ew_contrib(E *e, const Val *v, int o, const char *contrib, int gsrc)
     const Val *ov = VAL(e, o);
     bool full = ov->vary == v->vary && ov->size == v->size;
     bool assign = full && first(e, o);
+    bool guard = grad_guard_open(e, v, o); /* its braces scope the block's names */
     if (!full)
         partial(e, o, rows_of(ov) * lanes_of(ov));
-    out(e, "{");
-    e->indent++;
+    if (!guard) {
+        out(e, "{");
+        e->indent++;
+    }
     Acc GO = operand(e, o, v, "GO", true, true);
     e->nptr = 0;
     const char *gy = gsrc >= 0           ? at(e, operand(e, gsrc, v, "GY", true, false))
@@ -302,8 +305,11 @@ static bool ew_contrib(E *e, const Val *v, int o, const char *contrib, int gsrc)
     out(e, "}");
     if (scalar_target && (lane_reduce || v->vary != VARY_SAMPLE))
         out(e, "%s[0] += s_;", GO.name);
-    e->indent--;
-    out(e, "}");
+    if (!guard) {
+        e->indent--;
+        out(e, "}");
+    }
+    grad_guard_close(e, guard);
     return assign;
 }
 
@@ -439,6 +445,7 @@ static void strided_matmul_adjoint(E *e, const Val *v, bool ga, bool gb)
     }
     if (ga && wants_adj(e, A->a)) {
         first(e, A->a);
+        bool guard = grad_guard_open(e, v, A->a);
         out(e, "const real *restrict B = %s;", F(e, v->b));
         out(e, "real *restrict T = w + %zu;", e->scratch);
         out(e, "real *restrict GS = %s;", G(e, A->a));
@@ -446,6 +453,7 @@ static void strided_matmul_adjoint(E *e, const Val *v, bool ga, bool gb)
             out(e, "spdl_transpose_tile(%d, GY + %d, %d, T);", m, c * BT, p * BT);
             out(e, "spdl_gemm(%d, %d, SPDL_BT, B + %d, %d, 1, T, %d, GS, %d, 1);", n, m, c * BT, p * BT, m, m);
         }
+        grad_guard_close(e, guard);
     }
 }
 
@@ -478,12 +486,14 @@ static void matmul_adjoint(E *e, const Val *v)
         }
         if (ga) { /* dA += dY B' (summed over lanes and columns) */
             first(e, v->a);
+            bool guard = grad_guard_open(e, v, v->a);
             out(e, "real *restrict T = w + %zu;", e->scratch);
             out(e, "real *restrict GA = %s;", G(e, v->a));
             for (int c = 0; c < p; c++) {
                 out(e, "spdl_transpose_tile(%d, B + %d, %d, T);", n, c * BT, p * BT);
                 out(e, "spdl_gemm(%d, %d, SPDL_BT, GY + %d, %d, 1, T, %d, GA, %d, 1);", m, n, c * BT, p * BT, n, n);
             }
+            grad_guard_close(e, guard);
         }
         return;
     }
@@ -558,6 +568,7 @@ static void gconv_adjoint(E *e, const Val *v)
     }
     if (wants_adj(e, v->a)) {
         first(e, v->a);
+        bool guard = grad_guard_open(e, v, v->a);
         const Param *pm = param_of(e, VAL(e, v->a));
         size_t nb = (size_t)pm->cout * (size_t)pm->group->order * (size_t)pm->cin *
                     (size_t)(pm->kind == PK_GCONV ? pm->group->order : 1) * (size_t)pm->ksize * (size_t)pm->ksize;
@@ -565,6 +576,7 @@ static void gconv_adjoint(E *e, const Val *v)
         out(e, "memset(GWB, 0, sizeof(real) * %zu);", nb);
         out(e, "spdl_corr2_dw(%s, %s, %s, GWB);", dims, t ? F(e, v->b) : G(e, v->id), t ? G(e, v->id) : F(e, v->b));
         out(e, "spdl_gbank_adj(%s, GWB, %s);", bank, G(e, v->a));
+        grad_guard_close(e, guard);
     }
 }
 
@@ -583,8 +595,10 @@ static void zconv_adjoint(E *e, const Val *v)
     }
     if (wants_adj(e, v->a)) {
         first(e, v->a);
+        bool guard = grad_guard_open(e, v, v->a);
         out(e, "spdl_zconv_dk(%s, %s, %s, %s);", zconv_dims(e, v), t ? F(e, v->b) : G(e, v->id), t ? G(e, v->id) : F(e, v->b),
             G(e, v->a));
+        grad_guard_close(e, guard);
     }
 }
 
@@ -903,10 +917,12 @@ void op_adjoint(E *e, const Val *v)
                     out(e, "for (size_t j = 0; j < %zu; j++)", v->size * BT);
                     out(e, "    GA[j] %s GS[j];", assign ? "=" : "+=");
                 } else {
+                    bool guard = grad_guard_open(e, v, v->a);
                     out(e, "real *restrict GA = %s;", G(e, v->a));
                     out(e, "const real *restrict GS = %s;", gs);
                     out(e, "for (size_t i = 0; i < %zu; i++)", v->size);
                     out(e, "    GA[%s] += spdl_lane_sum(GS + i * SPDL_BT);", a->shape.rank ? "i" : "0");
+                    grad_guard_close(e, guard);
                 }
             }
             out(e, "memset(%s, 0, sizeof(real) * %zu);", gs, v->size * BT);

@@ -80,7 +80,10 @@ typedef struct spdl_model {
        prepared buffer, returns the sum of their losses (NaN on bad arguments
        or labels), writes their outputs to y (nb x nout, may be NULL) and, with
        adj, adds the tile's parameter adjoint a (nadj doubles, seeded 1/batch)
-       to adj, once: adj[i] += a[i]; tile_finish, on a prepared buffer, returns the parameter-only
+       to adj (in double in place, contribution by contribution, so the bits
+       are those of adj[i] += a[i] only when adj starts at zero: a caller
+       summing tiles gives each a zeroed adj and adds them in tile order);
+       tile_finish, on a prepared buffer, returns the parameter-only
        loss terms and, with adj summed over the batch's tiles, writes the
        gradient. Mean loss = (sum of the tiles' sums) / batch + tile_finish.
        NULL (and tile 0) in a descriptor made by hand: libspdl then calls

@@ -50,16 +50,18 @@
 #define SPDL_MODEL_FN static
 #endif
 
-/* In double, generated code reads the caller's parameters in place: each
- * call's prepare stores their address in the work buffer, and this reads it
- * back (for the tile functions: theta must stay as it was from
- * M_tile_prepare to M_tile_finish). Writable in type only, so it can be
- * handed to the kernels like any buffer: nothing writes a parameter. */
-SPDL_KERNEL real *spdl_theta(const real *slot)
+/* In double, generated code reads the caller's parameters in place and
+ * adds the gradient into the caller's array: each call stores their
+ * addresses in the work buffer, and this reads one back (for the tile
+ * functions: theta must stay as it was from M_tile_prepare to
+ * M_tile_finish). Writable in type, so theta can be handed to the kernels
+ * like any buffer: nothing writes a parameter. NULL for M_vjp without
+ * dtheta, whose tiles then skip the parameters' adjoints. */
+SPDL_KERNEL real *spdl_pointer_at(const real *slot)
 {
-    real *theta;
-    memcpy(&theta, slot, sizeof theta);
-    return theta;
+    real *p;
+    memcpy(&p, slot, sizeof p);
+    return p;
 }
 
 /* a if c else b, as bit operations: a select the compilers keep branch-free

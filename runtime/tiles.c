@@ -158,9 +158,8 @@ static void run_unit(spdl_tiles *t, int j, size_t k)
     }
     double *adj = NULL;
     if (t->want_adj) {
-        adj = t->defer ? t->dslots + (k - t->first) * t->nadj : t->parallel ? slot_of(t, k) : t->acc;
-        if (t->parallel || t->defer)
-            memset(adj, 0, sizeof(double) * t->nadj);
+        adj = t->defer ? t->dslots + (k - t->first) * t->nadj : slot_of(t, k);
+        memset(adj, 0, sizeof(double) * t->nadj);
     }
     double s = m->tile_loss(t->work[j], t->kind == J_GRAD ? t->batch : nb, nb, x, tg,
                             t->y ? t->y + s0 * m->nout : NULL, adj);
@@ -169,6 +168,8 @@ static void run_unit(spdl_tiles *t, int j, size_t k)
         fail(t, k, SPDL_ENONFINITE);
     if (adj && t->parallel && !t->defer)
         tile_done(t, k); /* folded even after a failure: the job's end waits for nothing else */
+    else if (adj && !t->defer)
+        fold(t->acc, adj, t->nadj);
 }
 
 static void job(void *ctx, int j)
@@ -249,8 +250,8 @@ int spdl_tiles_new(const spdl_model *m, int threads, size_t max_batch, spdl_tile
     for (size_t j = 0; !rc && j < n; j++)
         if (!(t->work[j] = malloc(ws)))
             rc = SPDL_ENOMEM;
-    if (!rc && n > 1) {
-        size_t per = sizeof(double) * (t->nadj ? t->nadj : 1), k = 2 * n;
+    if (!rc) { /* every tile's adjoint starts at zero in a slot (M_tile_loss adds in place) */
+        size_t per = sizeof(double) * (t->nadj ? t->nadj : 1), k = n > 1 ? 2 * n : 1;
         if (k > t->max_tiles)
             k = t->max_tiles;
         if (k * per > SLOTS_BYTES)
@@ -258,7 +259,7 @@ int spdl_tiles_new(const spdl_model *m, int threads, size_t max_batch, spdl_tile
         t->nslots = k;
         if (!(t->slots = malloc(k * per)))
             rc = SPDL_ENOMEM;
-        if (!rc)
+        if (!rc && n > 1)
             rc = spdl_pool_new((int)n, &t->pool);
     }
     if (rc) {

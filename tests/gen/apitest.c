@@ -106,6 +106,11 @@ int main(void)
     CHECK(isfinite(l1), "loss is not finite: %g", l1);
     CHECK(m->forward(th, B, x, y, w2) == SPDL_OK, "forward fails");
     CHECK(m->vjp(th, B, x, dy, dx, g3, w2) == SPDL_OK, "vjp fails");
+    /* without dtheta (in double the tiles then skip the parameters' adjoints): the same dx */
+    double *dx2 = calloc(B * NI, sizeof *dx2);
+    CHECK(m->vjp(th, B, x, dy, dx2, NULL, w2) == SPDL_OK && memcmp(dx, dx2, B * NI * sizeof *dx) == 0,
+          "vjp without dtheta gives another dx");
+    free(dx2);
     /* loss only (grad NULL) gives the same loss */
     CHECK(m->loss_grad(th, B, x, t, NULL, w2) == l1, "loss without gradient differs");
 
@@ -122,18 +127,23 @@ int main(void)
     CHECK(memcmp(g1, g2, P * sizeof *g1) == 0 && memcmp(g1, g3, P * sizeof *g1) == 0, "threaded gradients differ");
 
     /* the step in parts (M_tile_*): the same loss and gradient as one call, to
-       rounding; every tile on its own buffer and adjoint, summed in tile order,
-       gives the bits of one buffer adding every tile into one sum; outputs equal
-       M_forward's; bad arguments give NaN */
+       rounding; every tile's adjoint from zero, summed in tile order, gives the
+       same bits whichever work buffer ran it (M_tile_loss adds in place, so
+       callers sum tiles that way: runtime/tiles.c); outputs equal M_forward's;
+       bad arguments give NaN */
     CHECK(m->tile == 64 && m->tile_prepare && m->tile_loss && m->tile_finish, "no tile functions in the descriptor");
     size_t NA = m->nadj ? m->nadj : 1, ntiles = (B + m->tile - 1) / m->tile;
-    double *acc = calloc(NA, sizeof *acc), *part = calloc(NA * ntiles, sizeof *part), *sum = calloc(NA, sizeof *sum);
+    double *acc = calloc(NA, sizeof *acc), *part = calloc(NA * ntiles, sizeof *part), *sum = calloc(NA, sizeof *sum),
+           *one = calloc(NA, sizeof *one);
     double *gt = calloc(P ? P : 1, sizeof *gt), *gt2 = calloc(P ? P : 1, sizeof *gt2), *yt = calloc(B * NO, sizeof *yt);
     CHECK(m->tile_prepare(th, w2) == SPDL_OK && m->tile_prepare(th, w3) == SPDL_OK, "tile_prepare fails");
     double total = 0, total2 = 0;
     for (size_t k = 0; k < ntiles; k++) {
         size_t s0 = k * m->tile, nb = B - s0 < m->tile ? B - s0 : m->tile;
-        total += m->tile_loss(w2, B, nb, x + s0 * NI, NT ? t + s0 * NT : NULL, yt + s0 * NO, acc);
+        memset(one, 0, NA * sizeof *one);
+        total += m->tile_loss(w2, B, nb, x + s0 * NI, NT ? t + s0 * NT : NULL, yt + s0 * NO, one);
+        for (size_t i = 0; i < m->nadj; i++)
+            acc[i] += one[i];
         total2 += m->tile_loss(k % 2 ? w2 : w3, B, nb, x + s0 * NI, NT ? t + s0 * NT : NULL, NULL, part + k * NA);
     }
     for (size_t k = 0; k < ntiles; k++)
@@ -161,7 +171,7 @@ int main(void)
     if (NT)
         CHECK(isnan(m->tile_loss(w2, B, 4, x, NULL, NULL, acc)), "tile_loss NULL target");
     CHECK(isnan(m->tile_finish(NULL, acc, gt)) && isnan(m->tile_finish(w2, acc, NULL)), "tile_finish NULL");
-    free(acc), free(part), free(sum), free(gt), free(gt2), free(yt);
+    free(acc), free(part), free(sum), free(one), free(gt), free(gt2), free(yt);
 
     printf("%s: API contract %s (%d failure%s)\n", m->name, failures ? "FAILED" : "holds", failures,
            failures == 1 ? "" : "s");
