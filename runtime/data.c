@@ -1202,6 +1202,48 @@ static void gen_pointsets(size_t n, size_t m, double noise, double zoom, int ran
     }
 }
 
+/* order=angle: the points of every set sorted by polar angle around the
+   origin, atan2(y, x) in [-pi, pi] ascending, equal angles in draw order (so
+   the order is total and the same on every host with the same libm). A
+   canonical order for a model that is not permutation-invariant to learn. */
+typedef struct {
+    double angle;
+    size_t j;
+} polar_t;
+
+static int polar_cmp(const void *pa, const void *pb)
+{
+    const polar_t *a = pa, *b = pb;
+    if (a->angle != b->angle)
+        return a->angle < b->angle ? -1 : 1;
+    return a->j < b->j ? -1 : a->j > b->j;
+}
+
+static int sort_points_by_angle(double *x, size_t n, size_t m)
+{
+    polar_t *order = malloc((m ? m : 1) * sizeof *order);
+    double *tmp = alloc_doubles(2 * m, 1);
+    if (!order || !tmp) {
+        free(order);
+        free(tmp);
+        return SPDL_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double *xi = x + i * 2 * m;
+        for (size_t j = 0; j < m; j++)
+            order[j] = (polar_t){atan2(xi[m + j], xi[j]), j};
+        qsort(order, m, sizeof *order, polar_cmp);
+        for (size_t j = 0; j < m; j++) {
+            tmp[j] = xi[order[j].j];
+            tmp[m + j] = xi[m + order[j].j];
+        }
+        memcpy(xi, tmp, 2 * m * sizeof *tmp);
+    }
+    free(order);
+    free(tmp);
+    return 0;
+}
+
 /* ---- digits and mnist: data sets stored in data/ ---------------------------- */
 
 static const int digits_counts[10] = {178, 182, 177, 183, 181, 182, 181, 179, 174, 180};
@@ -1428,16 +1470,21 @@ typedef struct {
     uint64_t seed;    /* rotate=random: the angles' stream is seeded by seed ^ ROTATE_SALT */
     int shift;        /* 0: none; 1: by `by` samples; 2: a random shift per signal (seed ^ SHIFT_SALT) */
     long by;
+    int permute;      /* 0: none; 1: reverse the members; 2: a random permutation per set (seed ^ PERMUTE_SALT) */
 } xform_t;
+
+enum { PERMUTE_NONE, PERMUTE_REVERSE, PERMUTE_RANDOM };
 
 #define ROTATE_SALT 0x6a09e667f3bcc909u
 #define SHIFT_SALT 0xbb67ae8584caa73bu
+#define PERMUTE_SALT 0x3c6ef372fe94f82bu
 
 static int get_xform(const spec_t *s, uint64_t seed, xform_t *xf, char *err, size_t errlen)
 {
     char qb[200];
     memset(xf, 0, sizeof *xf);
     const char *m = spec_get(s, "mirror"), *r = spec_get(s, "rotate"), *sh = spec_get(s, "shift");
+    const char *pm = spec_get(s, "permute");
     if (m) {
         if (strcmp(m, "0") != 0 && strcmp(m, "1") != 0)
             return spdl_fail(err, errlen, SPDL_EINVAL, "%s: mirror=%s: expected mirror=1 (flip every image left to "
@@ -1469,6 +1516,23 @@ static int get_xform(const spec_t *s, uint64_t seed, xform_t *xf, char *err, siz
             return spdl_fail(err, errlen, SPDL_EINVAL, "%s: shift= acts on signals and rotate=/mirror= on images: "
                         "give one or the other", s->source);
     }
+    if (pm) {
+        xf->seed = seed;
+        if (strcmp(pm, "reverse") == 0)
+            xf->permute = PERMUTE_REVERSE;
+        else if (strcmp(pm, "random") == 0)
+            xf->permute = PERMUTE_RANDOM;
+        else
+            return spdl_fail(err, errlen, SPDL_EINVAL, "%s: permute=%s: expected permute=reverse (the members of "
+                        "every set in reverse order) or permute=random (a random order per set)", s->source,
+                        quote(pm, strlen(pm), qb, sizeof qb));
+        if (xf->shift)
+            return spdl_fail(err, errlen, SPDL_EINVAL, "%s: permute= and shift= both reorder the last axis: give one "
+                        "or the other", s->source);
+        if (xf->mirror || xf->rotate)
+            return spdl_fail(err, errlen, SPDL_EINVAL, "%s: permute= acts on sets and rotate=/mirror= on images: "
+                        "give one or the other", s->source);
+    }
     return 0;
 }
 
@@ -1492,6 +1556,10 @@ static void xform_text(const xform_t *xf, char *buf, size_t len)
                  (unsigned long long)xf->seed);
     else if (xf->shift == 1)
         snprintf(buf, len, ", shifted %ld sample%s (cyclic)", xf->by, xf->by == 1 || xf->by == -1 ? "" : "s");
+    else if (xf->permute == PERMUTE_RANDOM)
+        snprintf(buf, len, ", members of every set in a random order (seed=%llu)", (unsigned long long)xf->seed);
+    else if (xf->permute == PERMUTE_REVERSE)
+        snprintf(buf, len, ", members of every set in reverse order");
 }
 
 /* shift=: every channel of every input signal R[c, n] (or R[n]) turned
@@ -1519,6 +1587,52 @@ static int apply_shift(spdl_data *d, const layout_t *L, const xform_t *xf, const
             memcpy(x, tmp, n * sizeof *tmp);
         }
     }
+    free(tmp);
+    return 0;
+}
+
+/* permute=: the members (columns) of every input set R[c, n] reordered, the
+ * same order for every channel: x'[c, j] = x[c, perm[j]] with perm[j] =
+ * n - 1 - j (reverse) or a Fisher-Yates shuffle per set from splitmix64
+ * seeded with seed ^ PERMUTE_SALT, sets in sample order (random). An element
+ * of S(n) acting on the set axis (DESIGN §8), exact. */
+static int apply_permute(spdl_data *d, const layout_t *L, const xform_t *xf, const char *source, char *err,
+                         size_t errlen)
+{
+    char sb[96], hint[96] = "";
+    if (L->in_rank != 2) {
+        if (L->in_rank == 1)
+            snprintf(hint, sizeof hint, " (declare it as R[1, %zu] to reorder its %zu numbers)", L->in_shape[0],
+                     L->in_shape[0]);
+        return spdl_fail(err, errlen, SPDL_EINVAL, "%s: permute= reorders the members of sets, but the model's "
+                    "input %s is not a set R[c, n]%s", source,
+                    shape_text(L->in_rank, L->in_shape, sb, sizeof sb), hint);
+    }
+    size_t channels = L->in_shape[0], n = L->in_shape[1];
+    size_t *perm = malloc(n * sizeof *perm);
+    double *tmp = alloc_doubles(n, 1);
+    if (!perm || !tmp) {
+        free(perm);
+        free(tmp);
+        return spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", source);
+    }
+    rng_t r = {xf->seed ^ PERMUTE_SALT};
+    for (size_t i = 0; i < d->n; i++) {
+        for (size_t j = 0; j < n; j++)
+            perm[j] = xf->permute == PERMUTE_REVERSE ? n - 1 - j : j;
+        for (size_t j = n; xf->permute == PERMUTE_RANDOM && j > 1; j--) {
+            size_t k = (size_t)rng_below(&r, j), t = perm[j - 1];
+            perm[j - 1] = perm[k];
+            perm[k] = t;
+        }
+        for (size_t c = 0; c < channels; c++) {
+            double *x = d->x + i * d->nin + c * n;
+            for (size_t j = 0; j < n; j++)
+                tmp[j] = x[perm[j]];
+            memcpy(x, tmp, n * sizeof *tmp);
+        }
+    }
+    free(perm);
     free(tmp);
     return 0;
 }
@@ -1574,13 +1688,13 @@ static const struct builtin {
     int nclass;
     int stored;  /* read from a file in data/ (n= keeps the first N), not generated */
 } builtins[NBUILTIN] = {
-    {"spirals", "n noise turns seed split part rotate mirror shift", 2, 2, 0},
-    {"moons", "n noise seed split part rotate mirror shift", 2, 2, 0},
-    {"circles", "n noise factor seed split part rotate mirror shift", 2, 2, 0},
-    {"digits", "scale n seed split part rotate mirror shift", 64, 10, 1},
-    {"mnist", "scale n seed split part rotate mirror shift", MNIST_PIXELS, 10, 1},
-    {"waves", "n noise cycles phase seed split part rotate mirror shift", 0, 4, 0},
-    {"pointsets", "n noise zoom angle seed split part rotate mirror shift", 0, 3, 0},
+    {"spirals", "n noise turns seed split part rotate mirror shift permute", 2, 2, 0},
+    {"moons", "n noise seed split part rotate mirror shift permute", 2, 2, 0},
+    {"circles", "n noise factor seed split part rotate mirror shift permute", 2, 2, 0},
+    {"digits", "scale n seed split part rotate mirror shift permute", 64, 10, 1},
+    {"mnist", "scale n seed split part rotate mirror shift permute", MNIST_PIXELS, 10, 1},
+    {"waves", "n noise cycles phase seed split part rotate mirror shift permute", 0, 4, 0},
+    {"pointsets", "n noise zoom angle order seed split part rotate mirror shift permute", 0, 3, 0},
 };
 
 static int find_builtin(const char *source)
@@ -1667,7 +1781,7 @@ static int load_builtin(const spec_t *s, const common_t *cm, const layout_t *L, 
                         MAX_BUILTIN_N);
         double noise, turns = 0, factor = 0, zoom = 0, angle = 0, phase = -1;
         unsigned cycles = 0;
-        int random_angle = 1;
+        int random_angle = 1, by_angle = 0;
         rc = get_double(s, "noise", k == B_MOONS || k == B_WAVES ? 0.1 : 0.05, 0, 10, 0, &noise, err, errlen);
         if (!rc && k == B_SPIRALS)
             rc = get_double(s, "turns", 1.5, 0, 100, 1, &turns, err, errlen);
@@ -1694,6 +1808,12 @@ static int load_builtin(const spec_t *s, const common_t *cm, const layout_t *L, 
                               "degrees", s->source, quote(a, strlen(a), qb, sizeof qb));
                 random_angle = 0;
             }
+            const char *ord = spec_get(s, "order");
+            if (!rc && ord && strcmp(ord, "draw") != 0 && strcmp(ord, "angle") != 0)
+                rc = spdl_fail(err, errlen, SPDL_EINVAL, "%s: order=%s: expected order=draw (the points in the order "
+                          "they were drawn, the default) or order=angle (sorted by polar angle around the origin)",
+                          s->source, quote(ord, strlen(ord), qb, sizeof qb));
+            by_angle = ord && strcmp(ord, "angle") == 0;
         }
         if (rc)
             return rc;
@@ -1724,15 +1844,19 @@ static int load_builtin(const spec_t *s, const common_t *cm, const layout_t *L, 
                 snprintf(base, baselen, "%s (n=%zu, length %zu, noise=%g, cycles=%u, seed=%llu)", s->source, n, len,
                          noise, cycles, sd);
             break;
-        default:
+        default: {
+            char angle_text[48];
             gen_pointsets(n, len, noise, zoom, random_angle, angle, seed, d->x, d->t);
+            if (by_angle && sort_points_by_angle(d->x, n, len))
+                return spdl_fail(err, errlen, SPDL_ENOMEM, "%s: out of memory", s->source);
             if (random_angle)
-                snprintf(base, baselen, "%s (n=%zu, %zu points, noise=%g, zoom=%g, angle=random, seed=%llu)",
-                         s->source, n, len, noise, zoom, sd);
+                snprintf(angle_text, sizeof angle_text, "random");
             else
-                snprintf(base, baselen, "%s (n=%zu, %zu points, noise=%g, zoom=%g, angle=%g, seed=%llu)", s->source,
-                         n, len, noise, zoom, angle, sd);
+                snprintf(angle_text, sizeof angle_text, "%g", angle);
+            snprintf(base, baselen, "%s (n=%zu, %zu points, noise=%g, zoom=%g, angle=%s%s, seed=%llu)", s->source, n,
+                     len, noise, zoom, angle_text, by_angle ? ", order=angle" : "", sd);
             break;
+        }
         }
         d->n = n;
         d->nin = nin;
@@ -1757,7 +1881,7 @@ static int ends_with(const char *s, const char *suffix)
 static int load_file(const spec_t *s, const layout_t *L, spdl_data *d, char *base, size_t baselen, char *err,
                      size_t errlen)
 {
-    int rc = check_keys(s, "n seed split part rotate mirror shift", err, errlen);
+    int rc = check_keys(s, "n seed split part rotate mirror shift permute", err, errlen);
     if (rc)
         return rc;
     char *buf;
@@ -1850,8 +1974,10 @@ static int load_inner(const char *spec, const layout_t *L, uint64_t seed, spdl_d
         append(out->desc, sizeof out->desc, ", first %zu of %zu samples", cm.n, out->n);
         out->n = cm.n;
     }
-    if (xf.mirror || xf.rotate || xf.shift) {
-        rc = xf.shift ? apply_shift(out, L, &xf, s.source, err, errlen) : apply_xform(out, L, &xf, s.source, err, errlen);
+    if (xf.mirror || xf.rotate || xf.shift || xf.permute) {
+        rc = xf.shift     ? apply_shift(out, L, &xf, s.source, err, errlen)
+             : xf.permute ? apply_permute(out, L, &xf, s.source, err, errlen)
+                          : apply_xform(out, L, &xf, s.source, err, errlen);
         if (!rc) {
             char xb[128];
             xform_text(&xf, xb, sizeof xb);

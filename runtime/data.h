@@ -6,7 +6,8 @@
  * takes split=F (0<F<1) with part=train|test (a deterministic shuffled split
  * seeded by seed=S, default 0), n=N (caps a file, sets a generator's size),
  * and, when the model's input is an image R[c, n, n] (or R[n, n]),
- * rotate=90|180|270|random|DEGREES and mirror=1 (DESIGN §8).
+ * rotate=90|180|270|random|DEGREES and mirror=1 (DESIGN §8); a signal R[c, n]
+ * takes shift=S|random, a set R[c, n] permute=reverse|random.
  * runtime/DATA.md lists the keys and the generators' formulas.
  *
  * Nothing here keeps global state: the functions may be called from several

@@ -352,7 +352,8 @@ enum { NOPTIONS = sizeof options / sizeof options[0] };
 static const char data_help[] =
     "D is a .csv or .npy file or builtin:spirals|moons|circles|digits|mnist|waves|pointsets,\n"
     "with options like builtin:spirals?n=2000&noise=0.1, split=F&part=train|test for any\n"
-    "source, and rotate=90|180|270|random|DEGREES and mirror=1 for images (runtime/DATA.md).\n";
+    "source, rotate=90|180|270|random|DEGREES and mirror=1 for images, shift=S|random for\n"
+    "signals and permute=reverse|random for sets (runtime/DATA.md).\n";
 
 static const struct command *find_command(const char *s)
 {

@@ -422,6 +422,30 @@ expect waves_wrong_model 1 "builtin:waves makes signals R\[1, L\] (one channel o
 expect pointsets_rotate 1 "(builtin:pointsets turns its shapes with angle=)" \
     $out/pointsets eval --data "builtin:pointsets?rotate=90" --weights $out/ps.safetensors
 expect pointsets_angle 0 "angle=30" $out/pointsets eval --data "builtin:pointsets?angle=30&n=30" --weights $out/ps.safetensors
+# permute= reorders the points of every set (S(16), exact): the invariant model gives the same loss on every
+# order to the last digit, examples/pointsets_dense.spn (not invariant, refused as such) does not
+expect build_pointsets_dense 0 "" $spdlc build examples/pointsets_dense.spn -o $out/pointsets_dense
+sed 's/^    label  c : class\[3\];/&\n    group  S(16) acts on x;/; s/require nonexpansive;/require invariant(S(16)), nonexpansive;/' \
+    examples/pointsets_dense.spn > $out/pointsets_dense_inv.spn
+expect pointsets_dense_not_invariant 1 "error: required guarantee 'invariant' does not hold" \
+    $spdlc check $out/pointsets_dense_inv.spn
+expect train_pointsets_dense 0 "" $out/pointsets_dense train --data "builtin:pointsets?n=600&order=angle" --epochs 5 \
+    --lr 0.01 --out $out/psd.safetensors --quiet
+for m in pointsets pointsets_dense; do
+    w=$out/ps.safetensors; [ $m = pointsets ] || w=$out/psd.safetensors
+    for p in none reverse random draw; do
+        q="&order=angle&permute=$p"; [ $p = none ] && q="&order=angle"; [ $p = draw ] && q=""
+        expect "${m}_permute_$p" 0 "loss" $out/$m eval --data "builtin:pointsets?n=300&seed=99$q" --weights $w
+    done
+done
+for p in reverse random draw; do
+    [ -n "$(loss_of pointsets_permute_none)" ] && [ "$(loss_of pointsets_permute_$p)" = "$(loss_of pointsets_permute_none)" ] &&
+        ok || bad "pointsets: the loss at permute=$p ($(loss_of pointsets_permute_$p)) differs from the sorted order ($(loss_of pointsets_permute_none))"
+    [ "$(loss_of pointsets_dense_permute_$p)" != "$(loss_of pointsets_dense_permute_none)" ] && ok ||
+        bad "pointsets_dense: permute=$p left the loss unchanged"
+done
+expect permute_not_set 1 "permute= reorders the members of sets, but the model's input R\[1, 8, 8\] is not a set R\[c, n\]" \
+    $out/c4 eval --data "builtin:digits?permute=reverse" --weights $out/c4.safetensors
 
 # --- bad inputs: a clear error each --------------------------------------------------------------
 printf 'x0,x1,label\n0.1,0.2,1\n0.3,abc,0\n' > $out/bad.csv
@@ -473,7 +497,7 @@ expect two_cmds 2 "unexpected argument 'predict'" $sp eval predict --data builti
 expect no_cc 1 "cannot run the C compiler" env CC=/nonexistent/cc $spdlc build examples/spirals.spn -o $out/x
 # spdlc build compiles with -Wall -Wextra (DESIGN §6: the generated C is warning-free), so the builds above
 # printed nothing; a C compiler's warning is shown as printed, with the sources it points into kept
-for b in build_spirals build_moons build_robust build_digits build_c4 build_waves build_pointsets; do
+for b in build_spirals build_moons build_robust build_digits build_c4 build_waves build_pointsets build_pointsets_dense; do
     [ ! -s $out/$b.log ] && ok || { bad "$b: spdlc build printed something"; sed 's/^/    /' $out/$b.log | head -8; }
 done
 printf '#!/bin/sh\necho "$@" > "$0.args"\necho "fake.c:1:1: warning: a warning [-Wfake]" >&2\nexec cc "$@"\n' > $out/warncc

@@ -662,9 +662,9 @@ Test(spec, bad_specs)
                "unknown data set 'builtin:spiral' (built-in sets: builtin:spirals, builtin:moons, builtin:circles, "
                "builtin:digits, builtin:mnist, builtin:waves, builtin:pointsets)");
     expect_err("builtin:spirals?foo=1", 2, 1, -1, SPDL_EINVAL,
-               "builtin:spirals: unknown key 'foo' (known keys: n, noise, turns, seed, split, part, rotate, mirror, shift)");
+               "builtin:spirals: unknown key 'foo' (known keys: n, noise, turns, seed, split, part, rotate, mirror, shift, permute)");
     expect_err("builtin:moons?turns=2", 2, 1, -1, SPDL_EINVAL,
-               "builtin:moons: unknown key 'turns' (known keys: n, noise, seed, split, part, rotate, mirror, shift)");
+               "builtin:moons: unknown key 'turns' (known keys: n, noise, seed, split, part, rotate, mirror, shift, permute)");
     expect_err("builtin:spirals?n=5&n=6", 2, 1, -1, SPDL_EINVAL, "builtin:spirals: key 'n' is given twice");
     expect_err("builtin:spirals?n", 2, 1, -1, SPDL_EINVAL, "builtin:spirals: expected key=value after '?', found 'n'");
     expect_err("builtin:spirals?n=5&&seed=1", 2, 1, -1, SPDL_EINVAL,
@@ -705,7 +705,7 @@ Test(spec, file_keys)
     char spec[300];
     snprintf(spec, sizeof spec, "%s?noise=1", p);
     char want[400];
-    snprintf(want, sizeof want, "%s: unknown key 'noise' (known keys: n, seed, split, part, rotate, mirror, shift)", p);
+    snprintf(want, sizeof want, "%s: unknown key 'noise' (known keys: n, seed, split, part, rotate, mirror, shift, permute)", p);
     expect_err(spec, 1, 1, -1, SPDL_EINVAL, want);
     /* a file whose name holds '?' is taken whole */
     spdl_data d;

@@ -1,8 +1,9 @@
 /* test_images.c - images in data sources (DESIGN §8 "Data for images"):
  * spdl_image_transform against hand-computed arrays, rotate= and mirror= on
  * files and builtins (every channel alike, image targets too, labels not),
- * builtin:mnist, builtin:waves and builtin:pointsets, and a comparison with
- * numpy.rot90 / numpy.flip and PyTorch's grid_sample (img_py.py).
+ * builtin:mnist, builtin:waves (shift=) and builtin:pointsets (order=angle,
+ * permute= on sets), and a comparison with numpy.rot90 / numpy.flip and
+ * PyTorch's grid_sample (img_py.py).
  *
  * Files are written at test time into a fresh directory under /tmp; the
  * mnist tests read the repository's data/ through SPDL_DATA (the tests run
@@ -395,7 +396,7 @@ Test(rotate, bad_values_and_inputs_that_are_not_images)
     expect_err(spec, &rl, SPDL_EINVAL, want);
     /* the keys are known to every source */
     snprintf(spec, sizeof spec, "%s?turn=1", p);
-    snprintf(want, sizeof want, "%s: unknown key 'turn' (known keys: n, seed, split, part, rotate, mirror, shift)", p);
+    snprintf(want, sizeof want, "%s: unknown key 'turn' (known keys: n, seed, split, part, rotate, mirror, shift, permute)", p);
     expect_err(spec, &rl, SPDL_EINVAL, want);
     /* a layout whose shape does not hold nin */
     size_t bad[2] = {3, 3};
@@ -668,7 +669,7 @@ Test(waves, deterministic_and_errors)
     spdl_data_layout c3 = layout(2, d1, 32, 1, 3);
     expect_err("builtin:waves", &c3, SPDL_EMODEL, "builtin:waves has 4 classes, the model has 3");
     expect_err("builtin:waves?zoom=1", &l, SPDL_EINVAL,
-               "builtin:waves: unknown key 'zoom' (known keys: n, noise, cycles, phase, seed, split, part, rotate, mirror, shift)");
+               "builtin:waves: unknown key 'zoom' (known keys: n, noise, cycles, phase, seed, split, part, rotate, mirror, shift, permute)");
     expect_err("builtin:waves?rotate=90", &l, SPDL_EINVAL,
                "builtin:waves: rotate= acts on images, but the model's input R[1, 32] is not an image R[c, n, n] or "
                "R[n, n]");
@@ -789,4 +790,142 @@ Test(pointsets, errors)
     load_ok("builtin:pointsets?n=10", &den, &d); /* a density model takes the points */
     cr_assert_null(d.t);
     spdl_data_free(&d);
+}
+
+/* ---- order=angle and permute= (sets R[c, n], DESIGN §8 S(n)) ----------------------- */
+
+/* Is every set of b a reordering of the same set of a (sets of `channels` x m,
+ * columns compared bit for bit, each column of a used once)? Writes the
+ * order found, b[:, j] = a[:, perm[j]], into perm. */
+static int set_reordering(const double *a, const double *b, size_t channels, size_t m, size_t *perm)
+{
+    int used[64] = {0};
+    cr_assert(m <= 64);
+    for (size_t j = 0; j < m; j++) {
+        size_t k = 0;
+        for (; k < m; k++) {
+            int same = !used[k];
+            for (size_t c = 0; same && c < channels; c++)
+                same = memcmp(&a[c * m + k], &b[c * m + j], sizeof *a) == 0;
+            if (same)
+                break;
+        }
+        if (k == m)
+            return 0;
+        used[k] = 1;
+        perm[j] = k;
+    }
+    return 1;
+}
+
+Test(pointsets, order_angle_sorts_every_set)
+{
+    size_t d1[2] = {2, 16}, perm[16];
+    spdl_data_layout l = layout(2, d1, 32, 1, 3);
+    spdl_data drawn, sorted, by_draw, ties;
+    load_ok("builtin:pointsets?n=300", &l, &drawn);
+    load_ok("builtin:pointsets?n=300&order=angle", &l, &sorted);
+    load_ok("builtin:pointsets?n=300&order=draw", &l, &by_draw);
+    cr_assert_str_eq(sorted.desc, "builtin:pointsets (n=300, 16 points, noise=0.05, zoom=0, angle=random, "
+                                  "order=angle, seed=1)");
+    cr_assert_str_eq(by_draw.desc, drawn.desc, "order=draw is the default");
+    cr_assert(memcmp(by_draw.x, drawn.x, 300 * 32 * sizeof *drawn.x) == 0, "order=draw is the default");
+    int moved = 0;
+    for (size_t i = 0; i < sorted.n; i++) {
+        const double *x = sorted.x + i * 32, *y = x + 16;
+        cr_assert(sorted.t[i] == drawn.t[i], "the labels stay");
+        cr_assert(set_reordering(drawn.x + i * 32, x, 2, 16, perm), "set %zu is not the drawn set reordered", i);
+        for (int j = 1; j < 16; j++)
+            cr_assert(atan2(y[j - 1], x[j - 1]) <= atan2(y[j], x[j]), "set %zu: points %d and %d out of order", i,
+                      j - 1, j);
+        for (int j = 0; j < 16; j++)
+            moved += perm[j] != (size_t)j;
+    }
+    cr_assert_gt(moved, 300 * 12, "the draw order was nearly sorted already?");
+    /* equal angles (the arms of an unturned, noiseless cross) keep the draw order */
+    load_ok("builtin:pointsets?n=3&noise=0&angle=0&order=angle", &l, &ties);
+    const double *x = ties.x + 2 * 32, *y = x + 16;
+    spdl_data plain;
+    load_ok("builtin:pointsets?n=3&noise=0&angle=0", &l, &plain);
+    cr_assert(set_reordering(plain.x + 2 * 32, x, 2, 16, perm));
+    for (int j = 1; j < 16; j++)
+        if (atan2(y[j - 1], x[j - 1]) == atan2(y[j], x[j]))
+            cr_assert_lt(perm[j - 1], perm[j], "points %d and %d on one arm left the draw order", j - 1, j);
+    spdl_data_free(&drawn), spdl_data_free(&sorted), spdl_data_free(&by_draw), spdl_data_free(&ties);
+    spdl_data_free(&plain);
+}
+
+Test(pointsets, permute_reorders_members)
+{
+    size_t d1[2] = {2, 16}, perm[16], prev[16];
+    spdl_data_layout l = layout(2, d1, 32, 1, 3);
+    spdl_data a, rev, rnd, rnd2, back;
+    load_ok("builtin:pointsets?n=200&order=angle", &l, &a);
+    load_ok("builtin:pointsets?n=200&order=angle&permute=reverse", &l, &rev);
+    load_ok("builtin:pointsets?n=200&order=angle&permute=random", &l, &rnd);
+    load_ok("builtin:pointsets?n=200&order=angle&permute=random", &l, &rnd2);
+    cr_assert_str_eq(rev.desc, "builtin:pointsets (n=200, 16 points, noise=0.05, zoom=0, angle=random, order=angle, "
+                               "seed=1), members of every set in reverse order");
+    cr_assert_str_eq(rnd.desc, "builtin:pointsets (n=200, 16 points, noise=0.05, zoom=0, angle=random, order=angle, "
+                               "seed=1), members of every set in a random order (seed=1)");
+    cr_assert(memcmp(rnd.x, rnd2.x, 200 * 32 * sizeof *rnd.x) == 0, "permute=random is seeded");
+    int identity = 0, same_as_prev = 0;
+    for (size_t i = 0; i < a.n; i++) {
+        const double *x = a.x + i * 32;
+        cr_assert(rev.t[i] == a.t[i] && rnd.t[i] == a.t[i], "the labels stay");
+        for (size_t c = 0; c < 2; c++)
+            for (size_t j = 0; j < 16; j++)
+                cr_assert(rev.x[i * 32 + c * 16 + j] == x[c * 16 + 15 - j], "reverse: set %zu, [%zu, %zu]", i, c, j);
+        cr_assert(set_reordering(x, rnd.x + i * 32, 2, 16, perm), "set %zu is not a reordering of its members", i);
+        int is_identity = 1;
+        for (size_t j = 0; j < 16; j++)
+            is_identity &= perm[j] == j;
+        identity += is_identity;
+        same_as_prev += i > 0 && memcmp(perm, prev, sizeof perm) == 0;
+        memcpy(prev, perm, sizeof perm);
+    }
+    cr_assert_eq(identity, 0, "permute=random left %d sets in order", identity);
+    cr_assert_eq(same_as_prev, 0, "permute=random reused a permutation: one per set");
+    /* reverse twice is the identity: the reversed sets written to a file and reversed again */
+    double *rows = malloc(200 * 33 * sizeof *rows);
+    cr_assert_not_null(rows);
+    for (size_t i = 0; i < 200; i++) {
+        memcpy(rows + i * 33, rev.x + i * 32, 32 * sizeof *rows);
+        rows[i * 33 + 32] = rev.t[i];
+    }
+    cr_assert_eq(spdl_npy_write(path_of("rev.npy"), rows, 200, 33, err, sizeof err), 0, "%s", err);
+    free(rows);
+    char spec[300];
+    snprintf(spec, sizeof spec, "%s?permute=reverse", path_of("rev.npy"));
+    load_ok(spec, &l, &back);
+    cr_assert(memcmp(back.x, a.x, 200 * 32 * sizeof *a.x) == 0, "reverse twice is not the identity");
+    cr_assert(memcmp(back.t, a.t, 200 * sizeof *a.t) == 0);
+    spdl_data_free(&a), spdl_data_free(&rev), spdl_data_free(&rnd), spdl_data_free(&rnd2), spdl_data_free(&back);
+}
+
+Test(pointsets, permute_and_order_errors)
+{
+    size_t d1[2] = {2, 16}, di[3] = {1, 8, 8};
+    spdl_data_layout l = layout(2, d1, 32, 1, 3), img = layout(3, di, 64, 1, 10), flat = layout(0, NULL, 64, 1, 10);
+    expect_err("builtin:pointsets?permute=sideways", &l, SPDL_EINVAL, "builtin:pointsets: permute=sideways: expected "
+               "permute=reverse (the members of every set in reverse order) or permute=random (a random order per "
+               "set)");
+    expect_err("builtin:pointsets?order=size", &l, SPDL_EINVAL, "builtin:pointsets: order=size: expected order=draw "
+               "(the points in the order they were drawn, the default) or order=angle (sorted by polar angle around "
+               "the origin)");
+    expect_err("builtin:pointsets?permute=random&shift=1", &l, SPDL_EINVAL, "builtin:pointsets: permute= and shift= "
+               "both reorder the last axis: give one or the other");
+    expect_err("builtin:pointsets?permute=reverse&mirror=1", &l, SPDL_EINVAL, "builtin:pointsets: permute= acts on "
+               "sets and rotate=/mirror= on images: give one or the other");
+    expect_err("builtin:digits?permute=reverse", &img, SPDL_EINVAL, "builtin:digits: permute= reorders the members "
+               "of sets, but the model's input R[1, 8, 8] is not a set R[c, n]");
+    expect_err("builtin:digits?permute=random", &flat, SPDL_EINVAL, "builtin:digits: permute= reorders the members "
+               "of sets, but the model's input R[64] is not a set R[c, n] (declare it as R[1, 64] to reorder its 64 "
+               "numbers)");
+    expect_err("builtin:pointsets?sort=angle", &l, SPDL_EINVAL, "builtin:pointsets: unknown key 'sort' (known keys: "
+               "n, noise, zoom, angle, order, seed, split, part, rotate, mirror, shift, permute)");
+    size_t dw[2] = {1, 32};
+    spdl_data_layout w = layout(2, dw, 32, 1, 4);
+    expect_err("builtin:waves?order=angle", &w, SPDL_EINVAL, "builtin:waves: unknown key 'order' (known keys: n, "
+               "noise, cycles, phase, seed, split, part, rotate, mirror, shift, permute)");
 }
