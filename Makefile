@@ -121,10 +121,11 @@ $(B)/tests/unit: $(UNIT_SRC) $(wildcard tests/unit/*.h) tests/gen/group_filters.
 	$(CC) $(CFLAGS_ALL) -Icompiler -I$(B)/compiler -Iruntime $(UNIT_SRC) $(FRONT_OBJ) -o $@ $(CRITERION_LIBS)
 
 # spdl_gemm's intrinsics paths (what `spdlc build` compiles on such CPUs), which the convolutions and the C4/D4
-# norm bound use too: these tests again with -march=x86-64-v3 (AVX2 and FMA) and -march=x86-64-v4 (AVX-512),
-# built by check-unit on every x86-64 host and run where this CPU has the instructions (tools/host_march.sh).
+# norm bound use too, and the float elementary functions as those levels vectorise them: these tests again
+# with -march=x86-64-v3 (AVX2 and FMA) and -march=x86-64-v4 (AVX-512), built by check-unit on every x86-64
+# host and run where this CPU has the instructions (tools/host_march.sh).
 # The norm bound calls the AVX2 kernel itself at either level, so its slow test runs in the v3 binary only.
-VEC_UNIT_SRC := tests/unit/test_gemm.c tests/unit/test_sgemm.c tests/unit/test_corr2.c
+VEC_UNIT_SRC := tests/unit/test_gemm.c tests/unit/test_sgemm.c tests/unit/test_corr2.c tests/unit/test_kernels_float.c
 $(B)/tests/unit_gemm_v3: $(VEC_UNIT_SRC) tests/unit/test_gconv_norm.c
 $(B)/tests/unit_gemm_v4: $(VEC_UNIT_SRC)
 $(B)/tests/unit_gemm_v3 $(B)/tests/unit_gemm_v4: $(B)/tests/unit_gemm_%: tests/gen/group_filters.h runtime/spdl_kernels.h | $(B)/tests

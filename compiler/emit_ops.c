@@ -92,12 +92,12 @@ void loop_close(E *e, const Val *res)
 static const char *act_expr(E *e, const Val *v, const char *a)
 {
     switch ((Builtin)v->fn) {
-    case FN_TANH: return S_(e, "(real)spdl_tanh(%s)", a);
-    case FN_RELU: return S_(e, "(real)spdl_select(%s > 0, %s, 0.0)", a, a);
-    case FN_SIGMOID: return S_(e, "(real)spdl_sigmoid(%s)", a);
-    case FN_SOFTPLUS: return S_(e, "(real)spdl_softplus(%s)", a);
-    case FN_EXP: return S_(e, "(real)spdl_exp(%s)", a);
-    case FN_LEAKY_RELU: return S_(e, "(real)spdl_select(%s > 0, %s, %s * %s)", a, a, lit(e, v->num), a);
+    case FN_TANH: return S_(e, "spdl_tanh_r(%s)", a);
+    case FN_RELU: return S_(e, "spdl_select_r(%s > 0, %s, 0.0)", a, a);
+    case FN_SIGMOID: return S_(e, "spdl_sigmoid_r(%s)", a);
+    case FN_SOFTPLUS: return S_(e, "spdl_softplus_r(%s)", a);
+    case FN_EXP: return S_(e, "spdl_exp_r(%s)", a);
+    case FN_LEAKY_RELU: return S_(e, "spdl_select_r(%s > 0, %s, %s * %s)", a, a, lit(e, v->num), a);
     default: return a;
     }
 }
@@ -107,11 +107,11 @@ static const char *act_adj(E *e, const Val *v, const char *g, const char *a, con
 {
     switch ((Builtin)v->fn) {
     case FN_TANH: return S_(e, "%s * (1 - %s * %s)", g, y, y);
-    case FN_RELU: return S_(e, "(real)spdl_select(%s > 0, %s, 0.0)", a, g);
+    case FN_RELU: return S_(e, "spdl_select_r(%s > 0, %s, 0.0)", a, g);
     case FN_SIGMOID: return S_(e, "%s * %s * (1 - %s)", g, y, y);
-    case FN_SOFTPLUS: return S_(e, "%s * (real)spdl_sigmoid(%s)", g, a);
+    case FN_SOFTPLUS: return S_(e, "%s * spdl_sigmoid_r(%s)", g, a);
     case FN_EXP: return S_(e, "%s * %s", g, y);
-    case FN_LEAKY_RELU: return S_(e, "%s * (real)spdl_select(%s > 0, 1.0, %s)", g, a, lit(e, v->num));
+    case FN_LEAKY_RELU: return S_(e, "%s * spdl_select_r(%s > 0, 1.0, %s)", g, a, lit(e, v->num));
     default: return g;
     }
 }
@@ -129,7 +129,7 @@ static const char *pow_expr(E *e, const char *a, double c)
     if (c == 1)
         return a;
     if (c == 0.5)
-        return S_(e, "(real)sqrt(%s)", a);
+        return S_(e, "spdl_sqrt_r(%s)", a);
     if (c == 3)
         return S_(e, "%s * %s * %s", a, a, a);
     return S_(e, "(real)pow(%s, %s)", a, lit(e, c));
@@ -810,7 +810,7 @@ void op_forward(E *e, const Val *v)
                 out(e, "const real *restrict C = %s;", F(e, v->b));
                 out(e, "real *restrict Y = %s;", F(e, v->id));
                 out(e, "for (int l = 0; l < SPDL_BT; l++)");
-                out(e, "    Y[l] = -(real)log(P[(size_t)C[l] * SPDL_BT + l]);");
+                out(e, "    Y[l] = -spdl_log_r(P[(size_t)C[l] * SPDL_BT + l]);");
             }
             break;
         }

@@ -17,8 +17,31 @@
  * 2.34 ulp, spdl_softplus 2.70 ulp, spdl_log1p01 1.96 ulp on [0, 1]; the
  * tests assert 1.5, 2.5, 2.5, 3, 3 and 2.5. tanh keeps +-0, gives x for
  * tiny x and +-1 from |x| >= 20 on; exp overflows to inf and underflows to
- * subnormals and 0; NaN stays NaN. In float builds the same code runs in
- * double per element and rounds once.
+ * subnormals and 0; NaN stays NaN.
+ *
+ * Float builds have float versions of them (spdl_expf, spdl_expm1f,
+ * spdl_tanhf, spdl_sigmoidf, spdl_softplusf, spdl_log1p01f and spdl_logf,
+ * the log of the cross-entropy kernels), computed in float lanes, which
+ * generated code and the tile kernels call by the names spdl_exp_r, ...:
+ * the kernel of `real`'s precision. Their largest error, against glibc's
+ * double functions (the exact value, as far as a float can tell; formulas
+ * in double for sigmoid and softplus), over every float built by gcc -O2
+ * -march=x86-64-v4, and over every 7th float at -O2 (no FMA) and by clang
+ * -march=x86-64-v3; in brackets the most floats between a result and
+ * glibc's float function (which has errors of its own):
+ * spdl_expf 0.98 ulp (1), spdl_expm1f 1.46 ulp (2), spdl_tanhf 1.93 ulp (3),
+ * spdl_sigmoidf 2.40 ulp (2), spdl_softplusf 1.97 ulp (2), spdl_logf
+ * 0.84 ulp (1), spdl_log1p01f 1.28 ulp on [0, 1] (1).
+ * tests/unit/test_kernels_float.c checks every 251st float, at -O2 and at
+ * -march=x86-64-v3 and -v4, against 1.5, 2, 2.5, 2.5, 2.5, 1.5 and 1.5 ulp
+ * and 3 floats from glibc.
+ * tanhf and expm1f keep +-0 and give x below 2^-25, tanhf and sigmoidf
+ * reach +-1 and 1, expm1f -1; expf overflows to inf and underflows to
+ * subnormals and 0, logf gives -inf at +-0 and NaN below; NaN stays NaN.
+ * Double builds still call libm's log (cross-entropy, log-determinants)
+ * and sqrt, both builds pow (`x^c` but for c = 1/2, 1, 2, 3) and the
+ * parameter code cos, log and sqrt, so generated code links with -lm
+ * either way.
  *
  * Requires: SPDL_BT (lanes per tile) and the type `real` defined before
  * inclusion, <stdint.h>, <string.h>, <math.h>. */
@@ -143,6 +166,16 @@ SPDL_KERNEL double spdl_fma(double a, double b, double c)
 #endif
 }
 
+/* the same in float (FP_FAST_FMAF) */
+SPDL_KERNEL float spdl_fmaf(float a, float b, float c)
+{
+#ifdef FP_FAST_FMAF
+    return fmaf(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
 #define SPDL_LN2_HI 0x1.62e42fefa3800p-1
 #define SPDL_LN2_LO 0x1.ef35793c7673p-45
 #define SPDL_LOG2E 0x1.71547652b82fep0
@@ -166,79 +199,6 @@ SPDL_KERNEL double spdl_expm1_reduced(double r)
     q = spdl_fma(q, r, 0x1.5555555555556p-3);
     q = spdl_fma(q, r, 0.5);
     return spdl_fma(r * r, q, r);
-}
-
-/* x = n ln2 + r with n = round(x log2(e)), |r| <= ln2/2 (+ rounding), for
- * |x| <= 1000: adding the shifter 1.5 2^52 leaves n in the low bits of *k,
- * and n ln2_hi is exact (|n| < 2^11). */
-SPDL_KERNEL double spdl_exp_reduce(double x, double *k)
-{
-    *k = spdl_fma(x, SPDL_LOG2E, SPDL_SHIFTER);
-    double n = *k - SPDL_SHIFTER;
-    return spdl_fma(n, -SPDL_LN2_LO, spdl_fma(n, -SPDL_LN2_HI, x));
-}
-
-/* 2^n1 and 2^n2 with n1 = floor(n/2), n2 = n - n1, from k's bits; both
- * normal for |n| <= 2044 */
-SPDL_KERNEL void spdl_exp_scales(double k, double *s1, double *s2)
-{
-    uint64_t n = spdl_bits(k) - spdl_bits(SPDL_SHIFTER); /* n mod 2^64 */
-    uint64_t n1 = n >> 1;                                 /* floor(n/2) mod 2^63, the top bit shifted out below */
-    *s1 = spdl_from_bits((n1 + 1023) << 52);
-    *s2 = spdl_from_bits((n - n1 + 1023) << 52);
-}
-
-/* exp(x) = 2^n1 (2^n2 + 2^n2 expm1(r)): two scales, so results that
- * overflow come out inf and results that underflow subnormal or 0 (one
- * rounding, two where subnormal); x is clamped to [-1000, 1000] first. */
-SPDL_KERNEL double spdl_exp(double x)
-{
-    double k, s1, s2;
-    double r = spdl_exp_reduce(spdl_clamp_abs(x, 1000.0), &k);
-    spdl_exp_scales(k, &s1, &s2);
-    return s1 * spdl_fma(s2, spdl_expm1_reduced(r), s2);
-}
-
-/* exp(x) - 1 = 2^n1 (2^n2 expm1(r) + (2^n2 - 2^-n1)): the difference is
- * exact for |n| <= 52 and its rounding negligible beyond. */
-SPDL_KERNEL double spdl_expm1(double x)
-{
-    double k, s1, s2;
-    double r = spdl_exp_reduce(spdl_clamp_abs(x, 1000.0), &k);
-    spdl_exp_scales(k, &s1, &s2);
-    double inv_s1 = spdl_from_bits(0x7fe0000000000000u - spdl_bits(s1));
-    return s1 * spdl_fma(s2, spdl_expm1_reduced(r), s2 - inv_s1);
-}
-
-/* exp(-a) for a in [0, 746] or NaN: 2^-64 (2^m + 2^m expm1(r)) with
- * m = n + 64, normal for every n >= -1078, so results that underflow come
- * out right (subnormal or 0) in the last multiplication. */
-SPDL_KERNEL double spdl_exp_neg(double a)
-{
-    double k, r = spdl_exp_reduce(-a, &k);
-    double s = spdl_from_bits((spdl_bits(k) + 1023 + 64) << 52);
-    return spdl_fma(s, spdl_expm1_reduced(r), s) * 0x1p-64;
-}
-
-/* tanh|x| = (1 - e) / (1 + e), e = exp(-2|x|) = s (1 + p), s = 2^n with n
- * in [-58, 0], p = expm1(r): numerator (1 - s) - s p and denominator
- * (1 + s) + s p, with 1 - s and 1 + s exact, so small |x| (s = 1, the
- * numerator -p) loses nothing to cancellation and tiny x gives x. |x| is
- * clamped to 20 (tanh(20) rounds to 1). */
-SPDL_KERNEL double spdl_tanh(double x)
-{
-    double k, a = spdl_min(fabs(x), 20.0);
-    double r = spdl_exp_reduce(-2.0 * a, &k);
-    double s = spdl_from_bits((spdl_bits(k) + 1023) << 52);
-    double p = spdl_expm1_reduced(r);
-    return copysign(spdl_fma(-s, p, 1.0 - s) / spdl_fma(s, p, 1.0 + s), x);
-}
-
-/* e / (1 + e) for x < 0 and 1 / (1 + e) for x >= 0, e = exp(-|x|) */
-SPDL_KERNEL double spdl_sigmoid(double x)
-{
-    double e = spdl_exp_neg(spdl_min(fabs(x), 746.0));
-    return spdl_if_neg(x, e, 1.0) / (1.0 + e);
 }
 
 /* log1p(y) for y in [0, 1]: 2 atanh(s), s = y / (2 + y) in [0, 1/3]. */
@@ -266,12 +226,205 @@ SPDL_KERNEL double spdl_log1p01(double y)
     return 2.0 * spdl_fma(s * s2, p, s);
 }
 
-/* softplus(x) = max(x, 0) + log1p(exp(-|x|)) */
-SPDL_KERNEL double spdl_softplus(double x)
+/* ---- the elementary functions in float ----------------------------------------
+ * Float builds call these (through the _r names below): the same algorithms
+ * with float coefficients, the range reduction in float and uint32, so an
+ * elementwise loop runs in float lanes (8 to an AVX2 register, where the
+ * double kernels would convert to 4 doubles and back). Selects, clamps and
+ * scales as in double, as 32-bit masks (gcc vectorises those from SSE2 on);
+ * exp, expm1, tanh, sigmoid and softplus are one text for both precisions
+ * (SPDL_ELEMENTARY_), the polynomials and log1p their own. */
+
+SPDL_KERNEL uint32_t spdl_bitsf(float x)
 {
-    double e = spdl_exp_neg(spdl_min(fabs(x), 746.0));
-    return spdl_if_neg(x, 0.0, x) + spdl_log1p01(e);
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
 }
+
+SPDL_KERNEL float spdl_from_bitsf(uint32_t u)
+{
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+SPDL_KERNEL float spdl_selectf(int c, float a, float b)
+{
+    uint32_t m = (uint32_t)0 - (uint32_t)(c != 0);
+    return spdl_from_bitsf((spdl_bitsf(a) & m) | (spdl_bitsf(b) & ~m));
+}
+
+SPDL_KERNEL float spdl_minf(float x, float c) { return spdl_selectf(x > c, c, x); }
+SPDL_KERNEL float spdl_clamp_absf(float x, float c) { return spdl_selectf(x > c, c, spdl_selectf(x < -c, -c, x)); }
+SPDL_KERNEL float spdl_if_negf(float x, float a, float b) { return spdl_selectf(x < 0, a, b); }
+
+/* ln2 = SPDL_LN2_HIf + SPDL_LN2_LOf, the first of 15 bits, so n SPDL_LN2_HIf is exact for |n| <= 2^9 */
+#define SPDL_LN2_HIf 0x1.62e4p-1f
+#define SPDL_LN2_LOf 0x1.7f7d1cp-20f
+#define SPDL_LOG2Ef 0x1.715476p0f
+#define SPDL_SHIFTERf 0x1.8p23f
+
+/* expm1 on |r| <= 1.02 ln2/2: r + r^2/2 + r^3 q(r), q of degree 4
+ * interpolating (expm1(r) - r - r^2/2) / r^3 at the 5 Chebyshev points;
+ * relative error below 2^-28 with the coefficients rounded to float. */
+SPDL_KERNEL float spdl_expm1_reducedf(float r)
+{
+    float q = 0x1.a10160p-13f;
+    q = spdl_fmaf(q, r, 0x1.6d1b1cp-10f);
+    q = spdl_fmaf(q, r, 0x1.1110f4p-7f);
+    q = spdl_fmaf(q, r, 0x1.555514p-5f);
+    q = spdl_fmaf(q, r, 0x1.555556p-3f);
+    q = spdl_fmaf(q, r, 0.5f);
+    return spdl_fmaf(r * r, q, r);
+}
+
+/* log1p(f) + c for f in [sqrt(1/2) - 1, 1] and small c: with s = f / (2 + f),
+ * log1p(f) = 2 atanh(s) = f - h + s (h + R(s^2)), h = f^2 / 2 (since
+ * 2s = f - s f), R(z) = sum_k 2 z^k / (2k + 1), here z times a quartic
+ * interpolating R(z) / z at the 5 Chebyshev points of [0, 1/9]. f itself is
+ * added last, so the rounding of the rest counts little. */
+SPDL_KERNEL float spdl_log1p_reducedf(float f, float c)
+{
+    float s = f / (2.0f + f), z = s * s, h = 0.5f * f * f;
+    float R = 0x1.dba57ap-3f;
+    R = spdl_fmaf(R, z, 0x1.bc8c5ep-3f);
+    R = spdl_fmaf(R, z, 0x1.24c92cp-2f);
+    R = spdl_fmaf(R, z, 0x1.9998d4p-2f);
+    R = spdl_fmaf(R, z, 0x1.555556p-1f);
+    return f - (h - spdl_fmaf(s, h + R * z, c));
+}
+
+/* log1p(y) for y in [0, 1] */
+SPDL_KERNEL float spdl_log1p01f(float y) { return spdl_log1p_reducedf(y, 0.0f); }
+
+/* log(x) = k ln2 + log1p(m - 1), x = 2^k m with m in [sqrt(1/2), sqrt(2)),
+ * subnormal x scaled by 2^23 first; log(+-0) = -inf, log(x < 0) = NaN,
+ * log(inf) = inf, NaN stays NaN. */
+SPDL_KERNEL float spdl_logf(float x)
+{
+    int sub = x < 0x1p-126f;
+    uint32_t u = spdl_bitsf(spdl_selectf(sub, x * 0x1p23f, x)) + (0x3f800000u - 0x3f3504f3u);
+    float k = (float)((int32_t)(u >> 23) - 127) - spdl_selectf(sub, 23.0f, 0.0f);
+    float f = spdl_from_bitsf((u & 0x007fffffu) + 0x3f3504f3u) - 1.0f;
+    float y = spdl_fmaf(k, SPDL_LN2_HIf, spdl_log1p_reducedf(f, k * SPDL_LN2_LOf));
+    y = spdl_selectf(x == 0, -INFINITY, y);
+    y = spdl_selectf(x < 0, NAN, y);
+    return spdl_selectf(!(x < INFINITY), x, y);
+}
+
+/* The functions built on those reductions, written once for both
+ * precisions by SPDL_ELEMENTARY_ below (S the suffix of the names: none for
+ * double, f for float):
+ *
+ * spdl_exp_reduce: x = n ln2 + r with n = round(x log2(e)), |r| <= ln2/2
+ * (+ rounding): adding the shifter 1.5 2^52 (2^23) leaves n in the low bits
+ * of *k, and n ln2_hi is exact (|n| < 2^11; 2^9 in float).
+ *
+ * spdl_exp_scales: 2^n1 and 2^n2 with n1 = floor(n/2), n2 = n - n1, from
+ * k's bits (n mod 2^64 or 2^32, n1 = floor(n/2) mod 2^63 or 2^31, the top
+ * bit shifted out); both normal for |n| <= 2044 (252).
+ *
+ * spdl_exp: exp(x) = 2^n1 (2^n2 + 2^n2 expm1(r)): two scales, so results
+ * that overflow come out inf and results that underflow subnormal or 0 (one
+ * rounding, two where subnormal); x is clamped to [-1000, 1000] first
+ * ([-104, 104] in float: exp(-104) rounds to 0, exp(89) overflows).
+ *
+ * spdl_expm1: exp(x) - 1 = 2^n1 (2^n2 expm1(r) + (2^n2 - 2^-n1)): the
+ * difference is exact for |n| <= 52 (23) and its rounding negligible
+ * beyond; x itself where expm1(x) rounds to x, which keeps -0.
+ *
+ * spdl_exp_neg: exp(-a) for a in [0, 746] ([0, 104]) or NaN: 2^-64 (2^m +
+ * 2^m expm1(r)) with m = n + 64, normal for every n >= -1078 (-190), so
+ * results that underflow come out right (subnormal or 0) in the last
+ * multiplication.
+ *
+ * spdl_tanh: tanh|x| = (1 - e) / (1 + e), e = exp(-2|x|) = s (1 + p),
+ * s = 2^n with n in [-58, 0], p = expm1(r): numerator (1 - s) - s p and
+ * denominator (1 + s) + s p, with 1 - s and 1 + s exact, so small |x|
+ * (s = 1, the numerator -p) loses nothing to cancellation and tiny x gives
+ * x. |x| is clamped to 20 (10 in float), where tanh rounds to 1.
+ *
+ * spdl_sigmoid: e / (1 + e) for x < 0 and 1 / (1 + e) for x >= 0,
+ * e = exp(-|x|).
+ *
+ * spdl_softplus: softplus(x) = max(x, 0) + log1p(exp(-|x|)).
+ *
+ * The arguments: T the type, U its bits' type, BIAS and MANT its exponent
+ * bias and mantissa bits, XMAX, NMAX and TMAX the clamps of exp, exp_neg and
+ * tanh, TINY the bound below which expm1(x) rounds to x. */
+#define SPDL_ELEMENTARY_(T, U, S, BIAS, MANT, XMAX, NMAX, TMAX, TINY)                                          \
+    SPDL_KERNEL T spdl_exp_reduce##S(T x, T *k)                                                                \
+    {                                                                                                          \
+        *k = spdl_fma##S(x, SPDL_LOG2E##S, SPDL_SHIFTER##S);                                                   \
+        T n = *k - SPDL_SHIFTER##S;                                                                            \
+        return spdl_fma##S(n, -SPDL_LN2_LO##S, spdl_fma##S(n, -SPDL_LN2_HI##S, x));                            \
+    }                                                                                                          \
+    SPDL_KERNEL void spdl_exp_scales##S(T k, T *s1, T *s2)                                                     \
+    {                                                                                                          \
+        U n = spdl_bits##S(k) - spdl_bits##S(SPDL_SHIFTER##S);                                                 \
+        U n1 = n >> 1;                                                                                         \
+        *s1 = spdl_from_bits##S((n1 + BIAS) << MANT);                                                          \
+        *s2 = spdl_from_bits##S((n - n1 + BIAS) << MANT);                                                      \
+    }                                                                                                          \
+    SPDL_KERNEL T spdl_exp##S(T x)                                                                             \
+    {                                                                                                          \
+        T k, s1, s2;                                                                                           \
+        T r = spdl_exp_reduce##S(spdl_clamp_abs##S(x, XMAX), &k);                                              \
+        spdl_exp_scales##S(k, &s1, &s2);                                                                       \
+        return s1 * spdl_fma##S(s2, spdl_expm1_reduced##S(r), s2);                                             \
+    }                                                                                                          \
+    SPDL_KERNEL T spdl_expm1##S(T x)                                                                           \
+    {                                                                                                          \
+        T k, s1, s2;                                                                                           \
+        T r = spdl_exp_reduce##S(spdl_clamp_abs##S(x, XMAX), &k);                                              \
+        spdl_exp_scales##S(k, &s1, &s2);                                                                       \
+        T inv_s1 = spdl_from_bits##S(((U)(2 * BIAS) << MANT) - spdl_bits##S(s1));                              \
+        T y = s1 * spdl_fma##S(s2, spdl_expm1_reduced##S(r), s2 - inv_s1);                                     \
+        return spdl_select##S(fabs##S(x) < TINY, x, y);                                                        \
+    }                                                                                                          \
+    SPDL_KERNEL T spdl_exp_neg##S(T a)                                                                         \
+    {                                                                                                          \
+        T k, r = spdl_exp_reduce##S(-a, &k);                                                                   \
+        T s = spdl_from_bits##S((spdl_bits##S(k) + BIAS + 64) << MANT);                                        \
+        return spdl_fma##S(s, spdl_expm1_reduced##S(r), s) * (T)0x1p-64;                                       \
+    }                                                                                                          \
+    SPDL_KERNEL T spdl_tanh##S(T x)                                                                            \
+    {                                                                                                          \
+        T k, a = spdl_min##S(fabs##S(x), TMAX);                                                                \
+        T r = spdl_exp_reduce##S((T)-2 * a, &k);                                                               \
+        T s = spdl_from_bits##S((spdl_bits##S(k) + BIAS) << MANT);                                             \
+        T p = spdl_expm1_reduced##S(r);                                                                        \
+        return copysign##S(spdl_fma##S(-s, p, (T)1 - s) / spdl_fma##S(s, p, (T)1 + s), x);                     \
+    }                                                                                                          \
+    SPDL_KERNEL T spdl_sigmoid##S(T x)                                                                         \
+    {                                                                                                          \
+        T e = spdl_exp_neg##S(spdl_min##S(fabs##S(x), NMAX));                                                  \
+        return spdl_if_neg##S(x, e, (T)1) / ((T)1 + e);                                                        \
+    }                                                                                                          \
+    SPDL_KERNEL T spdl_softplus##S(T x)                                                                        \
+    {                                                                                                          \
+        T e = spdl_exp_neg##S(spdl_min##S(fabs##S(x), NMAX));                                                  \
+        return spdl_if_neg##S(x, (T)0, x) + spdl_log1p01##S(e);                                                \
+    }
+
+SPDL_ELEMENTARY_(double, uint64_t, , 1023, 52, 1000.0, 746.0, 20.0, 0x1p-54)
+SPDL_ELEMENTARY_(float, uint32_t, f, 127, 23, 104.0f, 104.0f, 10.0f, 0x1p-25f)
+#undef SPDL_ELEMENTARY_
+
+/* The kernel of real's precision, the one name generated code and the tile
+ * kernels below call: the float kernels in float builds; in double the
+ * double ones (and libm's log and sqrt), so double builds compute what they
+ * always did. */
+#define SPDL_R_(d, f) _Generic((real)0, float: f, default: d)
+#define spdl_exp_r(x) SPDL_R_(spdl_exp, spdl_expf)(x)
+#define spdl_expm1_r(x) SPDL_R_(spdl_expm1, spdl_expm1f)(x)
+#define spdl_tanh_r(x) SPDL_R_(spdl_tanh, spdl_tanhf)(x)
+#define spdl_sigmoid_r(x) SPDL_R_(spdl_sigmoid, spdl_sigmoidf)(x)
+#define spdl_softplus_r(x) SPDL_R_(spdl_softplus, spdl_softplusf)(x)
+#define spdl_log_r(x) SPDL_R_(log, spdl_logf)(x)
+#define spdl_sqrt_r(x) SPDL_R_(sqrt, sqrtf)(x)
+#define spdl_select_r(c, a, b) SPDL_R_(spdl_select, spdl_selectf)(c, a, b)
 
 /* ---- tiles ------------------------------------------------------------------ */
 
@@ -548,17 +701,8 @@ SPDL_GEMM512_(spdl_sgemm512_6x64_, spdl_sgemm512_, float, __m512, __mmask16, 16,
 #undef SPDL_Z_OUT_
 #endif
 
-SPDL_KERNEL float spdl_madd_f_(float a, float b, float c)
-{
-#ifdef FP_FAST_FMAF
-    return fmaf(a, b, c);
-#else
-    return a * b + c;
-#endif
-}
-
 /* s + x * y in the precision of s, one rounding where that is fast */
-#define SPDL_MADD_(x, y, s) _Generic((s), float: spdl_madd_f_, default: spdl_fma)(x, y, s)
+#define SPDL_MADD_(x, y, s) _Generic((s), float: spdl_fmaf, default: spdl_fma)(x, y, s)
 
 SPDL_KERNEL void spdl_gemm(int M, int N, int K, const real *restrict A, size_t ars, size_t aks,
                              const real *restrict B, size_t ldb, real *restrict C, size_t ldc, int acc)
@@ -897,12 +1041,12 @@ SPDL_KERNEL void spdl_softmax(int n, const real *restrict X, real *restrict Y)
         mx[l] = X[l];
     for (int i = 1; i < n; i++)
         for (int l = 0; l < SPDL_BT; l++)
-            mx[l] = spdl_select(X[(size_t)i * SPDL_BT + l] > mx[l], X[(size_t)i * SPDL_BT + l], mx[l]);
+            mx[l] = spdl_select_r(X[(size_t)i * SPDL_BT + l] > mx[l], X[(size_t)i * SPDL_BT + l], mx[l]);
     for (int l = 0; l < SPDL_BT; l++)
         sum[l] = 0;
     for (int i = 0; i < n; i++)
         for (int l = 0; l < SPDL_BT; l++) {
-            real e = (real)spdl_exp(X[(size_t)i * SPDL_BT + l] - mx[l]);
+            real e = spdl_exp_r(X[(size_t)i * SPDL_BT + l] - mx[l]);
             Y[(size_t)i * SPDL_BT + l] = e;
             sum[l] += e;
         }
@@ -939,15 +1083,15 @@ SPDL_KERNEL void spdl_ce_logits(int n, const real *restrict Z, const real *restr
         mx[l] = Z[l];
     for (int i = 1; i < n; i++)
         for (int l = 0; l < SPDL_BT; l++)
-            mx[l] = spdl_select(Z[(size_t)i * SPDL_BT + l] > mx[l], Z[(size_t)i * SPDL_BT + l], mx[l]);
+            mx[l] = spdl_select_r(Z[(size_t)i * SPDL_BT + l] > mx[l], Z[(size_t)i * SPDL_BT + l], mx[l]);
     for (int l = 0; l < SPDL_BT; l++)
         sum[l] = 0;
     for (int i = 0; i < n; i++)
         for (int l = 0; l < SPDL_BT; l++)
-            sum[l] += (real)spdl_exp(Z[(size_t)i * SPDL_BT + l] - mx[l]);
+            sum[l] += spdl_exp_r(Z[(size_t)i * SPDL_BT + l] - mx[l]);
     for (int l = 0; l < SPDL_BT; l++) {
         int c = (int)C[l];
-        L[l] = (mx[l] - Z[(size_t)c * SPDL_BT + l]) + (real)log(sum[l]);
+        L[l] = (mx[l] - Z[(size_t)c * SPDL_BT + l]) + spdl_log_r(sum[l]);
     }
 }
 
@@ -960,16 +1104,16 @@ SPDL_KERNEL void spdl_ce_logits_adj(int n, const real *restrict Z, const real *r
         mx[l] = Z[l];
     for (int i = 1; i < n; i++)
         for (int l = 0; l < SPDL_BT; l++)
-            mx[l] = spdl_select(Z[(size_t)i * SPDL_BT + l] > mx[l], Z[(size_t)i * SPDL_BT + l], mx[l]);
+            mx[l] = spdl_select_r(Z[(size_t)i * SPDL_BT + l] > mx[l], Z[(size_t)i * SPDL_BT + l], mx[l]);
     for (int l = 0; l < SPDL_BT; l++)
         sum[l] = 0;
     for (int i = 0; i < n; i++)
         for (int l = 0; l < SPDL_BT; l++)
-            sum[l] += (real)spdl_exp(Z[(size_t)i * SPDL_BT + l] - mx[l]);
+            sum[l] += spdl_exp_r(Z[(size_t)i * SPDL_BT + l] - mx[l]);
     for (int i = 0; i < n; i++)
         for (int l = 0; l < SPDL_BT; l++) {
             size_t j = (size_t)i * SPDL_BT + l;
-            real v = G[l] * ((real)spdl_exp(Z[j] - mx[l]) / sum[l] - (real)(C[l] == (real)i));
+            real v = G[l] * (spdl_exp_r(Z[j] - mx[l]) / sum[l] - (real)(C[l] == (real)i));
             GZ[j] = acc ? GZ[j] + v : v;
         }
 }
@@ -1155,7 +1299,7 @@ SPDL_KERNEL void spdl_project_capped_simplex(size_t n, double *y, double hi, dou
 SPDL_KERNEL real spdl_lu_l(const real *R, int n, int i, int k) { return k < i ? R[i * n + k] : k == i ? 1 : 0; }
 SPDL_KERNEL real spdl_lu_u(const real *R, int n, int k, int j)
 {
-    return k < j ? R[k * n + j] : k == j ? (real)spdl_exp(R[k * n + k]) : 0;
+    return k < j ? R[k * n + j] : k == j ? spdl_exp_r(R[k * n + k]) : 0;
 }
 
 SPDL_KERNEL void spdl_lu_compose(int n, const real *restrict R, real *restrict M)
@@ -1185,7 +1329,7 @@ SPDL_KERNEL void spdl_lu_compose_adj(int n, const real *restrict R, const real *
             real s = 0;
             for (int i = k; i < n; i++)
                 s += spdl_lu_l(R, n, i, k) * G[i * n + j];
-            GR[k * n + j] += j == k ? s * (real)spdl_exp(R[k * n + k]) : s;
+            GR[k * n + j] += j == k ? s * spdl_exp_r(R[k * n + k]) : s;
         }
 }
 
@@ -1203,7 +1347,7 @@ SPDL_KERNEL void spdl_lu_inverse(int n, const real *restrict R, real *restrict X
             real s = X[i * n + c];
             for (int k = i + 1; k < n; k++)
                 s -= R[i * n + k] * X[k * n + c];
-            X[i * n + c] = s / (real)spdl_exp(R[i * n + i]);
+            X[i * n + c] = s / spdl_exp_r(R[i * n + i]);
         }
     }
 }
@@ -1234,7 +1378,7 @@ SPDL_KERNEL void spdl_logabsdet_tile(int n, real *restrict A, real *restrict ld)
                 }
             }
         for (int l = 0; l < SPDL_BT; l++)
-            ld[l] += (real)log(fabs((double)A[(k * n + k) * SPDL_BT + l]));
+            ld[l] += spdl_log_r(fabs(A[(k * n + k) * SPDL_BT + l]));
         for (int i = k + 1; i < n; i++)
             for (int l = 0; l < SPDL_BT; l++) {
                 const real piv = A[(k * n + k) * SPDL_BT + l];
