@@ -30,7 +30,8 @@ fi
 if [ "$what" = bench ]; then
     need openmpi-bin command -v mpirun
     need libopenmpi-dev command -v mpicc
-    need libopenblas-dev has_header cblas.h
+    # OpenBLAS's own header: cblas.h alone may be the reference BLAS's (libblas-dev, which python3-torch pulls in)
+    need libopenblas-dev has_header openblas_config.h
     # the pthread OpenBLAS also provides libblas.so.3, which PyTorch's float64 products (and
     # its im2col convolutions) run on; without it they run on the reference BLAS
     if command -v dpkg-query >/dev/null 2>&1; then need libopenblas0-pthread deb_installed libopenblas0-pthread; fi
