@@ -11,6 +11,9 @@
  * caller's array directly, so only the rest is in the work buffer. */
 static size_t grad_in_place(E *e) { return e->o->fp32 ? 0 : e->m->theta_size; }
 
+/* M_NADJ: the adjoints a tile adds, the gradient's in place and the work buffer's. */
+static size_t nadj_of(E *e) { return grad_in_place(e) + e->padj_end - e->padj_begin; }
+
 /* Start of a call that accumulates the gradient into dst (double): its
  * address into the work buffer, and dst zeroed unless it already holds a
  * sum to add to. */
@@ -58,7 +61,7 @@ static void emit_tile_api(E *e)
     const StepProgram *p = e->p;
     const Model *m = e->m;
     const char *M = e->M;
-    const size_t nadj = e->padj_end - e->padj_begin, g0 = grad_in_place(e);
+    const size_t nwork = e->padj_end - e->padj_begin, g0 = grad_in_place(e);
     out(e, "int %s_tile_prepare(const double *theta, void *work)", M);
     out(e, "{");
     e->indent++;
@@ -78,9 +81,9 @@ static void emit_tile_api(E *e)
     out(e, "if (!work || !x || nb == 0 || nb > SPDL_BT || batch < nb%s)", m->ntarget ? " || !target" : "");
     out(e, "    return NAN;");
     out(e, "%s", align_work(e));
-    if (nadj) {
+    if (nwork) {
         out(e, "if (adj)");
-        out(e, "    memset(w + %zu, 0, sizeof(real) * %zu);", e->padj_begin, nadj);
+        out(e, "    memset(w + %zu, 0, sizeof(real) * %zu);", e->padj_begin, nwork);
     }
     grad_dest(e, "adj", false);
     out(e, "if (%s(w, x, target, 0, nb))", fn(e, "load"));
@@ -101,8 +104,8 @@ static void emit_tile_api(E *e)
     out(e, "if (adj) {");
     out(e, "    if (%s(w, nb, (real)(1.0 / (double)batch)))", fn(e, "tile_backward_loss"));
     out(e, "        return NAN;");
-    if (nadj) {
-        out(e, "    for (size_t i = 0; i < %zu; i++)", nadj);
+    if (nwork) {
+        out(e, "    for (size_t i = 0; i < %zu; i++)", nwork);
         out(e, "        adj[%zu + i] += (double)w[%zu + i];", g0, e->padj_begin);
     }
     out(e, "}");
@@ -127,8 +130,8 @@ static void emit_tile_api(E *e)
     }
     out(e, "if (adj) {");
     e->indent++;
-    if (nadj) {
-        out(e, "for (size_t i = 0; i < %zu; i++)", nadj);
+    if (nwork) {
+        out(e, "for (size_t i = 0; i < %zu; i++)", nwork);
         out(e, "    w[%zu + i] = (real)adj[%zu + i];", e->padj_begin, g0);
     }
     if (g0) {
@@ -509,7 +512,7 @@ void emit_descriptor(E *e)
     Shape ts = m->target ? m->target->type.shape : (Shape){0};
     out(e, "    %d, {%d, %d, %d, %d},", ts.rank, ts.rank > 0 ? ts.dim[0] : 0, ts.rank > 1 ? ts.dim[1] : 0,
         ts.rank > 2 ? ts.dim[2] : 0, ts.rank > 3 ? ts.dim[3] : 0);
-    out(e, "    SPDL_BT, %zu, %s_tile_prepare, %s_tile_loss, %s_tile_finish, %s_learned_steps,", e->nadj,
+    out(e, "    SPDL_BT, %zu, %s_tile_prepare, %s_tile_loss, %s_tile_finish, %s_learned_steps,", nadj_of(e),
         M, M, M, M);
     out(e, "};");
     out(e, "return &model;");
@@ -556,7 +559,7 @@ void emit_header(E *e)
             out(e, "int    %s_logdet(const double *theta, size_t batch, const double *x, double *ld, void *work);", M);
     }
     out(e, "/* the training step in parts, for callers that split a batch's tiles across threads: */");
-    out(e, "enum { %s_TILE = %d, %s_NADJ = %zu };", M, BT, M, e->nadj);
+    out(e, "enum { %s_TILE = %d, %s_NADJ = %zu };", M, BT, M, nadj_of(e));
     out(e, "int    %s_tile_prepare(const double *theta, void *work);", M);
     out(e, "double %s_tile_loss(void *work, size_t batch, size_t nb, const double *x, const double *target,", M);
     out(e, "                     double *y, double *adj);");

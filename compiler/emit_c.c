@@ -318,7 +318,6 @@ static void layout(E *e)
                 e->adj[v->id] = alloc(e, v->size * (size_t)p->segs[s].blk->layers);
         }
     e->padj_end = e->total;
-    e->nadj = e->padj_end - e->padj_begin + (e->o->fp32 ? 0 : m->theta_size);
     /* one tile */
     e->x = alloc(e, m->nin * BT);
     e->lab = alloc(e, (m->ntarget ? m->ntarget : 1) * BT);

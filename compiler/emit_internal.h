@@ -35,7 +35,6 @@ typedef struct E {
     size_t total;
     size_t theta, gtheta, padj_begin, padj_end;
     size_t gradp;             /* double: the address of the caller's gradient (gtheta is NONE) */
-    size_t nadj;              /* M_NADJ: the gradient, then the parameter code's adjoints */
     size_t x, gx, lab, scratch, madj_begin, madj_end;
     size_t pscratch;          /* 2 n^2 for lu / orth kernels */
     size_t gscratch;          /* C4/D4 convolutions: the expanded filter bank and its gradient */
