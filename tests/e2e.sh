@@ -516,5 +516,19 @@ expect inst_build 0 "" $inst/usr/local/bin/spdlc build examples/digits.spn -o $o
 expect inst_digits 0 "epoch 1/1" $out/inst_digits train --data "builtin:digits?n=60" --epochs 1 --out $out/id.safetensors
 [ -f $inst/usr/local/share/spdl/data/mnist.u8.gz ] && ok || bad "make install did not install data/mnist.u8.gz"
 
+# --- scratch independent of depth (issue 12): M_work_size of the spirals model at width 64 under
+# --memory=invert, 20 against 1000 layers, in double (theta read in place, K' through strides, the
+# gradient added into the caller's array: nothing parameter-sized is left in the work buffer) ------
+work_reals() { # MODEL.c: the reals M_work_size asks for
+    sed -n 's/.*return sizeof(real) \* \([0-9]*\) + 64;.*/\1/p' "$1"
+}
+for n in 20 1000; do
+    sh bench/model.sh 64 $n > $out/depth$n.spn
+    expect emit_depth$n 0 "" $spdlc emit $out/depth$n.spn -o $out/depth$n --memory=invert
+done
+w20=$(work_reals $out/depth20/spirals.c) w1000=$(work_reals $out/depth1000/spirals.c)
+[ -n "$w20" ] && [ -n "$w1000" ] && [ $((w1000 * 10)) -le $((w20 * 11)) ] && ok ||
+    bad "--memory=invert work buffer grows with depth: $w20 reals at N = 20, $w1000 at N = 1000"
+
 echo "e2e: $pass passed, $fail failed"
 [ $fail -eq 0 ]
