@@ -25,6 +25,7 @@ typedef struct spdl_args {
     int epochs;
     size_t batch;
     double lr;
+    double decay;           /* --weight-decay; < 0 when not given */
     spdl_optim_kind opt;
     int cosine;
     double val;             /* validation fraction of the training data */

@@ -37,6 +37,9 @@ void spdl_optim_step(spdl_optim *o, double *theta, const double *grad, double sc
 {
     double lr = o->lr * scale;
     o->step++;
+    if (o->decay > 0)
+        for (size_t i = 0; i < o->n; i++)
+            theta[i] -= lr * o->decay * theta[i];
     if (o->kind == SPDL_SGD) {
         for (size_t i = 0; i < o->n; i++) {
             o->m[i] = o->momentum * o->m[i] + grad[i];

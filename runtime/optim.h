@@ -17,6 +17,7 @@ typedef struct spdl_optim {
     double lr;              /* base learning rate (the schedule scales it) */
     double momentum;        /* SGD */
     double beta1, beta2, eps; /* Adam */
+    double decay;           /* decoupled weight decay: theta -= lr decay theta each step (AdamW) */
     uint64_t step;          /* updates taken */
     double *m, *v;          /* SGD: m is the velocity; Adam: first and second moments */
 } spdl_optim;

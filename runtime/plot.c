@@ -32,6 +32,27 @@ static int file_exists(const char *p)
     return f != NULL;
 }
 
+/* Whether a training log (epoch,loss,accuracy,val_loss,...) has a validation
+ * loss on some epoch: train --val 0 writes nan there, and a curve of nothing
+ * should not be in the legend. */
+static int log_has_validation(const char *p)
+{
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return 0;
+    char line[512];
+    int found = 0;
+    if (fgets(line, sizeof line, f))
+        while (!found && fgets(line, sizeof line, f)) {
+            const char *c = line;
+            for (int comma = 0; comma < 3 && (c = strchr(c, ',')); comma++)
+                c++;
+            found = c && strncmp(c, "nan", 3) != 0 && *c != ',' && *c != '\n';
+        }
+    fclose(f);
+    return found;
+}
+
 /* An image classifier's accuracy on the data rotated by 0, 15, ..., 360
  * degrees (rotate=A added to the data spec), to path as CSV. Returns 1 when
  * written, 0 when the model is no image classifier or the spec already
@@ -286,16 +307,17 @@ int spdl_cmd_plot(const spdl_model *m, const spdl_args *a)
     }
     if (have_log) {
         fprintf(f, "set title 'training'\nset xlabel 'epoch'\nset key center right\nset ylabel 'loss'\n");
-        if (m->nclass) {
+        int val = log_has_validation(logp);
+        if (m->nclass)
             fprintf(f, "set y2tics\nset ytics nomirror\nset y2label 'accuracy'\nset yrange [0:*]\nset y2range [0:1.02]\n");
-            fprintf(f, "plot '%s' skip 1 using 1:2 with lines lw 1.5 title 'loss', \\\n", logp);
-            fprintf(f, "     '%s' skip 1 using 1:4 with lines lw 1.5 title 'val loss', \\\n", logp);
-            fprintf(f, "     '%s' skip 1 using 1:3 axes x1y2 with lines lw 1.5 title 'accuracy', \\\n", logp);
-            fprintf(f, "     '%s' skip 1 using 1:5 axes x1y2 with lines lw 1.5 title 'val accuracy'\n", logp);
-        } else {
-            fprintf(f, "plot '%s' skip 1 using 1:2 with lines lw 1.5 title 'loss', \\\n", logp);
-            fprintf(f, "     '%s' skip 1 using 1:4 with lines lw 1.5 title 'val loss'\n", logp);
-        }
+        fprintf(f, "plot '%s' skip 1 using 1:2 with lines lw 1.5 title 'loss'", logp);
+        if (val)
+            fprintf(f, ", \\\n     '%s' skip 1 using 1:4 with lines lw 1.5 title 'val loss'", logp);
+        if (m->nclass)
+            fprintf(f, ", \\\n     '%s' skip 1 using 1:3 axes x1y2 with lines lw 1.5 title 'accuracy'", logp);
+        if (m->nclass && val)
+            fprintf(f, ", \\\n     '%s' skip 1 using 1:5 axes x1y2 with lines lw 1.5 title 'val accuracy'", logp);
+        fprintf(f, "\n");
     }
     if (have_rot) {
         fprintf(f, "set title '%s: accuracy on the data rotated by each angle'\n", m->name);

@@ -157,6 +157,7 @@ static int level_alloc(level_state *s, const spdl_model *m, const spdl_args *a)
     s->grad = calloc(P, sizeof *s->grad);
     if (!s->theta || !s->grad || spdl_optim_init(&s->opt, a->opt, m->nparam, a->lr))
         return spdl_error(a, "out of memory");
+    s->opt.decay = a->decay > 0 ? a->decay : 0;
     return 0;
 }
 
@@ -186,6 +187,7 @@ static int prolong(const spdl_args *a, const level_state *s, const spdl_model *f
         spdl_prolong(s->m, fine, s->opt.v, f->opt.v, kind, SPDL_PROLONG_SQUARE);
     f->opt.step = s->opt.step;
     f->opt.lr = s->opt.lr;
+    f->opt.decay = s->opt.decay;
     return 0;
 }
 
@@ -394,6 +396,8 @@ static int resume_read(trainer *t, const spdl_model *const *levels, int *level, 
     t->rng = run->rng;
     if (a->lr <= 0) /* no --lr: the checkpoint's, as one long run would have */
         s->opt.lr = run->lr;
+    if (a->decay < 0)
+        s->opt.decay = run->decay;
     int E = level_epochs(a, *level);
     if (run->total_epochs > 0 && (run->cosine || a->cosine) && (run->cosine != a->cosine || run->total_epochs != E))
         fprintf(stderr,
@@ -434,6 +438,7 @@ static int resume(trainer *t, const spdl_model *const *levels, int *level, level
         spdl_ranks_bcast(r, s->opt.v, sizeof(double) * P);
     spdl_ranks_bcast(r, &s->opt.step, sizeof s->opt.step);
     spdl_ranks_bcast(r, &s->opt.lr, sizeof s->opt.lr);
+    spdl_ranks_bcast(r, &s->opt.decay, sizeof s->opt.decay);
     spdl_ranks_bcast(r, run, sizeof *run);
     spdl_ranks_bcast(r, &t->rng, sizeof t->rng);
     spdl_ranks_bcast(r, &t->saved, sizeof t->saved);
@@ -505,6 +510,8 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
             k += snprintf(epochs + k, sizeof epochs - (size_t)k, "%s%d", l ? "," : "", a->level_epochs[l]);
         printf("training %s on %s: %zu samples (%zu for validation), %zu parameters, %s, batch %zu, ", m->name,
                t.train.desc, t.train.n, t.val.n, m->nparam, spdl_optim_name(a->opt), t.B);
+        if (s.opt.decay > 0)
+            printf("weight decay %g, ", s.opt.decay);
         if (t.multilevel)
             printf("%d levels (%s epochs, %s), ", t.nlevels, epochs,
                    spdl_level_grid(levels[0], m) > 1 ? "coarser images, the same parameters"

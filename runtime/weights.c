@@ -68,19 +68,23 @@ int spdl_weights_save(const char *path, const spdl_model *m, const double *theta
             t[k].data = (double *)(src + ps[i].offset);
             k++;
         }
-    char step[32], epoch[32], rng[32], lr[40], total[32], level[16], levels[16];
+    char step[32], epoch[32], rng[32], lr[40], decay[40], total[32], level[16], levels[16];
     snprintf(step, sizeof step, "%" PRIu64, opt ? opt->step : 0);
     snprintf(epoch, sizeof epoch, "%d", run ? run->epoch : 0);
     snprintf(rng, sizeof rng, "%016" PRIx64, run ? run->rng : 0);
     snprintf(lr, sizeof lr, "%.17g", opt ? opt->lr : 0);
-    const char *keys[12] = {"format", "model", "source_hash", "optimizer", "step", "epoch", "rng", "lr"};
-    const char *vals[12] = {SPDL_WEIGHTS_FORMAT, m->name, m->source_hash, opt ? spdl_optim_name(opt->kind) : "none",
+    const char *keys[13] = {"format", "model", "source_hash", "optimizer", "step", "epoch", "rng", "lr"};
+    const char *vals[13] = {SPDL_WEIGHTS_FORMAT, m->name, m->source_hash, opt ? spdl_optim_name(opt->kind) : "none",
                             step, epoch, rng, lr};
     size_t nkeys = 8;
     if (run && run->total_epochs > 0) {
         snprintf(total, sizeof total, "%d", run->total_epochs);
         keys[nkeys] = "schedule", vals[nkeys++] = run->cosine ? "cosine" : "constant";
         keys[nkeys] = "epochs_total", vals[nkeys++] = total;
+    }
+    if (opt && opt->decay > 0) { /* absent means 0, so files without decay read as before */
+        snprintf(decay, sizeof decay, "%.17g", opt->decay);
+        keys[nkeys] = "weight_decay", vals[nkeys++] = decay;
     }
     if (run && run->levels > 0) {
         snprintf(level, sizeof level, "%d", run->level);
@@ -353,8 +357,9 @@ static int meta_u64(const spdl_st *st, const char *path, const char *key, int ba
     return SPDL_OK;
 }
 
-static int meta_positive(const spdl_st *st, const char *path, const char *key, double *out, char *err,
-                         size_t errlen)
+/* a finite number > 0, or >= 0 with zero_ok */
+static int meta_number(const spdl_st *st, const char *path, const char *key, int zero_ok, double *out, char *err,
+                       size_t errlen)
 {
     const char *v;
     int rc = meta_field(st, path, key, &v, err, errlen);
@@ -363,9 +368,9 @@ static int meta_positive(const spdl_st *st, const char *path, const char *key, d
     char *end;
     errno = 0;
     double x = strtod(v, &end);
-    if (end == v || *end || errno || !isfinite(x) || !(x > 0))
-        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: metadata '%s' is '%.40s', expected a positive number", path,
-                         key, v);
+    if (end == v || *end || errno || !isfinite(x) || !(zero_ok ? x >= 0 : x > 0))
+        return spdl_fail(err, errlen, SPDL_EFORMAT, "%s: metadata '%s' is '%.40s', expected a %s number", path, key,
+                         v, zero_ok ? "non-negative" : "positive");
     *out = x;
     return SPDL_OK;
 }
@@ -444,7 +449,7 @@ int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl
         if (rc == SPDL_OK)
             rc = meta_u64(&st, path, "rng", 16, 0, UINT64_MAX, &rng, err, errlen);
         if (rc == SPDL_OK)
-            rc = meta_positive(&st, path, "lr", &run->lr, err, errlen);
+            rc = meta_number(&st, path, "lr", 0, &run->lr, err, errlen);
         run->epoch = (int)epoch;
         run->rng = rng;
         /* the schedule: optional (older files lack it), strict when there */
@@ -458,6 +463,9 @@ int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl
             rc = meta_u64(&st, path, "epochs_total", 10, 1, SPDL_EPOCHS_MAX, &total, err, errlen);
         }
         run->total_epochs = (int)total;
+        run->decay = 0;
+        if (rc == SPDL_OK && spdl_st_meta(&st, "weight_decay"))
+            rc = meta_number(&st, path, "weight_decay", 1, &run->decay, err, errlen);
         if (rc == SPDL_OK)
             rc = meta_level(&st, path, &run->level, &run->levels, err, errlen);
     }

@@ -44,6 +44,29 @@ expect train_half 0 "" $sp train --data "builtin:spirals?n=600" --epochs 10 --lr
 expect resume 0 "" $sp train --data "builtin:spirals?n=600" --epochs 20 --lr 0.02 --seed 3 --resume $out/b.safetensors \
     --out $out/b.safetensors --quiet
 cmp -s $out/a.safetensors $out/b.safetensors && ok || bad "10 + resume + 10 epochs differs from 20 epochs"
+# --weight-decay: recorded in the checkpoint, so a resume without it decays as one run would
+wd() { $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --weight-decay 0.5 "$@"; }
+expect wd_one 0 "" wd --epochs 20 --out $out/wd.safetensors
+expect wd_half 0 "" wd --epochs 10 --out $out/wd2.safetensors
+expect wd_resume 0 "" $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --epochs 20 \
+    --resume $out/wd2.safetensors --out $out/wd2.safetensors
+cmp -s $out/wd.safetensors $out/wd2.safetensors && ok || bad "10 + resume + 10 epochs with weight decay differs from 20"
+cmp -s $out/wd.safetensors $out/a.safetensors && bad "--weight-decay 0.5 changed nothing" || ok
+python3 - $out/a.safetensors $out/wd.safetensors <<'PY' && ok || bad "weight decay did not shrink the weights"
+import json, struct, sys
+def sumsq(p):
+    raw = open(p, "rb").read(); n = struct.unpack("<Q", raw[:8])[0]; head = json.loads(raw[8:8 + n])
+    s = 0.0
+    for k, v in head.items():
+        if k == "__metadata__" or k.startswith("optimizer."): continue
+        a, b = v["data_offsets"]
+        s += sum(x * x for x in struct.unpack("<%dd" % ((b - a) // 8), raw[8 + n + a:8 + n + b]))
+    return s, head["__metadata__"].get("weight_decay")
+(plain, d0), (decayed, d1) = sumsq(sys.argv[1]), sumsq(sys.argv[2])
+assert d0 is None and float(d1) == 0.5, (d0, d1)
+assert decayed < 0.9 * plain, (plain, decayed)
+PY
+expect wd_negative 2 "bad value for --weight-decay" $sp train --data "builtin:spirals?n=600" --weight-decay -1 --epochs 1
 # the log after an interrupted run and a resume: rows the interrupted run wrote after its last
 # checkpoint are dropped, not repeated, and `seconds` keeps counting. Here the run went on from
 # epoch 5 to 8, and was killed before its checkpoint at 8 (c5 is the checkpoint on disk).
@@ -134,6 +157,12 @@ expect predict 0 "" $sp predict --data "builtin:spirals?n=50" --weights $out/a.s
 expect predict_npy 0 "" $sp predict --data "builtin:spirals?n=50" --weights $out/a.safetensors --out $out/pred.npy
 expect plot 0 "" $sp plot --data "builtin:spirals?n=300" --weights $out/a.safetensors -o $out/sp.png
 for f in $out/sp.data.csv $out/sp.regions.csv $out/sp.traj.csv $out/sp.gp; do [ -s $f ] && ok || bad "plot did not write $f"; done
+grep -q "title 'val loss'" $out/sp.gp && ok || bad "plot of a run with validation has no val loss curve"
+# trained with --val 0: the log has no validation columns, so no val curves in the legend
+expect train_noval 0 "" $sp train --data "builtin:spirals?n=300" --epochs 2 --val 0 --quiet --out $out/noval.safetensors
+expect plot_noval 0 "" $sp plot --data "builtin:spirals?n=300" --weights $out/noval.safetensors -o $out/noval.png
+grep -q "title 'val" $out/noval.gp && bad "plot of a --val 0 run lists validation curves" || ok
+grep -q "title 'accuracy'" $out/noval.gp && ok || bad "plot of a --val 0 run lost its accuracy curve"
 if command -v gnuplot >/dev/null 2>&1; then
     [ "$(head -c 8 $out/sp.png | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] && ok || bad "sp.png is not a PNG"
 fi

@@ -102,6 +102,17 @@ static void expect_resume_err(int code, const char *fmt)
     cr_assert_str_eq(err, want);
 }
 
+/* Each of the n values of metadata key is refused: "'key' is 'value', expected <expected>". */
+static void refuse_each(const char *key, const char *const *bad, size_t n, const char *expected)
+{
+    for (size_t i = 0; i < n; i++) {
+        char w[256];
+        snprintf(w, sizeof w, "%%s: metadata '%s' is '%s', expected %s", key, bad[i], expected);
+        set_meta(key, bad[i]);
+        expect_resume_err(SPDL_EFORMAT, w);
+    }
+}
+
 Test(weights, a_checkpoint_loads_back)
 {
     double th[10];
@@ -168,12 +179,7 @@ Test(weights, step_is_an_integer_in_range)
 Test(weights, lr_is_a_positive_number)
 {
     const char *bad[] = {"0", "-0.1", "nan", "inf", "1e999", "0.1x", ""};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char w[256];
-        snprintf(w, sizeof w, "%%s: metadata 'lr' is '%s', expected a positive number", bad[i]);
-        set_meta("lr", bad[i]);
-        expect_resume_err(SPDL_EFORMAT, w);
-    }
+    refuse_each("lr", bad, sizeof bad / sizeof bad[0], "a positive number");
 }
 
 Test(weights, format_is_spdl_weights_1)
@@ -213,5 +219,39 @@ Test(weights, schedule_is_optional_and_strict)
     cr_assert_eq(spdl_optim_init(&o, SPDL_ADAM, 10, 0), 0);
     cr_assert_eq(spdl_weights_load(path, &tiny, th, &o, &run, NULL, err, sizeof err), 0, "%s", err);
     cr_assert_eq(run.total_epochs, 0);
+    spdl_optim_free(&o);
+}
+
+Test(weights, weight_decay_round_trips_and_is_absent_when_zero)
+{
+    double th[10];
+    spdl_optim o;
+    spdl_run_state run;
+    cr_assert_eq(spdl_optim_init(&o, SPDL_ADAM, 10, 0), 0);
+    cr_assert_eq(spdl_weights_load(path, &tiny, th, &o, &run, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(run.decay, 0);
+    spdl_st st;
+    cr_assert_eq(spdl_st_read(path, &st, err, sizeof err), 0, "%s", err);
+    cr_assert_null(spdl_st_meta(&st, "weight_decay"), "a run without decay records none (older readers agree)");
+    spdl_st_free(&st);
+    opt.decay = 0.125;
+    spdl_run_state saved = {.epoch = 3, .rng = 1};
+    cr_assert_eq(spdl_weights_save(path, &tiny, theta, &opt, &saved, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(spdl_weights_load(path, &tiny, th, &o, &run, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(run.decay, 0.125);
+    spdl_optim_free(&o);
+}
+
+Test(weights, weight_decay_is_a_non_negative_number)
+{
+    const char *bad[] = {"-0.1", "nan", "inf", "1e999", "0.1x", "", "abc"};
+    refuse_each("weight_decay", bad, sizeof bad / sizeof bad[0], "a non-negative number");
+    set_meta("weight_decay", "0");
+    double th[10];
+    spdl_optim o;
+    spdl_run_state run;
+    cr_assert_eq(spdl_optim_init(&o, SPDL_ADAM, 10, 0), 0);
+    cr_assert_eq(spdl_weights_load(path, &tiny, th, &o, &run, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(run.decay, 0);
     spdl_optim_free(&o);
 }
