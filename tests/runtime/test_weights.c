@@ -87,19 +87,35 @@ static void set_meta(const char *key, const char *val)
     spdl_st_free(&st);
 }
 
-/* Loads as a resume does (weights, optimiser, run) and expects code and message. */
+/* Loads as a resume does (weights, optimiser, run): the status, err, *run. */
+static int resume_load(spdl_run_state *run)
+{
+    double th[10];
+    spdl_optim o;
+    cr_assert_eq(spdl_optim_init(&o, SPDL_ADAM, 10, 0), 0);
+    int rc = spdl_weights_load(path, &tiny, th, &o, run, NULL, err, sizeof err);
+    spdl_optim_free(&o);
+    return rc;
+}
+
+/* A resume fails with code and the message fmt (%s: the path). */
 static void expect_resume_err(int code, const char *fmt)
 {
     char want[1024];
     snprintf(want, sizeof want, fmt, path);
-    double th[10];
-    spdl_optim o;
     spdl_run_state run;
-    cr_assert_eq(spdl_optim_init(&o, SPDL_ADAM, 10, 0), 0);
-    int rc = spdl_weights_load(path, &tiny, th, &o, &run, NULL, err, sizeof err);
-    spdl_optim_free(&o);
+    int rc = resume_load(&run);
     cr_assert_eq(rc, code, "rc %d: %s", rc, err);
     cr_assert_str_eq(err, want);
+}
+
+/* A resume succeeds; the run state it read. */
+static spdl_run_state resume_ok(void)
+{
+    spdl_run_state run;
+    int rc = resume_load(&run);
+    cr_assert_eq(rc, 0, "%s", err);
+    return run;
 }
 
 /* Each of the n values of metadata key is refused: "'key' is 'value', expected <expected>". */
@@ -213,23 +229,12 @@ Test(weights, schedule_is_optional_and_strict)
     expect_resume_err(SPDL_EFORMAT, "%s has no 'epochs_total' in its metadata, so it cannot resume a run");
     /* a file from before the schedule was saved: unknown, not an error */
     set_meta("schedule", NULL);
-    double th[10];
-    spdl_optim o;
-    spdl_run_state run;
-    cr_assert_eq(spdl_optim_init(&o, SPDL_ADAM, 10, 0), 0);
-    cr_assert_eq(spdl_weights_load(path, &tiny, th, &o, &run, NULL, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(run.total_epochs, 0);
-    spdl_optim_free(&o);
+    cr_assert_eq(resume_ok().total_epochs, 0);
 }
 
 Test(weights, weight_decay_round_trips_and_is_absent_when_zero)
 {
-    double th[10];
-    spdl_optim o;
-    spdl_run_state run;
-    cr_assert_eq(spdl_optim_init(&o, SPDL_ADAM, 10, 0), 0);
-    cr_assert_eq(spdl_weights_load(path, &tiny, th, &o, &run, NULL, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(run.decay, 0);
+    cr_assert_eq(resume_ok().decay, 0);
     spdl_st st;
     cr_assert_eq(spdl_st_read(path, &st, err, sizeof err), 0, "%s", err);
     cr_assert_null(spdl_st_meta(&st, "weight_decay"), "a run without decay records none (older readers agree)");
@@ -237,9 +242,7 @@ Test(weights, weight_decay_round_trips_and_is_absent_when_zero)
     opt.decay = 0.125;
     spdl_run_state saved = {.epoch = 3, .rng = 1};
     cr_assert_eq(spdl_weights_save(path, &tiny, theta, &opt, &saved, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(spdl_weights_load(path, &tiny, th, &o, &run, NULL, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(run.decay, 0.125);
-    spdl_optim_free(&o);
+    cr_assert_eq(resume_ok().decay, 0.125);
 }
 
 Test(weights, weight_decay_is_a_non_negative_number)
@@ -247,11 +250,5 @@ Test(weights, weight_decay_is_a_non_negative_number)
     const char *bad[] = {"-0.1", "nan", "inf", "1e999", "0.1x", "", "abc"};
     refuse_each("weight_decay", bad, sizeof bad / sizeof bad[0], "a non-negative number");
     set_meta("weight_decay", "0");
-    double th[10];
-    spdl_optim o;
-    spdl_run_state run;
-    cr_assert_eq(spdl_optim_init(&o, SPDL_ADAM, 10, 0), 0);
-    cr_assert_eq(spdl_weights_load(path, &tiny, th, &o, &run, NULL, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(run.decay, 0);
-    spdl_optim_free(&o);
+    cr_assert_eq(resume_ok().decay, 0);
 }
