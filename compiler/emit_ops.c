@@ -426,37 +426,6 @@ static void matmul_forward(E *e, const Val *v)
     out(e, "    }");
 }
 
-/* The adjoint of Y = S' B with S' never stored (plan_strided): S is n x m
- * row by row. dB (+)= S dY; dS += B dY' (its transpose, dA = dY B', added
- * to S's adjoint directly, with dY turned sample-major first). */
-static void strided_matmul_adjoint(E *e, const Val *v, bool ga, bool gb)
-{
-    const Val *A = VAL(e, v->a), *B = VAL(e, v->b);
-    int m = A->shape.dim[0], n = A->shape.dim[1];
-    int p = (int)(B->size / (size_t)n);
-    out(e, "const real *restrict GY = %s;", G(e, v->id));
-    if (gb) {
-        bool assign = first(e, v->b);
-        out(e, "const real *restrict S = %s;", F(e, A->a));
-        out(e, "real *restrict GB = %s;", G(e, v->b));
-        for (int c = 0; c < p; c++)
-            out(e, "spdl_gemm(%d, SPDL_BT, %d, S, %d, 1, GY + %d, %d, GB + %d, %d, %d);", n, m, m, c * BT, p * BT,
-                c * BT, p * BT, assign ? 0 : 1);
-    }
-    if (ga && wants_adj(e, A->a)) {
-        first(e, A->a);
-        bool guard = grad_guard_open(e, v, A->a);
-        out(e, "const real *restrict B = %s;", F(e, v->b));
-        out(e, "real *restrict T = w + %zu;", e->scratch);
-        out(e, "real *restrict GS = %s;", G(e, A->a));
-        for (int c = 0; c < p; c++) {
-            out(e, "spdl_transpose_tile(%d, GY + %d, %d, T);", m, c * BT, p * BT);
-            out(e, "spdl_gemm(%d, %d, SPDL_BT, B + %d, %d, 1, T, %d, GS, %d, 1);", n, m, c * BT, p * BT, m, m);
-        }
-        grad_guard_close(e, guard);
-    }
-}
-
 static void matmul_adjoint(E *e, const Val *v)
 {
     const Val *A = VAL(e, v->a), *B = VAL(e, v->b);
@@ -464,12 +433,12 @@ static void matmul_adjoint(E *e, const Val *v)
     int p = (int)(B->size / (size_t)n); /* columns: every index of B after its first */
     /* dA reads B, dB reads A: declare only what is read (no unused variables) */
     bool ga = wants_adj(e, v->a), gb = wants_adj(e, v->b);
-    if (v->vary == VARY_SAMPLE && e->strided[v->a]) {
-        strided_matmul_adjoint(e, v, ga, gb);
-        return;
-    }
     if (v->vary == VARY_SAMPLE) {
-        int t = gb ? transposed(e, v->a) : -1;
+        /* A = S' with S (n x m) stored and A never (plan_strided): S is A' row by row */
+        bool st = e->strided[v->a];
+        if (st) /* the adjoint goes to S */
+            ga = ga && wants_adj(e, A->a);
+        int t = st ? A->a : gb ? transposed(e, v->a) : -1;
         if (gb && t < 0)
             out(e, "const real *restrict A = %s;", F(e, v->a));
         if (ga)
@@ -484,7 +453,17 @@ static void matmul_adjoint(E *e, const Val *v)
                 out(e, "spdl_gemm(%d, SPDL_BT, %d, %s, %d, %d, GY + %d, %d, GB + %d, %d, %d);", n, m, t >= 0 ? "AT" : "A",
                     t >= 0 ? m : 1, t >= 0 ? 1 : n, c * BT, p * BT, c * BT, p * BT, assign ? 0 : 1);
         }
-        if (ga) { /* dA += dY B' (summed over lanes and columns) */
+        if (st && ga) { /* dS += B dY' (dA = dY B' turned), with dY turned sample-major */
+            first(e, A->a);
+            bool guard = grad_guard_open(e, v, A->a);
+            out(e, "real *restrict T = w + %zu;", e->scratch);
+            out(e, "real *restrict GS = %s;", G(e, A->a));
+            for (int c = 0; c < p; c++) {
+                out(e, "spdl_transpose_tile(%d, GY + %d, %d, T);", m, c * BT, p * BT);
+                out(e, "spdl_gemm(%d, %d, SPDL_BT, B + %d, %d, 1, T, %d, GS, %d, 1);", n, m, c * BT, p * BT, m, m);
+            }
+            grad_guard_close(e, guard);
+        } else if (ga) { /* dA += dY B' (summed over lanes and columns) */
             first(e, v->a);
             bool guard = grad_guard_open(e, v, v->a);
             out(e, "real *restrict T = w + %zu;", e->scratch);
