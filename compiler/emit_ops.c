@@ -453,24 +453,17 @@ static void matmul_adjoint(E *e, const Val *v)
                 out(e, "spdl_gemm(%d, SPDL_BT, %d, %s, %d, %d, GY + %d, %d, GB + %d, %d, %d);", n, m, t >= 0 ? "AT" : "A",
                     t >= 0 ? m : 1, t >= 0 ? 1 : n, c * BT, p * BT, c * BT, p * BT, assign ? 0 : 1);
         }
-        if (st && ga) { /* dS += B dY' (dA = dY B' turned), with dY turned sample-major */
-            first(e, A->a);
-            bool guard = grad_guard_open(e, v, A->a);
+        if (ga) { /* dA += dY B' summed over lanes and columns; for A = S', dS += B dY' (dY turned) */
+            int g = st ? A->a : v->a, rows = st ? n : m, cols = st ? m : n;
+            const char *left = st ? "B" : "GY", *turned = st ? "GY" : "B";
+            first(e, g);
+            bool guard = grad_guard_open(e, v, g);
             out(e, "real *restrict T = w + %zu;", e->scratch);
-            out(e, "real *restrict GS = %s;", G(e, A->a));
+            out(e, "real *restrict GA = %s;", G(e, g));
             for (int c = 0; c < p; c++) {
-                out(e, "spdl_transpose_tile(%d, GY + %d, %d, T);", m, c * BT, p * BT);
-                out(e, "spdl_gemm(%d, %d, SPDL_BT, B + %d, %d, 1, T, %d, GS, %d, 1);", n, m, c * BT, p * BT, m, m);
-            }
-            grad_guard_close(e, guard);
-        } else if (ga) { /* dA += dY B' (summed over lanes and columns) */
-            first(e, v->a);
-            bool guard = grad_guard_open(e, v, v->a);
-            out(e, "real *restrict T = w + %zu;", e->scratch);
-            out(e, "real *restrict GA = %s;", G(e, v->a));
-            for (int c = 0; c < p; c++) {
-                out(e, "spdl_transpose_tile(%d, B + %d, %d, T);", n, c * BT, p * BT);
-                out(e, "spdl_gemm(%d, %d, SPDL_BT, GY + %d, %d, 1, T, %d, GA, %d, 1);", m, n, c * BT, p * BT, n, n);
+                out(e, "spdl_transpose_tile(%d, %s + %d, %d, T);", cols, turned, c * BT, p * BT);
+                out(e, "spdl_gemm(%d, %d, SPDL_BT, %s + %d, %d, 1, T, %d, GA, %d, 1);", rows, cols, left, c * BT, p * BT,
+                    cols, cols);
             }
             grad_guard_close(e, guard);
         }
