@@ -495,8 +495,14 @@ static Type binary(R *r, Expr *e)
         if (sl.rank == 2 && sr.rank >= 1 && sl.dim[1] == sr.dim[0]) {
             /* R[m, c] times R[c, ...]: the matrix product over the leading axis
              * (channel mixing of a field, DESIGN §8), every other index a column */
-            if (L.vary == VARY_SAMPLE)
-                return fail(r, e, e->op_span, "cannot multiply by a matrix that depends on the sample (%s)", ls);
+            if (L.vary == VARY_SAMPLE) {
+                Diag *g = error(r, e->op_span, "cannot multiply by a matrix that depends on the sample (%s)", ls);
+                diag_note(r->d, g, NO_SPAN, "the left side of a product is a parameter or a constant: K * v mixes the rows (channels) of v; a sample-dependent matrix times another is not in the language");
+                if (L.field != FIELD_NONE && L.field != FIELD_TRIVIAL)
+                    diag_note(r->d, g, NO_SPAN, "mixing the columns of a field would also mix what the group moves (the members of a set, the samples of a cycle): pool first (mean_set, gpool), or mix channels only");
+                e->poison = true;
+                return e->type = poison_type();
+            }
             Shape prod = sr;
             prod.dim[0] = sl.dim[0];
             t = combine(L, Rt, prod);
