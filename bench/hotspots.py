@@ -31,8 +31,11 @@ def line_categories(src_path):
     with open(src_path) as f:
         for n, line in enumerate(f, 1):
             m = re.match(r"SPDL_KERNEL\s+[\w\s\*]+?\b(\w+)\(", line)
+            e = re.match(r"SPDL_ELEMENTARY_\((double|float),", line)
             if m:
                 fn, kernel, op = m.group(1), True, None
+            elif e:  # the macro's functions are debugged at the line that expands it
+                fn, kernel, op = "spdl_elementary" + ("f" if e.group(1) == "float" else ""), True, None
             else:
                 m = re.match(r"(?:static\s+)?[\w\s\*]+?\b(\w+)\((?!.*;\s*$)", line)
                 if m and not line.startswith(" ") and not line.startswith("#") and "=" not in line:
@@ -96,22 +99,30 @@ def profile(width, layers=20, variant_dir=None, seconds=2.0):
     return sorted(agg.items(), key=lambda kv: -kv[1])
 
 
+# kernel names by group, in both precisions (the float versions end in f:
+# spdl_tanhf, spdl_sgemm_6x16_, ...)
+PRODUCT_KERNEL = re.compile(r"kernel spdl_s?gemm")
+ACTIVATION_KERNEL = re.compile(r"kernel spdl_(elementary|tanh|expm1|expm1_reduced|exp|exp_reduce|sigmoid|softplus|log1p01|"
+                               r"log1p_reduced|log|select|clamp|clamp_abs|min|fma|bits|from_bits|sign_mask|if_neg)f?$")
+CONV_KERNEL = re.compile(r"kernel spdl_(corr2|zconv|gbank|g_tap|g_compose)")
+SETUP_KERNEL = re.compile(r"kernel spdl_(dot|norm2_block|norm2_upper|norm2_cheap|frobenius|rng_next|rng_normal|"
+                          r"rng_uniform|gram|gconv_norm_upper|gnorm_symbol|gconv_project)$")
+
+
 def group(rows):
     """coarse groups: the products, the activation, element-wise loops, copies"""
     g = collections.Counter()
     for cat, share in rows:
-        if cat == "kernel spdl_gemm" or cat.endswith("matmul") or any(
-                h in cat for h in ("fmaintrin.h", "avxintrin.h", "libopenblas", "dgemm")):
-            g["matrix products (the gemm kernel and its call sites)"] += share
-        elif cat in ("kernel spdl_tanh", "kernel spdl_expm1", "kernel spdl_expm1_reduced", "kernel spdl_select",
-                     "kernel spdl_clamp", "kernel spdl_min", "kernel spdl_exp_reduce", "kernel spdl_fma",
-                     "kernel spdl_bits", "kernel spdl_from_bits", "kernel spdl_sign_mask"):
-            g["tanh (spdl_tanh, spdl_expm1)"] += share
+        if PRODUCT_KERNEL.match(cat) or cat.endswith("matmul") or any(
+                h in cat for h in ("fmaintrin.h", "avxintrin.h", "avx512fintrin.h", "libopenblas", "dgemm")):
+            g["matrix products (the gemm kernels and their call sites)"] += share
+        elif ACTIVATION_KERNEL.match(cat):
+            g["activations (spdl_tanh, spdl_expm1, ..., double and float)"] += share
+        elif CONV_KERNEL.match(cat):
+            g["group convolutions (spdl_corr2*, spdl_zconv*, filter banks)"] += share
         elif cat == "kernel spdl_transpose_tile":
             g["tile transposes for dK"] += share
-        elif cat in ("kernel spdl_dot", "kernel spdl_norm2_block", "kernel spdl_norm2_upper", "kernel spdl_frobenius",
-                     "kernel spdl_rng_next", "kernel spdl_rng_normal", "kernel spdl_rng_uniform") or \
-                cat.startswith("init") or cat.startswith("project"):
+        elif SETUP_KERNEL.match(cat) or cat.startswith("init") or cat.startswith("project"):
             g["set-up: M_init (once, outside the timed calls)"] += share
         elif cat.startswith("libc"):
             g["memcpy/memset"] += share
