@@ -239,10 +239,10 @@ DIFFTEST_FLAGS ?=
 check-difftest: DEPS_FOR = check
 check-difftest: deps $(B)/spdlc
 	$(DIFFTEST_PY) tests/difftest/regress.py $(B)/spdlc $(B)/difftest/regress --cc $(CC) $(if $(ENABLE),--enable $(ENABLE))
-	$(DIFFTEST_PY) tests/difftest/difftest.py $(B)/spdlc --count 200 --out $(B)/difftest --opt=$(DIFFTEST_OPT) --cc $(CC) $(if $(ENABLE),--enable $(ENABLE)) $(DIFFTEST_FLAGS)
+	$(DIFFTEST_PY) tests/difftest/difftest.py $(B)/spdlc --count 200 --out $(B)/difftest --opt=$(DIFFTEST_OPT) --float --cc $(CC) $(if $(ENABLE),--enable $(ENABLE)) $(DIFFTEST_FLAGS)
 difftest: DEPS_FOR = check
 difftest: deps $(B)/spdlc
-	$(DIFFTEST_PY) tests/difftest/difftest.py $(B)/spdlc --count $(N) --seed $(SEED) --out $(B)/difftest --opt=$(DIFFTEST_OPT) --memory --cc $(CC) $(if $(ENABLE),--enable $(ENABLE)) $(DIFFTEST_FLAGS)
+	$(DIFFTEST_PY) tests/difftest/difftest.py $(B)/spdlc --count $(N) --seed $(SEED) --out $(B)/difftest --opt=$(DIFFTEST_OPT) --memory --float --cc $(CC) $(if $(ENABLE),--enable $(ENABLE)) $(DIFFTEST_FLAGS)
 
 # From Python (DESIGN §10): spdlc build --python, the spdl package with NumPy and PyTorch
 # (tests/python/README.md); Debian's python3, which has python3-numpy and python3-torch.

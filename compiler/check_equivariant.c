@@ -176,6 +176,9 @@ static FType op_type(Eq *q, const Val *v)
             return t;
         const Val *a = p->vals[v->a];
         bool ok = v->op == OP_PAD ? acted_from(t, a->shape.rank) >= 1 : channel_slice(v, a, t);
+        if (!ok && v->op == OP_SLICE && v->shape.rank < a->shape.rank && acted_from(t, a->shape.rank) >= 1)
+            return broke(q, v, "an index that drops the channel axis (the field types keep it: R[c, n], R[c, n, n], ...)",
+                         "keep the axis with a range, x[0:1], or mix the channels with a product K * x");
         if (!ok)
             return broke(q, v, v->op == OP_PAD ? "padding along the axis the group acts on"
                                                : "a slice along a grid, group or set axis",

@@ -63,9 +63,13 @@ static void text(FILE *out, Arena *a, const Model *m)
         fprintf(out, "  label   %s : class[%d]\n", m->label->name, m->nclass);
     if (m->target)
         fprintf(out, "  target  %s : %s\n", m->target->name, shape_str(a, m->target->type.shape));
-    for (int i = 0; i < m->ngroups; i++)
-        fprintf(out, "  group   %s (order %d) acts on %s\n", m->groups[i]->name, m->groups[i]->order,
-                m->groups[i]->acts_on->name);
+    for (int i = 0; i < m->ngroups; i++) {
+        const Group *g = m->groups[i];
+        if (g->kind == GROUP_S) /* n! permutations, not enumerated */
+            fprintf(out, "  group   %s (order %d!) acts on %s\n", g->name, g->n, g->acts_on->name);
+        else
+            fprintf(out, "  group   %s (order %d) acts on %s\n", g->name, g->order, g->acts_on->name);
+    }
     for (int i = 0; i < m->nstates; i++)
         fprintf(out, "  state   %s : %s\n", m->states[i]->name, shape_str(a, m->states[i]->shape));
     for (int i = 0; i < m->nparams; i++) {

@@ -13,8 +13,11 @@ with --seed S --only i):
   3. forward, loss, gradient and vjp compared with the twin (twin.py) in
      float64, relative 1e-9; the parameter table against the layout the
      twin derives from the declarations;
-  4. where invertible is proved: M_flow, M_flow_inverse and M_logdet;
-  5. attacks on what was proved, with admissible parameters (random,
+  4. with --float, the same program emitted with --precision float: its
+     forward, loss and gradient against the same twin (float64), relative
+     TOL_FLOAT;
+  5. where invertible is proved: M_flow, M_flow_inverse and M_logdet;
+  6. attacks on what was proved, with admissible parameters (random,
      blown up and passed through M_project): lipschitz (random and
      gradient-ascended pairs on the output, or the logits of a softmax),
      stable (spectral radius of the frozen-Jacobian linearisation of each
@@ -48,6 +51,10 @@ import twin as twinmod  # noqa: E402
 torch.set_num_threads(1)
 D = torch.float64
 TOL = 1e-9
+# float builds against the float64 twin: float rounding (2^-24) through a few
+# layers and sums of dozens of terms; the worst of the 200 programs of
+# make check is printed among the worst figures ("float")
+TOL_FLOAT = 1e-3
 GROUP_SHARE = 0.1   # of the programs are group programs (make check-difftest: about 20 of 200)
 cd = ctypes.c_double
 PD = ctypes.POINTER(cd)
@@ -249,6 +256,11 @@ def prepare(args, c):
     if r.returncode != 0:
         c.fail.append(("emit", r.stderr.strip()[:1500]))
         return False
+    if args.float:
+        r = run([args.spdlc, "emit", c.spn, "-o", os.path.join(c.dir, "float"), "--precision", "float"])
+        if r.returncode != 0:
+            c.fail.append(("emit --precision float", r.stderr.strip()[:1500]))
+            return False
     if args.memory and "invertible" in c.cert:
         for mode in ("invert", "checkpoint"):
             r = run([args.spdlc, "emit", c.spn, "-o", os.path.join(c.dir, mode), "--memory=" + mode])
@@ -375,6 +387,18 @@ def compare(args, c, lib):
     c.figures["batch67"] = e
     if rc != 0 or not e <= TOL:
         c.fail.append(("batch67", "rc %d, batch of 67: forward/loss/gradient relative error %.3g" % (rc, e)))
+    if getattr(c, "float_lib", None):
+        fm = CModel(c.float_lib, c.name, tw.nparam, p.nin, nout, ns)
+        rc, yf = fm.forward(th, x)
+        Lf, gf = fm.loss_grad(th, x, t)
+        rc2, y2f = fm.forward(th, x2)
+        L2f, g2f = fm.loss_grad(th, x2, t2)
+        ef = {"forward": relerr(yf, yt), "loss": relerr(Lf, Lt.item()), "gradient": relerr(gf, gt),
+              "batch of 67": max(relerr(y2f, r2["out"].detach().numpy()), relerr(L2f, L2t.item()), relerr(g2f, g2t))}
+        c.figures["float"] = max(ef.values())
+        if rc != 0 or rc2 != 0 or not c.figures["float"] <= TOL_FLOAT:
+            c.fail.append(("float", "rc %d %d, --precision float against the twin: %s (allowed %g)" % (
+                rc, rc2, ", ".join("%s %.3g" % kv for kv in ef.items()), TOL_FLOAT)))
     if "invariant" in c.cert or "equivariant" in c.cert:
         attack_equivariance(c, m, th, rng)
     if p.group and any(P.bound is not None and P.kind in ("lift", "gconv") for P in p.params):
@@ -725,6 +749,7 @@ def compare_library(args, gr, so, mem):
         if c.fail:
             continue
         c.mem = mem.get(c.idx, {})
+        c.float_lib = c.mem.pop("float", None)
         c.t0 = time.time()
         try:
             compare(args, c, lib)
@@ -767,6 +792,8 @@ def main(argv):
                     help="the share of group programs (C4/D4 images, Z(n) sequences, S(n) sets; default %g)" % GROUP_SHARE)
     ap.add_argument("--progress", action="store_true", help="a line per program compared")
     ap.add_argument("--groups-only", action="store_true", help="group programs only (--group-share 1)")
+    ap.add_argument("--float", action="store_true",
+                    help="also emit every program with --precision float and compare it with the twin (TOL_FLOAT)")
     ap.add_argument("--memory", action="store_true",
                     help="also emit invertible programs with --memory=invert and checkpoint and compare their gradients")
     args = ap.parse_args(argv)
@@ -791,19 +818,19 @@ def main(argv):
     sos = [os.path.join(args.out, "lib%d.so" % g) for g in range(len(groups))]
     with cf.ThreadPoolExecutor(max_workers=args.jobs) as ex:
         list(ex.map(lambda gs: build(args, gs[0], gs[1]), zip(groups, sos)))
-    mem = {}
-    if args.memory:
-        for mode in ("invert", "checkpoint"):
-            inv = [c for c in good if "invertible" in c.cert and not c.fail]
-            mg = [inv[i:i + 8] for i in range(0, len(inv), 8)]
-            ms = [os.path.join(args.out, "lib%s%d.so" % (mode, g)) for g in range(len(mg))]
-            with cf.ThreadPoolExecutor(max_workers=args.jobs) as ex:
-                list(ex.map(lambda gs: build(args, gs[0], gs[1], mode), zip(mg, ms)))
-            for gr, so in zip(mg, ms):
-                if os.path.exists(so) and not all(c.fail for c in gr):
-                    lib = ctypes.CDLL(so)
-                    for c in gr:
-                        mem.setdefault(c.idx, {})[mode] = lib
+    mem = {}  # per program, the libraries of its variants: "float", and the memory modes of invertible ones
+    variants = (["float"] if args.float else []) + (["invert", "checkpoint"] if args.memory else [])
+    for mode in variants:
+        part = [c for c in good if (mode == "float" or "invertible" in c.cert) and not c.fail]
+        mg = [part[i:i + 8] for i in range(0, len(part), 8)]
+        ms = [os.path.join(args.out, "lib%s%d.so" % (mode, g)) for g in range(len(mg))]
+        with cf.ThreadPoolExecutor(max_workers=args.jobs) as ex:
+            list(ex.map(lambda gs: build(args, gs[0], gs[1], mode), zip(mg, ms)))
+        for gr, so in zip(mg, ms):
+            if os.path.exists(so) and not all(c.fail for c in gr):
+                lib = ctypes.CDLL(so)
+                for c in gr:
+                    mem.setdefault(c.idx, {})[mode] = lib
     t2 = time.time()
     work = [(gr, so) for gr, so in zip(groups, sos) if any(not c.fail for c in gr)]
     if args.jobs > 1 and len(work) > 1:
