@@ -704,9 +704,38 @@ SPDL_GEMM512_(spdl_sgemm512_6x64_, spdl_sgemm512_, float, __m512, __mmask16, 16,
 /* s + x * y in the precision of s, one rounding where that is fast */
 #define SPDL_MADD_(x, y, s) _Generic((s), float: spdl_fmaf, default: spdl_fma)(x, y, s)
 
+/* Cache blocking of the two products below, for operands far larger than
+ * the caches (a 28 x 28 image of 64 maps over a tile's lanes is 25 MB): each
+ * block of C runs the whole contraction from registers, so what matters is
+ * that the data it streams is still cached when the next block wants it.
+ * spdl_gemm takes B in panels of about 256 KiB (K rows of P columns) that
+ * every row block of A passes over in turn; P is a multiple of 64, so every
+ * block of every kernel below ends where it did without panels and each
+ * element of C is computed as before, bit for bit. spdl_gemm_nt, whose
+ * contraction runs along the rows of both operands, takes them in chunks of
+ * Q columns, about 512 KiB of the M + N rows, adding each chunk's sums to C
+ * (a multiple of 16, so only the last chunk has a ragged end). */
+SPDL_KERNEL int spdl_gemm_panel_(int K, size_t elem)
+{
+    size_t p = (size_t)262144 / (elem * (size_t)(K > 1 ? K : 1)) / 64 * 64;
+    return p > 64 ? (int)p : 64;
+}
+
+SPDL_KERNEL int spdl_gemm_nt_chunk_(int M, int N, size_t elem)
+{
+    size_t q = (size_t)524288 / (elem * (size_t)(M + N > 1 ? M + N : 1)) / 16 * 16;
+    return q > 256 ? (int)q : 256;
+}
+
 SPDL_KERNEL void spdl_gemm(int M, int N, int K, const real *restrict A, size_t ars, size_t aks,
                              const real *restrict B, size_t ldb, real *restrict C, size_t ldc, int acc)
 {
+    const int P = spdl_gemm_panel_(K, sizeof(real));
+    if (N > P) {
+        for (int j = 0; j < N; j += P)
+            spdl_gemm(M, N - j < P ? N - j : P, K, A, ars, aks, B + j, ldb, C + j, ldc, acc);
+        return;
+    }
 #if defined(SPDL_GEMM_AVX512)
     if (sizeof(real) == sizeof(double))
         spdl_gemm512_(M, N, K, (const double *)(const void *)A, ars, aks, (const double *)(const void *)B, ldb,
@@ -949,6 +978,12 @@ SPDL_GEMM_NT512_(spdl_sgemm_nt512_, float, __m512, __mmask16, 16, ps)
 SPDL_KERNEL void spdl_gemm_nt(int M, int N, int K, const real *restrict A, size_t lda, const real *restrict B,
                               size_t ldb, real *restrict C, size_t ldc, size_t cs)
 {
+    const int Q = spdl_gemm_nt_chunk_(M, N, sizeof(real));
+    if (K > Q) {
+        for (int k = 0; k < K; k += Q)
+            spdl_gemm_nt(M, N, K - k < Q ? K - k : Q, A + k, lda, B + k, ldb, C, ldc, cs);
+        return;
+    }
 #if defined(SPDL_GEMM_AVX512)
     if (sizeof(real) == sizeof(double))
         spdl_gemm_nt512_(M, N, K, (const double *)(const void *)A, lda, (const double *)(const void *)B, ldb,

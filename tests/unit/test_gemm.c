@@ -158,6 +158,37 @@ Test(gemm, empty)
     cr_assert(C[0] == 0 && C[1] == 0 && C[2] == 0 && C[3] == 0);
 }
 
+/* B wider than a panel (spdl_gemm's cache blocking, whose panels are 64
+ * columns here, K being large): against long double, and bit for bit
+ * against the same product taken 64 columns at a time (one panel each) */
+Test(gemm, panels_of_wide_products)
+{
+    const int shapes[][3] = {{13, 1000, 300}, {6, 4099, 64}, {67, 70, 5000}, {1, 130, 2100}};
+    for (int t = 0; t < COUNT(shapes); t++)
+        for (int acc = 0; acc <= 1; acc++)
+            for (int trans = 0; trans <= 1; trans++) {
+                int M = shapes[t][0], N = shapes[t][1], K = shapes[t][2];
+                size_t ars = trans ? 1 : (size_t)K, aks = trans ? (size_t)M : 1;
+                double e = check_one(M, N, K, ars, aks, (size_t)N, (size_t)N, acc);
+                cr_assert(e <= 1e-13, "%d x %d x %d acc %d trans %d: relative error %.3g", M, N, K, acc, trans, e);
+                double *A = malloc((size_t)M * K * sizeof *A), *B = malloc((size_t)K * N * sizeof *B);
+                double *C1 = malloc((size_t)M * N * sizeof *C1), *C2 = malloc((size_t)M * N * sizeof *C2);
+                cr_assert(A && B && C1 && C2);
+                for (size_t i = 0; i < (size_t)M * K; i++)
+                    A[i] = uniform();
+                for (size_t i = 0; i < (size_t)K * N; i++)
+                    B[i] = uniform();
+                for (size_t i = 0; i < (size_t)M * N; i++)
+                    C1[i] = C2[i] = uniform();
+                spdl_gemm(M, N, K, A, ars, aks, B, (size_t)N, C1, (size_t)N, acc);
+                for (int j = 0; j < N; j += 64)
+                    spdl_gemm(M, N - j < 64 ? N - j : 64, K, A, ars, aks, B + j, (size_t)N, C2 + j, (size_t)N, acc);
+                cr_assert(memcmp(C1, C2, (size_t)M * N * sizeof *C1) == 0, "%d x %d x %d: panels changed the bits", M,
+                          N, K);
+                free(A), free(B), free(C1), free(C2);
+            }
+}
+
 /* built with AVX-512, or with AVX2 and FMA, the intrinsics kernel is the one under test */
 Test(gemm, intrinsics_path_compiled)
 {
@@ -182,7 +213,7 @@ Test(gemm, avx512_same_bits_as_avx2)
 {
 #if defined(SPDL_GEMM_AVX512) && defined(SPDL_GEMM_AVX2)
     const int shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {6, 32, 8}, {7, 33, 17}, {13, 70, 64}, {64, 64, 64},
-                             {67, 64, 257}, {16, 16, 64}, {256, 64, 256}};
+                             {67, 64, 257}, {16, 16, 64}, {256, 64, 256}, {13, 700, 300}};
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++)
         for (int acc = 0; acc <= 1; acc++)
             for (int trans = 0; trans <= 1; trans++) {
@@ -272,6 +303,19 @@ Test(gemm, nt_products)
                 worst = fmax(worst, fmax(e, f));
             }
     cr_log_info("spdl_gemm_nt: worst relative error %.3g", worst);
+}
+
+/* contractions longer than a chunk (spdl_gemm_nt's cache blocking): a
+ * kernel gradient over a 28 x 28 grid of tiles has K = 50,176 */
+Test(gemm, nt_chunks_of_long_contractions)
+{
+    const int shapes[][3] = {{5, 3, 70001}, {64, 64, 2049}, {16, 16, 12295}, {7, 2, 513}};
+    for (int t = 0; t < COUNT(shapes); t++) {
+        int M = shapes[t][0], N = shapes[t][1], K = shapes[t][2];
+        double e = check_nt(M, N, K, (size_t)K, (size_t)K, (size_t)N, 1);
+        double f = check_nt(M, N, K, (size_t)K + 5, (size_t)K + 3, (size_t)N * 9, 9);
+        cr_assert(e <= 1e-13 && f <= 1e-13, "%d x %d x %d: relative errors %.3g %.3g", M, N, K, e, f);
+    }
 }
 
 /* spdl_transpose_tile: T[l][i] = X[i*rs + l] for row counts around its blocks of 8 */

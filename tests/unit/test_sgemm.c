@@ -112,11 +112,25 @@ Test(sgemm, float_products_within_float_rounding)
     cr_log_info("float products: worst error %.3g of the bound", worst);
 }
 
+/* operands past the cache blocks: B wider than a panel, contractions longer than a chunk */
+Test(sgemm, panels_and_chunks)
+{
+    const int shapes[][3] = {{13, 1500, 300}, {6, 8195, 64}, {64, 64, 3000}, {5, 3, 70001}};
+    for (int t = 0; t < SCOUNT(shapes); t++) {
+        int M = shapes[t][0], N = shapes[t][1], K = shapes[t][2];
+        double e[3] = {check_s(0, M, N, K, (size_t)K, 1, (size_t)N, (size_t)N, 1, 0),
+                       check_s(0, M, N, K, 1, (size_t)M, (size_t)N, (size_t)N, 1, 1),
+                       check_s(1, M, N, K, (size_t)K, 1, (size_t)K, (size_t)N, 1, 1)};
+        for (int c = 0; c < 3; c++)
+            cr_assert(e[c] <= 1, "case %d, %d x %d x %d: error %.3g times the float bound", c, M, N, K, e[c]);
+    }
+}
+
 Test(sgemm, avx512_same_bits_as_avx2)
 {
 #if defined(SPDL_GEMM_AVX512) && defined(SPDL_GEMM_AVX2)
     const int shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {6, 64, 8}, {7, 65, 17}, {13, 130, 64}, {64, 64, 64},
-                             {67, 64, 257}, {16, 16, 64}, {256, 64, 256}};
+                             {67, 64, 257}, {16, 16, 64}, {256, 64, 256}, {13, 1500, 300}};
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++)
         for (int acc = 0; acc <= 1; acc++)
             for (int trans = 0; trans <= 1; trans++) {
