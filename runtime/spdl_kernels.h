@@ -1728,8 +1728,7 @@ SPDL_KERNEL void spdl_gbank_adj(int G, int gconv, int cout, int cin, int k, cons
  * for the tap (u, v) and output row p, the pixels q whose source column
  * q + v - r is on the grid form one contiguous run of both images, so
  *   Y[:, p, q0:q1] += W[:, :, u, v] X[:, p + u - r, q0 + v - r : q1 + v - r]
- * is one product (for v = r the rows are whole, and all the rows of the tap
- * are one product). The centre tap covers every pixel and goes first, so
+ * is one product. The centre tap covers every pixel and goes first, so
  * acc = 0 needs no clearing. spdl_corr2_span gives a tap's clipped run. */
 SPDL_KERNEL int spdl_corr2_span(int n, int r, int u, int *p0, int *p1)
 {
@@ -1738,77 +1737,97 @@ SPDL_KERNEL int spdl_corr2_span(int n, int r, int u, int *p0, int *p1)
     return *p1 > *p0;
 }
 
+/* Out[m, p, q] (+)= sum over the taps (u, v) and mi input maps c of
+ * W[m, c, u, v] In[c, p + s (u - r), q + s (v - r)], s = +1 (the
+ * correlation: W's rows m are output maps, stride wrs, and its columns c
+ * stride wks) or -1 (its transpose, W read transposed). A block of Out (a
+ * few pixels of one row, about 256 KiB over its mo maps) takes every tap
+ * before the next block, so it stays in the cache while the taps add to
+ * it; each element gets the centre tap first, then the others in (u, v)
+ * order, each one FMA chain over c started from Out. */
+SPDL_KERNEL void spdl_corr2_gather_(int mo, int mi, int k, int n, const real *restrict W, size_t wrs, size_t wks,
+                                    int s, const real *restrict In, real *restrict Out, int acc)
+{
+    const int r = (k - 1) / 2;
+    const size_t img = (size_t)n * (size_t)n * SPDL_BT;
+    int block = (int)((size_t)262144 / ((size_t)(mo > 1 ? mo : 1) * SPDL_BT * sizeof(real)));
+    block = block < 1 ? 1 : block;
+    for (int p = 0; p < n; p++)
+        for (int c0 = 0; c0 < n; c0 += block) {
+            const int c1 = n - c0 < block ? n : c0 + block;
+            real *out = Out + (size_t)p * (size_t)n * SPDL_BT;
+            spdl_gemm(mo, (c1 - c0) * SPDL_BT, mi, W + (size_t)r * (size_t)k + (size_t)r, wrs, wks,
+                      In + ((size_t)p * (size_t)n + (size_t)c0) * SPDL_BT, img, out + (size_t)c0 * SPDL_BT, img, acc);
+            for (int u = 0; u < k; u++) {
+                const int row = p + s * (u - r);
+                if (row < 0 || row >= n)
+                    continue;
+                for (int v = 0; v < k; v++) {
+                    const int d = s * (v - r); /* the source column of q is q + d */
+                    const int q0 = c0 > -d ? c0 : -d, q1 = c1 < n - d ? c1 : n - d;
+                    if ((u == r && v == r) || q1 <= q0)
+                        continue;
+                    spdl_gemm(mo, (q1 - q0) * SPDL_BT, mi, W + (size_t)u * (size_t)k + (size_t)v, wrs, wks,
+                              In + ((size_t)row * (size_t)n + (size_t)(q0 + d)) * SPDL_BT, img,
+                              out + (size_t)q0 * SPDL_BT, img, 1);
+                }
+            }
+        }
+}
+
 /* Y[o] (+)= sum_i corr(X[i], W[o, i]) on n x n grids of tiles */
 SPDL_KERNEL void spdl_corr2(int co, int ci, int k, int n, const real *restrict W, const real *restrict X,
                             real *restrict Y, int acc)
 {
-    const int r = (k - 1) / 2;
-    const size_t k2 = (size_t)k * (size_t)k, img = (size_t)n * (size_t)n * SPDL_BT, row = (size_t)n * SPDL_BT;
-    spdl_gemm(co, (int)img, ci, W + (size_t)r * (size_t)k + (size_t)r, (size_t)ci * k2, k2, X, img, Y, img, acc);
-    for (int u = 0; u < k; u++)
-        for (int v = 0; v < k; v++) {
-            int p0, p1, q0, q1;
-            if ((u == r && v == r) || !spdl_corr2_span(n, r, u, &p0, &p1) || !spdl_corr2_span(n, r, v, &q0, &q1))
-                continue;
-            const real *w = W + (size_t)u * (size_t)k + (size_t)v;
-            if (v == r) {
-                spdl_gemm(co, (int)((size_t)(p1 - p0) * row), ci, w, (size_t)ci * k2, k2, X + (size_t)(p0 + u - r) * row,
-                          img, Y + (size_t)p0 * row, img, 1);
-                continue;
-            }
-            for (int p = p0; p < p1; p++)
-                spdl_gemm(co, (q1 - q0) * SPDL_BT, ci, w, (size_t)ci * k2, k2,
-                          X + ((size_t)(p + u - r) * (size_t)n + (size_t)(q0 + v - r)) * SPDL_BT, img,
-                          Y + ((size_t)p * (size_t)n + (size_t)q0) * SPDL_BT, img, 1);
-        }
+    const size_t k2 = (size_t)k * (size_t)k;
+    spdl_corr2_gather_(co, ci, k, n, W, (size_t)ci * k2, k2, 1, X, Y, acc);
 }
 
 /* the transpose: Z[i] (+)= sum_o corr'(Y[o], W[o, i]) */
 SPDL_KERNEL void spdl_corr2_t(int co, int ci, int k, int n, const real *restrict W, const real *restrict Y,
                               real *restrict Z, int acc)
 {
-    const int r = (k - 1) / 2;
-    const size_t k2 = (size_t)k * (size_t)k, img = (size_t)n * (size_t)n * SPDL_BT, row = (size_t)n * SPDL_BT;
-    spdl_gemm(ci, (int)img, co, W + (size_t)r * (size_t)k + (size_t)r, k2, (size_t)ci * k2, Y, img, Z, img, acc);
-    for (int u = 0; u < k; u++)
-        for (int v = 0; v < k; v++) {
-            int p0, p1, q0, q1;
-            if ((u == r && v == r) || !spdl_corr2_span(n, r, u, &p0, &p1) || !spdl_corr2_span(n, r, v, &q0, &q1))
-                continue;
-            const real *w = W + (size_t)u * (size_t)k + (size_t)v;
-            if (v == r) {
-                spdl_gemm(ci, (int)((size_t)(p1 - p0) * row), co, w, k2, (size_t)ci * k2, Y + (size_t)p0 * row, img,
-                          Z + (size_t)(p0 + u - r) * row, img, 1);
-                continue;
-            }
-            for (int p = p0; p < p1; p++)
-                spdl_gemm(ci, (q1 - q0) * SPDL_BT, co, w, k2, (size_t)ci * k2,
-                          Y + ((size_t)p * (size_t)n + (size_t)q0) * SPDL_BT, img,
-                          Z + ((size_t)(p + u - r) * (size_t)n + (size_t)(q0 + v - r)) * SPDL_BT, img, 1);
-        }
+    const size_t k2 = (size_t)k * (size_t)k;
+    spdl_corr2_gather_(ci, co, k, n, W, k2, (size_t)ci * k2, -1, Y, Z, acc);
 }
 
-/* GW[o, i, u, v] += sum_{p, q, lanes} A[o, p, q] B[i, p + u - r, q + v - r] */
+/* GW[o, i, u, v] += sum_{p, q, lanes} A[o, p, q] B[i, p + u - r, q + v - r],
+ * by blocks of A of about 256 KiB (whole rows when a row of the co maps is
+ * smaller, else a few pixels of one row), every tap before the next block;
+ * a block of whole rows takes the centre column of taps (v = r) in one
+ * product over all its rows */
 SPDL_KERNEL void spdl_corr2_dw(int co, int ci, int k, int n, const real *restrict A, const real *restrict B,
                                real *restrict GW)
 {
     const int r = (k - 1) / 2;
     const size_t k2 = (size_t)k * (size_t)k, img = (size_t)n * (size_t)n * SPDL_BT, row = (size_t)n * SPDL_BT;
-    for (int u = 0; u < k; u++)
-        for (int v = 0; v < k; v++) {
-            int p0, p1, q0, q1;
-            if (!spdl_corr2_span(n, r, u, &p0, &p1) || !spdl_corr2_span(n, r, v, &q0, &q1))
-                continue;
-            real *g = GW + (size_t)u * (size_t)k + (size_t)v;
-            if (v == r) {
-                spdl_gemm_nt(co, ci, (int)((size_t)(p1 - p0) * row), A + (size_t)p0 * row, img,
-                             B + (size_t)(p0 + u - r) * row, img, g, (size_t)ci * k2, k2);
-                continue;
+    const size_t budget = (size_t)262144 / ((size_t)(co > 1 ? co : 1) * SPDL_BT * sizeof(real)); /* pixels */
+    const int rows = budget / (size_t)n > 0 ? (int)(budget / (size_t)n) : 1;
+    const int cols = budget / (size_t)n > 0 ? n : (budget > 0 ? (int)budget : 1);
+    for (int b0 = 0; b0 < n; b0 += rows)
+        for (int c0 = 0; c0 < n; c0 += cols) {
+            const int b1 = n - b0 < rows ? n : b0 + rows, c1 = n - c0 < cols ? n : c0 + cols;
+            for (int u = 0; u < k; u++) {
+                int p0, p1;
+                if (!spdl_corr2_span(n, r, u, &p0, &p1))
+                    continue;
+                p0 = p0 > b0 ? p0 : b0, p1 = p1 < b1 ? p1 : b1;
+                for (int v = 0; v < k && p1 > p0; v++) {
+                    const int d = v - r, q0 = c0 > -d ? c0 : -d, q1 = c1 < n - d ? c1 : n - d;
+                    real *g = GW + (size_t)u * (size_t)k + (size_t)v;
+                    if (q1 <= q0)
+                        continue;
+                    if (d == 0 && c0 == 0 && c1 == n) {
+                        spdl_gemm_nt(co, ci, (int)((size_t)(p1 - p0) * row), A + (size_t)p0 * row, img,
+                                     B + (size_t)(p0 + u - r) * row, img, g, (size_t)ci * k2, k2);
+                        continue;
+                    }
+                    for (int p = p0; p < p1; p++)
+                        spdl_gemm_nt(co, ci, (q1 - q0) * SPDL_BT, A + ((size_t)p * (size_t)n + (size_t)q0) * SPDL_BT,
+                                     img, B + ((size_t)(p + u - r) * (size_t)n + (size_t)(q0 + d)) * SPDL_BT, img, g,
+                                     (size_t)ci * k2, k2);
+                }
             }
-            for (int p = p0; p < p1; p++)
-                spdl_gemm_nt(co, ci, (q1 - q0) * SPDL_BT, A + ((size_t)p * (size_t)n + (size_t)q0) * SPDL_BT, img,
-                             B + ((size_t)(p + u - r) * (size_t)n + (size_t)(q0 + v - r)) * SPDL_BT, img, g,
-                             (size_t)ci * k2, k2);
         }
 }
 
