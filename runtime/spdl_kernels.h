@@ -715,15 +715,17 @@ SPDL_GEMM512_(spdl_sgemm512_6x64_, spdl_sgemm512_, float, __m512, __mmask16, 16,
  * contraction runs along the rows of both operands, takes them in chunks of
  * Q columns, about 512 KiB of the M + N rows, adding each chunk's sums to C
  * (a multiple of 16, so only the last chunk has a ragged end). */
+#define SPDL_CACHE_BLOCK_ ((size_t)262144) /* bytes: a block of data the products and correlations reuse */
+
 SPDL_KERNEL int spdl_gemm_panel_(int K, size_t elem)
 {
-    size_t p = (size_t)262144 / (elem * (size_t)(K > 1 ? K : 1)) / 64 * 64;
+    size_t p = SPDL_CACHE_BLOCK_ / (elem * (size_t)(K > 1 ? K : 1)) / 64 * 64;
     return p > 64 ? (int)p : 64;
 }
 
 SPDL_KERNEL int spdl_gemm_nt_chunk_(int M, int N, size_t elem)
 {
-    size_t q = (size_t)524288 / (elem * (size_t)(M + N > 1 ? M + N : 1)) / 16 * 16;
+    size_t q = 2 * SPDL_CACHE_BLOCK_ / (elem * (size_t)(M + N > 1 ? M + N : 1)) / 16 * 16;
     return q > 256 ? (int)q : 256;
 }
 
@@ -1737,6 +1739,13 @@ SPDL_KERNEL int spdl_corr2_span(int n, int r, int u, int *p0, int *p1)
     return *p1 > *p0;
 }
 
+/* the pixels of a block of a grid of tiles over `maps` maps, about SPDL_CACHE_BLOCK_ bytes, at least 1 */
+SPDL_KERNEL size_t spdl_corr2_pixels_(int maps)
+{
+    size_t p = SPDL_CACHE_BLOCK_ / ((size_t)(maps > 1 ? maps : 1) * SPDL_BT * sizeof(real));
+    return p > 0 ? p : 1;
+}
+
 /* Out[m, p, q] (+)= sum over the taps (u, v) and mi input maps c of
  * W[m, c, u, v] In[c, p + s (u - r), q + s (v - r)], s = +1 (the
  * correlation: W's rows m are output maps, stride wrs, and its columns c
@@ -1749,9 +1758,8 @@ SPDL_KERNEL void spdl_corr2_gather_(int mo, int mi, int k, int n, const real *re
                                     int s, const real *restrict In, real *restrict Out, int acc)
 {
     const int r = (k - 1) / 2;
-    const size_t img = (size_t)n * (size_t)n * SPDL_BT;
-    int block = (int)((size_t)262144 / ((size_t)(mo > 1 ? mo : 1) * SPDL_BT * sizeof(real)));
-    block = block < 1 ? 1 : block;
+    const size_t img = (size_t)n * (size_t)n * SPDL_BT, pixels = spdl_corr2_pixels_(mo);
+    const int block = pixels < (size_t)n ? (int)pixels : n;
     for (int p = 0; p < n; p++)
         for (int c0 = 0; c0 < n; c0 += block) {
             const int c1 = n - c0 < block ? n : c0 + block;
@@ -1801,9 +1809,9 @@ SPDL_KERNEL void spdl_corr2_dw(int co, int ci, int k, int n, const real *restric
 {
     const int r = (k - 1) / 2;
     const size_t k2 = (size_t)k * (size_t)k, img = (size_t)n * (size_t)n * SPDL_BT, row = (size_t)n * SPDL_BT;
-    const size_t budget = (size_t)262144 / ((size_t)(co > 1 ? co : 1) * SPDL_BT * sizeof(real)); /* pixels */
-    const int rows = budget / (size_t)n > 0 ? (int)(budget / (size_t)n) : 1;
-    const int cols = budget / (size_t)n > 0 ? n : (budget > 0 ? (int)budget : 1);
+    const size_t pixels = spdl_corr2_pixels_(co);
+    const int rows = pixels / (size_t)n > 0 ? (int)(pixels / (size_t)n) : 1;
+    const int cols = pixels / (size_t)n > 0 ? n : (int)pixels;
     for (int b0 = 0; b0 < n; b0 += rows)
         for (int c0 = 0; c0 < n; c0 += cols) {
             const int b1 = n - b0 < rows ? n : b0 + rows, c1 = n - c0 < cols ? n : c0 + cols;
