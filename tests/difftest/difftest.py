@@ -748,8 +748,9 @@ def compare_library(args, gr, so, mem):
     for c in gr:
         if c.fail:
             continue
-        c.mem = mem.get(c.idx, {})
-        c.float_lib = c.mem.pop("float", None)
+        libs = mem.get(c.idx, {})
+        c.float_lib = libs.get("float")
+        c.mem = {mode: lib for mode, lib in libs.items() if mode != "float"}
         c.t0 = time.time()
         try:
             compare(args, c, lib)
