@@ -2112,6 +2112,22 @@ int spdl_data_load(const char *spec, size_t nin, size_t ntarget, uint64_t seed, 
     return spdl_data_load_ex(spec, nin, ntarget, -1, seed, out, err, errlen);
 }
 
+void spdl_data_noise(double *x, size_t lo, size_t hi, size_t nin, uint64_t key, double sigma)
+{
+    for (size_t i = lo; i < hi; i++) {
+        rng_t r = {key ^ (uint64_t)(i + 1) * 0xd1b54a32d192ed03u};
+        r.s = rng_next(&r); /* rows of nearby keys and indices start far apart */
+        double *row = x + i * nin;
+        for (size_t j = 0; j < nin; j += 2) {
+            double g1, g2;
+            rng_gauss2(&r, &g1, &g2);
+            row[j] += sigma * g1;
+            if (j + 1 < nin)
+                row[j + 1] += sigma * g2;
+        }
+    }
+}
+
 void spdl_data_free(spdl_data *d)
 {
     if (!d)

@@ -86,6 +86,10 @@ int  spdl_data_load_layout(const char *spec, const spdl_data_layout *layout, uin
 
 void spdl_data_free(spdl_data *d);
 
+/* Adds sigma N(0, 1) noise to rows lo..hi-1 of x (nin numbers each; train --noise). Row i's noise depends on key
+   and i only, so a batch gets the same noise however its rows are split over threads or ranks. */
+void spdl_data_noise(double *x, size_t lo, size_t hi, size_t nin, uint64_t key, double sigma);
+
 /* Splits `d` the way the split=F key does: a shuffle seeded by `seed`, the first n - round(n*frac) samples of
    the permutation into `train`, the rest into `val`. 0 < frac < 1 and both parts non-empty, else SPDL_EINVAL.
    `d` is left unchanged; on failure train and val are left empty. */

@@ -288,7 +288,7 @@ static const struct command {
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
-typedef enum { O_HELP, O_DATA, O_WEIGHTS, O_OUT, O_RESUME, O_EPOCHS, O_BATCH, O_LR, O_DECAY, O_OPT, O_SCHEDULE, O_VAL,
+typedef enum { O_HELP, O_DATA, O_WEIGHTS, O_OUT, O_RESUME, O_EPOCHS, O_BATCH, O_LR, O_DECAY, O_NOISE, O_OPT, O_SCHEDULE, O_VAL,
                O_SEED, O_EPS, O_COUNT, O_CKPT, O_THREADS, O_QUIET, O_MULTILEVEL, O_LEVEL_EPOCHS, O_PROLONG,
                O_COUNT_IDS } opt_id;
 typedef enum { V_NONE, V_TEXT, V_NUMBER, V_INT, V_CHOICE } value_kind;
@@ -324,6 +324,9 @@ static const struct option {
      "base learning rate (default 1e-3 for adam, 0.1 for sgd; a resumed run's own)"},
     {O_DECAY, "--weight-decay", NULL, V_NUMBER, "X", 0, 1e3, C_TRAIN, 0,
      "decoupled weight decay: each step also takes lr * X * theta off theta (AdamW; default 0, a resumed run's own)"},
+    {O_NOISE, "--noise", NULL, V_NUMBER, "S", 0, 1e3, C_TRAIN, 0,
+     "Gaussian noise of standard deviation S added to each step's inputs, drawn afresh every step (data "
+     "augmentation; default 0, a resumed run's own)"},
     {O_OPT, "--opt", NULL, V_CHOICE, "adam|sgd", 0, 0, C_TRAIN, 0, "the optimiser (default adam)"},
     {O_SCHEDULE, "--schedule", NULL, V_CHOICE, "constant|cosine", 0, 0, C_TRAIN, 0,
      "the learning rate over the run: constant, or cosine annealed to 0 over --epochs (default constant)"},
@@ -494,6 +497,7 @@ static void set_option(spdl_args *a, opt_id id, const char *v, double num, int c
     case O_BATCH: a->batch = (size_t)num; break;
     case O_LR: a->lr = num; break;
     case O_DECAY: a->decay = num; break;
+    case O_NOISE: a->noise = num; break;
     case O_VAL: a->val = num; break;
     case O_SEED: a->seed = (uint64_t)num; break;
     case O_COUNT: a->count = (long)num; break;
@@ -605,6 +609,7 @@ static int run_main(const spdl_model *const *levels, int nlevels, int argc, char
     a.batch = 64;
     a.opt = SPDL_ADAM;
     a.decay = -1; /* not given: 0, or a resumed run's own */
+    a.noise = -1; /* likewise */
     a.val = 0.1;
     a.seed = 1;
     a.count = 1000;

@@ -26,6 +26,7 @@ typedef struct spdl_args {
     size_t batch;
     double lr;
     double decay;           /* --weight-decay; < 0 when not given */
+    double noise;           /* --noise; < 0 when not given */
     spdl_optim_kind opt;
     int cosine;
     double val;             /* validation fraction of the training data */

@@ -133,6 +133,7 @@ typedef struct trainer {
     double *xb, *tb;
     size_t *perm;
     uint64_t rng;
+    double noise;       /* --noise: the standard deviation added to each step's inputs */
     FILE *log;
     double t_before, t_start, t_run;
     int saved;          /* the epoch (of the level being trained) of the last checkpoint on disk; -1: none */
@@ -269,12 +270,15 @@ static int train_level(trainer *t, int level, level_state *s, spdl_run_state *ru
             size_t st = b * B, nb = t->train.n - st < B ? t->train.n - st : B, lo = row_lo, hi = row_hi;
             if (nb < B)
                 spdl_tiles_rows(tiles, nb, &lo, &hi);
+            uint64_t noise_key = t->noise > 0 ? spdl_rng_next(&t->rng) : 0; /* every rank draws it */
             for (size_t i = lo; i < hi; i++) {
                 memcpy(t->xb + i * m->nin, t->train.x + t->perm[st + i] * m->nin, sizeof(double) * m->nin);
                 if (m->ntarget)
                     memcpy(t->tb + i * m->ntarget, t->train.t + t->perm[st + i] * m->ntarget,
                            sizeof(double) * m->ntarget);
             }
+            if (t->noise > 0)
+                spdl_data_noise(t->xb, lo, hi, m->nin, noise_key, t->noise);
             double mpi0 = spdl_ranks_seconds(a->ranks);
             double loss = spdl_tiles_loss_grad(tiles, s->theta, nb, t->xb, m->ntarget ? t->tb : NULL, s->grad);
             t->mpi_step += spdl_ranks_seconds(a->ranks) - mpi0;
@@ -345,6 +349,7 @@ static int train_level(trainer *t, int level, level_state *s, spdl_run_state *ru
         }
         run->epoch = epoch + 1;
         run->rng = t->rng;
+        run->noise = t->noise;
         run->cosine = a->cosine;
         run->total_epochs = E;
         run->level = t->multilevel ? level + 1 : 0;
@@ -398,6 +403,8 @@ static int resume_read(trainer *t, const spdl_model *const *levels, int *level, 
         s->opt.lr = run->lr;
     if (a->decay < 0)
         s->opt.decay = run->decay;
+    if (a->noise < 0)
+        t->noise = run->noise;
     int E = level_epochs(a, *level);
     if (run->total_epochs > 0 && (run->cosine || a->cosine) && (run->cosine != a->cosine || run->total_epochs != E))
         fprintf(stderr,
@@ -441,6 +448,7 @@ static int resume(trainer *t, const spdl_model *const *levels, int *level, level
     spdl_ranks_bcast(r, &s->opt.decay, sizeof s->opt.decay);
     spdl_ranks_bcast(r, run, sizeof *run);
     spdl_ranks_bcast(r, &t->rng, sizeof t->rng);
+    spdl_ranks_bcast(r, &t->noise, sizeof t->noise);
     spdl_ranks_bcast(r, &t->saved, sizeof t->saved);
     spdl_ranks_bcast(r, &t->epochs_before, sizeof t->epochs_before);
     return 0;
@@ -471,6 +479,7 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
     t.perm = malloc(sizeof(size_t) * t.train.n);
     t.stats = stats_of(t.train);
     t.rng = a->seed * 0x9e3779b97f4a7c15ull + 0x747261696eull;
+    t.noise = a->noise > 0 ? a->noise : 0;
     level_state s = {0};
     spdl_run_state run = {0};
     int level = 0, status = 1;
@@ -512,6 +521,8 @@ int spdl_cmd_train(const spdl_model *m, const spdl_args *a)
                t.train.desc, t.train.n, t.val.n, m->nparam, spdl_optim_name(a->opt), t.B);
         if (s.opt.decay > 0)
             printf("weight decay %g, ", s.opt.decay);
+        if (t.noise > 0)
+            printf("input noise %g, ", t.noise);
         if (t.multilevel)
             printf("%d levels (%s epochs, %s), ", t.nlevels, epochs,
                    spdl_level_grid(levels[0], m) > 1 ? "coarser images, the same parameters"

@@ -68,13 +68,13 @@ int spdl_weights_save(const char *path, const spdl_model *m, const double *theta
             t[k].data = (double *)(src + ps[i].offset);
             k++;
         }
-    char step[32], epoch[32], rng[32], lr[40], decay[40], total[32], level[16], levels[16];
+    char step[32], epoch[32], rng[32], lr[40], decay[40], noise[40], total[32], level[16], levels[16];
     snprintf(step, sizeof step, "%" PRIu64, opt ? opt->step : 0);
     snprintf(epoch, sizeof epoch, "%d", run ? run->epoch : 0);
     snprintf(rng, sizeof rng, "%016" PRIx64, run ? run->rng : 0);
     snprintf(lr, sizeof lr, "%.17g", opt ? opt->lr : 0);
-    const char *keys[13] = {"format", "model", "source_hash", "optimizer", "step", "epoch", "rng", "lr"};
-    const char *vals[13] = {SPDL_WEIGHTS_FORMAT, m->name, m->source_hash, opt ? spdl_optim_name(opt->kind) : "none",
+    const char *keys[16] = {"format", "model", "source_hash", "optimizer", "step", "epoch", "rng", "lr"};
+    const char *vals[16] = {SPDL_WEIGHTS_FORMAT, m->name, m->source_hash, opt ? spdl_optim_name(opt->kind) : "none",
                             step, epoch, rng, lr};
     size_t nkeys = 8;
     if (run && run->total_epochs > 0) {
@@ -85,6 +85,10 @@ int spdl_weights_save(const char *path, const spdl_model *m, const double *theta
     if (opt && opt->decay > 0) { /* absent means 0, so files without decay read as before */
         snprintf(decay, sizeof decay, "%.17g", opt->decay);
         keys[nkeys] = "weight_decay", vals[nkeys++] = decay;
+    }
+    if (run && run->noise > 0) {
+        snprintf(noise, sizeof noise, "%.17g", run->noise);
+        keys[nkeys] = "input_noise", vals[nkeys++] = noise;
     }
     if (run && run->levels > 0) {
         snprintf(level, sizeof level, "%d", run->level);
@@ -466,6 +470,9 @@ int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl
         run->decay = 0;
         if (rc == SPDL_OK && spdl_st_meta(&st, "weight_decay"))
             rc = meta_number(&st, path, "weight_decay", 1, &run->decay, err, errlen);
+        run->noise = 0;
+        if (rc == SPDL_OK && spdl_st_meta(&st, "input_noise"))
+            rc = meta_number(&st, path, "input_noise", 1, &run->noise, err, errlen);
         if (rc == SPDL_OK)
             rc = meta_level(&st, path, &run->level, &run->levels, err, errlen);
     }

@@ -25,6 +25,7 @@ typedef struct spdl_run_state {
     uint64_t rng;           /* the shuffling generator's state */
     double lr;              /* the base learning rate it trained with */
     double decay;           /* its --weight-decay (0: none, or an older file) */
+    double noise;           /* its --noise (0: none, or an older file) */
     int has_optim;
     int cosine;             /* its --schedule: 1 cosine, 0 constant */
     int total_epochs;       /* its --epochs, which the cosine anneals over; 0: unknown (an older file) */
@@ -46,7 +47,7 @@ int spdl_weights_save(const char *path, const spdl_model *m, const double *theta
  * and (with run or opt) a missing or malformed "epoch" (0..SPDL_EPOCHS_MAX),
  * "rng" (16 hex digits), "lr" (positive) or "step" (0..2^53) is
  * SPDL_EFORMAT naming the field; so is a malformed "schedule" (constant or
- * cosine), "epochs_total" (1..SPDL_EPOCHS_MAX) or "weight_decay" (a
+ * cosine), "epochs_total" (1..SPDL_EPOCHS_MAX) or "weight_decay" or "input_noise" (a
  * non-negative number; written only when it is not 0), which older files lack,
  * and of "level" and "levels" (train --multilevel). */
 int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl_optim *opt, spdl_run_state *run,

@@ -44,13 +44,17 @@ expect train_half 0 "" $sp train --data "builtin:spirals?n=600" --epochs 10 --lr
 expect resume 0 "" $sp train --data "builtin:spirals?n=600" --epochs 20 --lr 0.02 --seed 3 --resume $out/b.safetensors \
     --out $out/b.safetensors --quiet
 cmp -s $out/a.safetensors $out/b.safetensors && ok || bad "10 + resume + 10 epochs differs from 20 epochs"
+# resumed_as_one NAME OPTION VALUE: 20 epochs with the option (NAME.safetensors) equal 10 with it, then a
+# resume without it to 20 (NAME2.safetensors), bit for bit
+run3() { $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet "$@"; }
+resumed_as_one() {
+    expect $1_one 0 "" run3 $2 $3 --epochs 20 --out $out/$1.safetensors
+    expect $1_half 0 "" run3 $2 $3 --epochs 10 --out $out/${1}2.safetensors
+    expect $1_resume 0 "" run3 --epochs 20 --resume $out/${1}2.safetensors --out $out/${1}2.safetensors
+    cmp -s $out/$1.safetensors $out/${1}2.safetensors && ok || bad "10 + resume + 10 epochs with $2 differs from 20"
+}
 # --weight-decay: recorded in the checkpoint, so a resume without it decays as one run would
-wd() { $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --weight-decay 0.5 "$@"; }
-expect wd_one 0 "" wd --epochs 20 --out $out/wd.safetensors
-expect wd_half 0 "" wd --epochs 10 --out $out/wd2.safetensors
-expect wd_resume 0 "" $sp train --data "builtin:spirals?n=600" --lr 0.02 --seed 3 --quiet --epochs 20 \
-    --resume $out/wd2.safetensors --out $out/wd2.safetensors
-cmp -s $out/wd.safetensors $out/wd2.safetensors && ok || bad "10 + resume + 10 epochs with weight decay differs from 20"
+resumed_as_one wd --weight-decay 0.5
 cmp -s $out/wd.safetensors $out/a.safetensors && bad "--weight-decay 0.5 changed nothing" || ok
 python3 - $out/a.safetensors $out/wd.safetensors <<'PY' && ok || bad "weight decay did not shrink the weights"
 import json, struct, sys
@@ -67,6 +71,21 @@ assert d0 is None and float(d1) == 0.5, (d0, d1)
 assert decayed < 0.9 * plain, (plain, decayed)
 PY
 expect wd_negative 2 "bad value for --weight-decay" $sp train --data "builtin:spirals?n=600" --weight-decay -1 --epochs 1
+# --noise: fresh noise on every step's inputs, the same for any thread count, and recorded in the
+# checkpoint so a resume without the option adds it as the one run would
+resumed_as_one nz --noise 0.2
+expect noise_threads 0 "" run3 --noise 0.2 --epochs 20 --out $out/nz3.safetensors --threads 3 --batch 200
+expect noise_threads1 0 "" run3 --noise 0.2 --epochs 20 --out $out/nz1.safetensors --threads 1 --batch 200
+cmp -s $out/nz3.safetensors $out/nz1.safetensors && ok || bad "--noise with 3 threads differs from 1 thread"
+cmp -s $out/nz.safetensors $out/a.safetensors && bad "--noise 0.2 changed nothing" || ok
+python3 - $out/nz.safetensors $out/a.safetensors <<'PY' && ok || bad "--noise is not recorded as input_noise"
+import json, struct, sys
+def meta(p):
+    raw = open(p, "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
+    return json.loads(raw[8:8 + n])["__metadata__"]
+assert float(meta(sys.argv[1])["input_noise"]) == 0.2 and "input_noise" not in meta(sys.argv[2])
+PY
+expect noise_negative 2 "bad value for --noise" $sp train --data "builtin:spirals?n=600" --noise -1 --epochs 1
 # the log after an interrupted run and a resume: rows the interrupted run wrote after its last
 # checkpoint are dropped, not repeated, and `seconds` keeps counting. Here the run went on from
 # epoch 5 to 8, and was killed before its checkpoint at 8 (c5 is the checkpoint on disk).

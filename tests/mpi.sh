@@ -87,6 +87,11 @@ same sp_weights_2threads $out/one.safetensors $out/two_t2.safetensors
 expect sp_three 0 "" mpi -np 3 $out/sp_mpi train --data "builtin:spirals?n=600" --epochs 6 --batch 200 --lr 0.02 --seed 3 \
     --quiet --threads 1 --out $out/three.safetensors
 same sp_weights_3ranks $out/one.safetensors $out/three.safetensors
+# --noise: each rank adds the noise of its own rows of the batch only, the same as the one process adds
+expect sp_noise_one 0 "" $out/sp train $SP --epochs 6 --threads 1 --noise 0.2 --out $out/noise_one.safetensors
+expect sp_noise_three 0 "" mpi -np 3 $out/sp_mpi train $SP --epochs 6 --threads 1 --noise 0.2 \
+    --out $out/noise_three.safetensors
+same sp_noise_3ranks $out/noise_one.safetensors $out/noise_three.safetensors
 expect sp_small_one 0 "" $out/sp train --data "builtin:spirals?n=300" --epochs 2 --batch 50 --seed 3 --quiet --threads 1 \
     --out $out/small1.safetensors
 expect sp_small_two 0 "" mpi -np 2 $out/sp_mpi train --data "builtin:spirals?n=300" --epochs 2 --batch 50 --seed 3 --quiet \

@@ -1040,3 +1040,49 @@ Test(digits, a_wrong_file_is_refused)
              "178/182/177/183/181/182/181/179/174/180, found 20 rows with 2/2/2/2/2/2/2/2/2/2", p);
     expect_err("builtin:digits", 64, 1, -1, SPDL_EFORMAT, want);
 }
+
+/* ---- train --noise: spdl_data_noise --------------------------------------------------------------- */
+
+Test(noise, a_row_gets_the_same_noise_however_the_batch_is_split)
+{
+    enum { N = 9, NIN = 7 };
+    double whole[N * NIN] = {0}, parts[N * NIN] = {0};
+    spdl_data_noise(whole, 0, N, NIN, 42, 0.5);
+    spdl_data_noise(parts, 4, N, NIN, 42, 0.5); /* a second thread's rows first */
+    spdl_data_noise(parts, 0, 1, NIN, 42, 0.5);
+    spdl_data_noise(parts, 1, 4, NIN, 42, 0.5);
+    cr_assert_eq(memcmp(whole, parts, sizeof whole), 0, "rows split over threads got other noise");
+    double other[N * NIN] = {0};
+    spdl_data_noise(other, 0, N, NIN, 43, 0.5);
+    for (int i = 0; i < N * NIN; i++)
+        cr_assert_neq(whole[i], other[i], "the next step's key repeats element %d", i);
+    for (int i = 1; i < N; i++) /* rows differ from each other (odd NIN: the tail's second normal is dropped) */
+        cr_assert_neq(whole[i * NIN], whole[(i - 1) * NIN], "rows %d and %d start alike", i - 1, i);
+}
+
+Test(noise, is_added_with_mean_zero_and_the_standard_deviation_asked_for)
+{
+    enum { N = 4000, NIN = 25 }; /* odd: the last number of a row takes the first of a pair */
+    double *x = malloc(sizeof(double) * N * NIN);
+    cr_assert_not_null(x);
+    for (int i = 0; i < N * NIN; i++)
+        x[i] = 3.0;
+    spdl_data_noise(x, 0, N, NIN, 7, 0.25);
+    double s = 0, ss = 0, lastsq = 0;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < NIN; j++) {
+            double d = x[i * NIN + j] - 3.0;
+            s += d, ss += d * d;
+            if (j == NIN - 1)
+                lastsq += d * d;
+        }
+    double m = s / (N * NIN), sd = sqrt(ss / (N * NIN) - m * m);
+    cr_assert(fabs(m) < 4 * 0.25 / sqrt(N * NIN), "mean %g", m);
+    cr_assert(fabs(sd - 0.25) < 0.01, "standard deviation %g, asked for 0.25", sd);
+    cr_assert(fabs(sqrt(lastsq / N) - 0.25) < 0.02, "the odd last column has deviation %g", sqrt(lastsq / N));
+    double y[NIN] = {0};
+    spdl_data_noise(y, 0, 0, NIN, 7, 0.25); /* no rows: nothing */
+    for (int j = 0; j < NIN; j++)
+        cr_assert_eq(y[j], 0);
+    free(x);
+}

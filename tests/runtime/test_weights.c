@@ -245,6 +245,26 @@ Test(weights, weight_decay_round_trips_and_is_absent_when_zero)
     cr_assert_eq(resume_ok().decay, 0.125);
 }
 
+Test(weights, input_noise_round_trips_and_is_absent_when_zero)
+{
+    cr_assert_eq(resume_ok().noise, 0);
+    spdl_st st;
+    cr_assert_eq(spdl_st_read(path, &st, err, sizeof err), 0, "%s", err);
+    cr_assert_null(spdl_st_meta(&st, "input_noise"), "a run without noise records none (older readers agree)");
+    spdl_st_free(&st);
+    spdl_run_state saved = {.epoch = 3, .rng = 1, .noise = 0.1};
+    cr_assert_eq(spdl_weights_save(path, &tiny, theta, &opt, &saved, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(resume_ok().noise, 0.1);
+}
+
+Test(weights, input_noise_is_a_non_negative_number)
+{
+    const char *bad[] = {"-0.1", "nan", "inf", "1e999", "0.1x", "", "abc"};
+    refuse_each("input_noise", bad, sizeof bad / sizeof bad[0], "a non-negative number");
+    set_meta("input_noise", "0");
+    cr_assert_eq(resume_ok().noise, 0);
+}
+
 Test(weights, weight_decay_is_a_non_negative_number)
 {
     const char *bad[] = {"-0.1", "nan", "inf", "1e999", "0.1x", "", "abc"};
