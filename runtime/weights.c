@@ -35,6 +35,16 @@ static const char *shape_text(char *buf, size_t n, const size_t *shape, int rank
     return buf;
 }
 
+/* A setting recorded only when it is > 0 (keys[0], vals[0] = key, x in buf): the entries it took, 0 or 1. */
+static size_t positive_meta(double x, const char *key, char buf[40], const char **keys, const char **vals)
+{
+    if (!(x > 0))
+        return 0;
+    snprintf(buf, 40, "%.17g", x);
+    keys[0] = key, vals[0] = buf;
+    return 1;
+}
+
 int spdl_weights_save(const char *path, const spdl_model *m, const double *theta, const spdl_optim *opt,
                       const spdl_run_state *run, char *err, size_t errlen)
 {
@@ -82,14 +92,9 @@ int spdl_weights_save(const char *path, const spdl_model *m, const double *theta
         keys[nkeys] = "schedule", vals[nkeys++] = run->cosine ? "cosine" : "constant";
         keys[nkeys] = "epochs_total", vals[nkeys++] = total;
     }
-    if (opt && opt->decay > 0) { /* absent means 0, so files without decay read as before */
-        snprintf(decay, sizeof decay, "%.17g", opt->decay);
-        keys[nkeys] = "weight_decay", vals[nkeys++] = decay;
-    }
-    if (run && run->noise > 0) {
-        snprintf(noise, sizeof noise, "%.17g", run->noise);
-        keys[nkeys] = "input_noise", vals[nkeys++] = noise;
-    }
+    /* absent means 0, so files without them read as before */
+    nkeys += positive_meta(opt ? opt->decay : 0, "weight_decay", decay, keys + nkeys, vals + nkeys);
+    nkeys += positive_meta(run ? run->noise : 0, "input_noise", noise, keys + nkeys, vals + nkeys);
     if (run && run->levels > 0) {
         snprintf(level, sizeof level, "%d", run->level);
         snprintf(levels, sizeof levels, "%d", run->levels);
@@ -379,6 +384,14 @@ static int meta_number(const spdl_st *st, const char *path, const char *key, int
     return SPDL_OK;
 }
 
+/* a setting written only when it is > 0 (positive_meta): 0 when absent, else a non-negative number */
+static int meta_optional_number(const spdl_st *st, const char *path, const char *key, double *out, char *err,
+                                size_t errlen)
+{
+    *out = 0;
+    return spdl_st_meta(st, key) ? meta_number(st, path, key, 1, out, err, errlen) : SPDL_OK;
+}
+
 /* "level" and "levels" when the file has either: both, 1 <= level <= levels <= SPDL_LEVELS_MAX */
 static int meta_level(const spdl_st *st, const char *path, int *level, int *levels, char *err, size_t errlen)
 {
@@ -467,12 +480,10 @@ int spdl_weights_load(const char *path, const spdl_model *m, double *theta, spdl
             rc = meta_u64(&st, path, "epochs_total", 10, 1, SPDL_EPOCHS_MAX, &total, err, errlen);
         }
         run->total_epochs = (int)total;
-        run->decay = 0;
-        if (rc == SPDL_OK && spdl_st_meta(&st, "weight_decay"))
-            rc = meta_number(&st, path, "weight_decay", 1, &run->decay, err, errlen);
-        run->noise = 0;
-        if (rc == SPDL_OK && spdl_st_meta(&st, "input_noise"))
-            rc = meta_number(&st, path, "input_noise", 1, &run->noise, err, errlen);
+        if (rc == SPDL_OK)
+            rc = meta_optional_number(&st, path, "weight_decay", &run->decay, err, errlen);
+        if (rc == SPDL_OK)
+            rc = meta_optional_number(&st, path, "input_noise", &run->noise, err, errlen);
         if (rc == SPDL_OK)
             rc = meta_level(&st, path, &run->level, &run->levels, err, errlen);
     }

@@ -232,13 +232,23 @@ Test(weights, schedule_is_optional_and_strict)
     cr_assert_eq(resume_ok().total_epochs, 0);
 }
 
+/* the checkpoint at path has no metadata `key`: a setting that is 0 is not recorded (older readers agree) */
+static void assert_no_meta(const char *key)
+{
+    spdl_st st;
+    cr_assert_eq(spdl_st_read(path, &st, err, sizeof err), 0, "%s", err);
+    cr_assert_null(spdl_st_meta(&st, key), "a run without it records '%s'", key);
+    spdl_st_free(&st);
+}
+
+/* values of an optional setting that must be a non-negative number (weight_decay, input_noise) */
+static const char *const not_non_negative[] = {"-0.1", "nan", "inf", "1e999", "0.1x", "", "abc"};
+enum { NOT_NON_NEGATIVE = sizeof not_non_negative / sizeof not_non_negative[0] };
+
 Test(weights, weight_decay_round_trips_and_is_absent_when_zero)
 {
     cr_assert_eq(resume_ok().decay, 0);
-    spdl_st st;
-    cr_assert_eq(spdl_st_read(path, &st, err, sizeof err), 0, "%s", err);
-    cr_assert_null(spdl_st_meta(&st, "weight_decay"), "a run without decay records none (older readers agree)");
-    spdl_st_free(&st);
+    assert_no_meta("weight_decay");
     opt.decay = 0.125;
     spdl_run_state saved = {.epoch = 3, .rng = 1};
     cr_assert_eq(spdl_weights_save(path, &tiny, theta, &opt, &saved, err, sizeof err), 0, "%s", err);
@@ -248,10 +258,7 @@ Test(weights, weight_decay_round_trips_and_is_absent_when_zero)
 Test(weights, input_noise_round_trips_and_is_absent_when_zero)
 {
     cr_assert_eq(resume_ok().noise, 0);
-    spdl_st st;
-    cr_assert_eq(spdl_st_read(path, &st, err, sizeof err), 0, "%s", err);
-    cr_assert_null(spdl_st_meta(&st, "input_noise"), "a run without noise records none (older readers agree)");
-    spdl_st_free(&st);
+    assert_no_meta("input_noise");
     spdl_run_state saved = {.epoch = 3, .rng = 1, .noise = 0.1};
     cr_assert_eq(spdl_weights_save(path, &tiny, theta, &opt, &saved, err, sizeof err), 0, "%s", err);
     cr_assert_eq(resume_ok().noise, 0.1);
@@ -259,16 +266,14 @@ Test(weights, input_noise_round_trips_and_is_absent_when_zero)
 
 Test(weights, input_noise_is_a_non_negative_number)
 {
-    const char *bad[] = {"-0.1", "nan", "inf", "1e999", "0.1x", "", "abc"};
-    refuse_each("input_noise", bad, sizeof bad / sizeof bad[0], "a non-negative number");
+    refuse_each("input_noise", not_non_negative, NOT_NON_NEGATIVE, "a non-negative number");
     set_meta("input_noise", "0");
     cr_assert_eq(resume_ok().noise, 0);
 }
 
 Test(weights, weight_decay_is_a_non_negative_number)
 {
-    const char *bad[] = {"-0.1", "nan", "inf", "1e999", "0.1x", "", "abc"};
-    refuse_each("weight_decay", bad, sizeof bad / sizeof bad[0], "a non-negative number");
+    refuse_each("weight_decay", not_non_negative, NOT_NON_NEGATIVE, "a non-negative number");
     set_meta("weight_decay", "0");
     cr_assert_eq(resume_ok().decay, 0);
 }
