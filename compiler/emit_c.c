@@ -79,6 +79,21 @@ static size_t alloc(E *e, size_t n)
     return off;
 }
 
+/* The scratch of a float build's 3 x 3 grid correlations by F(2x2, 3x3)
+ * (runtime/spdl_kernels.h, spdl_wino_tiles_): the transformed bank, 16 mo
+ * mi plus the 16 x 2 skews of 16 elements between its blocks' matrices,
+ * and blocks of tiles of 16 (mo + mi) BT elements each, as many as fit in
+ * 4 MiB (the kernel gradient's, whose products are sums along the block;
+ * the correlations use 256 KiB of it), at least one, at most every tile of
+ * the n x n grid. */
+static size_t wino_scratch(size_t mo, size_t mi, int n)
+{
+    const size_t per = 16 * (mo + mi) * BT, tiles = (size_t)((n + 1) / 2) * (size_t)((n + 1) / 2);
+    size_t t = ((size_t)4 << 20) / (per * sizeof(float));
+    t = t < 1 ? 1 : t > tiles ? tiles : t;
+    return 16 * (mo * mi + 2 * 16) + per * t;
+}
+
 int block_var(const Seg *s, int state)
 {
     for (int k = 0; k < s->nvars; k++)
@@ -273,21 +288,28 @@ static void layout(E *e)
         if (p->vals[i]->op == OP_CAYLEY || p->vals[i]->op == OP_LU)
             nmax = nmax > (size_t)p->vals[i]->shape.dim[0] ? nmax : (size_t)p->vals[i]->shape.dim[0];
     e->pscratch = alloc(e, 2 * nmax * nmax);
-    size_t bank = 0;
+    size_t bank = 0, wino = 0;
     for (int i = 0; i < nv; i++) {
         const Val *v = p->vals[i];
         if ((v->op == OP_LIFT || v->op == OP_GCONV || v->op == OP_GCONV_T) && !v->dead) {
             const Param *pm = m->params[p->vals[v->a]->index];
             if (pm->group->kind != GROUP_Z) {
-                size_t b = (size_t)pm->cout * (size_t)pm->group->order * (size_t)pm->cin *
-                           (size_t)(pm->kind == PK_GCONV ? pm->group->order : 1) * (size_t)pm->ksize * (size_t)pm->ksize;
+                size_t mo = (size_t)pm->cout * (size_t)pm->group->order,
+                       mi = (size_t)pm->cin * (size_t)(pm->kind == PK_GCONV ? pm->group->order : 1);
+                size_t b = mo * mi * (size_t)pm->ksize * (size_t)pm->ksize;
                 bank = bank > b ? bank : b;
+                if (e->o->fp32 && pm->ksize == 3) {
+                    size_t w = wino_scratch(mo, mi, v->shape.dim[v->shape.rank - 1]);
+                    wino = wino > w ? wino : w;
+                }
             }
         }
     }
     /* the bank, then its gradient GWB at the bank's size rounded up to 8 (gconv_adjoint):
      * 2 * bank alone is short by 4 when a C4 lift's 4 cout cin k k is an odd multiple of 4 */
     e->gscratch = alloc(e, 2 * ((bank + 7) & ~(size_t)7));
+    e->nwscratch = wino;
+    e->wscratch = alloc(e, wino);
     /* parameter code values */
     for (int i = 0; i < p->ngcode; i++) {
         const Val *v = VAL(e, p->gcode[i]);

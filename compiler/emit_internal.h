@@ -38,6 +38,7 @@ typedef struct E {
     size_t x, gx, lab, scratch, madj_begin, madj_end;
     size_t pscratch;          /* 2 n^2 for lu / orth kernels */
     size_t gscratch;          /* C4/D4 convolutions: the expanded filter bank and its gradient */
+    size_t wscratch, nwscratch; /* float: the F(2x2, 3x3) correlations' scratch and its size (0: none) */
     size_t **minv;            /* per segment, per update: N copies of M^{-1} (linear updates) */
     size_t ld;                /* per-lane log-determinant accumulator */
     size_t ldwork;            /* residual layers' log-determinant: Jacobian rows or series vectors */

@@ -514,6 +514,14 @@ static const char *gconv_bank(E *e, const Val *v, const char **dims)
     return S_(e, "%d, %d, %d, %d, %d", G, gc, pm->cout, pm->cin, pm->ksize);
 }
 
+/* the correlations' scratch "S, ns": in float only, where the products'
+ * rate bounds the step and F(2x2, 3x3) saves 2.25x of them; double builds
+ * keep the tap-by-tap sums (already 2.4-3x PyTorch's float64 step) */
+static const char *wino_scratch_args(E *e)
+{
+    return e->nwscratch ? S_(e, "w + %zu, %zu", e->wscratch, e->nwscratch) : "NULL, 0";
+}
+
 static bool cyclic(E *e, const Val *v) { return param_of(e, VAL(e, v->a))->group->kind == GROUP_Z; }
 
 static void zconv_forward(E *e, const Val *v)
@@ -521,7 +529,8 @@ static void zconv_forward(E *e, const Val *v)
     if (!cyclic(e, v)) {
         const char *dims;
         gconv_bank(e, v, &dims);
-        out(e, "spdl_corr2%s(%s, WB, %s, %s, 0);", v->op == OP_GCONV_T ? "_t" : "", dims, F(e, v->b), F(e, v->id));
+        out(e, "spdl_corr2%s(%s, WB, %s, %s, 0, %s);", v->op == OP_GCONV_T ? "_t" : "", dims, F(e, v->b), F(e, v->id),
+            wino_scratch_args(e));
         return;
     }
     out(e, "spdl_zconv%s(%s, %s, %s, %s, 0);", v->op == OP_GCONV_T ? "_t" : "", zconv_dims(e, v), F(e, v->a), F(e, v->b),
@@ -536,7 +545,8 @@ static void gconv_adjoint(E *e, const Val *v)
     const char *dims, *bank = gconv_bank(e, v, &dims);
     if (wants_adj(e, v->b)) {
         bool assign = first(e, v->b);
-        out(e, "spdl_corr2%s(%s, WB, %s, %s, %d);", t ? "" : "_t", dims, G(e, v->id), G(e, v->b), assign ? 0 : 1);
+        out(e, "spdl_corr2%s(%s, WB, %s, %s, %d, %s);", t ? "" : "_t", dims, G(e, v->id), G(e, v->b), assign ? 0 : 1,
+            wino_scratch_args(e));
     }
     if (wants_adj(e, v->a)) {
         first(e, v->a);
@@ -546,7 +556,8 @@ static void gconv_adjoint(E *e, const Val *v)
                     (size_t)(pm->kind == PK_GCONV ? pm->group->order : 1) * (size_t)pm->ksize * (size_t)pm->ksize;
         out(e, "real *restrict GWB = w + %zu;", e->gscratch + ((nb + 7) & ~(size_t)7));
         out(e, "memset(GWB, 0, sizeof(real) * %zu);", nb);
-        out(e, "spdl_corr2_dw(%s, %s, %s, GWB);", dims, t ? F(e, v->b) : G(e, v->id), t ? G(e, v->id) : F(e, v->b));
+        out(e, "spdl_corr2_dw(%s, %s, %s, GWB, %s);", dims, t ? F(e, v->b) : G(e, v->id), t ? G(e, v->id) : F(e, v->b),
+            wino_scratch_args(e));
         out(e, "spdl_gbank_adj(%s, GWB, %s);", bank, G(e, v->a));
         grad_guard_close(e, guard);
     }

@@ -1783,29 +1783,13 @@ SPDL_KERNEL void spdl_corr2_gather_(int mo, int mi, int k, int n, const real *re
         }
 }
 
-/* Y[o] (+)= sum_i corr(X[i], W[o, i]) on n x n grids of tiles */
-SPDL_KERNEL void spdl_corr2(int co, int ci, int k, int n, const real *restrict W, const real *restrict X,
-                            real *restrict Y, int acc)
-{
-    const size_t k2 = (size_t)k * (size_t)k;
-    spdl_corr2_gather_(co, ci, k, n, W, (size_t)ci * k2, k2, 1, X, Y, acc);
-}
-
-/* the transpose: Z[i] (+)= sum_o corr'(Y[o], W[o, i]) */
-SPDL_KERNEL void spdl_corr2_t(int co, int ci, int k, int n, const real *restrict W, const real *restrict Y,
-                              real *restrict Z, int acc)
-{
-    const size_t k2 = (size_t)k * (size_t)k;
-    spdl_corr2_gather_(ci, co, k, n, W, k2, (size_t)ci * k2, -1, Y, Z, acc);
-}
-
 /* GW[o, i, u, v] += sum_{p, q, lanes} A[o, p, q] B[i, p + u - r, q + v - r],
  * by blocks of A of about 256 KiB (whole rows when a row of the co maps is
  * smaller, else a few pixels of one row), every tap before the next block;
  * a block of whole rows takes the centre column of taps (v = r) in one
  * product over all its rows */
-SPDL_KERNEL void spdl_corr2_dw(int co, int ci, int k, int n, const real *restrict A, const real *restrict B,
-                               real *restrict GW)
+SPDL_KERNEL void spdl_corr2_dw_taps_(int co, int ci, int k, int n, const real *restrict A, const real *restrict B,
+                                     real *restrict GW)
 {
     const int r = (k - 1) / 2;
     const size_t k2 = (size_t)k * (size_t)k, img = (size_t)n * (size_t)n * SPDL_BT, row = (size_t)n * SPDL_BT;
@@ -1837,6 +1821,312 @@ SPDL_KERNEL void spdl_corr2_dw(int co, int ci, int k, int n, const real *restric
                 }
             }
         }
+}
+
+/* ---- Winograd F(2x2, 3x3): 3 x 3 grid correlations with 2.25x fewer products ----
+ * Lavin and Gray's minimal filtering: a 2 x 2 block of outputs of a 3 x 3
+ * correlation is A^T [(G g G^T) . (B^T d B)] A for the 4 x 4 block d of
+ * input under it (rows and columns 2 t - 1 .. 2 t + 2, zero off the grid),
+ *     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],
+ *     G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+ *     A^T = [1 1 1 0; 0 1 -1 -1],
+ * so over channels each of the 16 transformed taps xi is one matrix product
+ * U[xi] (mo x mi) V[xi] (mi x tiles' lanes): 16 products of the 2 x 2
+ * block's mo mi where the taps take 36. The products run blocks of T tiles
+ * at a time (V and their results M in the scratch S, after U), T as many as
+ * S holds, at most every tile. The kernel gradient is the same map's
+ * transpose in g: dg = G^T [sum over tiles and lanes of (A dY A^T) . V] G,
+ * 16 products P[xi] V[xi]^T. Generated code calls these in float, where
+ * the products' rate is the bound (issue 11): each output is then a sum in
+ * another order, with the transforms' few extra roundings. Scratch, in
+ * elements: 16 mo mi + 16 (mo + mi) SPDL_BT T. */
+
+/* The three transforms over lanes, written out so that the lane loop is the
+ * only loop and the compilers vectorise it. B^T (a, b, c, d) = (a - c,
+ * b + c, c - b, b - d) along columns, then along rows. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define SPDL_WINO_LANES_ _Pragma("GCC ivdep") for (int l = 0; l < SPDL_BT; l++)
+#else
+#define SPDL_WINO_LANES_ for (int l = 0; l < SPDL_BT; l++)
+#endif
+#define SPDL_WINO_BT_(a, b, c, d, o0, o1, o2, o3) (o0 = (a) - (c), o1 = (b) + (c), o2 = (c) - (b), o3 = (b) - (d))
+
+/* V[xi * xs] = B^T d B over lanes, d[i][j] at ri + j SPDL_BT (rows r0..r3) */
+SPDL_KERNEL void spdl_wino_bt_(const real *restrict r0, const real *restrict r1, const real *restrict r2,
+                               const real *restrict r3, real *restrict V, size_t xs)
+{
+    enum { L = SPDL_BT };
+    SPDL_WINO_LANES_ {
+        real t00, t01, t02, t03, t10, t11, t12, t13, t20, t21, t22, t23, t30, t31, t32, t33;
+        SPDL_WINO_BT_(r0[l], r1[l], r2[l], r3[l], t00, t10, t20, t30);
+        SPDL_WINO_BT_(r0[L + l], r1[L + l], r2[L + l], r3[L + l], t01, t11, t21, t31);
+        SPDL_WINO_BT_(r0[2 * L + l], r1[2 * L + l], r2[2 * L + l], r3[2 * L + l], t02, t12, t22, t32);
+        SPDL_WINO_BT_(r0[3 * L + l], r1[3 * L + l], r2[3 * L + l], r3[3 * L + l], t03, t13, t23, t33);
+        SPDL_WINO_BT_(t00, t01, t02, t03, V[l], V[xs + l], V[2 * xs + l], V[3 * xs + l]);
+        SPDL_WINO_BT_(t10, t11, t12, t13, V[4 * xs + l], V[5 * xs + l], V[6 * xs + l], V[7 * xs + l]);
+        SPDL_WINO_BT_(t20, t21, t22, t23, V[8 * xs + l], V[9 * xs + l], V[10 * xs + l], V[11 * xs + l]);
+        SPDL_WINO_BT_(t30, t31, t32, t33, V[12 * xs + l], V[13 * xs + l], V[14 * xs + l], V[15 * xs + l]);
+    }
+}
+
+/* y00 y01 y10 y11 (+)= A^T m A over lanes, m[xi] = M[xi * xs]; A^T (a, b, c, d) = (a + b + c, b - c - d) */
+SPDL_KERNEL void spdl_wino_at_(const real *restrict M, size_t xs, real *restrict y00, real *restrict y01,
+                               real *restrict y10, real *restrict y11, int acc)
+{
+    const real keep = acc ? 1 : 0;
+    SPDL_WINO_LANES_ {
+        const real s00 = M[l] + M[4 * xs + l] + M[8 * xs + l], s10 = M[4 * xs + l] - M[8 * xs + l] - M[12 * xs + l];
+        const real s01 = M[xs + l] + M[5 * xs + l] + M[9 * xs + l], s11 = M[5 * xs + l] - M[9 * xs + l] - M[13 * xs + l];
+        const real s02 = M[2 * xs + l] + M[6 * xs + l] + M[10 * xs + l],
+                   s12 = M[6 * xs + l] - M[10 * xs + l] - M[14 * xs + l];
+        const real s03 = M[3 * xs + l] + M[7 * xs + l] + M[11 * xs + l],
+                   s13 = M[7 * xs + l] - M[11 * xs + l] - M[15 * xs + l];
+        y00[l] = keep * y00[l] + (s00 + s01 + s02), y01[l] = keep * y01[l] + (s01 - s02 - s03);
+        y10[l] = keep * y10[l] + (s10 + s11 + s12), y11[l] = keep * y11[l] + (s11 - s12 - s13);
+    }
+}
+
+/* P[xi * xs] = A y A^T over lanes; A (a, b) = (a, a + b, a - b, -b) */
+SPDL_KERNEL void spdl_wino_a_(const real *restrict y00, const real *restrict y01, const real *restrict y10,
+                              const real *restrict y11, real *restrict P, size_t xs)
+{
+    SPDL_WINO_LANES_ {
+        const real t00 = y00[l], t01 = y01[l], t10 = y00[l] + y10[l], t11 = y01[l] + y11[l];
+        const real t20 = y00[l] - y10[l], t21 = y01[l] - y11[l], t30 = -y10[l], t31 = -y11[l];
+        P[l] = t00, P[xs + l] = t00 + t01, P[2 * xs + l] = t00 - t01, P[3 * xs + l] = -t01;
+        P[4 * xs + l] = t10, P[5 * xs + l] = t10 + t11, P[6 * xs + l] = t10 - t11, P[7 * xs + l] = -t11;
+        P[8 * xs + l] = t20, P[9 * xs + l] = t20 + t21, P[10 * xs + l] = t20 - t21, P[11 * xs + l] = -t21;
+        P[12 * xs + l] = t30, P[13 * xs + l] = t30 + t31, P[14 * xs + l] = t30 - t31, P[15 * xs + l] = -t31;
+    }
+}
+
+/* The 16 matrices of a block's V, M and P lie SPDL_WINO_SKEW_ elements
+ * further apart than their size: at a multiple of 4 KiB apart (a block of
+ * 16 maps of 2 tiles in float is 8 KiB) the transforms' 16 streams would
+ * fall into one set of the L1 cache, and their loads behind their stores
+ * would wait on 4 KiB aliasing (the forward pass ran at 1.1x the taps'
+ * time with them, 0.X with the skew). */
+#define SPDL_WINO_SKEW_ 16
+
+/* the tiles of a block that the scratch of ns elements holds: 0 when not one */
+SPDL_KERNEL int spdl_wino_tiles_(int mo, int mi, int n, size_t ns)
+{
+    const size_t fixed = 16 * ((size_t)mo * (size_t)mi + 2 * SPDL_WINO_SKEW_), per = 16 * (size_t)(mo + mi) * SPDL_BT;
+    const size_t tiles = (size_t)((n + 1) / 2) * (size_t)((n + 1) / 2);
+    if (ns < fixed + per)
+        return 0;
+    size_t t = (ns - fixed) / per;
+    return (int)(t < tiles ? t : tiles);
+}
+
+/* V[xi * xs] = B^T d B for the 4 x 4 block d of map c under tile (ty, tx):
+ * read in place inside the grid, through a copy with zeros at its edges */
+SPDL_KERNEL void spdl_wino_in_(const real *restrict In, int c, int n, int ty, int tx, real *restrict V, size_t xs)
+{
+    const int p = 2 * ty - 1, q = 2 * tx - 1;
+    const real *img = In + (size_t)c * (size_t)n * (size_t)n * SPDL_BT;
+    const size_t row = (size_t)n * SPDL_BT;
+    if (p >= 0 && q >= 0 && p + 3 < n && q + 3 < n) {
+        const real *d = img + ((size_t)p * (size_t)n + (size_t)q) * SPDL_BT;
+        spdl_wino_bt_(d, d + row, d + 2 * row, d + 3 * row, V, xs);
+        return;
+    }
+    real d[4][4 * SPDL_BT];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            real *to = d[i] + j * SPDL_BT;
+            if (p + i >= 0 && p + i < n && q + j >= 0 && q + j < n)
+                memcpy(to, img + (size_t)(p + i) * row + (size_t)(q + j) * SPDL_BT, SPDL_BT * sizeof *to);
+            else
+                memset(to, 0, SPDL_BT * sizeof *to);
+        }
+    spdl_wino_bt_(d[0], d[1], d[2], d[3], V, xs);
+}
+
+/* Out[o] at tile (ty, tx) (+)= A^T m A, m[xi] = M[xi * xs], the pixels on the grid */
+SPDL_KERNEL void spdl_wino_out_(const real *restrict M, size_t xs, int o, int n, int ty, int tx, real *restrict Out,
+                                int acc)
+{
+    const int p = 2 * ty, q = 2 * tx;
+    const size_t row = (size_t)n * SPDL_BT;
+    real *y = Out + ((size_t)o * (size_t)n * (size_t)n + (size_t)p * (size_t)n + (size_t)q) * SPDL_BT;
+    if (p + 1 < n && q + 1 < n) {
+        spdl_wino_at_(M, xs, y, y + SPDL_BT, y + row, y + row + SPDL_BT, acc);
+        return;
+    }
+    real z[4][SPDL_BT];
+    spdl_wino_at_(M, xs, z[0], z[1], z[2], z[3], 0);
+    for (int i = 0; i < 2 && p + i < n; i++)
+        for (int j = 0; j < 2 && q + j < n; j++)
+            for (int l = 0; l < SPDL_BT; l++)
+                y[(size_t)i * row + (size_t)j * SPDL_BT + (size_t)l] =
+                    acc ? y[(size_t)i * row + (size_t)j * SPDL_BT + (size_t)l] + z[2 * i + j][l] : z[2 * i + j][l];
+}
+
+/* P[xi * xs] = A y A^T for the 2 x 2 block y of map o at tile (ty, tx), zero off the grid */
+SPDL_KERNEL void spdl_wino_grad_in_(const real *restrict Y, int o, int n, int ty, int tx, real *restrict P, size_t xs)
+{
+    const int p = 2 * ty, q = 2 * tx;
+    const size_t row = (size_t)n * SPDL_BT;
+    const real *y = Y + ((size_t)o * (size_t)n * (size_t)n + (size_t)p * (size_t)n + (size_t)q) * SPDL_BT;
+    if (p + 1 < n && q + 1 < n) {
+        spdl_wino_a_(y, y + SPDL_BT, y + row, y + row + SPDL_BT, P, xs);
+        return;
+    }
+    real z[4][SPDL_BT];
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            if (p + i < n && q + j < n)
+                memcpy(z[2 * i + j], y + (size_t)i * row + (size_t)j * SPDL_BT, sizeof z[0]);
+            else
+                memset(z[2 * i + j], 0, sizeof z[0]);
+        }
+    spdl_wino_a_(z[0], z[1], z[2], z[3], P, xs);
+}
+
+/* Out (+)= the correlation of spdl_corr2_gather_ (k = 3) by F(2x2, 3x3), T tiles a block */
+SPDL_KERNEL void spdl_wino_gather_(int mo, int mi, int n, const real *restrict W, size_t wrs, size_t wks, int s,
+                                   const real *restrict In, real *restrict Out, int acc, real *restrict S, int T)
+{
+    const int nt = (n + 1) / 2, tiles = nt * nt;
+    real *restrict U = S, *restrict V = U + 16 * (size_t)mo * (size_t)mi;
+    real *restrict M = V + 16 * ((size_t)mi * (size_t)T * SPDL_BT + SPDL_WINO_SKEW_);
+    for (int m = 0; m < mo; m++)
+        for (int j = 0; j < mi; j++) {
+            const real *w = W + (size_t)m * wrs + (size_t)j * wks;
+            real g[3][3], h[4][3];
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++)
+                    g[a][b] = s > 0 ? w[3 * a + b] : w[3 * (2 - a) + 2 - b];
+            for (int b = 0; b < 3; b++) {
+                h[0][b] = g[0][b];
+                h[1][b] = (real)0.5 * (g[0][b] + g[1][b] + g[2][b]);
+                h[2][b] = (real)0.5 * (g[0][b] - g[1][b] + g[2][b]);
+                h[3][b] = g[2][b];
+            }
+            for (int a = 0; a < 4; a++) {
+                real *u = U + ((size_t)(4 * a) * (size_t)mo + (size_t)m) * (size_t)mi + (size_t)j;
+                const size_t xs = (size_t)mo * (size_t)mi;
+                u[0] = h[a][0];
+                u[xs] = (real)0.5 * (h[a][0] + h[a][1] + h[a][2]);
+                u[2 * xs] = (real)0.5 * (h[a][0] - h[a][1] + h[a][2]);
+                u[3 * xs] = h[a][2];
+            }
+        }
+    for (int t0 = 0; t0 < tiles; t0 += T) {
+        const int tb = tiles - t0 < T ? tiles - t0 : T;
+        const size_t ld = (size_t)tb * SPDL_BT, vs = (size_t)mi * ld + SPDL_WINO_SKEW_,
+                     ms = (size_t)mo * ld + SPDL_WINO_SKEW_;
+        for (int t = 0; t < tb; t++)
+            for (int c = 0; c < mi; c++)
+                spdl_wino_in_(In, c, n, (t0 + t) / nt, (t0 + t) % nt, V + (size_t)c * ld + (size_t)t * SPDL_BT, vs);
+        for (int xi = 0; xi < 16; xi++)
+            spdl_gemm(mo, (int)ld, mi, U + (size_t)xi * (size_t)mo * (size_t)mi, (size_t)mi, 1, V + (size_t)xi * vs,
+                      ld, M + (size_t)xi * ms, ld, 0);
+        for (int t = 0; t < tb; t++)
+            for (int o = 0; o < mo; o++)
+                spdl_wino_out_(M + (size_t)o * ld + (size_t)t * SPDL_BT, ms, o, n, (t0 + t) / nt, (t0 + t) % nt, Out,
+                               acc);
+    }
+}
+
+/* GW += spdl_corr2_dw's gradient (k = 3) by F(2x2, 3x3), T tiles a block */
+SPDL_KERNEL void spdl_wino_dw_(int co, int ci, int n, const real *restrict A, const real *restrict B,
+                               real *restrict GW, real *restrict S, int T)
+{
+    const int nt = (n + 1) / 2, tiles = nt * nt;
+    const size_t xu = (size_t)co * (size_t)ci;
+    real *restrict dU = S, *restrict P = dU + 16 * xu;
+    real *restrict V = P + 16 * ((size_t)co * (size_t)T * SPDL_BT + SPDL_WINO_SKEW_);
+    memset(dU, 0, 16 * xu * sizeof *dU);
+    for (int t0 = 0; t0 < tiles; t0 += T) {
+        const int tb = tiles - t0 < T ? tiles - t0 : T;
+        const size_t ld = (size_t)tb * SPDL_BT, ps = (size_t)co * ld + SPDL_WINO_SKEW_,
+                     vs = (size_t)ci * ld + SPDL_WINO_SKEW_;
+        for (int t = 0; t < tb; t++) {
+            const int ty = (t0 + t) / nt, tx = (t0 + t) % nt;
+            for (int o = 0; o < co; o++)
+                spdl_wino_grad_in_(A, o, n, ty, tx, P + (size_t)o * ld + (size_t)t * SPDL_BT, ps);
+            for (int c = 0; c < ci; c++)
+                spdl_wino_in_(B, c, n, ty, tx, V + (size_t)c * ld + (size_t)t * SPDL_BT, vs);
+        }
+        for (int xi = 0; xi < 16; xi++)
+            spdl_gemm_nt(co, ci, (int)ld, P + (size_t)xi * ps, ld, V + (size_t)xi * vs, ld, dU + (size_t)xi * xu,
+                         (size_t)ci, 1);
+    }
+    /* GW[o, c] += G^T dU[., o, c] G */
+    for (size_t q = 0; q < xu; q++) {
+        real h[4][3];
+        for (int a = 0; a < 4; a++) {
+            const real *d = dU + (size_t)(4 * a) * xu + q;
+            h[a][0] = d[0] + (real)0.5 * (d[xu] + d[2 * xu]);
+            h[a][1] = (real)0.5 * (d[xu] - d[2 * xu]);
+            h[a][2] = (real)0.5 * (d[xu] + d[2 * xu]) + d[3 * xu];
+        }
+        real *g = GW + q * 9;
+        for (int b = 0; b < 3; b++) {
+            g[b] += h[0][b] + (real)0.5 * (h[1][b] + h[2][b]);
+            g[3 + b] += (real)0.5 * (h[1][b] - h[2][b]);
+            g[6 + b] += (real)0.5 * (h[1][b] + h[2][b]) + h[3][b];
+        }
+    }
+}
+
+/* The entry points generated code calls. S holds ns elements of scratch
+ * (S = NULL: none, tested first so that the compilers drop the transforms
+ * from a double build, which passes NULL everywhere); a 3 x 3 correlation goes by F(2x2, 3x3) when S holds one
+ * tile's block and the products are large enough to gain by it, else tap by
+ * tap: measured on the AMD EPYC (AVX-512, float, 8 x 8 grid), the
+ * correlations gain from 8 x 8 maps on (1.1x; 1.3x at 16 x 16 maps, 1.8x at
+ * 64 x 64 on 28 x 28) and lose below, the kernel gradient gains from
+ * 16 x 16 on (1.2x; 1.7x at 64 x 64). The correlations take blocks of
+ * about SPDL_CACHE_BLOCK_ bytes, the kernel gradient (whose products are
+ * sums along the block) all the scratch holds. */
+SPDL_KERNEL int spdl_wino_use_(int mo, int mi, int k, int n, size_t ns, int gradient, int *T)
+{
+    const int least = gradient ? 16 : 8;
+    if (k != 3 || mo < least || mi < least || (*T = spdl_wino_tiles_(mo, mi, n, ns)) == 0)
+        return 0;
+    if (!gradient) {
+        const size_t per = 16 * (size_t)(mo + mi) * SPDL_BT * sizeof(real), t = SPDL_CACHE_BLOCK_ / per;
+        *T = t < 1 ? 1 : t < (size_t)*T ? (int)t : *T;
+    }
+    return 1;
+}
+
+/* Y[o] (+)= sum_i corr(X[i], W[o, i]) on n x n grids of tiles */
+SPDL_KERNEL void spdl_corr2(int co, int ci, int k, int n, const real *restrict W, const real *restrict X,
+                            real *restrict Y, int acc, real *restrict S, size_t ns)
+{
+    const size_t k2 = (size_t)k * (size_t)k;
+    int T;
+    if (S && spdl_wino_use_(co, ci, k, n, ns, 0, &T))
+        spdl_wino_gather_(co, ci, n, W, (size_t)ci * k2, k2, 1, X, Y, acc, S, T);
+    else
+        spdl_corr2_gather_(co, ci, k, n, W, (size_t)ci * k2, k2, 1, X, Y, acc);
+}
+
+/* the transpose: Z[i] (+)= sum_o corr'(Y[o], W[o, i]) */
+SPDL_KERNEL void spdl_corr2_t(int co, int ci, int k, int n, const real *restrict W, const real *restrict Y,
+                              real *restrict Z, int acc, real *restrict S, size_t ns)
+{
+    const size_t k2 = (size_t)k * (size_t)k;
+    int T;
+    if (S && spdl_wino_use_(ci, co, k, n, ns, 0, &T))
+        spdl_wino_gather_(ci, co, n, W, k2, (size_t)ci * k2, -1, Y, Z, acc, S, T);
+    else
+        spdl_corr2_gather_(ci, co, k, n, W, k2, (size_t)ci * k2, -1, Y, Z, acc);
+}
+
+/* GW[o, i, u, v] += sum_{p, q, lanes} A[o, p, q] B[i, p + u - r, q + v - r] */
+SPDL_KERNEL void spdl_corr2_dw(int co, int ci, int k, int n, const real *restrict A, const real *restrict B,
+                               real *restrict GW, real *restrict S, size_t ns)
+{
+    int T;
+    if (S && spdl_wino_use_(co, ci, k, n, ns, 1, &T))
+        spdl_wino_dw_(co, ci, n, A, B, GW, S, T);
+    else
+        spdl_corr2_dw_taps_(co, ci, k, n, A, B, GW);
 }
 
 /* ---- norm bounds of C4 and D4 convolutions (DESIGN §8) ---------------------------
