@@ -79,19 +79,21 @@ static size_t alloc(E *e, size_t n)
     return off;
 }
 
-/* The scratch of a float build's 3 x 3 grid correlations by F(2x2, 3x3)
- * (runtime/spdl_kernels.h, spdl_wino_tiles_): the transformed bank, 16 mo
- * mi plus the 16 x 2 skews of 16 elements between its blocks' matrices,
- * and blocks of tiles of 16 (mo + mi) BT elements each, as many as fit in
- * 4 MiB (the kernel gradient's, whose products are sums along the block;
- * the correlations use 256 KiB of it), at least one, at most every tile of
- * the n x n grid. */
+/* The scratch of a float build's 3 x 3 grid correlations by Winograd
+ * (runtime/spdl_kernels.h, spdl_wino_tiles_): the transformed bank of
+ * F(4x4, 3x3), 36 mo mi, with 2 x 36 skews of 16 elements between its
+ * blocks' matrices, then blocks of tiles: about 4 MiB (the kernel
+ * gradient's, whose products are sums along the block; the correlations
+ * use 256 KiB of it), at least one 4 x 4 tile's 36 (mo + mi) BT, at most
+ * what every tile of the n x n grid takes in either F(2x2) or F(4x4). */
 static size_t wino_scratch(size_t mo, size_t mi, int n)
 {
-    const size_t per = 16 * (mo + mi) * BT, tiles = (size_t)((n + 1) / 2) * (size_t)((n + 1) / 2);
-    size_t t = ((size_t)4 << 20) / (per * sizeof(float));
-    t = t < 1 ? 1 : t > tiles ? tiles : t;
-    return 16 * (mo * mi + 2 * 16) + per * t;
+    const size_t per2 = 16 * (mo + mi) * BT, per4 = 36 * (mo + mi) * BT;
+    const size_t t2 = (size_t)((n + 1) / 2) * (size_t)((n + 1) / 2), t4 = (size_t)((n + 3) / 4) * (size_t)((n + 3) / 4);
+    size_t blocks = ((size_t)4 << 20) / sizeof(float), all = per2 * t2 > per4 * t4 ? per2 * t2 : per4 * t4;
+    blocks = blocks < all ? blocks : all;
+    blocks = blocks > per4 ? blocks : per4;
+    return 36 * (mo * mi + 2 * 16) + blocks;
 }
 
 int block_var(const Seg *s, int state)

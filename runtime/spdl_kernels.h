@@ -1823,57 +1823,86 @@ SPDL_KERNEL void spdl_corr2_dw_taps_(int co, int ci, int k, int n, const real *r
         }
 }
 
-/* ---- Winograd F(2x2, 3x3): 3 x 3 grid correlations with 2.25x fewer products ----
- * Lavin and Gray's minimal filtering: a 2 x 2 block of outputs of a 3 x 3
- * correlation is A^T [(G g G^T) . (B^T d B)] A for the 4 x 4 block d of
- * input under it (rows and columns 2 t - 1 .. 2 t + 2, zero off the grid),
+/* ---- Winograd F(2x2, 3x3) and F(4x4, 3x3): 3 x 3 grid correlations with fewer products ----
+ * Lavin and Gray's minimal filtering: an m x m block of outputs of a 3 x 3
+ * correlation is A^T [(G g G^T) . (B^T d B)] A for the a x a block d of
+ * input under it (a = m + 2; rows and columns m t - 1 .. m t + m, zero off
+ * the grid). For m = 2
  *     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],
  *     G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
- *     A^T = [1 1 1 0; 0 1 -1 -1],
- * so over channels each of the 16 transformed taps xi is one matrix product
- * U[xi] (mo x mi) V[xi] (mi x tiles' lanes): 16 products of the 2 x 2
- * block's mo mi where the taps take 36. The products run blocks of T tiles
- * at a time (V and their results M in the scratch S, after U), T as many as
- * S holds, at most every tile. The kernel gradient is the same map's
- * transpose in g: dg = G^T [sum over tiles and lanes of (A dY A^T) . V] G,
- * 16 products P[xi] V[xi]^T. Generated code calls these in float, where
- * the products' rate is the bound (issue 11): each output is then a sum in
- * another order, with the transforms' few extra roundings. Scratch, in
- * elements: 16 mo mi + 16 (mo + mi) SPDL_BT T. */
+ *     A^T = [1 1 1 0; 0 1 -1 -1];
+ * for m = 4 (points 0, +-1, +-2)
+ *     B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
+ *     G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1],
+ *     A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1].
+ * Over channels each of the X = a^2 transformed taps xi is one matrix
+ * product U[xi] (mo x mi) V[xi] (mi x tiles' lanes): X products for m^2
+ * outputs where the taps take 9 m^2 (2.25x fewer for m = 2, 4x for m = 4).
+ * The products run blocks of T tiles at a time (V and their results M in
+ * the scratch S, after U). The kernel gradient is the same map's transpose
+ * in g: dg = G^T [sum over tiles and lanes of (A dY A^T) . V] G, X
+ * products P[xi] V[xi]^T. Each output is a sum in another order than the
+ * taps', with the transforms' extra roundings (m = 4: within 5e-7 of the
+ * largest output in float, against 1e-7 for the taps). */
 
-/* The three transforms over lanes, written out so that the lane loop is the
- * only loop and the compilers vectorise it. B^T (a, b, c, d) = (a - c,
- * b + c, c - b, b - d) along columns, then along rows. */
+/* The transforms over lanes, written out so that the lane loop is the only
+ * loop and the compilers vectorise it; gcc is told that its stores, SPDL_BT
+ * or more apart, do not overlap (it would not version the loop for 16 or
+ * 36 streams at -O2); clang checks at run time. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define SPDL_WINO_LANES_ _Pragma("GCC ivdep") for (int l = 0; l < SPDL_BT; l++)
 #else
 #define SPDL_WINO_LANES_ for (int l = 0; l < SPDL_BT; l++)
 #endif
-#define SPDL_WINO_BT_(a, b, c, d, o0, o1, o2, o3) (o0 = (a) - (c), o1 = (b) + (c), o2 = (c) - (b), o3 = (b) - (d))
 
-/* V[xi * xs] = B^T d B over lanes, d[i][j] at ri + j SPDL_BT (rows r0..r3) */
-SPDL_KERNEL void spdl_wino_bt_(const real *restrict r0, const real *restrict r1, const real *restrict r2,
-                               const real *restrict r3, real *restrict V, size_t xs)
+/* B^T for m = 2 and 4, one column of d */
+#define SPDL_WINO2_BT_(d0, d1, d2, d3, o0, o1, o2, o3) (o0 = (d0) - (d2), o1 = (d1) + (d2), o2 = (d2) - (d1), o3 = (d1) - (d3))
+#define SPDL_WINO4_BT_(d0, d1, d2, d3, d4, d5, o0, o1, o2, o3, o4, o5)                                       \
+    (o0 = 4 * (d0) - 5 * (d2) + (d4), o1 = (d3) + (d4) - 4 * ((d1) + (d2)), o2 = (d4) - (d3) + 4 * ((d1) - (d2)), \
+     o3 = (d4) - (d2) + 2 * ((d3) - (d1)), o4 = (d4) - (d2) + 2 * ((d1) - (d3)), o5 = 4 * (d1) - 5 * (d3) + (d5))
+
+/* V[xi * xs] = B^T d B over lanes, m = 2: d[i][j] at d[4 i + j] (a grid
+ * pixel, or zeros off the grid) */
+SPDL_KERNEL void spdl_wino2_bt_(const real *const d[16], real *restrict V, size_t xs)
 {
-    enum { L = SPDL_BT };
-    SPDL_WINO_LANES_ {
-        real t00, t01, t02, t03, t10, t11, t12, t13, t20, t21, t22, t23, t30, t31, t32, t33;
-        SPDL_WINO_BT_(r0[l], r1[l], r2[l], r3[l], t00, t10, t20, t30);
-        SPDL_WINO_BT_(r0[L + l], r1[L + l], r2[L + l], r3[L + l], t01, t11, t21, t31);
-        SPDL_WINO_BT_(r0[2 * L + l], r1[2 * L + l], r2[2 * L + l], r3[2 * L + l], t02, t12, t22, t32);
-        SPDL_WINO_BT_(r0[3 * L + l], r1[3 * L + l], r2[3 * L + l], r3[3 * L + l], t03, t13, t23, t33);
-        SPDL_WINO_BT_(t00, t01, t02, t03, V[l], V[xs + l], V[2 * xs + l], V[3 * xs + l]);
-        SPDL_WINO_BT_(t10, t11, t12, t13, V[4 * xs + l], V[5 * xs + l], V[6 * xs + l], V[7 * xs + l]);
-        SPDL_WINO_BT_(t20, t21, t22, t23, V[8 * xs + l], V[9 * xs + l], V[10 * xs + l], V[11 * xs + l]);
-        SPDL_WINO_BT_(t30, t31, t32, t33, V[12 * xs + l], V[13 * xs + l], V[14 * xs + l], V[15 * xs + l]);
+    real t[4][4][SPDL_BT];
+    for (int j = 0; j < 4; j++) {
+        const real *restrict c0 = d[j], *restrict c1 = d[4 + j], *restrict c2 = d[8 + j], *restrict c3 = d[12 + j];
+        SPDL_WINO_LANES_
+        SPDL_WINO2_BT_(c0[l], c1[l], c2[l], c3[l], t[0][j][l], t[1][j][l], t[2][j][l], t[3][j][l]);
+    }
+    for (int i = 0; i < 4; i++) {
+        real *restrict v = V + (size_t)(4 * i) * xs;
+        SPDL_WINO_LANES_
+        SPDL_WINO2_BT_(t[i][0][l], t[i][1][l], t[i][2][l], t[i][3][l], v[l], v[xs + l], v[2 * xs + l], v[3 * xs + l]);
     }
 }
 
-/* y00 y01 y10 y11 (+)= A^T m A over lanes, m[xi] = M[xi * xs]; A^T (a, b, c, d) = (a + b + c, b - c - d) */
-SPDL_KERNEL void spdl_wino_at_(const real *restrict M, size_t xs, real *restrict y00, real *restrict y01,
-                               real *restrict y10, real *restrict y11, int acc)
+/* the same for m = 4, d[6 i + j] */
+SPDL_KERNEL void spdl_wino4_bt_(const real *const d[36], real *restrict V, size_t xs)
 {
-    const real keep = acc ? 1 : 0;
+    real t[6][6][SPDL_BT];
+    for (int j = 0; j < 6; j++) {
+        const real *restrict c0 = d[j], *restrict c1 = d[6 + j], *restrict c2 = d[12 + j], *restrict c3 = d[18 + j],
+                            *restrict c4 = d[24 + j], *restrict c5 = d[30 + j];
+        SPDL_WINO_LANES_
+        SPDL_WINO4_BT_(c0[l], c1[l], c2[l], c3[l], c4[l], c5[l], t[0][j][l], t[1][j][l], t[2][j][l], t[3][j][l],
+                       t[4][j][l], t[5][j][l]);
+    }
+    for (int i = 0; i < 6; i++) {
+        real *restrict v = V + (size_t)(6 * i) * xs;
+        SPDL_WINO_LANES_
+        SPDL_WINO4_BT_(t[i][0][l], t[i][1][l], t[i][2][l], t[i][3][l], t[i][4][l], t[i][5][l], v[l], v[xs + l],
+                       v[2 * xs + l], v[3 * xs + l], v[4 * xs + l], v[5 * xs + l]);
+    }
+}
+
+/* an output y (+)= v: a select, never 0 * y, which an output not yet written (NaN, say) would spoil */
+#define SPDL_WINO_PUT_(y, v) ((y) = acc ? (y) + (v) : (v))
+
+/* y (+)= A^T m A over lanes, m[xi] = M[xi * xs], y[i][j] at y + i rs + j SPDL_BT; m = 2 */
+SPDL_KERNEL void spdl_wino2_at_(const real *restrict M, size_t xs, real *restrict y, size_t rs, int acc)
+{
     SPDL_WINO_LANES_ {
         const real s00 = M[l] + M[4 * xs + l] + M[8 * xs + l], s10 = M[4 * xs + l] - M[8 * xs + l] - M[12 * xs + l];
         const real s01 = M[xs + l] + M[5 * xs + l] + M[9 * xs + l], s11 = M[5 * xs + l] - M[9 * xs + l] - M[13 * xs + l];
@@ -1881,18 +1910,44 @@ SPDL_KERNEL void spdl_wino_at_(const real *restrict M, size_t xs, real *restrict
                    s12 = M[6 * xs + l] - M[10 * xs + l] - M[14 * xs + l];
         const real s03 = M[3 * xs + l] + M[7 * xs + l] + M[11 * xs + l],
                    s13 = M[7 * xs + l] - M[11 * xs + l] - M[15 * xs + l];
-        y00[l] = keep * y00[l] + (s00 + s01 + s02), y01[l] = keep * y01[l] + (s01 - s02 - s03);
-        y10[l] = keep * y10[l] + (s10 + s11 + s12), y11[l] = keep * y11[l] + (s11 - s12 - s13);
+        SPDL_WINO_PUT_(y[l], s00 + s01 + s02), SPDL_WINO_PUT_(y[SPDL_BT + l], s01 - s02 - s03);
+        SPDL_WINO_PUT_(y[rs + l], s10 + s11 + s12), SPDL_WINO_PUT_(y[rs + SPDL_BT + l], s11 - s12 - s13);
     }
 }
 
-/* P[xi * xs] = A y A^T over lanes; A (a, b) = (a, a + b, a - b, -b) */
-SPDL_KERNEL void spdl_wino_a_(const real *restrict y00, const real *restrict y01, const real *restrict y10,
-                              const real *restrict y11, real *restrict P, size_t xs)
+/* A^T for m = 4, one column */
+#define SPDL_WINO4_AT_(m0, m1, m2, m3, m4, m5, o0, o1, o2, o3)                                               \
+    (o0 = (m0) + (m1) + (m2) + (m3) + (m4), o1 = (m1) - (m2) + 2 * ((m3) - (m4)),                              \
+     o2 = (m1) + (m2) + 4 * ((m3) + (m4)), o3 = (m1) - (m2) + 8 * ((m3) - (m4)) + (m5))
+
+SPDL_KERNEL void spdl_wino4_at_(const real *restrict M, size_t xs, real *restrict y, size_t rs, int acc)
 {
+    real s[4][6][SPDL_BT];
+    for (int j = 0; j < 6; j++) {
+        const real *restrict c = M + (size_t)j * xs;
+        SPDL_WINO_LANES_
+        SPDL_WINO4_AT_(c[l], c[6 * xs + l], c[12 * xs + l], c[18 * xs + l], c[24 * xs + l], c[30 * xs + l],
+                       s[0][j][l], s[1][j][l], s[2][j][l], s[3][j][l]);
+    }
+    for (int i = 0; i < 4; i++) {
+        real *restrict r = y + (size_t)i * rs;
+        SPDL_WINO_LANES_ {
+            real o0, o1, o2, o3;
+            SPDL_WINO4_AT_(s[i][0][l], s[i][1][l], s[i][2][l], s[i][3][l], s[i][4][l], s[i][5][l], o0, o1, o2, o3);
+            SPDL_WINO_PUT_(r[l], o0), SPDL_WINO_PUT_(r[SPDL_BT + l], o1);
+            SPDL_WINO_PUT_(r[2 * SPDL_BT + l], o2), SPDL_WINO_PUT_(r[3 * SPDL_BT + l], o3);
+        }
+    }
+}
+
+/* P[xi * xs] = A y A^T over lanes, y[i][j] at y[2 i + j]; A (y0, y1) = (y0, y0 + y1, y0 - y1, -y1) */
+SPDL_KERNEL void spdl_wino2_a_(const real *const y[4], real *restrict P, size_t xs)
+{
+    const real *restrict y0 = y[0], *restrict y1 = y[1], *restrict y2 = y[2], *restrict y3 = y[3];
     SPDL_WINO_LANES_ {
-        const real t00 = y00[l], t01 = y01[l], t10 = y00[l] + y10[l], t11 = y01[l] + y11[l];
-        const real t20 = y00[l] - y10[l], t21 = y01[l] - y11[l], t30 = -y10[l], t31 = -y11[l];
+        const real y00 = y0[l], y01 = y1[l], y10 = y2[l], y11 = y3[l];
+        const real t00 = y00, t01 = y01, t10 = y00 + y10, t11 = y01 + y11;
+        const real t20 = y00 - y10, t21 = y01 - y11, t30 = -y10, t31 = -y11;
         P[l] = t00, P[xs + l] = t00 + t01, P[2 * xs + l] = t00 - t01, P[3 * xs + l] = -t01;
         P[4 * xs + l] = t10, P[5 * xs + l] = t10 + t11, P[6 * xs + l] = t10 - t11, P[7 * xs + l] = -t11;
         P[8 * xs + l] = t20, P[9 * xs + l] = t20 + t21, P[10 * xs + l] = t20 - t21, P[11 * xs + l] = -t21;
@@ -1900,145 +1955,220 @@ SPDL_KERNEL void spdl_wino_a_(const real *restrict y00, const real *restrict y01
     }
 }
 
-/* The 16 matrices of a block's V, M and P lie SPDL_WINO_SKEW_ elements
+/* A for m = 4: (y0, y0 + y1 + y2 + y3, y0 - y1 + y2 - y3, y0 + 2 y1 + 4 y2 + 8 y3, y0 - 2 y1 + 4 y2 - 8 y3, y3) */
+#define SPDL_WINO4_A_(y0, y1, y2, y3, o0, o1, o2, o3, o4, o5)                                                \
+    (o0 = (y0), o1 = ((y0) + (y2)) + ((y1) + (y3)), o2 = ((y0) + (y2)) - ((y1) + (y3)),                        \
+     o3 = ((y0) + 4 * (y2)) + 2 * ((y1) + 4 * (y3)), o4 = ((y0) + 4 * (y2)) - 2 * ((y1) + 4 * (y3)), o5 = (y3))
+
+SPDL_KERNEL void spdl_wino4_a_(const real *const y[16], real *restrict P, size_t xs)
+{
+    real t[6][4][SPDL_BT];
+    for (int j = 0; j < 4; j++) {
+        const real *restrict c0 = y[j], *restrict c1 = y[4 + j], *restrict c2 = y[8 + j], *restrict c3 = y[12 + j];
+        SPDL_WINO_LANES_
+        SPDL_WINO4_A_(c0[l], c1[l], c2[l], c3[l], t[0][j][l], t[1][j][l], t[2][j][l], t[3][j][l], t[4][j][l],
+                      t[5][j][l]);
+    }
+    for (int i = 0; i < 6; i++) {
+        real *restrict p = P + (size_t)(6 * i) * xs;
+        SPDL_WINO_LANES_
+        SPDL_WINO4_A_(t[i][0][l], t[i][1][l], t[i][2][l], t[i][3][l], p[l], p[xs + l], p[2 * xs + l], p[3 * xs + l],
+                      p[4 * xs + l], p[5 * xs + l]);
+    }
+}
+
+/* G and G^T of F(m x m, 3 x 3) on one column: the filter's transform and
+ * the kernel gradient's way back */
+#define SPDL_WINO2_G_(g0, g1, g2, o0, o1, o2, o3)                                                             \
+    (o0 = (g0), o1 = (real)0.5 * ((g0) + (g1) + (g2)), o2 = (real)0.5 * ((g0) - (g1) + (g2)), o3 = (g2))
+#define SPDL_WINO4_G_(g0, g1, g2, o0, o1, o2, o3, o4, o5)                                                     \
+    (o0 = (real)0.25 * (g0), o1 = ((g0) + (g1) + (g2)) * -sixth, o2 = ((g0) - (g1) + (g2)) * -sixth,           \
+     o3 = ((real)0.25 * (g0) + (real)0.5 * (g1) + (g2)) * sixth,                                               \
+     o4 = ((real)0.25 * (g0) - (real)0.5 * (g1) + (g2)) * sixth, o5 = (g2))
+#define SPDL_WINO2_GT_(u0, u1, u2, u3, o0, o1, o2)                                                            \
+    (o0 = (u0) + (real)0.5 * ((u1) + (u2)), o1 = (real)0.5 * ((u1) - (u2)), o2 = (real)0.5 * ((u1) + (u2)) + (u3))
+#define SPDL_WINO4_GT_(u0, u1, u2, u3, u4, u5, o0, o1, o2)                                                    \
+    (o0 = (real)0.25 * ((u0) + ((u3) + (u4)) * sixth) - ((u1) + (u2)) * sixth,                                  \
+     o1 = ((u2) - (u1) + (real)0.5 * ((u3) - (u4))) * sixth, o2 = ((u3) + (u4) - (u1) - (u2)) * sixth + (u5))
+
+/* U[xi][o][j] = (G g G^T)[xi] for the filter g = W[o wrs + j wks] (s < 0: turned by 180 degrees) */
+SPDL_KERNEL void spdl_wino_filter_(int m, int mo, int mi, const real *restrict W, size_t wrs, size_t wks, int s,
+                                   real *restrict U)
+{
+    const size_t xu = (size_t)mo * (size_t)mi;
+    const int X = (m + 2) * (m + 2);
+    const real sixth = (real)1 / 6;
+    for (int o = 0; o < mo; o++)
+        for (int j = 0; j < mi; j++) {
+            const real *w = W + (size_t)o * wrs + (size_t)j * wks;
+            real g[9], h[6][3], u[36];
+            for (int t = 0; t < 9; t++)
+                g[t] = w[s > 0 ? t : 8 - t];
+            if (m == 4) {
+                for (int v = 0; v < 3; v++)
+                    SPDL_WINO4_G_(g[v], g[3 + v], g[6 + v], h[0][v], h[1][v], h[2][v], h[3][v], h[4][v], h[5][v]);
+                for (int i = 0; i < 6; i++)
+                    SPDL_WINO4_G_(h[i][0], h[i][1], h[i][2], u[6 * i], u[6 * i + 1], u[6 * i + 2], u[6 * i + 3],
+                                  u[6 * i + 4], u[6 * i + 5]);
+            } else {
+                for (int v = 0; v < 3; v++)
+                    SPDL_WINO2_G_(g[v], g[3 + v], g[6 + v], h[0][v], h[1][v], h[2][v], h[3][v]);
+                for (int i = 0; i < 4; i++)
+                    SPDL_WINO2_G_(h[i][0], h[i][1], h[i][2], u[4 * i], u[4 * i + 1], u[4 * i + 2], u[4 * i + 3]);
+            }
+            for (int x = 0; x < X; x++)
+                U[(size_t)x * xu + (size_t)o * (size_t)mi + (size_t)j] = u[x];
+        }
+}
+
+/* GW[q 9 ..] += G^T dU[., q] G for each of the xu filters q */
+SPDL_KERNEL void spdl_wino_filter_adj_(int m, size_t xu, const real *restrict dU, real *restrict GW)
+{
+    const int a = m + 2;
+    const real sixth = (real)1 / 6;
+    for (size_t q = 0; q < xu; q++) {
+        real u[36], h[6][3], g[3][3];
+        for (int x = 0; x < a * a; x++)
+            u[x] = dU[(size_t)x * xu + q];
+        for (int i = 0; i < a; i++) {
+            const real *r = u + a * i;
+            if (m == 4)
+                SPDL_WINO4_GT_(r[0], r[1], r[2], r[3], r[4], r[5], h[i][0], h[i][1], h[i][2]);
+            else
+                SPDL_WINO2_GT_(r[0], r[1], r[2], r[3], h[i][0], h[i][1], h[i][2]);
+        }
+        for (int v = 0; v < 3; v++) {
+            if (m == 4)
+                SPDL_WINO4_GT_(h[0][v], h[1][v], h[2][v], h[3][v], h[4][v], h[5][v], g[0][v], g[1][v], g[2][v]);
+            else
+                SPDL_WINO2_GT_(h[0][v], h[1][v], h[2][v], h[3][v], g[0][v], g[1][v], g[2][v]);
+        }
+        for (int t = 0; t < 9; t++)
+            GW[q * 9 + (size_t)t] += g[t / 3][t % 3];
+    }
+}
+
+/* The X matrices of a block's V, M and P lie SPDL_WINO_SKEW_ elements
  * further apart than their size: at a multiple of 4 KiB apart (a block of
- * 16 maps of 2 tiles in float is 8 KiB) the transforms' 16 streams would
- * fall into one set of the L1 cache, and their loads behind their stores
- * would wait on 4 KiB aliasing (the forward pass ran at 1.1x the taps'
- * time with them, 0.X with the skew). */
+ * 16 maps of 2 tiles in float is 8 KiB) the transforms' streams would fall
+ * into one set of the L1 cache, and their loads behind their stores would
+ * wait on 4 KiB aliasing (the forward correlation of 16 x 16 maps on 8 x 8
+ * took 0.23 ms without the skew, 0.16 ms with it). */
 #define SPDL_WINO_SKEW_ 16
 
-/* the tiles of a block that the scratch of ns elements holds: 0 when not one */
-SPDL_KERNEL int spdl_wino_tiles_(int mo, int mi, int n, size_t ns)
+/* the tiles of F(m x m)'s block that the scratch of ns elements holds: 0 when not one */
+SPDL_KERNEL int spdl_wino_tiles_(int m, int mo, int mi, int n, size_t ns)
 {
-    const size_t fixed = 16 * ((size_t)mo * (size_t)mi + 2 * SPDL_WINO_SKEW_), per = 16 * (size_t)(mo + mi) * SPDL_BT;
-    const size_t tiles = (size_t)((n + 1) / 2) * (size_t)((n + 1) / 2);
+    const size_t X = (size_t)(m + 2) * (size_t)(m + 2), nt = (size_t)((n + m - 1) / m);
+    const size_t fixed = X * ((size_t)mo * (size_t)mi + 2 * SPDL_WINO_SKEW_), per = X * (size_t)(mo + mi) * SPDL_BT;
     if (ns < fixed + per)
         return 0;
     size_t t = (ns - fixed) / per;
-    return (int)(t < tiles ? t : tiles);
+    return (int)(t < nt * nt ? t : nt * nt);
 }
 
-/* V[xi * xs] = B^T d B for the 4 x 4 block d of map c under tile (ty, tx):
- * read in place inside the grid, through a copy with zeros at its edges */
-SPDL_KERNEL void spdl_wino_in_(const real *restrict In, int c, int n, int ty, int tx, real *restrict V, size_t xs)
+/* V[xi * xs] = B^T d B for the a x a block d of map c under tile (ty, tx),
+ * read in place, zero (the vector `zero`) off the grid */
+SPDL_KERNEL void spdl_wino_in_(int m, const real *restrict In, int c, int n, int ty, int tx,
+                               const real *restrict zero, real *restrict V, size_t xs)
 {
-    const int p = 2 * ty - 1, q = 2 * tx - 1;
+    const int a = m + 2, p = m * ty - 1, q = m * tx - 1;
     const real *img = In + (size_t)c * (size_t)n * (size_t)n * SPDL_BT;
-    const size_t row = (size_t)n * SPDL_BT;
-    if (p >= 0 && q >= 0 && p + 3 < n && q + 3 < n) {
-        const real *d = img + ((size_t)p * (size_t)n + (size_t)q) * SPDL_BT;
-        spdl_wino_bt_(d, d + row, d + 2 * row, d + 3 * row, V, xs);
-        return;
-    }
-    real d[4][4 * SPDL_BT];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) {
-            real *to = d[i] + j * SPDL_BT;
-            if (p + i >= 0 && p + i < n && q + j >= 0 && q + j < n)
-                memcpy(to, img + (size_t)(p + i) * row + (size_t)(q + j) * SPDL_BT, SPDL_BT * sizeof *to);
-            else
-                memset(to, 0, SPDL_BT * sizeof *to);
-        }
-    spdl_wino_bt_(d[0], d[1], d[2], d[3], V, xs);
+    const real *d[36];
+    for (int i = 0; i < a; i++)
+        for (int j = 0; j < a; j++)
+            d[a * i + j] = p + i >= 0 && p + i < n && q + j >= 0 && q + j < n
+                               ? img + ((size_t)(p + i) * (size_t)n + (size_t)(q + j)) * SPDL_BT
+                               : zero;
+    if (m == 4)
+        spdl_wino4_bt_(d, V, xs);
+    else
+        spdl_wino2_bt_(d, V, xs);
 }
 
 /* Out[o] at tile (ty, tx) (+)= A^T m A, m[xi] = M[xi * xs], the pixels on the grid */
-SPDL_KERNEL void spdl_wino_out_(const real *restrict M, size_t xs, int o, int n, int ty, int tx, real *restrict Out,
-                                int acc)
+SPDL_KERNEL void spdl_wino_out_(int m, const real *restrict M, size_t xs, int o, int n, int ty, int tx,
+                                real *restrict Out, int acc)
 {
-    const int p = 2 * ty, q = 2 * tx;
+    const int p = m * ty, q = m * tx;
     const size_t row = (size_t)n * SPDL_BT;
     real *y = Out + ((size_t)o * (size_t)n * (size_t)n + (size_t)p * (size_t)n + (size_t)q) * SPDL_BT;
-    if (p + 1 < n && q + 1 < n) {
-        spdl_wino_at_(M, xs, y, y + SPDL_BT, y + row, y + row + SPDL_BT, acc);
+    real z[4 * 4 * SPDL_BT];
+    const int inside = p + m <= n && q + m <= n;
+    real *to = inside ? y : z;
+    const size_t rs = inside ? row : (size_t)m * SPDL_BT;
+    if (m == 4)
+        spdl_wino4_at_(M, xs, to, rs, inside && acc);
+    else
+        spdl_wino2_at_(M, xs, to, rs, inside && acc);
+    if (inside)
         return;
-    }
-    real z[4][SPDL_BT];
-    spdl_wino_at_(M, xs, z[0], z[1], z[2], z[3], 0);
-    for (int i = 0; i < 2 && p + i < n; i++)
-        for (int j = 0; j < 2 && q + j < n; j++)
-            for (int l = 0; l < SPDL_BT; l++)
-                y[(size_t)i * row + (size_t)j * SPDL_BT + (size_t)l] =
-                    acc ? y[(size_t)i * row + (size_t)j * SPDL_BT + (size_t)l] + z[2 * i + j][l] : z[2 * i + j][l];
+    for (int i = 0; i < m && p + i < n; i++)
+        for (int j = 0; j < m && q + j < n; j++)
+            for (int l = 0; l < SPDL_BT; l++) {
+                real *at = y + (size_t)i * row + (size_t)j * SPDL_BT + (size_t)l;
+                const real v = z[((size_t)i * (size_t)m + (size_t)j) * SPDL_BT + (size_t)l];
+                *at = acc ? *at + v : v;
+            }
 }
 
-/* P[xi * xs] = A y A^T for the 2 x 2 block y of map o at tile (ty, tx), zero off the grid */
-SPDL_KERNEL void spdl_wino_grad_in_(const real *restrict Y, int o, int n, int ty, int tx, real *restrict P, size_t xs)
+/* P[xi * xs] = A y A^T for the m x m block y of map o at tile (ty, tx), zero (`zero`) off the grid */
+SPDL_KERNEL void spdl_wino_grad_in_(int m, const real *restrict Y, int o, int n, int ty, int tx,
+                                    const real *restrict zero, real *restrict P, size_t xs)
 {
-    const int p = 2 * ty, q = 2 * tx;
-    const size_t row = (size_t)n * SPDL_BT;
-    const real *y = Y + ((size_t)o * (size_t)n * (size_t)n + (size_t)p * (size_t)n + (size_t)q) * SPDL_BT;
-    if (p + 1 < n && q + 1 < n) {
-        spdl_wino_a_(y, y + SPDL_BT, y + row, y + row + SPDL_BT, P, xs);
-        return;
-    }
-    real z[4][SPDL_BT];
-    for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 2; j++) {
-            if (p + i < n && q + j < n)
-                memcpy(z[2 * i + j], y + (size_t)i * row + (size_t)j * SPDL_BT, sizeof z[0]);
-            else
-                memset(z[2 * i + j], 0, sizeof z[0]);
-        }
-    spdl_wino_a_(z[0], z[1], z[2], z[3], P, xs);
+    const int p = m * ty, q = m * tx;
+    const real *img = Y + (size_t)o * (size_t)n * (size_t)n * SPDL_BT;
+    const real *y[16];
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < m; j++)
+            y[m * i + j] = p + i < n && q + j < n ? img + ((size_t)(p + i) * (size_t)n + (size_t)(q + j)) * SPDL_BT : zero;
+    if (m == 4)
+        spdl_wino4_a_(y, P, xs);
+    else
+        spdl_wino2_a_(y, P, xs);
 }
 
-/* Out (+)= the correlation of spdl_corr2_gather_ (k = 3) by F(2x2, 3x3), T tiles a block */
-SPDL_KERNEL void spdl_wino_gather_(int mo, int mi, int n, const real *restrict W, size_t wrs, size_t wks, int s,
-                                   const real *restrict In, real *restrict Out, int acc, real *restrict S, int T)
+/* Out (+)= the correlation of spdl_corr2_gather_ (k = 3) by F(m x m, 3 x 3), T tiles a block */
+SPDL_KERNEL void spdl_wino_gather_(int m, int mo, int mi, int n, const real *restrict W, size_t wrs, size_t wks,
+                                   int s, const real *restrict In, real *restrict Out, int acc, real *restrict S,
+                                   int T)
 {
-    const int nt = (n + 1) / 2, tiles = nt * nt;
-    real *restrict U = S, *restrict V = U + 16 * (size_t)mo * (size_t)mi;
-    real *restrict M = V + 16 * ((size_t)mi * (size_t)T * SPDL_BT + SPDL_WINO_SKEW_);
-    for (int m = 0; m < mo; m++)
-        for (int j = 0; j < mi; j++) {
-            const real *w = W + (size_t)m * wrs + (size_t)j * wks;
-            real g[3][3], h[4][3];
-            for (int a = 0; a < 3; a++)
-                for (int b = 0; b < 3; b++)
-                    g[a][b] = s > 0 ? w[3 * a + b] : w[3 * (2 - a) + 2 - b];
-            for (int b = 0; b < 3; b++) {
-                h[0][b] = g[0][b];
-                h[1][b] = (real)0.5 * (g[0][b] + g[1][b] + g[2][b]);
-                h[2][b] = (real)0.5 * (g[0][b] - g[1][b] + g[2][b]);
-                h[3][b] = g[2][b];
-            }
-            for (int a = 0; a < 4; a++) {
-                real *u = U + ((size_t)(4 * a) * (size_t)mo + (size_t)m) * (size_t)mi + (size_t)j;
-                const size_t xs = (size_t)mo * (size_t)mi;
-                u[0] = h[a][0];
-                u[xs] = (real)0.5 * (h[a][0] + h[a][1] + h[a][2]);
-                u[2 * xs] = (real)0.5 * (h[a][0] - h[a][1] + h[a][2]);
-                u[3 * xs] = h[a][2];
-            }
-        }
+    const int a = m + 2, X = a * a, nt = (n + m - 1) / m, tiles = nt * nt;
+    const size_t xu = (size_t)mo * (size_t)mi;
+    real *restrict U = S, *restrict V = U + (size_t)X * xu;
+    real *restrict M = V + (size_t)X * ((size_t)mi * (size_t)T * SPDL_BT + SPDL_WINO_SKEW_);
+    real zero[SPDL_BT];
+    memset(zero, 0, sizeof zero);
+    spdl_wino_filter_(m, mo, mi, W, wrs, wks, s, U);
     for (int t0 = 0; t0 < tiles; t0 += T) {
         const int tb = tiles - t0 < T ? tiles - t0 : T;
         const size_t ld = (size_t)tb * SPDL_BT, vs = (size_t)mi * ld + SPDL_WINO_SKEW_,
                      ms = (size_t)mo * ld + SPDL_WINO_SKEW_;
         for (int t = 0; t < tb; t++)
             for (int c = 0; c < mi; c++)
-                spdl_wino_in_(In, c, n, (t0 + t) / nt, (t0 + t) % nt, V + (size_t)c * ld + (size_t)t * SPDL_BT, vs);
-        for (int xi = 0; xi < 16; xi++)
-            spdl_gemm(mo, (int)ld, mi, U + (size_t)xi * (size_t)mo * (size_t)mi, (size_t)mi, 1, V + (size_t)xi * vs,
-                      ld, M + (size_t)xi * ms, ld, 0);
+                spdl_wino_in_(m, In, c, n, (t0 + t) / nt, (t0 + t) % nt, zero, V + (size_t)c * ld + (size_t)t * SPDL_BT,
+                              vs);
+        for (int xi = 0; xi < X; xi++)
+            spdl_gemm(mo, (int)ld, mi, U + (size_t)xi * xu, (size_t)mi, 1, V + (size_t)xi * vs, ld, M + (size_t)xi * ms,
+                      ld, 0);
         for (int t = 0; t < tb; t++)
             for (int o = 0; o < mo; o++)
-                spdl_wino_out_(M + (size_t)o * ld + (size_t)t * SPDL_BT, ms, o, n, (t0 + t) / nt, (t0 + t) % nt, Out,
-                               acc);
+                spdl_wino_out_(m, M + (size_t)o * ld + (size_t)t * SPDL_BT, ms, o, n, (t0 + t) / nt, (t0 + t) % nt,
+                               Out, acc);
     }
 }
 
-/* GW += spdl_corr2_dw's gradient (k = 3) by F(2x2, 3x3), T tiles a block */
-SPDL_KERNEL void spdl_wino_dw_(int co, int ci, int n, const real *restrict A, const real *restrict B,
+/* GW += spdl_corr2_dw's gradient (k = 3) by F(m x m, 3 x 3), T tiles a block */
+SPDL_KERNEL void spdl_wino_dw_(int m, int co, int ci, int n, const real *restrict A, const real *restrict B,
                                real *restrict GW, real *restrict S, int T)
 {
-    const int nt = (n + 1) / 2, tiles = nt * nt;
+    const int a = m + 2, X = a * a, nt = (n + m - 1) / m, tiles = nt * nt;
     const size_t xu = (size_t)co * (size_t)ci;
-    real *restrict dU = S, *restrict P = dU + 16 * xu;
-    real *restrict V = P + 16 * ((size_t)co * (size_t)T * SPDL_BT + SPDL_WINO_SKEW_);
-    memset(dU, 0, 16 * xu * sizeof *dU);
+    real *restrict dU = S, *restrict P = dU + (size_t)X * xu;
+    real *restrict V = P + (size_t)X * ((size_t)co * (size_t)T * SPDL_BT + SPDL_WINO_SKEW_);
+    real zero[SPDL_BT];
+    memset(zero, 0, sizeof zero);
+    memset(dU, 0, (size_t)X * xu * sizeof *dU);
     for (int t0 = 0; t0 < tiles; t0 += T) {
         const int tb = tiles - t0 < T ? tiles - t0 : T;
         const size_t ld = (size_t)tb * SPDL_BT, ps = (size_t)co * ld + SPDL_WINO_SKEW_,
@@ -2046,52 +2176,50 @@ SPDL_KERNEL void spdl_wino_dw_(int co, int ci, int n, const real *restrict A, co
         for (int t = 0; t < tb; t++) {
             const int ty = (t0 + t) / nt, tx = (t0 + t) % nt;
             for (int o = 0; o < co; o++)
-                spdl_wino_grad_in_(A, o, n, ty, tx, P + (size_t)o * ld + (size_t)t * SPDL_BT, ps);
+                spdl_wino_grad_in_(m, A, o, n, ty, tx, zero, P + (size_t)o * ld + (size_t)t * SPDL_BT, ps);
             for (int c = 0; c < ci; c++)
-                spdl_wino_in_(B, c, n, ty, tx, V + (size_t)c * ld + (size_t)t * SPDL_BT, vs);
+                spdl_wino_in_(m, B, c, n, ty, tx, zero, V + (size_t)c * ld + (size_t)t * SPDL_BT, vs);
         }
-        for (int xi = 0; xi < 16; xi++)
+        for (int xi = 0; xi < X; xi++)
             spdl_gemm_nt(co, ci, (int)ld, P + (size_t)xi * ps, ld, V + (size_t)xi * vs, ld, dU + (size_t)xi * xu,
                          (size_t)ci, 1);
     }
-    /* GW[o, c] += G^T dU[., o, c] G */
-    for (size_t q = 0; q < xu; q++) {
-        real h[4][3];
-        for (int a = 0; a < 4; a++) {
-            const real *d = dU + (size_t)(4 * a) * xu + q;
-            h[a][0] = d[0] + (real)0.5 * (d[xu] + d[2 * xu]);
-            h[a][1] = (real)0.5 * (d[xu] - d[2 * xu]);
-            h[a][2] = (real)0.5 * (d[xu] + d[2 * xu]) + d[3 * xu];
-        }
-        real *g = GW + q * 9;
-        for (int b = 0; b < 3; b++) {
-            g[b] += h[0][b] + (real)0.5 * (h[1][b] + h[2][b]);
-            g[3 + b] += (real)0.5 * (h[1][b] - h[2][b]);
-            g[6 + b] += (real)0.5 * (h[1][b] + h[2][b]) + h[3][b];
-        }
-    }
+    spdl_wino_filter_adj_(m, xu, dU, GW);
 }
 
 /* The entry points generated code calls. S holds ns elements of scratch
  * (S = NULL: none, tested first so that the compilers drop the transforms
- * from a double build, which passes NULL everywhere); a 3 x 3 correlation goes by F(2x2, 3x3) when S holds one
- * tile's block and the products are large enough to gain by it, else tap by
- * tap: measured on the AMD EPYC (AVX-512, float, 8 x 8 grid), the
- * correlations gain from 8 x 8 maps on (1.1x; 1.3x at 16 x 16 maps, 1.8x at
- * 64 x 64 on 28 x 28) and lose below, the kernel gradient gains from
- * 16 x 16 on (1.2x; 1.7x at 64 x 64). The correlations take blocks of
- * about SPDL_CACHE_BLOCK_ bytes, the kernel gradient (whose products are
- * sums along the block) all the scratch holds. */
+ * from a double build, which passes NULL everywhere). A 3 x 3 correlation
+ * goes the way of least estimated work, in units of one product term over
+ * a tile's lanes: (3 n - 2)^2 mo mi for the taps (each clipped to the
+ * grid), and X tiles (mo mi + 8 (mo + mi)) for F(m x m), the transforms
+ * of its mi inputs and mo outputs each costing about 8 product terms
+ * (fitted on the AMD EPYC, AVX-512, float: 16 x 16 maps on 8 x 8, F(4x4)
+ * 0.109 ms against the taps' 0.203; 64 x 64 maps on 28 x 28, 13.9 against
+ * 37.1; on 5 x 5 the taps' 0.065 ms beat both, 0.102 and 0.111). The
+ * correlations take blocks of about SPDL_CACHE_BLOCK_ bytes, the kernel
+ * gradient (whose products are sums along the block) all S holds. */
 SPDL_KERNEL int spdl_wino_use_(int mo, int mi, int k, int n, size_t ns, int gradient, int *T)
 {
-    const int least = gradient ? 16 : 8;
-    if (k != 3 || mo < least || mi < least || (*T = spdl_wino_tiles_(mo, mi, n, ns)) == 0)
+    if (k != 3)
         return 0;
+    double best = (double)(3 * n - 2) * (double)(3 * n - 2) * (double)mo * (double)mi;
+    int pick = 0;
+    for (int m = 2; m <= 4; m += 2) {
+        const double nt = (double)((n + m - 1) / m);
+        const double work = (double)((m + 2) * (m + 2)) * nt * nt * ((double)mo * (double)mi + 8.0 * (mo + mi));
+        if (work < best && spdl_wino_tiles_(m, mo, mi, n, ns) > 0)
+            best = work, pick = m;
+    }
+    if (!pick)
+        return 0;
+    *T = spdl_wino_tiles_(pick, mo, mi, n, ns);
     if (!gradient) {
-        const size_t per = 16 * (size_t)(mo + mi) * SPDL_BT * sizeof(real), t = SPDL_CACHE_BLOCK_ / per;
+        const size_t per = (size_t)(pick + 2) * (size_t)(pick + 2) * (size_t)(mo + mi) * SPDL_BT * sizeof(real);
+        const size_t t = SPDL_CACHE_BLOCK_ / per;
         *T = t < 1 ? 1 : t < (size_t)*T ? (int)t : *T;
     }
-    return 1;
+    return pick;
 }
 
 /* Y[o] (+)= sum_i corr(X[i], W[o, i]) on n x n grids of tiles */
@@ -2099,9 +2227,9 @@ SPDL_KERNEL void spdl_corr2(int co, int ci, int k, int n, const real *restrict W
                             real *restrict Y, int acc, real *restrict S, size_t ns)
 {
     const size_t k2 = (size_t)k * (size_t)k;
-    int T;
-    if (S && spdl_wino_use_(co, ci, k, n, ns, 0, &T))
-        spdl_wino_gather_(co, ci, n, W, (size_t)ci * k2, k2, 1, X, Y, acc, S, T);
+    int T, m;
+    if (S && (m = spdl_wino_use_(co, ci, k, n, ns, 0, &T)))
+        spdl_wino_gather_(m, co, ci, n, W, (size_t)ci * k2, k2, 1, X, Y, acc, S, T);
     else
         spdl_corr2_gather_(co, ci, k, n, W, (size_t)ci * k2, k2, 1, X, Y, acc);
 }
@@ -2111,9 +2239,9 @@ SPDL_KERNEL void spdl_corr2_t(int co, int ci, int k, int n, const real *restrict
                               real *restrict Z, int acc, real *restrict S, size_t ns)
 {
     const size_t k2 = (size_t)k * (size_t)k;
-    int T;
-    if (S && spdl_wino_use_(ci, co, k, n, ns, 0, &T))
-        spdl_wino_gather_(ci, co, n, W, k2, (size_t)ci * k2, -1, Y, Z, acc, S, T);
+    int T, m;
+    if (S && (m = spdl_wino_use_(ci, co, k, n, ns, 0, &T)))
+        spdl_wino_gather_(m, ci, co, n, W, k2, (size_t)ci * k2, -1, Y, Z, acc, S, T);
     else
         spdl_corr2_gather_(ci, co, k, n, W, k2, (size_t)ci * k2, -1, Y, Z, acc);
 }
@@ -2122,9 +2250,9 @@ SPDL_KERNEL void spdl_corr2_t(int co, int ci, int k, int n, const real *restrict
 SPDL_KERNEL void spdl_corr2_dw(int co, int ci, int k, int n, const real *restrict A, const real *restrict B,
                                real *restrict GW, real *restrict S, size_t ns)
 {
-    int T;
-    if (S && spdl_wino_use_(co, ci, k, n, ns, 1, &T))
-        spdl_wino_dw_(co, ci, n, A, B, GW, S, T);
+    int T, m;
+    if (S && (m = spdl_wino_use_(co, ci, k, n, ns, 1, &T)))
+        spdl_wino_dw_(m, co, ci, n, A, B, GW, S, T);
     else
         spdl_corr2_dw_taps_(co, ci, k, n, A, B, GW);
 }

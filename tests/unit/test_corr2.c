@@ -3,7 +3,8 @@
  * spdl_corr2_dw) against DESIGN §8's corr written out here, per lane, for
  * grids from 1 x 1 to 7 x 7 and kernels larger than the grid, acc 0 and 1,
  * and with enough maps that a row of the output is taken in blocks; the
- * same with scratch through F(2x2, 3x3) (spdl_wino_*), which float builds take.
+ * Winograd forms (spdl_wino_*), which float builds take, and the entry
+ * points' choice between them and the taps.
  * The Makefile also compiles this file with -march=x86-64-v3 where the CPU
  * has AVX2 and FMA, so both product kernels behind them are tested. */
 #include <criterion/criterion.h>
@@ -124,90 +125,88 @@ Test(corr2, transpose_and_kernel_gradient_by_dot_products)
     }
 }
 
-/* F(2x2, 3x3) (spdl_wino_*): with scratch, 3 x 3 correlations of at least
- * 8 maps each way (the kernel gradient 16) go through the transforms: the
- * same formula to a tolerance, other bits than the taps' sums (so the path
- * is the one under test), for odd and even grids, blocks of one tile, of
- * some and of every tile, and scratch short of one tile (the taps again) */
-static const int wino_shapes[][3] = {{8, 8, 1}, {8, 9, 2}, {16, 16, 3}, {9, 16, 4}, {16, 17, 5}, {20, 16, 8}};
+/* Winograd F(2x2, 3x3) and F(4x4, 3x3) (spdl_wino_*), which float builds
+ * take where they estimate less work: the same formula to a tolerance, on
+ * grids that the tiles cover exactly and with ragged edges, in blocks of
+ * one tile, of some and of every tile; the transpose and the kernel
+ * gradient by dot products. */
+static const int wino_shapes[][3] = {{3, 2, 1}, {2, 3, 2}, {4, 4, 3}, {3, 5, 4}, {5, 4, 5}, {6, 3, 7}, {4, 4, 8}, {2, 5, 9}};
 
-static void wino_expect(int co, int ci, int n, size_t ns, int gradient, int *used)
+static void wino_expect(int m, int co, int ci, int n, int T)
 {
     const int k = 3;
-    size_t img = (size_t)n * n * SPDL_BT, nw = (size_t)co * ci * k * k;
-    double *W = rand_array(nw), *X = rand_array(ci * img), *V = rand_array(co * img), *S = rand_array(ns + 1);
-    double *Y = rand_array(co * img), *Y0 = malloc(co * img * sizeof *Y0), *Yt = malloc(co * img * sizeof *Yt);
-    double *Z = rand_array(ci * img), *Zt = malloc(ci * img * sizeof *Zt);
-    double *GW = calloc(nw, sizeof *GW), *GWt = calloc(nw, sizeof *GWt), *D = rand_array(nw);
-    cr_assert(Y0 && Yt && Zt && GW && GWt);
+    size_t img = (size_t)n * n * SPDL_BT, nw = (size_t)co * ci * k * k, X = (size_t)(m + 2) * (m + 2);
+    size_t ns = X * ((size_t)co * ci + 2 * SPDL_WINO_SKEW_) + X * (size_t)(co + ci) * SPDL_BT * T;
+    cr_assert_eq(spdl_wino_tiles_(m, co, ci, n, ns), T);
+    cr_assert_eq(spdl_wino_tiles_(m, co, ci, n, ns - 1), T - 1);
+    double *W = rand_array(nw), *X0 = rand_array(ci * img), *V = rand_array(co * img), *S = rand_array(ns);
+    double *Y = rand_array(co * img), *Y0 = malloc(co * img * sizeof *Y0), *Z = rand_array(ci * img);
+    double *GW = calloc(nw, sizeof *GW), *D = rand_array(nw);
+    cr_assert(Y0 && GW);
     memcpy(Y0, Y, co * img * sizeof *Y0);
     for (int acc = 0; acc < 2; acc++) {
-        memcpy(Y, Y0, co * img * sizeof *Y);
-        memcpy(Yt, Y0, co * img * sizeof *Yt);
-        spdl_corr2(co, ci, k, n, W, X, Y, acc, S, ns);
-        spdl_corr2(co, ci, k, n, W, X, Yt, acc, NULL, 0);
-        assert_corr(co, ci, k, n, W, X, Y, acc ? Y0 : NULL, 1e-15 * 16 * ci);
-        *used |= gradient == 0 && memcmp(Y, Yt, co * img * sizeof *Y);
+        /* acc 0 must not read what the output held: NaN there stays out of the result */
+        for (size_t i = 0; i < co * img; i++)
+            Y[i] = acc ? Y0[i] : NAN;
+        spdl_wino_gather_(m, co, ci, n, W, (size_t)ci * k * k, k * k, 1, X0, Y, acc, S, T);
+        /* m = 4's transforms have entries up to 8 and 5: more rounding than m = 2's */
+        assert_corr(co, ci, k, n, W, X0, Y, acc ? Y0 : NULL, (m == 4 ? 1e-13 : 1e-14) * ci);
     }
-    /* the transpose and the kernel gradient against the forward pass by dot products */
-    spdl_corr2(co, ci, k, n, W, X, Y, 0, NULL, 0);
-    spdl_corr2_t(co, ci, k, n, W, V, Z, 0, S, ns);
-    spdl_corr2_t(co, ci, k, n, W, V, Zt, 0, NULL, 0);
+    spdl_corr2(co, ci, k, n, W, X0, Y, 0, NULL, 0);
+    for (size_t i = 0; i < ci * img; i++)
+        Z[i] = NAN;
+    spdl_wino_gather_(m, ci, co, n, W, k * k, (size_t)ci * k * k, -1, V, Z, 0, S, T);
     double a = 0, b = 0, scale = 0;
     for (size_t i = 0; i < co * img; i++)
         a += V[i] * Y[i], scale += fabs(V[i] * Y[i]);
     for (size_t i = 0; i < ci * img; i++)
-        b += Z[i] * X[i], *used |= (gradient == 0) & (Z[i] != Zt[i]);
-    cr_assert(fabs(a - b) <= 1e-13 * (1 + scale), "(%d %d %d) ns %zu: %.17g vs %.17g", co, ci, n, ns, a, b);
-    spdl_corr2_dw(co, ci, k, n, V, X, GW, S, ns);
-    spdl_corr2_dw(co, ci, k, n, V, X, GWt, NULL, 0);
-    spdl_corr2(co, ci, k, n, D, X, Y, 0, NULL, 0);
+        b += Z[i] * X0[i];
+    cr_assert(fabs(a - b) <= 1e-13 * (1 + scale), "F(%d) (%d %d %d) T %d: %.17g vs %.17g", m, co, ci, n, T, a, b);
+    spdl_wino_dw_(m, co, ci, n, V, X0, GW, S, T);
+    spdl_corr2(co, ci, k, n, D, X0, Y, 0, NULL, 0);
     double c = 0, d = 0;
     for (size_t i = 0; i < nw; i++)
-        c += GW[i] * D[i], *used |= (gradient == 1) & (GW[i] != GWt[i]);
+        c += GW[i] * D[i];
     for (size_t i = 0; i < co * img; i++)
         d += V[i] * Y[i];
-    cr_assert(fabs(c - d) <= 1e-12 * (1 + scale), "(%d %d %d) ns %zu: %.17g vs %.17g", co, ci, n, ns, c, d);
-    free(W), free(X), free(V), free(S), free(Y), free(Y0), free(Yt), free(Z), free(Zt), free(GW), free(GWt), free(D);
+    cr_assert(fabs(c - d) <= 1e-12 * (1 + scale), "F(%d) (%d %d %d) T %d: %.17g vs %.17g", m, co, ci, n, T, c, d);
+    free(W), free(X0), free(V), free(S), free(Y), free(Y0), free(Z), free(GW), free(D);
 }
 
-Test(corr2, winograd_3x3_matches_the_formula_and_is_taken)
+Test(corr2, winograd_2x2_and_4x4_match_the_formula)
 {
-    for (size_t t = 0; t < sizeof wino_shapes / sizeof *wino_shapes; t++) {
-        int co = wino_shapes[t][0], ci = wino_shapes[t][1], n = wino_shapes[t][2], tiles = ((n + 1) / 2) * ((n + 1) / 2);
-        size_t fixed = 16 * ((size_t)co * ci + 2 * SPDL_WINO_SKEW_), per = 16 * (size_t)(co + ci) * SPDL_BT;
-        const int blocks[] = {1, tiles > 2 ? 2 : 1, tiles, tiles + 3};
-        for (int b = 0; b < 4; b++) {
-            cr_assert_eq(spdl_wino_tiles_(co, ci, n, fixed + per * blocks[b]), blocks[b] < tiles ? blocks[b] : tiles);
-            int used = 0;
-            wino_expect(co, ci, n, fixed + per * blocks[b], 0, &used);
-            cr_assert(used, "(%d %d %d): the correlations did not take F(2x2, 3x3)", co, ci, n);
-            used = 0;
-            wino_expect(co, ci, n, fixed + per * blocks[b], 1, &used);
-            cr_assert(used == (co >= 16 && ci >= 16), "(%d %d %d): the kernel gradient's path", co, ci, n);
+    for (size_t t = 0; t < sizeof wino_shapes / sizeof *wino_shapes; t++)
+        for (int m = 2; m <= 4; m += 2) {
+            int co = wino_shapes[t][0], ci = wino_shapes[t][1], n = wino_shapes[t][2], nt = (n + m - 1) / m;
+            const int blocks[] = {1, nt * nt > 2 ? 2 : 1, nt * nt};
+            for (int b = 0; b < 3; b++)
+                wino_expect(m, co, ci, n, blocks[b]);
         }
-        /* short of one tile's block: the taps, bit for bit */
-        cr_assert_eq(spdl_wino_tiles_(co, ci, n, fixed + per - 1), 0);
-        int used = 0;
-        wino_expect(co, ci, n, fixed + per - 1, 0, &used);
-        wino_expect(co, ci, n, fixed + per - 1, 1, &used);
-        cr_assert(!used);
-    }
 }
 
-/* below 8 maps (16 for the kernel gradient) and for other kernel sizes the taps, bit for bit, scratch or not */
-Test(corr2, small_products_and_other_kernels_keep_the_taps)
+/* the entry points' choice: the taps for other kernels, one input map, small grids and no scratch or too
+ * little; F(4x4) on 8 x 8 and 28 x 28, F(2x2) on 6 x 6 with many maps; and that they run what they chose */
+Test(corr2, entry_points_take_the_way_of_least_work)
 {
-    const int shapes2[][4] = {{4, 16, 3, 6}, {16, 7, 3, 6}, {16, 16, 5, 6}, {16, 16, 1, 6}};
-    for (size_t t = 0; t < sizeof shapes2 / sizeof *shapes2; t++) {
-        int co = shapes2[t][0], ci = shapes2[t][1], k = shapes2[t][2], n = shapes2[t][3];
-        size_t img = (size_t)n * n * SPDL_BT, nw = (size_t)co * ci * k * k, ns = 1 << 20;
+    const int cases[][5] = {/* mo, mi, k, n, m */ {16, 16, 3, 8, 4}, {64, 64, 3, 28, 4}, {32, 32, 3, 6, 2},
+                            {16, 1, 3, 8, 0},   {1, 16, 3, 8, 0},    {16, 16, 3, 5, 0},  {16, 16, 5, 8, 0}};
+    for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
+        int mo = cases[t][0], mi = cases[t][1], k = cases[t][2], n = cases[t][3], T;
+        cr_assert_eq(spdl_wino_use_(mo, mi, k, n, (size_t)1 << 24, 0, &T), cases[t][4], "case %zu", t);
+        cr_assert_eq(spdl_wino_use_(mo, mi, k, n, 100, 0, &T), 0);
+    }
+    for (int m = 2; m <= 4; m += 2) {
+        const int co = m == 4 ? 16 : 32, ci = co, n = m == 4 ? 8 : 6, k = 3;
+        size_t img = (size_t)n * n * SPDL_BT, nw = (size_t)co * ci * k * k, ns = (size_t)1 << 22;
         double *W = rand_array(nw), *X = rand_array(ci * img), *S = malloc(ns * sizeof *S);
         double *Y = malloc(co * img * sizeof *Y), *Yt = malloc(co * img * sizeof *Yt);
         cr_assert(S && Y && Yt);
         spdl_corr2(co, ci, k, n, W, X, Y, 0, S, ns);
         spdl_corr2(co, ci, k, n, W, X, Yt, 0, NULL, 0);
-        cr_assert(!memcmp(Y, Yt, co * img * sizeof *Y), "shape %zu", t);
+        assert_corr(co, ci, k, n, W, X, Y, NULL, 1e-13 * ci);
+        cr_assert(memcmp(Y, Yt, co * img * sizeof *Y), "F(%d): the taps' bits, not the transforms'", m);
+        spdl_corr2(co, ci, k, n, W, X, Y, 0, S, 1000);
+        cr_assert(!memcmp(Y, Yt, co * img * sizeof *Y), "too little scratch: the taps");
         free(W), free(X), free(S), free(Y), free(Yt);
     }
 }
