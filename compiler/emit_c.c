@@ -184,8 +184,9 @@ static void mark_read(E *e, bool *read)
         case OP_POW: a = true; break;
         case OP_ACT:
             switch ((Builtin)v->fn) {
-            case FN_TANH: case FN_SIGMOID: case FN_EXP: self = true; break;
-            case FN_RELU: case FN_LEAKY_RELU: case FN_SOFTPLUS: a = true; break;
+            /* relu's derivative from its value (y > 0 exactly when a > 0), so that a + b before it fuses */
+            case FN_TANH: case FN_SIGMOID: case FN_EXP: case FN_RELU: self = true; break;
+            case FN_LEAKY_RELU: case FN_SOFTPLUS: a = true; break;
             default: break;
             }
             break;

@@ -107,7 +107,7 @@ static const char *act_adj(E *e, const Val *v, const char *g, const char *a, con
 {
     switch ((Builtin)v->fn) {
     case FN_TANH: return S_(e, "%s * (1 - %s * %s)", g, y, y);
-    case FN_RELU: return S_(e, "spdl_select_r(%s > 0, %s, 0.0)", a, g);
+    case FN_RELU: return S_(e, "spdl_select_r(%s > 0, %s, 0.0)", y, g);
     case FN_SIGMOID: return S_(e, "%s * %s * (1 - %s)", g, y, y);
     case FN_SOFTPLUS: return S_(e, "%s * spdl_sigmoid_r(%s)", g, a);
     case FN_EXP: return S_(e, "%s * %s", g, y);

@@ -1897,13 +1897,26 @@ SPDL_KERNEL void spdl_wino4_bt_(const real *const d[36], real *restrict V, size_
     }
 }
 
-/* an output y (+)= v: a select, never 0 * y, which an output not yet written (NaN, say) would spoil */
-#define SPDL_WINO_PUT_(y, v) ((y) = acc ? (y) + (v) : (v))
+/* an output y (+)= v: a select, never 0 * y, which an output not yet written (NaN, say) would spoil;
+ * taken outside the lane loop (SPDL_WINO_ACC_LANES_), as gcc leaves a loop
+ * whose stores depend on acc scalar (a 4 x 4 tile's outputs took 20% of a
+ * digits_c4 float step so) */
+#define SPDL_WINO_PUT_(y, v) ((y) = ACC ? (y) + (v) : (v))
+#define SPDL_WINO_ACC_LANES_(...)             \
+    do {                                      \
+        if (acc) {                            \
+            enum { ACC = 1 };                 \
+            SPDL_WINO_LANES_ __VA_ARGS__      \
+        } else {                              \
+            enum { ACC = 0 };                 \
+            SPDL_WINO_LANES_ __VA_ARGS__      \
+        }                                     \
+    } while (0)
 
 /* y (+)= A^T m A over lanes, m[xi] = M[xi * xs], y[i][j] at y + i rs + j SPDL_BT; m = 2 */
 SPDL_KERNEL void spdl_wino2_at_(const real *restrict M, size_t xs, real *restrict y, size_t rs, int acc)
 {
-    SPDL_WINO_LANES_ {
+    SPDL_WINO_ACC_LANES_({
         const real s00 = M[l] + M[4 * xs + l] + M[8 * xs + l], s10 = M[4 * xs + l] - M[8 * xs + l] - M[12 * xs + l];
         const real s01 = M[xs + l] + M[5 * xs + l] + M[9 * xs + l], s11 = M[5 * xs + l] - M[9 * xs + l] - M[13 * xs + l];
         const real s02 = M[2 * xs + l] + M[6 * xs + l] + M[10 * xs + l],
@@ -1912,7 +1925,7 @@ SPDL_KERNEL void spdl_wino2_at_(const real *restrict M, size_t xs, real *restric
                    s13 = M[7 * xs + l] - M[11 * xs + l] - M[15 * xs + l];
         SPDL_WINO_PUT_(y[l], s00 + s01 + s02), SPDL_WINO_PUT_(y[SPDL_BT + l], s01 - s02 - s03);
         SPDL_WINO_PUT_(y[rs + l], s10 + s11 + s12), SPDL_WINO_PUT_(y[rs + SPDL_BT + l], s11 - s12 - s13);
-    }
+    });
 }
 
 /* A^T for m = 4, one column */
@@ -1931,12 +1944,12 @@ SPDL_KERNEL void spdl_wino4_at_(const real *restrict M, size_t xs, real *restric
     }
     for (int i = 0; i < 4; i++) {
         real *restrict r = y + (size_t)i * rs;
-        SPDL_WINO_LANES_ {
+        SPDL_WINO_ACC_LANES_({
             real o0, o1, o2, o3;
             SPDL_WINO4_AT_(s[i][0][l], s[i][1][l], s[i][2][l], s[i][3][l], s[i][4][l], s[i][5][l], o0, o1, o2, o3);
             SPDL_WINO_PUT_(r[l], o0), SPDL_WINO_PUT_(r[SPDL_BT + l], o1);
             SPDL_WINO_PUT_(r[2 * SPDL_BT + l], o2), SPDL_WINO_PUT_(r[3 * SPDL_BT + l], o3);
-        }
+        });
     }
 }
 
@@ -1991,6 +2004,12 @@ SPDL_KERNEL void spdl_wino4_a_(const real *const y[16], real *restrict P, size_t
     (o0 = (real)0.25 * ((u0) + ((u3) + (u4)) * sixth) - ((u1) + (u2)) * sixth,                                  \
      o1 = ((u2) - (u1) + (real)0.5 * ((u3) - (u4))) * sixth, o2 = ((u3) + (u4) - (u1) - (u2)) * sixth + (u5))
 
+/* The filter transforms take SPDL_WINO_FJ_ filters at a time as lanes, so
+ * that they vectorise and write U and read dU along rows (one filter at a
+ * time, the 36 scalar stores 4 KiB apart took 8% of a digits_c4 float step) */
+#define SPDL_WINO_FJ_ 16
+#define SPDL_WINO_FJ_LANES_ for (int l = 0; l < SPDL_WINO_FJ_; l++)
+
 /* U[xi][o][j] = (G g G^T)[xi] for the filter g = W[o wrs + j wks] (s < 0: turned by 180 degrees) */
 SPDL_KERNEL void spdl_wino_filter_(int m, int mo, int mi, const real *restrict W, size_t wrs, size_t wks, int s,
                                    real *restrict U)
@@ -1999,25 +2018,38 @@ SPDL_KERNEL void spdl_wino_filter_(int m, int mo, int mi, const real *restrict W
     const int X = (m + 2) * (m + 2);
     const real sixth = (real)1 / 6;
     for (int o = 0; o < mo; o++)
-        for (int j = 0; j < mi; j++) {
-            const real *w = W + (size_t)o * wrs + (size_t)j * wks;
-            real g[9], h[6][3], u[36];
+        for (int j0 = 0; j0 < mi; j0 += SPDL_WINO_FJ_) {
+            const int nj = mi - j0 < SPDL_WINO_FJ_ ? mi - j0 : SPDL_WINO_FJ_;
+            real g[9][SPDL_WINO_FJ_], h[6][3][SPDL_WINO_FJ_], u[36][SPDL_WINO_FJ_];
             for (int t = 0; t < 9; t++)
-                g[t] = w[s > 0 ? t : 8 - t];
+                for (int l = 0; l < SPDL_WINO_FJ_; l++)
+                    g[t][l] = l < nj ? W[(size_t)o * wrs + (size_t)(j0 + l) * wks + (size_t)(s > 0 ? t : 8 - t)] : 0;
             if (m == 4) {
                 for (int v = 0; v < 3; v++)
-                    SPDL_WINO4_G_(g[v], g[3 + v], g[6 + v], h[0][v], h[1][v], h[2][v], h[3][v], h[4][v], h[5][v]);
+                    SPDL_WINO_FJ_LANES_
+                    SPDL_WINO4_G_(g[v][l], g[3 + v][l], g[6 + v][l], h[0][v][l], h[1][v][l], h[2][v][l], h[3][v][l],
+                                  h[4][v][l], h[5][v][l]);
                 for (int i = 0; i < 6; i++)
-                    SPDL_WINO4_G_(h[i][0], h[i][1], h[i][2], u[6 * i], u[6 * i + 1], u[6 * i + 2], u[6 * i + 3],
-                                  u[6 * i + 4], u[6 * i + 5]);
+                    SPDL_WINO_FJ_LANES_
+                    SPDL_WINO4_G_(h[i][0][l], h[i][1][l], h[i][2][l], u[6 * i][l], u[6 * i + 1][l], u[6 * i + 2][l],
+                                  u[6 * i + 3][l], u[6 * i + 4][l], u[6 * i + 5][l]);
             } else {
                 for (int v = 0; v < 3; v++)
-                    SPDL_WINO2_G_(g[v], g[3 + v], g[6 + v], h[0][v], h[1][v], h[2][v], h[3][v]);
+                    SPDL_WINO_FJ_LANES_
+                    SPDL_WINO2_G_(g[v][l], g[3 + v][l], g[6 + v][l], h[0][v][l], h[1][v][l], h[2][v][l], h[3][v][l]);
                 for (int i = 0; i < 4; i++)
-                    SPDL_WINO2_G_(h[i][0], h[i][1], h[i][2], u[4 * i], u[4 * i + 1], u[4 * i + 2], u[4 * i + 3]);
+                    SPDL_WINO_FJ_LANES_
+                    SPDL_WINO2_G_(h[i][0][l], h[i][1][l], h[i][2][l], u[4 * i][l], u[4 * i + 1][l], u[4 * i + 2][l],
+                                  u[4 * i + 3][l]);
             }
-            for (int x = 0; x < X; x++)
-                U[(size_t)x * xu + (size_t)o * (size_t)mi + (size_t)j] = u[x];
+            for (int x = 0; x < X; x++) {
+                real *restrict to = U + (size_t)x * xu + (size_t)o * (size_t)mi + (size_t)j0;
+                if (nj == SPDL_WINO_FJ_)
+                    SPDL_WINO_FJ_LANES_ to[l] = u[x][l];
+                else
+                    for (int l = 0; l < nj; l++)
+                        to[l] = u[x][l];
+            }
         }
 }
 
@@ -2026,25 +2058,38 @@ SPDL_KERNEL void spdl_wino_filter_adj_(int m, size_t xu, const real *restrict dU
 {
     const int a = m + 2;
     const real sixth = (real)1 / 6;
-    for (size_t q = 0; q < xu; q++) {
-        real u[36], h[6][3], g[3][3];
-        for (int x = 0; x < a * a; x++)
-            u[x] = dU[(size_t)x * xu + q];
-        for (int i = 0; i < a; i++) {
-            const real *r = u + a * i;
-            if (m == 4)
-                SPDL_WINO4_GT_(r[0], r[1], r[2], r[3], r[4], r[5], h[i][0], h[i][1], h[i][2]);
+    for (size_t q0 = 0; q0 < xu; q0 += SPDL_WINO_FJ_) {
+        const int nq = xu - q0 < SPDL_WINO_FJ_ ? (int)(xu - q0) : SPDL_WINO_FJ_;
+        real u[36][SPDL_WINO_FJ_], h[6][3][SPDL_WINO_FJ_], g[9][SPDL_WINO_FJ_];
+        for (int x = 0; x < a * a; x++) {
+            const real *restrict from = dU + (size_t)x * xu + q0;
+            if (nq == SPDL_WINO_FJ_)
+                SPDL_WINO_FJ_LANES_ u[x][l] = from[l];
             else
-                SPDL_WINO2_GT_(r[0], r[1], r[2], r[3], h[i][0], h[i][1], h[i][2]);
+                for (int l = 0; l < SPDL_WINO_FJ_; l++)
+                    u[x][l] = l < nq ? from[l] : 0;
+        }
+        for (int i = 0; i < a; i++) {
+            real(*r)[SPDL_WINO_FJ_] = u + a * i;
+            if (m == 4)
+                SPDL_WINO_FJ_LANES_
+                SPDL_WINO4_GT_(r[0][l], r[1][l], r[2][l], r[3][l], r[4][l], r[5][l], h[i][0][l], h[i][1][l], h[i][2][l]);
+            else
+                SPDL_WINO_FJ_LANES_
+                SPDL_WINO2_GT_(r[0][l], r[1][l], r[2][l], r[3][l], h[i][0][l], h[i][1][l], h[i][2][l]);
         }
         for (int v = 0; v < 3; v++) {
             if (m == 4)
-                SPDL_WINO4_GT_(h[0][v], h[1][v], h[2][v], h[3][v], h[4][v], h[5][v], g[0][v], g[1][v], g[2][v]);
+                SPDL_WINO_FJ_LANES_
+                SPDL_WINO4_GT_(h[0][v][l], h[1][v][l], h[2][v][l], h[3][v][l], h[4][v][l], h[5][v][l], g[v][l],
+                               g[3 + v][l], g[6 + v][l]);
             else
-                SPDL_WINO2_GT_(h[0][v], h[1][v], h[2][v], h[3][v], g[0][v], g[1][v], g[2][v]);
+                SPDL_WINO_FJ_LANES_
+                SPDL_WINO2_GT_(h[0][v][l], h[1][v][l], h[2][v][l], h[3][v][l], g[v][l], g[3 + v][l], g[6 + v][l]);
         }
-        for (int t = 0; t < 9; t++)
-            GW[q * 9 + (size_t)t] += g[t / 3][t % 3];
+        for (int l = 0; l < nq; l++)
+            for (int t = 0; t < 9; t++)
+                GW[(q0 + (size_t)l) * 9 + (size_t)t] += g[t][l];
     }
 }
 
@@ -2104,12 +2149,11 @@ SPDL_KERNEL void spdl_wino_out_(int m, const real *restrict M, size_t xs, int o,
     if (inside)
         return;
     for (int i = 0; i < m && p + i < n; i++)
-        for (int j = 0; j < m && q + j < n; j++)
-            for (int l = 0; l < SPDL_BT; l++) {
-                real *at = y + (size_t)i * row + (size_t)j * SPDL_BT + (size_t)l;
-                const real v = z[((size_t)i * (size_t)m + (size_t)j) * SPDL_BT + (size_t)l];
-                *at = acc ? *at + v : v;
-            }
+        for (int j = 0; j < m && q + j < n; j++) {
+            real *restrict at = y + (size_t)i * row + (size_t)j * SPDL_BT;
+            const real *restrict v = z + ((size_t)i * (size_t)m + (size_t)j) * SPDL_BT;
+            SPDL_WINO_ACC_LANES_(SPDL_WINO_PUT_(at[l], v[l]););
+        }
 }
 
 /* P[xi * xs] = A y A^T for the m x m block y of map o at tile (ty, tx), zero (`zero`) off the grid */

@@ -129,8 +129,10 @@ Test(corr2, transpose_and_kernel_gradient_by_dot_products)
  * take where they estimate less work: the same formula to a tolerance, on
  * grids that the tiles cover exactly and with ragged edges, in blocks of
  * one tile, of some and of every tile; the transpose and the kernel
- * gradient by dot products. */
-static const int wino_shapes[][3] = {{3, 2, 1}, {2, 3, 2}, {4, 4, 3}, {3, 5, 4}, {5, 4, 5}, {6, 3, 7}, {4, 4, 8}, {2, 5, 9}};
+ * gradient by dot products. 18 maps take the filter transforms a full
+ * chunk of SPDL_WINO_FJ_ filters and a ragged one at a time. */
+static const int wino_shapes[][3] = {{3, 2, 1}, {2, 3, 2}, {4, 4, 3}, {3, 5, 4}, {5, 4, 5},
+                                     {6, 3, 7}, {4, 4, 8}, {2, 5, 9}, {3, 18, 4}, {18, 2, 3}};
 
 static void wino_expect(int m, int co, int ci, int n, int T)
 {
