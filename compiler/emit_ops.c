@@ -62,7 +62,7 @@ void loop_open(E *e, const Val *res)
         for (int h = 0; h < e->nhoist; h++)
             out(e, "%s", e->hoist[h]);
         e->nhoist = 0;
-        out(e, "for (int l = 0; l < SPDL_BT; l++) {");
+        out(e, "SPDL_LANES {");
         e->indent++;
         e->row_braced = true;
         return;
@@ -70,7 +70,7 @@ void loop_open(E *e, const Val *res)
     out(e, "for (size_t i = 0; i < %zu; i++)", rows_of(res));
     if (res->vary == VARY_SAMPLE) {
         e->indent++;
-        out(e, "for (int l = 0; l < SPDL_BT; l++) {");
+        out(e, "SPDL_LANES {");
     } else {
         out(e, "{");
     }
@@ -275,7 +275,7 @@ static bool ew_contrib(E *e, const Val *v, int o, const char *contrib, int gsrc)
     out(e, "for (size_t i = 0; i < %zu; i++) {", rows_of(v));
     e->indent++;
     if (v->vary == VARY_SAMPLE) {
-        out(e, "for (int l = 0; l < SPDL_BT; l++) {");
+        out(e, "SPDL_LANES {");
         e->indent++;
     }
     out(e, "const real G_ = %s;", gy);
