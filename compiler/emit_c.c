@@ -190,7 +190,7 @@ static void mark_read(E *e, bool *read)
             default: break;
             }
             break;
-        case OP_MATMUL: a = b = true; break;
+        case OP_MATMUL: case OP_LIFT: case OP_GCONV: case OP_GCONV_T: a = b = true; break;
         default:
             a = b = self = true;
             for (int j = 0; j < v->nargs; j++)
@@ -233,7 +233,7 @@ static void plan_fusion(E *e)
     const StepProgram *p = e->p;
     int nv = p->nvals;
     int *uses = ARENA_ARRAY(e->a, int, nv), *user = e->user = ARENA_ARRAY(e->a, int, nv);
-    bool *read = ARENA_ARRAY(e->a, bool, nv);
+    bool *read = e->read = ARENA_ARRAY(e->a, bool, nv);
     e->fused = ARENA_ARRAY(e->a, bool, nv);
     e->transpose_of = ARENA_ARRAY(e->a, int, nv);
     for (int i = 0; i < nv; i++)
@@ -263,6 +263,9 @@ static void plan_fusion(E *e)
         e->fused[i] = e->gfused[i] && !read[i];
     }
 }
+
+/* a layer value --memory=store keeps for every layer: one something other than its consumer's forward loop reads */
+static bool kept(const E *e, const Val *v) { return e->read[v->id]; }
 
 /* --memory=checkpoint keeps ceil(log2 N) + 1 layer inputs */
 static int nsnap(int N)
@@ -359,24 +362,27 @@ static void layout(E *e)
     e->lstride = ARENA_ARRAY(e->a, size_t, p->nsegs);
     for (int s = 0; s < p->nsegs; s++) {
         const Seg *sg = &p->segs[s];
+        /* store: every layer keeps the values its adjoint reads (first, k
+         * layers' worth), so the adjoint need not recompute the layer; the
+         * others have one place that every layer reuses (SPDL_LANES tells
+         * gcc that the two kinds of address do not overlap) */
+        const bool store = sg->kind == SEG_BLOCK && e->o->memory == MEMORY_STORE;
         size_t begin = e->total;
-        for (int i = 0; i < sg->ncode; i++) {
-            const Val *v = VAL(e, sg->code[i]);
-            if (v->size > maxrows)
-                maxrows = v->size;
-            if (!is_alias(e, v) && !e->fused[v->id])
-                e->fwd[v->id] = alloc(e, v->size * BT);
+        for (int pass = 0; pass < 2; pass++) {
+            for (int i = 0; i < sg->ncode; i++) {
+                const Val *v = VAL(e, sg->code[i]);
+                if (v->size > maxrows)
+                    maxrows = v->size;
+                if (!is_alias(e, v) && !e->fused[v->id] && (store ? kept(e, v) == (pass == 0) : pass == 0))
+                    e->fwd[v->id] = alloc(e, v->size * BT);
+            }
+            if (pass == 0 && store && e->total > begin) {
+                e->lstride[s] = e->total - begin;
+                alloc(e, e->lstride[s] * (size_t)(sg->blk->layers - 1));
+            }
         }
         if (sg->kind != SEG_BLOCK)
             continue;
-        /* store: every layer keeps its values, so the adjoint need not
-         * recompute the layer. (Keeping only those the adjoint reads would
-         * mix k-strided and fixed addresses off w, which gcc -O2 cannot
-         * prove disjoint, and the lane loops would not vectorise.) */
-        if (e->o->memory == MEMORY_STORE && e->total > begin) {
-            e->lstride[s] = e->total - begin;
-            alloc(e, e->lstride[s] * (size_t)(sg->blk->layers - 1));
-        }
         e->varoff[s] = ARENA_ARRAY(e->a, size_t, sg->nvars);
         size_t st = 0;
         for (int k = 0; k < sg->nvars; k++) {
@@ -488,7 +494,7 @@ const char *F(E *e, int id)
         k = final_var(s, id);
         if (k >= 0)
             return S_(e, "(tout + %zu)", e->varoff[v->seg][k] * BT);
-        if (e->lstride[v->seg])
+        if (e->lstride[v->seg] && kept(e, v))
             return S_(e, "(w + %zu + k * %zu)", e->fwd[id], e->lstride[v->seg]);
         return S_(e, "(w + %zu)", e->fwd[id]);
     }

@@ -52,6 +52,7 @@ typedef struct E {
     size_t *gslot;            /* per segment: a block's two adjoint slots */
     int layer_seg;            /* the block whose layer function is being written, or -1 */
     bool *fused;              /* computed inside its one consumer's loop, never stored */
+    bool *read;               /* read other than by a fused consumer's loop (mark_read) */
     bool *gfused;             /* its adjoint is computed inside its adjoint's loops, never stored */
     int *user;                /* a fused value's one consumer */
     int *transpose_of;        /* a live transpose of each value, or -1 */
