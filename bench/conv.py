@@ -146,14 +146,24 @@ def blas_info(dgemm, torch_py):
 
 # ---- where the time goes: perf on spdl's harness, the autograd profiler on PyTorch ----
 
+# a name ending in * is a prefix
 KERNEL_GROUPS = [
-    ("spdl_corr2 (forward correlation)", ("kernel spdl_corr2",)),
-    ("spdl_corr2_t (transposed correlation)", ("kernel spdl_corr2_t",)),
-    ("spdl_corr2_dw (kernel gradient)", ("kernel spdl_corr2_dw",)),
+    ("matrix products (spdl_gemm, spdl_gemm_nt and their AVX2/AVX-512 kernels)",
+     ("kernel spdl_gemm*", "kernel spdl_sgemm*", "kernel spdl_dgemm*")),
+    ("Winograd input/output transforms (spdl_wino2_*, spdl_wino4_*, spdl_wino_in_/out_/grad_in_)",
+     ("kernel spdl_wino2_*", "kernel spdl_wino4_*", "kernel spdl_wino_in_", "kernel spdl_wino_out_",
+      "kernel spdl_wino_grad_in_")),
+    ("Winograd filter transforms and their adjoint (spdl_wino_filter_, spdl_wino_filter_adj_)",
+     ("kernel spdl_wino_filter_*",)),
+    ("Winograd block loops (spdl_wino_gather_, spdl_wino_dw_)", ("kernel spdl_wino_gather_", "kernel spdl_wino_dw_")),
+    ("tap-by-tap correlations (spdl_corr2*: the lift, and where Winograd does not pay)", ("kernel spdl_corr2*",)),
     ("spdl_gbank / spdl_gbank_adj (filter-bank expansion and its adjoint)",
-     ("kernel spdl_gbank", "kernel spdl_gbank_adj", "kernel spdl_gbank_src", "kernel spdl_g_tap",
-      "kernel spdl_g_compose", "kernel spdl_g_inverse")),
+     ("kernel spdl_gbank*", "kernel spdl_g_tap", "kernel spdl_g_compose", "kernel spdl_g_inverse")),
 ]
+
+
+def in_group(cat, names):
+    return any(cat.startswith(n[:-1]) if n.endswith("*") else cat == n for n in names)
 
 
 def perf_profile(name, prec):
@@ -185,6 +195,8 @@ def perf_profile(name, prec):
             agg["libc memcpy"] += share
         elif where.startswith("memset"):
             agg["libc memset"] += share
+        elif re.match(r"\w*intrin\.h:", where):  # the intrinsics only the matrix-product kernels call
+            agg["kernel spdl_gemm (intrinsics)"] += share
         else:
             agg["other (" + where.split(":")[0].split("+")[0][:30] + ")"] += share
     return sorted(agg.items(), key=lambda kv: -kv[1])
@@ -199,7 +211,7 @@ def kernel_groups(rows):
     others = collections.Counter()
     for cat, share in rows:
         for label, cs in KERNEL_GROUPS:
-            if cat in cs:
+            if in_group(cat, cs):
                 g[label] += share
                 break
         else:

@@ -32,10 +32,13 @@ def line_categories(src_path):
         for n, line in enumerate(f, 1):
             m = re.match(r"SPDL_KERNEL\s+[\w\s\*]+?\b(\w+)\(", line)
             e = re.match(r"SPDL_ELEMENTARY_\((double|float),", line)
+            d = re.match(r"SPDL_\w+_\((spdl_\w+),", line)  # a kernel a macro defines, e.g. SPDL_GEMM_NT512_(spdl_sgemm_nt512_, ...)
             if m:
                 fn, kernel, op = m.group(1), True, None
             elif e:  # the macro's functions are debugged at the line that expands it
                 fn, kernel, op = "spdl_elementary" + ("f" if e.group(1) == "float" else ""), True, None
+            elif d:
+                fn, kernel, op = d.group(1), True, None
             else:
                 m = re.match(r"(?:static\s+)?[\w\s\*]+?\b(\w+)\((?!.*;\s*$)", line)
                 if m and not line.startswith(" ") and not line.startswith("#") and "=" not in line:
