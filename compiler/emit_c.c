@@ -264,7 +264,8 @@ static void plan_fusion(E *e)
     }
 }
 
-/* a layer value --memory=store keeps for every layer: one something other than its consumer's forward loop reads */
+/* --memory=store keeps a layer value for every layer when code other than the layer's forward pass reads it
+ * (mark_read: an adjoint, the inverse, a result) */
 static bool kept(const E *e, const Val *v) { return e->read[v->id]; }
 
 /* --memory=checkpoint keeps ceil(log2 N) + 1 layer inputs */
