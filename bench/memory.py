@@ -94,7 +94,7 @@ def main():
     out("Peak RSS is the process's VmHWM after the step, MiB. For the generated code the step allocates nothing: "
         "its memory is the work buffer M_work_size, which holds what the mode stores, parameter-sized buffers and "
         "per-tile scratch. 'stored beyond invert' is the work buffer less invert's: store keeps every layer's input "
-        "and every layer's values (so its adjoint recomputes nothing), checkpoint keeps ceil(log2 N) + 1 layer "
+        "and every layer's values its adjoint reads (so its adjoint recomputes nothing), checkpoint keeps ceil(log2 N) + 1 layer "
         "inputs (slots of %d KiB: 2w x %d lanes, doubles). 'beyond parameters' is the peak minus the "
         "parameter-sized memory (theta and the gradient in the caller, and the work buffer's gradient "
         "accumulator: 3 P doubles). 'scratch' is invert's work buffer less its gradient accumulator (P): the "
