@@ -149,7 +149,7 @@ def blas_info(dgemm, torch_py):
 # a name ending in * is a prefix
 KERNEL_GROUPS = [
     ("matrix products (spdl_gemm, spdl_gemm_nt and their AVX2/AVX-512 kernels)",
-     ("kernel spdl_gemm*", "kernel spdl_sgemm*", "kernel spdl_dgemm*")),
+     ("kernel spdl_gemm*", "kernel spdl_sgemm*")),
     ("Winograd input/output transforms (spdl_wino2_*, spdl_wino4_*, spdl_wino_in_/out_/grad_in_)",
      ("kernel spdl_wino2_*", "kernel spdl_wino4_*", "kernel spdl_wino_in_", "kernel spdl_wino_out_",
       "kernel spdl_wino_grad_in_")),

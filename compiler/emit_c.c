@@ -369,12 +369,12 @@ static void layout(E *e)
          * gcc that the two kinds of address do not overlap) */
         const bool store = sg->kind == SEG_BLOCK && e->o->memory == MEMORY_STORE;
         size_t begin = e->total;
-        for (int pass = 0; pass < 2; pass++) {
+        for (int pass = 0; pass < (store ? 2 : 1); pass++) {
             for (int i = 0; i < sg->ncode; i++) {
                 const Val *v = VAL(e, sg->code[i]);
                 if (v->size > maxrows)
                     maxrows = v->size;
-                if (!is_alias(e, v) && !e->fused[v->id] && (store ? kept(e, v) == (pass == 0) : pass == 0))
+                if (!is_alias(e, v) && !e->fused[v->id] && (!store || kept(e, v) == (pass == 0)))
                     e->fwd[v->id] = alloc(e, v->size * BT);
             }
             if (pass == 0 && store && e->total > begin) {
